@@ -1,0 +1,491 @@
+#include "protocol.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct protocol_verb_info verbs[VERB_COUNT] = {
+	[VERB_STATUS] = {"status", 0, 1, 0, "status [SERVICE]"},
+	[VERB_START] = {"start", 1, 1, 0, "start SERVICE"},
+	[VERB_STOP] = {"stop", 1, 1, FLAG_WAIT, "stop [--wait] SERVICE"},
+	[VERB_RESTART] = {"restart", 1, 1, 0, "restart SERVICE"},
+	[VERB_UPGRADE] = {"upgrade", 1, 1, FLAG_WAIT, "upgrade [--wait] SERVICE"},
+	[VERB_SIGNAL] = {"signal", 2, 2, 0, "signal SERVICE SIGNAL"},
+	[VERB_WATCH] = {"watch", 0, 1, 0, "watch [SERVICE]"},
+	[VERB_RELOAD] = {"reload", 0, 0, 0, "reload"},
+	[VERB_REEXEC] = {"reexec", 0, 0, 0, "reexec"},
+	[VERB_SHUTDOWN] = {"shutdown", 0, 0, 0, "shutdown"},
+	[VERB_METRICS] = {"metrics", 0, 0, 0, "metrics"},
+	[VERB_VERSION] = {"version", 0, 0, 0, "version"},
+};
+
+static const struct {
+	const char *name;
+	enum protocol_flag flag;
+} flag_names[] = {
+	{"--wait", FLAG_WAIT},
+};
+
+const struct protocol_verb_info *protocol_verb_info(enum protocol_verb verb)
+{
+	if ((unsigned)verb >= VERB_COUNT)
+		return NULL;
+	return &verbs[verb];
+}
+
+static int verb_lookup(const char *name)
+{
+	for (int i = 0; i < VERB_COUNT; i++) {
+		if (strcmp(verbs[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static unsigned flag_lookup(const char *name)
+{
+	for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
+		if (strcmp(flag_names[i].name, name) == 0)
+			return flag_names[i].flag;
+	}
+	return 0;
+}
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static bool is_printable(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f;
+}
+
+// Splits buf in place at blanks; returns the number of words or -1 past max.
+static int split_words(char *buf, char **words, int max)
+{
+	int n = 0;
+	char *p = buf;
+	while (*p) {
+		while (is_blank(*p))
+			*p++ = '\0';
+		if (!*p)
+			break;
+		if (n == max)
+			return -1;
+		words[n++] = p;
+		while (*p && !is_blank(*p))
+			p++;
+	}
+	return n;
+}
+
+static int fail(const char **code, const char *c, char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static int fail(const char **code, const char *c, char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	*code = c;
+	return -1;
+}
+
+static int check_line(const char *line, size_t len, const char **code, char *err, size_t errlen)
+{
+	if (len >= PROTOCOL_REQUEST_MAX)
+		return fail(code, PROTOCOL_E_TOO_LONG, err, errlen,
+			"request line longer than %d bytes", PROTOCOL_REQUEST_MAX - 1);
+	for (size_t i = 0; i < len; i++) {
+		if (!is_printable((unsigned char)line[i]) && line[i] != '\t')
+			return fail(code, PROTOCOL_E_USAGE, err, errlen,
+				"request has a non-printable byte 0x%02x at offset %zu",
+				(unsigned char)line[i], i);
+	}
+	return 0;
+}
+
+// Moves flags out of the word list into req->flags.
+static int take_flags(struct protocol_request *req, char **words, int nwords, const char **code,
+	char *err, size_t errlen)
+{
+	const struct protocol_verb_info *info = &verbs[req->verb];
+	req->argc = 0;
+	for (int i = 1; i < nwords; i++) {
+		if (strncmp(words[i], "--", 2) != 0) {
+			req->argv[req->argc++] = words[i];
+			continue;
+		}
+		unsigned flag = flag_lookup(words[i]);
+		if (!flag || !(info->flags & flag))
+			return fail(code, PROTOCOL_E_USAGE, err, errlen, "%s: unknown option %s",
+				info->name, words[i]);
+		req->flags |= flag;
+	}
+	return 0;
+}
+
+int protocol_parse_request(struct protocol_request *req, const char *line, size_t len,
+	const char **code, char *err, size_t errlen)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (check_line(line, len, code, err, errlen) < 0)
+		return -1;
+	memcpy(req->buf, line, len);
+	req->buf[len] = '\0';
+	req->flags = 0;
+	req->argc = 0;
+
+	char *words[PROTOCOL_WORDS_MAX];
+	int nwords = split_words(req->buf, words, PROTOCOL_WORDS_MAX);
+	if (nwords < 0)
+		return fail(code, PROTOCOL_E_USAGE, err, errlen, "more than %d words in request",
+			PROTOCOL_WORDS_MAX);
+	if (nwords == 0)
+		return fail(code, PROTOCOL_E_USAGE, err, errlen, "empty request");
+	int verb = verb_lookup(words[0]);
+	if (verb < 0)
+		return fail(code, PROTOCOL_E_UNKNOWN_VERB, err, errlen, "unknown verb \"%.*s\"",
+			PROTOCOL_NAME_MAX, words[0]);
+	req->verb = (enum protocol_verb)verb;
+	if (take_flags(req, words, nwords, code, err, errlen) < 0)
+		return -1;
+	const struct protocol_verb_info *info = &verbs[verb];
+	if (req->argc < info->min_args || req->argc > info->max_args)
+		return fail(code, PROTOCOL_E_USAGE, err, errlen, "usage: %s", info->usage);
+	return 0;
+}
+
+bool protocol_name_valid(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > PROTOCOL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			c == '_' || c == '.' || c == '-' || c == '@';
+		if (!ok)
+			return false;
+	}
+	return s[0] != '-' && s[0] != '.';
+}
+
+void protocol_buf_finish(struct protocol_buf *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+	buf->failed = false;
+}
+
+static bool buf_reserve(struct protocol_buf *buf, size_t more)
+{
+	if (buf->failed)
+		return false;
+	if (buf->len + more + 1 <= buf->cap)
+		return true;
+	size_t cap = buf->cap ? buf->cap : 256;
+	while (cap < buf->len + more + 1) {
+		if (cap > SIZE_MAX / 2)
+			goto error;
+		cap *= 2;
+	}
+	char *data = realloc(buf->data, cap);
+	if (!data)
+		goto error;
+	buf->data = data;
+	buf->cap = cap;
+	return true;
+error:
+	buf->failed = true;
+	return false;
+}
+
+void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len)
+{
+	if (!buf_reserve(buf, len))
+		return;
+	memcpy(buf->data + buf->len, data, len);
+	buf->len += len;
+	buf->data[buf->len] = '\0';
+}
+
+void protocol_buf_printf(struct protocol_buf *buf, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || !buf_reserve(buf, (size_t)n))
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf->data + buf->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	buf->len += (size_t)n;
+}
+
+void protocol_buf_consume(struct protocol_buf *buf, size_t n)
+{
+	if (n >= buf->len) {
+		buf->len = 0;
+		return;
+	}
+	memmove(buf->data, buf->data + n, buf->len - n);
+	buf->len -= n;
+}
+
+void protocol_record_begin(struct protocol_buf *buf, const char *type)
+{
+	protocol_buf_add(buf, type, strlen(type));
+}
+
+static bool needs_quotes(const char *s)
+{
+	if (!*s)
+		return true;
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
+			return true;
+	}
+	return false;
+}
+
+static void add_escaped(struct protocol_buf *buf, const char *s)
+{
+	protocol_buf_add(buf, "\"", 1);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			protocol_buf_printf(buf, "\\%c", c);
+		else if (c == '\n')
+			protocol_buf_add(buf, "\\n", 2);
+		else if (c == '\t')
+			protocol_buf_add(buf, "\\t", 2);
+		else if (c < 0x20 || c == 0x7f)
+			protocol_buf_printf(buf, "\\x%02x", c);
+		else
+			protocol_buf_add(buf, s, 1);
+	}
+	protocol_buf_add(buf, "\"", 1);
+}
+
+void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value)
+{
+	protocol_buf_printf(buf, " %s=", key);
+	if (needs_quotes(value))
+		add_escaped(buf, value);
+	else
+		protocol_buf_add(buf, value, strlen(value));
+}
+
+void protocol_record_int(struct protocol_buf *buf, const char *key, long long value)
+{
+	protocol_buf_printf(buf, " %s=%lld", key, value);
+}
+
+void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs)
+{
+	if (secs != secs)
+		secs = 0;
+	protocol_buf_printf(buf, " %s=%.3f", key, secs);
+}
+
+void protocol_record_end(struct protocol_buf *buf)
+{
+	protocol_buf_add(buf, "\n", 1);
+}
+
+void protocol_error(struct protocol_buf *buf, const char *code, const char *message)
+{
+	protocol_buf_printf(buf, "error %s ", code);
+	for (const char *p = message; *p; p++) {
+		char c = (*p == '\n' || *p == '\r') ? ' ' : *p;
+		protocol_buf_add(buf, &c, 1);
+	}
+	protocol_buf_add(buf, "\n", 1);
+}
+
+static bool is_key_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		c == '_' || c == '-' || c == '.';
+}
+
+static int hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+// Unescapes a quoted value that starts after the opening quote at *pp, writing
+// into the same buffer (the output never outgrows the input).
+static char *parse_quoted(char **pp)
+{
+	char *in = *pp, *out = *pp, *start = out;
+	for (;;) {
+		char c = *in++;
+		if (c == '\0')
+			return NULL;
+		if (c == '"')
+			break;
+		if (c != '\\') {
+			*out++ = c;
+			continue;
+		}
+		c = *in++;
+		if (c == 'n') {
+			*out++ = '\n';
+		} else if (c == 't') {
+			*out++ = '\t';
+		} else if (c == '"' || c == '\\') {
+			*out++ = c;
+		} else if (c == 'x' && hex_value(in[0]) >= 0 && hex_value(in[1]) >= 0) {
+			int v = hex_value(in[0]) * 16 + hex_value(in[1]);
+			if (v == 0)
+				return NULL;
+			*out++ = (char)v;
+			in += 2;
+		} else {
+			return NULL;
+		}
+	}
+	if (*in != '\0' && *in != ' ')
+		return NULL;
+	*out = '\0';
+	*pp = in;
+	return start;
+}
+
+static char *parse_bare(char **pp)
+{
+	char *start = *pp, *p = start;
+	while (*p && *p != ' ') {
+		if (*p == '"' || *p == '=' || *p == '\\')
+			return NULL;
+		p++;
+	}
+	if (p == start)
+		return NULL;
+	*pp = p;
+	return start;
+}
+
+static int parse_field(struct protocol_record *rec, char **pp)
+{
+	char *p = *pp, *key = p;
+	while (is_key_char(*p))
+		p++;
+	if (p == key || *p != '=')
+		return -1;
+	*p++ = '\0';
+	char *value;
+	if (*p == '"') {
+		p++;
+		value = parse_quoted(&p);
+	} else {
+		value = parse_bare(&p);
+	}
+	if (!value)
+		return -1;
+	if (*p == ' ')
+		*p++ = '\0';
+	if (rec->nfields == PROTOCOL_FIELDS_MAX)
+		return -1;
+	rec->fields[rec->nfields].key = key;
+	rec->fields[rec->nfields].value = value;
+	rec->nfields++;
+	*pp = p;
+	return 0;
+}
+
+static int parse_error_line(struct protocol_record *rec, char *p)
+{
+	char *code = p;
+	while (*p && *p != ' ')
+		p++;
+	if (p == code)
+		return -1;
+	if (*p)
+		*p++ = '\0';
+	rec->code = code;
+	rec->message = p;
+	return 0;
+}
+
+int protocol_parse_record(struct protocol_record *rec, const char *line, size_t len)
+{
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	if (len >= PROTOCOL_RECORD_MAX || memchr(line, '\0', len))
+		return -1;
+	memcpy(rec->buf, line, len);
+	rec->buf[len] = '\0';
+	rec->nfields = 0;
+	rec->code = rec->message = NULL;
+
+	char *p = rec->buf;
+	rec->type = p;
+	while (is_key_char(*p))
+		p++;
+	if (p == rec->type || (*p && *p != ' '))
+		return -1;
+	if (*p)
+		*p++ = '\0';
+	if (strcmp(rec->type, "error") == 0)
+		return parse_error_line(rec, p);
+	while (*p) {
+		if (parse_field(rec, &p) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+const char *protocol_record_get(const struct protocol_record *rec, const char *key)
+{
+	for (int i = 0; i < rec->nfields; i++) {
+		if (strcmp(rec->fields[i].key, key) == 0)
+			return rec->fields[i].value;
+	}
+	return NULL;
+}
+
+static const char *const int_keys[] = {
+	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "gen", "instance",
+	"instances", "kills", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
+	"running", "services", "starting", "stopping", "uid", "upgrades", "upgrading_to",
+};
+
+static const char *const number_keys[] = {
+	"age", "elapsed", "grace", "kill_in", "ready_after", "restart_in", "since", "stopped_for",
+	"t", "uptime",
+};
+
+static bool in_table(const char *const *table, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(table[i], key) == 0)
+			return true;
+	}
+	return false;
+}
+
+enum protocol_value_type protocol_field_type(const char *key)
+{
+	if (in_table(int_keys, sizeof(int_keys) / sizeof(int_keys[0]), key))
+		return VALUE_INT;
+	if (in_table(number_keys, sizeof(number_keys) / sizeof(number_keys[0]), key))
+		return VALUE_NUMBER;
+	return VALUE_STRING;
+}

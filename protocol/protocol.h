@@ -1,0 +1,148 @@
+#ifndef BATON_PROTOCOL_H
+#define BATON_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/*
+ * The control protocol spoken between batond and batonctl, specified in
+ * baton-protocol(7). This module is pure: it encodes and parses lines held in
+ * memory and never does I/O, so both programs link it and fuzzers drive it.
+ */
+
+/* A request line, newline included, is at most this long. */
+#define PROTOCOL_REQUEST_MAX 1024
+/* A request has at most this many words, the verb included. */
+#define PROTOCOL_WORDS_MAX 8
+/* A record line, newline included, is at most this long. */
+#define PROTOCOL_RECORD_MAX 4096
+/* A record has at most this many key=value fields. */
+#define PROTOCOL_FIELDS_MAX 48
+/* A name (service, socket) is at most this long and uses [A-Za-z0-9_.@-]. */
+#define PROTOCOL_NAME_MAX 64
+
+enum protocol_verb {
+	VERB_STATUS,
+	VERB_START,
+	VERB_STOP,
+	VERB_RESTART,
+	VERB_UPGRADE,
+	VERB_SIGNAL,
+	VERB_WATCH,
+	VERB_RELOAD,
+	VERB_REEXEC,
+	VERB_SHUTDOWN,
+	VERB_METRICS,
+	VERB_VERSION,
+	VERB_COUNT,
+};
+
+/* Flags a request may carry after its verb. */
+enum protocol_flag {
+	FLAG_WAIT = 1 << 0,
+};
+
+struct protocol_verb_info {
+	const char *name;
+	int min_args, max_args; /* positional arguments, flags not counted */
+	unsigned flags;         /* the flags this verb accepts */
+	const char *usage;
+};
+
+struct protocol_request {
+	enum protocol_verb verb;
+	unsigned flags;
+	int argc;
+	char *argv[PROTOCOL_WORDS_MAX]; /* point into buf */
+	char buf[PROTOCOL_REQUEST_MAX];
+};
+
+/* Error codes of an `error CODE MESSAGE` line. */
+#define PROTOCOL_E_USAGE "usage"
+#define PROTOCOL_E_UNKNOWN_VERB "unknown-verb"
+#define PROTOCOL_E_TOO_LONG "too-long"
+#define PROTOCOL_E_NOT_FOUND "not-found"
+#define PROTOCOL_E_DENIED "denied"
+#define PROTOCOL_E_BUSY "busy"
+#define PROTOCOL_E_FAILED "failed"
+#define PROTOCOL_E_INVALID "invalid"
+#define PROTOCOL_E_LIMIT "limit"
+#define PROTOCOL_E_INTERNAL "internal"
+
+/* Returns the description of a verb. */
+const struct protocol_verb_info *protocol_verb_info(enum protocol_verb verb);
+
+/*
+ * Parses one request line of len bytes (without its newline; a trailing \r is
+ * ignored). On success fills req and returns 0. On failure returns -1 and
+ * points *code at an error code and writes a message into err (errlen bytes).
+ */
+int protocol_parse_request(struct protocol_request *req, const char *line, size_t len,
+	const char **code, char *err, size_t errlen);
+
+/* Tells whether s is a valid service or socket name. */
+bool protocol_name_valid(const char *s);
+
+/* A growable byte buffer that records are encoded into. */
+struct protocol_buf {
+	char *data;
+	size_t len, cap;
+	bool failed; /* an allocation failed; the content is incomplete */
+};
+
+/* Releases the memory of a buffer and empties it. */
+void protocol_buf_finish(struct protocol_buf *buf);
+/* Appends len bytes; on allocation failure sets buf->failed. */
+void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len);
+/* Appends formatted text; on allocation failure sets buf->failed. */
+void protocol_buf_printf(struct protocol_buf *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Drops the first n bytes. */
+void protocol_buf_consume(struct protocol_buf *buf, size_t n);
+
+/* Starts a record of the given type; end it with protocol_record_end. */
+void protocol_record_begin(struct protocol_buf *buf, const char *type);
+/* Adds key=value, quoting and escaping the value where needed. */
+void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value);
+/* Adds key=N. */
+void protocol_record_int(struct protocol_buf *buf, const char *key, long long value);
+/* Adds key=N.NNN: a number of seconds with millisecond precision. */
+void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs);
+/* Ends the record with a newline. */
+void protocol_record_end(struct protocol_buf *buf);
+/* Appends `error CODE MESSAGE`; newlines in message are replaced by spaces. */
+void protocol_error(struct protocol_buf *buf, const char *code, const char *message);
+
+struct protocol_field {
+	const char *key;
+	const char *value;
+};
+
+struct protocol_record {
+	const char *type;
+	int nfields;
+	struct protocol_field fields[PROTOCOL_FIELDS_MAX];
+	/* for an error record: the code and the message */
+	const char *code;
+	const char *message;
+	char buf[PROTOCOL_RECORD_MAX];
+};
+
+/*
+ * Parses one record line of len bytes (without its newline) into rec, whose
+ * strings point into rec->buf. Returns 0, or -1 when the line is malformed.
+ */
+int protocol_parse_record(struct protocol_record *rec, const char *line, size_t len);
+/* Returns the value of key in rec, or NULL. */
+const char *protocol_record_get(const struct protocol_record *rec, const char *key);
+
+enum protocol_value_type {
+	VALUE_STRING,
+	VALUE_INT,
+	VALUE_NUMBER,
+};
+
+/* Tells how a field's value is to be read: every key has one type. */
+enum protocol_value_type protocol_field_type(const char *key);
+
+#endif

@@ -1,0 +1,50 @@
+#ifndef BATON_BATOND_H
+#define BATON_BATOND_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "config.h"
+#include "list.h"
+#include "pidmap.h"
+
+#define BATON_VERSION_STRING "0.1.0"
+
+struct control;
+struct notify;
+
+/* All of batond's state, reached from every watcher through its data. */
+struct daemon {
+	struct ev_loop *loop;
+	char *config_path; /* NULL in single-command mode */
+	struct config *config;
+	char *control_path;
+	struct list listeners; /* struct listener */
+	struct list services;  /* struct service, in config order */
+	struct pidmap procs;   /* pid -> struct proc */
+	struct control *control;
+	struct notify *notify;
+	ev_signal sigterm, sigint, sighup, sigusr2;
+	ev_child child;
+	bool shutting_down;
+	bool single;     /* single-command mode: exit with the service */
+	int exit_status; /* batond's own exit status */
+	ev_tstamp started;
+	time_t wall_started;
+	unsigned long orphans;
+};
+
+/* Returns the listener named name, or NULL. */
+struct listener *daemon_listener(struct daemon *d, const char *name);
+
+/* Returns the service named name, or NULL. */
+struct service *daemon_service(struct daemon *d, const char *name);
+
+/* Starts a graceful shutdown: every service is stopped, then batond exits. */
+void daemon_shutdown(struct daemon *d);
+
+/* Ends the loop once a shutdown has stopped every process. */
+void daemon_check_done(struct daemon *d);
+
+#endif

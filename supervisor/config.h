@@ -1,0 +1,112 @@
+#ifndef BATON_CONFIG_H
+#define BATON_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "parse.h"
+
+/*
+ * baton.conf, as described in baton.conf(5): parsed by inih through a reader
+ * that counts lines, so every error names file, line and key.
+ */
+
+struct socket_conf {
+	char *name;
+	char *listen; /* as written */
+	struct address addr;
+	unsigned backlog;
+	mode_t mode; /* unix sockets */
+	unsigned line;
+};
+
+struct service_conf {
+	unsigned refs;
+	char *name;
+	unsigned line;
+	char *command; /* as written, continuation lines joined by a space */
+	char **argv;
+	size_t argc;
+	char **sockets; /* names, in the order given */
+	size_t nsockets;
+	unsigned instances;
+	struct ready_spec ready;
+	double ready_timeout;
+	int stop_signal;
+	double stop_grace;
+	double stop_delay;
+	enum restart_policy restart;
+	double restart_delay;
+	double restart_delay_max;
+	unsigned start_limit_burst; /* 0: no limit */
+	double start_limit_interval;
+	unsigned upgrade_batch; /* 0: all at once */
+	unsigned max_draining;
+	bool has_user;
+	char *user;
+	uid_t uid;
+	gid_t gid; /* the user's own group */
+	gid_t *groups;
+	int ngroups;
+	bool has_group;
+	gid_t group_gid;
+	char *group;
+	char *directory;
+	char **env; /* KEY=VALUE, NULL-terminated */
+	size_t nenv;
+};
+
+struct config {
+	char *path;
+	char *control;
+	char *control_group;
+	bool has_control_group;
+	gid_t control_gid;
+	struct socket_conf **sockets;
+	size_t nsockets;
+	struct service_conf **services;
+	size_t nservices;
+};
+
+/* Defaults, as documented in baton.conf(5). */
+#define CONFIG_BACKLOG 1024
+#define CONFIG_INSTANCES 1
+#define CONFIG_READY_TIMEOUT 30.0
+#define CONFIG_STOP_GRACE 10.0
+#define CONFIG_RESTART_DELAY 0.1
+#define CONFIG_RESTART_DELAY_MAX 10.0
+#define CONFIG_START_LIMIT_BURST 5
+#define CONFIG_START_LIMIT_INTERVAL 10.0
+#define CONFIG_MAX_DRAINING 2
+#define CONFIG_MAX_INSTANCES 10000
+
+/*
+ * Reads and checks the configuration file at path. Returns the configuration,
+ * or NULL with every error found, one `FILE:LINE: KEY: message` per line, in
+ * *errors (free it).
+ */
+struct config *config_load(const char *path, char **errors);
+
+/* Frees a configuration; service definitions still referenced live on. */
+void config_destroy(struct config *config);
+
+/* Returns a service's definition by name, or NULL. */
+struct service_conf *config_service(const struct config *config, const char *name);
+
+/* Returns a socket's definition by name, or NULL. */
+struct socket_conf *config_socket(const struct config *config, const char *name);
+
+/* Takes a reference on a service definition. */
+struct service_conf *service_conf_ref(struct service_conf *conf);
+
+/* Drops a reference on a service definition, freeing it with the last one. */
+void service_conf_unref(struct service_conf *conf);
+
+/* Tells whether two service definitions would start the same processes. */
+bool service_conf_equal(const struct service_conf *a, const struct service_conf *b);
+
+/* Prints a configuration in normal form, every default written out. */
+void config_print(const struct config *config, FILE *out);
+
+#endif

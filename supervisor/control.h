@@ -1,0 +1,83 @@
+#ifndef BATON_CONTROL_H
+#define BATON_CONTROL_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "list.h"
+#include "protocol.h"
+#include "service.h"
+
+struct daemon;
+
+/*
+ * The control socket of baton-protocol(7): a UNIX stream socket, mode 0600
+ * (0660 with control_group) from creation, every peer checked with
+ * SO_PEERCRED. Bounded: request line length, clients at once (the oldest idle
+ * one makes room), output per client, time to send a request.
+ */
+
+#define CONTROL_CLIENTS_MAX 256
+#define CONTROL_REQUEST_TIMEOUT 10.0
+#define CONTROL_OUTPUT_MAX (64u << 20)
+#define CONTROL_STREAM_OUTPUT_MAX (1u << 20)
+
+struct control;
+
+struct client {
+	struct list link;
+	struct control *control;
+	ev_io io;
+	ev_timer timeout;
+	uid_t uid;
+	pid_t pid;
+	char in[PROTOCOL_REQUEST_MAX];
+	size_t inlen;
+	struct protocol_buf out;
+	bool dead;      /* closed; freed once the loop is back */
+	bool closing;   /* close once the output is written */
+	bool read_eof;  /* the peer shut down its side */
+	bool busy;      /* a request is waiting for an operation to end */
+	bool streaming; /* receives events (watch, --wait) */
+	struct service_waiter waiter;
+	struct service *waiting_on;
+	char watch[PROTOCOL_NAME_MAX + 1]; /* the service watched, or "" for all */
+};
+
+/*
+ * Creates the control socket at path. Refuses, with the reason in err, when a
+ * live batond answers there; replaces a stale socket file.
+ */
+struct control *control_create(struct daemon *d, const char *path, char *err, size_t errlen);
+
+/* Wraps a control socket fd bound by the batond before a re-exec. */
+struct control *control_adopt(struct daemon *d, const char *path, int fd);
+
+/* Closes every client and the socket, removing its file when remove_file is set. */
+void control_destroy(struct control *c, bool remove_file);
+
+/* Returns the listening fd. */
+int control_fd(const struct control *c);
+
+/* Queues bytes for the client, writing at once what the socket takes. */
+void client_send(struct client *c, const char *data, size_t len);
+
+/* Queues a buffer of records for the client and empties the buffer. */
+void client_send_buf(struct client *c, struct protocol_buf *buf);
+
+/* Ends the client's current request: the next one in its input is read. */
+void client_request_done(struct client *c);
+
+/* Closes the client once what is queued has been written. */
+void client_close_later(struct client *c);
+
+/* Calls fn for every streaming client that watches svc (or everything). */
+void control_each_stream(struct control *c, const char *svc,
+	void (*fn)(struct client *client, void *data), void *data);
+
+/* Counts the connected clients. */
+unsigned control_clients(const struct control *c);
+
+#endif

@@ -1,0 +1,459 @@
+#include "parse.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static const struct {
+	const char *name;
+	double secs;
+} units[] = {
+	{"ms", 0.001}, {"s", 1}, {"sec", 1}, {"m", 60}, {"min", 60}, {"h", 3600}, {"d", 86400},
+};
+
+static int unit_lookup(const char *s, size_t n, double *secs)
+{
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strlen(units[i].name) == n && strncmp(units[i].name, s, n) == 0) {
+			*secs = units[i].secs;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+// Reads one "NUMBER[UNIT]" part; a missing unit is allowed only alone.
+static int duration_part(const char **pp, double *out, bool *had_unit)
+{
+	const char *p = *pp, *start = p;
+	while (isdigit((unsigned char)*p))
+		p++;
+	if (*p == '.') {
+		p++;
+		while (isdigit((unsigned char)*p))
+			p++;
+	}
+	if (p == start || (p == start + 1 && *start == '.'))
+		return -1;
+	double n = strtod(start, NULL);
+	const char *u = p;
+	while (isalpha((unsigned char)*p))
+		p++;
+	double scale = 1;
+	*had_unit = p > u;
+	if (*had_unit && unit_lookup(u, (size_t)(p - u), &scale) < 0)
+		return -1;
+	*out = n * scale;
+	*pp = p;
+	return 0;
+}
+
+int parse_duration(const char *s, double *secs, char *err, size_t errlen)
+{
+	const char *p = s;
+	double total = 0;
+	int parts = 0;
+	bool had_unit = true;
+	while (*p) {
+		double part;
+		if (!had_unit || duration_part(&p, &part, &had_unit) < 0)
+			goto error;
+		total += part;
+		parts++;
+	}
+	if (parts == 0 || (parts > 1 && !had_unit) || !(total <= PARSE_DURATION_MAX))
+		goto error;
+	*secs = total;
+	return 0;
+error:
+	return fail(err, errlen, "expected a duration like 250ms, 30s, 5m or 1h, got \"%s\"", s);
+}
+
+void format_duration(double secs, char *out, size_t outlen)
+{
+	long long ms = llround(secs * 1000);
+	if (ms == 0) {
+		snprintf(out, outlen, "0s");
+		return;
+	}
+	if (ms % 1000 != 0) {
+		snprintf(out, outlen, "%lldms", ms);
+		return;
+	}
+	long long s = ms / 1000;
+	if (s % 3600 == 0)
+		snprintf(out, outlen, "%lldh", s / 3600);
+	else if (s % 60 == 0)
+		snprintf(out, outlen, "%lldm", s / 60);
+	else if (s > 60)
+		snprintf(out, outlen, "%lldm%llds", s / 60, s % 60);
+	else
+		snprintf(out, outlen, "%llds", s);
+}
+
+static const struct {
+	const char *name;
+	int signo;
+} signals[] = {
+	{"HUP", SIGHUP}, {"INT", SIGINT}, {"QUIT", SIGQUIT}, {"ILL", SIGILL}, {"TRAP", SIGTRAP},
+	{"ABRT", SIGABRT}, {"BUS", SIGBUS}, {"FPE", SIGFPE}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+	{"SEGV", SIGSEGV}, {"USR2", SIGUSR2}, {"PIPE", SIGPIPE}, {"ALRM", SIGALRM},
+	{"TERM", SIGTERM}, {"CHLD", SIGCHLD}, {"CONT", SIGCONT}, {"STOP", SIGSTOP},
+	{"TSTP", SIGTSTP}, {"TTIN", SIGTTIN}, {"TTOU", SIGTTOU}, {"URG", SIGURG},
+	{"XCPU", SIGXCPU}, {"XFSZ", SIGXFSZ}, {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF},
+	{"WINCH", SIGWINCH}, {"IO", SIGIO}, {"PWR", SIGPWR}, {"SYS", SIGSYS},
+};
+
+const char *signal_name(int signo)
+{
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		if (signals[i].signo == signo)
+			return signals[i].name;
+	}
+	return NULL;
+}
+
+int parse_signal(const char *s, int *signo, char *err, size_t errlen)
+{
+	const char *name = s;
+	if (strncasecmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		if (strcasecmp(signals[i].name, name) == 0) {
+			*signo = signals[i].signo;
+			return 0;
+		}
+	}
+	unsigned long n;
+	char tmp[1];
+	if (parse_uint(s, 1, SIGRTMAX, &n, tmp, sizeof(tmp)) == 0) {
+		*signo = (int)n;
+		return 0;
+	}
+	return fail(err, errlen, "expected a signal name like TERM or a number, got \"%s\"", s);
+}
+
+int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out, char *err,
+	size_t errlen)
+{
+	if (!isdigit((unsigned char)*s))
+		goto error;
+	errno = 0;
+	char *end;
+	unsigned long n = strtoul(s, &end, 10);
+	if (errno || *end || n < min || n > max)
+		goto error;
+	*out = n;
+	return 0;
+error:
+	return fail(err, errlen, "expected a whole number from %lu to %lu, got \"%s\"", min, max, s);
+}
+
+int parse_mode(const char *s, mode_t *mode, char *err, size_t errlen)
+{
+	char *end;
+	if (!*s || strspn(s, "01234567") != strlen(s))
+		goto error;
+	unsigned long n = strtoul(s, &end, 8);
+	if (n > 07777)
+		goto error;
+	*mode = (mode_t)n;
+	return 0;
+error:
+	return fail(err, errlen, "expected an octal file mode like 0660, got \"%s\"", s);
+}
+
+static int parse_port(const char *s, unsigned *port)
+{
+	unsigned long n;
+	char tmp[1];
+	if (parse_uint(s, 0, 65535, &n, tmp, sizeof(tmp)) < 0)
+		return -1;
+	*port = (unsigned)n;
+	return 0;
+}
+
+static int parse_inet(const char *s, struct address *addr)
+{
+	const char *colon;
+	size_t hostlen;
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+		if (!close || close[1] != ':')
+			return -1;
+		s++;
+		hostlen = (size_t)(close - s);
+		colon = close + 1;
+		addr->ipv6 = true;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return -1;
+		hostlen = (size_t)(colon - s);
+		addr->ipv6 = false;
+	}
+	if (hostlen == 0 || hostlen >= sizeof(addr->host))
+		return -1;
+	memcpy(addr->host, s, hostlen);
+	addr->host[hostlen] = '\0';
+	unsigned char buf[16];
+	if (inet_pton(addr->ipv6 ? AF_INET6 : AF_INET, addr->host, buf) != 1)
+		return -1;
+	return parse_port(colon + 1, &addr->port);
+}
+
+int parse_address(const char *s, struct address *addr, char *err, size_t errlen)
+{
+	memset(addr, 0, sizeof(*addr));
+	if (strncmp(s, "unix:", 5) == 0) {
+		const char *path = s + 5;
+		addr->family = ADDRESS_UNIX;
+		if (path[0] != '/')
+			return fail(err, errlen, "expected an absolute path after unix:, got \"%s\"", s);
+		if (strlen(path) >= sizeof(addr->path))
+			return fail(err, errlen, "unix socket path longer than %zu bytes",
+				sizeof(addr->path) - 1);
+		strcpy(addr->path, path);
+		return 0;
+	}
+	const char *rest;
+	if (strncmp(s, "tcp:", 4) == 0) {
+		addr->family = ADDRESS_TCP;
+		rest = s + 4;
+	} else if (strncmp(s, "udp:", 4) == 0) {
+		addr->family = ADDRESS_UDP;
+		rest = s + 4;
+	} else {
+		return fail(err, errlen,
+			"expected tcp:HOST:PORT, tcp:[IPV6]:PORT, udp:HOST:PORT or unix:/PATH, "
+			"got \"%s\"",
+			s);
+	}
+	if (parse_inet(rest, addr) < 0)
+		return fail(err, errlen,
+			"expected a numeric address and a port from 0 to 65535 like "
+			"%.3s:127.0.0.1:8080 or %.3s:[::1]:8080, got \"%s\"",
+			s, s, s);
+	return 0;
+}
+
+struct words {
+	char *out;       /* where the next character goes */
+	size_t count;    /* words finished */
+	bool in_word;
+};
+
+static void word_putc(struct words *w, char c)
+{
+	*w->out++ = c;
+	w->in_word = true;
+}
+
+static void word_end(struct words *w)
+{
+	if (!w->in_word)
+		return;
+	*w->out++ = '\0';
+	w->count++;
+	w->in_word = false;
+}
+
+// Copies the words of s into w->out separated by NULs; returns 0 or -1.
+static int split(const char *s, struct words *w, char *err, size_t errlen)
+{
+	const char *p = s;
+	while (*p) {
+		char c = *p++;
+		if (c == ' ' || c == '\t' || c == '\n') {
+			word_end(w);
+		} else if (c == '\'') {
+			w->in_word = true;
+			while (*p && *p != '\'')
+				word_putc(w, *p++);
+			if (!*p)
+				return fail(err, errlen, "unterminated single quote");
+			p++;
+		} else if (c == '"') {
+			w->in_word = true;
+			while (*p && *p != '"') {
+				if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
+					p++;
+				word_putc(w, *p++);
+			}
+			if (!*p)
+				return fail(err, errlen, "unterminated double quote");
+			p++;
+		} else if (c == '\\') {
+			if (!*p)
+				return fail(err, errlen, "backslash at the end");
+			word_putc(w, *p++);
+		} else {
+			word_putc(w, c);
+		}
+	}
+	word_end(w);
+	return 0;
+}
+
+char **parse_words(const char *s, size_t *count, char *err, size_t errlen)
+{
+	size_t len = strlen(s);
+	// At most len/2+1 words; each needs a pointer and at most its length + 1.
+	size_t maxwords = len / 2 + 2;
+	size_t size = maxwords * sizeof(char *) + len + maxwords;
+	char **argv = malloc(size);
+	if (!argv) {
+		fail(err, errlen, "out of memory");
+		return NULL;
+	}
+	char *chars = (char *)(argv + maxwords);
+	struct words w = {.out = chars};
+	if (split(s, &w, err, errlen) < 0)
+		goto error;
+	if (w.count == 0) {
+		fail(err, errlen, "expected at least one word");
+		goto error;
+	}
+	char *p = chars;
+	for (size_t i = 0; i < w.count; i++) {
+		argv[i] = p;
+		p += strlen(p) + 1;
+	}
+	argv[w.count] = NULL;
+	*count = w.count;
+	return argv;
+error:
+	free(argv);
+	return NULL;
+}
+
+int parse_ready(const char *s, struct ready_spec *ready, char *err, size_t errlen)
+{
+	memset(ready, 0, sizeof(*ready));
+	if (strcmp(s, "none") == 0) {
+		ready->mode = READY_NONE;
+		return 0;
+	}
+	if (strcmp(s, "notify") == 0) {
+		ready->mode = READY_NOTIFY;
+		return 0;
+	}
+	char tmp[128];
+	if (strncmp(s, "fd:", 3) == 0) {
+		unsigned long n;
+		if (parse_uint(s + 3, 3, 1023, &n, tmp, sizeof(tmp)) < 0)
+			return fail(err, errlen, "fd: %s", tmp);
+		ready->mode = READY_FD;
+		ready->fd = (int)n;
+		return 0;
+	}
+	if (strncmp(s, "delay:", 6) == 0) {
+		if (parse_duration(s + 6, &ready->delay, tmp, sizeof(tmp)) < 0)
+			return fail(err, errlen, "delay: %s", tmp);
+		ready->mode = READY_DELAY;
+		return 0;
+	}
+	return fail(err, errlen, "expected notify, fd:N, delay:DURATION or none, got \"%s\"", s);
+}
+
+static const char *const restart_names[] = {
+	[RESTART_ALWAYS] = "always",
+	[RESTART_ON_FAILURE] = "on-failure",
+	[RESTART_NEVER] = "never",
+};
+
+int parse_restart(const char *s, enum restart_policy *policy, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < sizeof(restart_names) / sizeof(restart_names[0]); i++) {
+		if (strcmp(restart_names[i], s) == 0) {
+			*policy = (enum restart_policy)i;
+			return 0;
+		}
+	}
+	return fail(err, errlen, "expected always, on-failure or never, got \"%s\"", s);
+}
+
+const char *restart_name(enum restart_policy policy)
+{
+	return restart_names[policy];
+}
+
+int parse_upgrade(const char *s, unsigned *batch, char *err, size_t errlen)
+{
+	if (strcmp(s, "all") == 0) {
+		*batch = 0;
+		return 0;
+	}
+	if (strcmp(s, "rolling") == 0) {
+		*batch = 1;
+		return 0;
+	}
+	unsigned long n;
+	char tmp[1];
+	if (strncmp(s, "rolling:", 8) == 0 && parse_uint(s + 8, 1, 10000, &n, tmp, sizeof(tmp)) == 0) {
+		*batch = (unsigned)n;
+		return 0;
+	}
+	return fail(err, errlen, "expected all or rolling:N with N from 1 to 10000, got \"%s\"", s);
+}
+
+int parse_start_limit(const char *s, unsigned *burst, double *interval, char *err, size_t errlen)
+{
+	if (strcmp(s, "none") == 0) {
+		*burst = 0;
+		*interval = 0;
+		return 0;
+	}
+	const char *slash = strchr(s, '/');
+	char num[16], tmp[1];
+	unsigned long n;
+	if (!slash || (size_t)(slash - s) >= sizeof(num))
+		goto error;
+	memcpy(num, s, (size_t)(slash - s));
+	num[slash - s] = '\0';
+	if (parse_uint(num, 1, 100000, &n, tmp, sizeof(tmp)) < 0)
+		goto error;
+	if (parse_duration(slash + 1, interval, tmp, sizeof(tmp)) < 0 || *interval <= 0)
+		goto error;
+	*burst = (unsigned)n;
+	return 0;
+error:
+	return fail(err, errlen, "expected RESTARTS/INTERVAL like 5/60s, or none, got \"%s\"", s);
+}
+
+int parse_bool(const char *s, bool *out, char *err, size_t errlen)
+{
+	static const char *const yes[] = {"yes", "true", "on", "1"};
+	static const char *const no[] = {"no", "false", "off", "0"};
+	for (size_t i = 0; i < 4; i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return fail(err, errlen, "expected yes or no, got \"%s\"", s);
+}

@@ -1,0 +1,103 @@
+#ifndef BATON_PARSE_H
+#define BATON_PARSE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/*
+ * Pure parsers for the values of baton.conf and of the command line: they
+ * touch no file and no global state, so unit tests and fuzzers drive them.
+ * Each returns 0 on success, or -1 and leaves a message saying what was
+ * expected in err (errlen bytes).
+ */
+
+/* The longest duration accepted: one year. */
+#define PARSE_DURATION_MAX (365.0 * 86400.0)
+
+/*
+ * Parses a duration such as 250ms, 30s, 5m, 1h, 1.5s or 1m30s into seconds.
+ * A bare number is seconds.
+ */
+int parse_duration(const char *s, double *secs, char *err, size_t errlen);
+
+/* Writes a duration the way parse_duration reads it ("1m30s", "250ms"). */
+void format_duration(double secs, char *out, size_t outlen);
+
+/* Parses a signal given as TERM, SIGTERM or 15. */
+int parse_signal(const char *s, int *signo, char *err, size_t errlen);
+
+/* Returns a signal's name without the SIG prefix ("TERM"), or NULL. */
+const char *signal_name(int signo);
+
+/* Parses a decimal integer in [min, max]. */
+int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out, char *err,
+	size_t errlen);
+
+/* Parses a file mode in octal (0600). */
+int parse_mode(const char *s, mode_t *mode, char *err, size_t errlen);
+
+enum address_family {
+	ADDRESS_TCP,
+	ADDRESS_UDP,
+	ADDRESS_UNIX,
+};
+
+struct address {
+	enum address_family family;
+	bool ipv6;
+	char host[64];    /* numeric address, without brackets */
+	unsigned port;    /* 0 asks the kernel for a free port */
+	char path[108];   /* for unix: */
+};
+
+/* Parses tcp:HOST:PORT, tcp:[V6]:PORT, udp:HOST:PORT or unix:/PATH. */
+int parse_address(const char *s, struct address *addr, char *err, size_t errlen);
+
+/*
+ * Splits s into words the way a POSIX shell would without expanding
+ * anything: blanks separate words, '...' is literal, "..." honours \" \\ \$
+ * \` and a backslash quotes the next character. Returns a NULL-terminated
+ * array allocated as one block (free it with free), with the count in
+ * *count. An empty word list is an error.
+ */
+char **parse_words(const char *s, size_t *count, char *err, size_t errlen);
+
+enum ready_mode {
+	READY_NONE,
+	READY_NOTIFY,
+	READY_FD,
+	READY_DELAY,
+};
+
+struct ready_spec {
+	enum ready_mode mode;
+	int fd;       /* READY_FD */
+	double delay; /* READY_DELAY */
+};
+
+/* Parses notify, fd:N, delay:DURATION or none. */
+int parse_ready(const char *s, struct ready_spec *ready, char *err, size_t errlen);
+
+enum restart_policy {
+	RESTART_ALWAYS,
+	RESTART_ON_FAILURE,
+	RESTART_NEVER,
+};
+
+/* Parses always, on-failure or never. */
+int parse_restart(const char *s, enum restart_policy *policy, char *err, size_t errlen);
+
+/* Returns the name of a restart policy. */
+const char *restart_name(enum restart_policy policy);
+
+/* Parses all or rolling:N into a batch size; 0 means all at once. */
+int parse_upgrade(const char *s, unsigned *batch, char *err, size_t errlen);
+
+/* Parses a start limit written BURST/INTERVAL (5/60s), or none (burst 0). */
+int parse_start_limit(const char *s, unsigned *burst, double *interval, char *err, size_t errlen);
+
+/* Parses yes/no, true/false, on/off, 1/0. */
+int parse_bool(const char *s, bool *out, char *err, size_t errlen);
+
+#endif
