@@ -1,0 +1,327 @@
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "output.h"
+#include "protocol.h"
+
+#define BATONCTL_VERSION "0.1.0"
+#define REPLY_TIMEOUT_MS 30000
+
+enum exit_code {
+	EXIT_DONE = 0,
+	EXIT_FAILED = 1,
+	EXIT_USAGE = 2,
+	EXIT_UNREACHABLE = 3,
+};
+
+struct args {
+	const char *control;
+	bool json;
+	bool have_verb;
+	enum protocol_verb verb;
+	unsigned flags;
+	int argc;
+	const char *argv[PROTOCOL_WORDS_MAX];
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: batonctl [-s PATH] [--json] VERB [ARGS]\n\nverbs:\n");
+	for (int v = 0; v < VERB_COUNT; v++)
+		fprintf(out, "  %s\n", protocol_verb_info((enum protocol_verb)v)->usage);
+	fprintf(out,
+		"\n"
+		"  -s, --control PATH  batond's control socket (default: $BATON_CONTROL,\n"
+		"                      /run/baton/control.sock as root, else\n"
+		"                      $XDG_RUNTIME_DIR/baton/control.sock)\n"
+		"  -j, --json          print JSON: one object, or one per line for watch\n"
+		"                      and --wait\n"
+		"  -h, --help          show this help\n"
+		"  -V, --version       show the version\n"
+		"\n"
+		"Exit status: 0 done, 1 the operation failed, 2 usage, 3 cannot reach batond.\n"
+		"See batonctl(1).\n");
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "batonctl: ");
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nTry 'batonctl --help'.\n");
+	va_end(ap);
+	return -1;
+}
+
+static int verb_lookup(const char *name)
+{
+	for (int v = 0; v < VERB_COUNT; v++) {
+		if (strcmp(protocol_verb_info((enum protocol_verb)v)->name, name) == 0)
+			return v;
+	}
+	return -1;
+}
+
+static int take_word(struct args *a, const char *word)
+{
+	if (!a->have_verb) {
+		int v = verb_lookup(word);
+		if (v < 0)
+			return usage_error("unknown verb \"%s\"", word);
+		a->verb = (enum protocol_verb)v;
+		a->have_verb = true;
+		return 0;
+	}
+	if (a->argc == PROTOCOL_WORDS_MAX - 2)
+		return usage_error("too many arguments");
+	for (const char *p = word; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f)
+			return usage_error("argument \"%s\" has a blank or control character", word);
+	}
+	if (!*word)
+		return usage_error("empty argument");
+	a->argv[a->argc++] = word;
+	return 0;
+}
+
+// Returns 1 when the option was consumed with the next word, 0 alone, -1 on error.
+static int take_option(struct args *a, const char *opt, const char *next)
+{
+	if (strcmp(opt, "-j") == 0 || strcmp(opt, "--json") == 0) {
+		a->json = true;
+	} else if (strcmp(opt, "--wait") == 0) {
+		a->flags |= FLAG_WAIT;
+	} else if (strcmp(opt, "-s") == 0 || strcmp(opt, "--control") == 0) {
+		if (!next)
+			return usage_error("%s needs a path", opt);
+		a->control = next;
+		return 1;
+	} else if (strncmp(opt, "--control=", 10) == 0) {
+		a->control = opt + 10;
+	} else if (strcmp(opt, "-h") == 0 || strcmp(opt, "--help") == 0) {
+		usage(stdout);
+		exit(EXIT_DONE);
+	} else if (strcmp(opt, "-V") == 0 || strcmp(opt, "--version") == 0) {
+		printf("batonctl %s\n", BATONCTL_VERSION);
+		exit(EXIT_DONE);
+	} else {
+		return usage_error("unknown option %s", opt);
+	}
+	return 0;
+}
+
+static int check_args(const struct args *a)
+{
+	if (!a->have_verb)
+		return usage_error("no verb given");
+	const struct protocol_verb_info *info = protocol_verb_info(a->verb);
+	if (a->flags & ~info->flags)
+		return usage_error("--wait does not apply to %s", info->name);
+	if (a->argc < info->min_args || a->argc > info->max_args)
+		return usage_error("usage: batonctl %s", info->usage);
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+	bool options = true;
+	for (int i = 1; i < argc; i++) {
+		const char *w = argv[i];
+		if (options && strcmp(w, "--") == 0) {
+			options = false;
+			continue;
+		}
+		int rc = (options && w[0] == '-' && w[1]) ? take_option(a, w, argv[i + 1])
+							  : take_word(a, w);
+		if (rc < 0)
+			return -1;
+		i += rc;
+	}
+	return check_args(a);
+}
+
+static char *default_control(void)
+{
+	const char *env = getenv("BATON_CONTROL");
+	if (env && env[0])
+		return strdup(env);
+	if (geteuid() == 0)
+		return strdup("/run/baton/control.sock");
+	const char *dir = getenv("XDG_RUNTIME_DIR");
+	char *path;
+	if (!dir || asprintf(&path, "%s/baton/control.sock", dir) < 0)
+		return NULL;
+	return path;
+}
+
+static int connect_control(const char *path)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "batonctl: control socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "batonctl: cannot reach batond at %s: %s\n", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_request(int fd, const struct args *a)
+{
+	char line[PROTOCOL_REQUEST_MAX];
+	const struct protocol_verb_info *info = protocol_verb_info(a->verb);
+	int n = snprintf(line, sizeof(line), "%s%s", info->name,
+		(a->flags & FLAG_WAIT) ? " --wait" : "");
+	for (int i = 0; i < a->argc && n > 0 && (size_t)n < sizeof(line); i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", a->argv[i]);
+	if (n < 0 || (size_t)n >= sizeof(line) - 1) {
+		fprintf(stderr, "batonctl: request too long\n");
+		return -1;
+	}
+	line[n++] = '\n';
+	for (int off = 0; off < n;) {
+		ssize_t w = send(fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			fprintf(stderr, "batonctl: cannot send to batond: %s\n", strerror(errno));
+			return -1;
+		}
+		off += (int)w;
+	}
+	return 0;
+}
+
+static int exit_for(const struct protocol_record *final)
+{
+	if (strcmp(final->type, "ok") == 0)
+		return EXIT_DONE;
+	const char *code = final->code ? final->code : "";
+	if (strcmp(code, PROTOCOL_E_USAGE) == 0 || strcmp(code, PROTOCOL_E_UNKNOWN_VERB) == 0)
+		return EXIT_USAGE;
+	if (strcmp(code, PROTOCOL_E_DENIED) == 0)
+		return EXIT_UNREACHABLE;
+	return EXIT_FAILED;
+}
+
+struct reader {
+	int fd;
+	int timeout_ms;
+	char buf[PROTOCOL_RECORD_MAX * 4];
+	size_t len, start;
+};
+
+// Returns the next line (without newline) and its length, or NULL with a
+// message on stderr when the connection ends or times out first.
+static char *read_line(struct reader *r, size_t *len)
+{
+	for (;;) {
+		char *nl = memchr(r->buf + r->start, '\n', r->len - r->start);
+		if (nl) {
+			char *line = r->buf + r->start;
+			*len = (size_t)(nl - line);
+			r->start += *len + 1;
+			return line;
+		}
+		if (r->len - r->start >= PROTOCOL_RECORD_MAX) {
+			fprintf(stderr, "batonctl: batond sent a line longer than %d bytes\n",
+				PROTOCOL_RECORD_MAX);
+			return NULL;
+		}
+		memmove(r->buf, r->buf + r->start, r->len - r->start);
+		r->len -= r->start;
+		r->start = 0;
+		struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
+		int rc = poll(&pfd, 1, r->timeout_ms);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0) {
+			fprintf(stderr, "batonctl: batond did not answer within %d s\n",
+				r->timeout_ms / 1000);
+			return NULL;
+		}
+		ssize_t n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "batonctl: batond closed the connection before answering%s%s\n",
+				n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
+			return NULL;
+		}
+		r->len += (size_t)n;
+	}
+}
+
+static int read_reply(int fd, struct output *out, bool streaming)
+{
+	static struct reader r;
+	static struct protocol_record rec;
+	r.fd = fd;
+	r.timeout_ms = streaming ? -1 : REPLY_TIMEOUT_MS;
+	for (;;) {
+		size_t len;
+		char *line = read_line(&r, &len);
+		if (!line)
+			return EXIT_UNREACHABLE;
+		if (protocol_parse_record(&rec, line, len) < 0) {
+			fprintf(stderr, "batonctl: malformed reply from batond: %.*s\n", (int)len, line);
+			return EXIT_UNREACHABLE;
+		}
+		if (strcmp(rec.type, "ok") == 0 || strcmp(rec.type, "error") == 0) {
+			out->finish(out, &rec);
+			return exit_for(&rec);
+		}
+		out->record(out, &rec, line, len);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_args(argc, argv, &a) < 0)
+		return EXIT_USAGE;
+	char *path = a.control ? strdup(a.control) : default_control();
+	if (!path) {
+		fprintf(stderr, "batonctl: XDG_RUNTIME_DIR is not set: give the control socket "
+				"with -s PATH or BATON_CONTROL\n");
+		return EXIT_UNREACHABLE;
+	}
+	int fd = connect_control(path);
+	free(path);
+	if (fd < 0)
+		return EXIT_UNREACHABLE;
+	if (send_request(fd, &a) < 0) {
+		close(fd);
+		return EXIT_UNREACHABLE;
+	}
+	bool streaming = a.verb == VERB_WATCH || (a.flags & FLAG_WAIT);
+	struct output *out = a.json ? output_json_create(a.verb, streaming, stdout)
+				    : output_text_create(a.verb, streaming, stdout);
+	if (!out) {
+		fprintf(stderr, "batonctl: out of memory\n");
+		close(fd);
+		return EXIT_FAILED;
+	}
+	int status = read_reply(fd, out, streaming);
+	out->destroy(out);
+	close(fd);
+	return status;
+}

@@ -1,0 +1,528 @@
+#include "output.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- JSON ---- */
+
+// Returns the length of the valid UTF-8 sequence at s, or 0.
+static size_t utf8_length(const unsigned char *s)
+{
+	size_t n;
+	uint32_t cp;
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	if (s[0] < 0xe0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] < 0xf0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else {
+		n = 4;
+		cp = s[0] & 0x07;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		(n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+void json_write_string(FILE *out, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	fputc('"', out);
+	while (*s) {
+		unsigned char c = *s;
+		if (c == '"' || c == '\\') {
+			fprintf(out, "\\%c", c);
+		} else if (c == '\n') {
+			fputs("\\n", out);
+		} else if (c == '\t') {
+			fputs("\\t", out);
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(out, "\\u%04x", c);
+		} else if (c >= 0x80) {
+			size_t n = utf8_length(s);
+			if (n == 0) {
+				fputs("\\ufffd", out);
+				s++;
+				continue;
+			}
+			fwrite(s, 1, n, out);
+			s += n;
+			continue;
+		} else {
+			fputc(c, out);
+		}
+		s++;
+	}
+	fputc('"', out);
+}
+
+static bool is_number(const char *s)
+{
+	if (!*s)
+		return false;
+	// JSON forbids a leading +, a leading dot and leading zeros.
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+		return false;
+	char *end;
+	double v = strtod(s, &end);
+	return *end == '\0' && isfinite(v) && !strpbrk(s, "xXpPiInN");
+}
+
+void json_write_fields(FILE *out, const struct protocol_record *rec)
+{
+	for (int i = 0; i < rec->nfields; i++) {
+		const struct protocol_field *f = &rec->fields[i];
+		if (i > 0)
+			fputc(',', out);
+		json_write_string(out, f->key);
+		fputc(':', out);
+		if (protocol_field_type(f->key) != VALUE_STRING && is_number(f->value))
+			fputs(f->value, out);
+		else
+			json_write_string(out, f->value);
+	}
+}
+
+static const struct {
+	const char *type;
+	const char *key;
+	bool array;
+} json_keys[] = {
+	{"daemon", "daemon", false},
+	{"version", "version", false},
+	{"upgrade", "upgrade", false},
+	{"signalled", "signalled", false},
+	{"socket", "sockets", true},
+	{"service", "services", true},
+	{"proc", "procs", true},
+	{"event", "events", true},
+};
+
+struct json_group {
+	char key[64];
+	bool array;
+	char *text; /* the members, comma separated */
+	size_t len;
+	FILE *f;
+};
+
+struct json_output {
+	struct output base;
+	struct json_group groups[16];
+	int ngroups;
+};
+
+static struct json_group *json_group(struct json_output *j, const char *type)
+{
+	char key[64];
+	bool array = true;
+	snprintf(key, sizeof(key), "%ss", type);
+	for (size_t i = 0; i < sizeof(json_keys) / sizeof(json_keys[0]); i++) {
+		if (strcmp(json_keys[i].type, type) == 0) {
+			snprintf(key, sizeof(key), "%s", json_keys[i].key);
+			array = json_keys[i].array;
+		}
+	}
+	for (int i = 0; i < j->ngroups; i++) {
+		if (strcmp(j->groups[i].key, key) == 0)
+			return &j->groups[i];
+	}
+	if (j->ngroups == (int)(sizeof(j->groups) / sizeof(j->groups[0])))
+		return NULL;
+	struct json_group *g = &j->groups[j->ngroups++];
+	snprintf(g->key, sizeof(g->key), "%s", key);
+	g->array = array;
+	g->f = open_memstream(&g->text, &g->len);
+	return g->f ? g : NULL;
+}
+
+static void json_record(struct output *o, const struct protocol_record *rec, const char *line,
+	size_t len)
+{
+	(void)line;
+	(void)len;
+	struct json_output *j = (struct json_output *)o;
+	if (o->streaming) {
+		fputs("{\"type\":", o->out);
+		json_write_string(o->out, rec->type);
+		if (rec->nfields > 0)
+			fputc(',', o->out);
+		json_write_fields(o->out, rec);
+		fputs("}\n", o->out);
+		fflush(o->out);
+		return;
+	}
+	struct json_group *g = json_group(j, rec->type);
+	if (!g)
+		return;
+	if (ftell(g->f) > 0) {
+		if (!g->array)
+			return;
+		fputc(',', g->f);
+	}
+	fputc('{', g->f);
+	json_write_fields(g->f, rec);
+	fputc('}', g->f);
+	fflush(g->f);
+}
+
+static void json_error(FILE *out, const struct protocol_record *final)
+{
+	fputs("\"error\":{\"code\":", out);
+	json_write_string(out, final->code ? final->code : "");
+	fputs(",\"message\":", out);
+	json_write_string(out, final->message ? final->message : "");
+	fputc('}', out);
+}
+
+static void json_finish(struct output *o, const struct protocol_record *final)
+{
+	struct json_output *j = (struct json_output *)o;
+	bool ok = strcmp(final->type, "ok") == 0;
+	fprintf(o->out, "{\"ok\":%s", ok ? "true" : "false");
+	if (!ok) {
+		fputc(',', o->out);
+		json_error(o->out, final);
+	}
+	for (int i = 0; !o->streaming && i < j->ngroups; i++) {
+		struct json_group *g = &j->groups[i];
+		fflush(g->f);
+		fputc(',', o->out);
+		json_write_string(o->out, g->key);
+		fprintf(o->out, g->array ? ":[%.*s]" : ":%.*s", (int)g->len, g->text);
+	}
+	fputs("}\n", o->out);
+	fflush(o->out);
+}
+
+static void json_destroy(struct output *o)
+{
+	struct json_output *j = (struct json_output *)o;
+	for (int i = 0; i < j->ngroups; i++) {
+		fclose(j->groups[i].f);
+		free(j->groups[i].text);
+	}
+	free(j);
+}
+
+struct output *output_json_create(enum protocol_verb verb, bool streaming, FILE *out)
+{
+	struct json_output *j = calloc(1, sizeof(*j));
+	if (!j)
+		return NULL;
+	j->base = (struct output){json_record, json_finish, json_destroy, verb, streaming, out};
+	return &j->base;
+}
+
+/* ---- text ---- */
+
+// Reply lines kept until the final line, for tables that need every row.
+struct stored {
+	char **lines;
+	size_t n, cap;
+	struct protocol_record rec; /* where a line is parsed again */
+};
+
+struct text_output {
+	struct output base;
+	struct stored records;
+};
+
+static void store(struct stored *s, const char *line, size_t len)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 64;
+		char **lines = realloc(s->lines, cap * sizeof(char *));
+		if (!lines)
+			return;
+		s->lines = lines;
+		s->cap = cap;
+	}
+	char *copy = strndup(line, len);
+	if (copy)
+		s->lines[s->n++] = copy;
+}
+
+// Parses the stored line i; returns NULL unless it is a record of type.
+static const struct protocol_record *stored_get(struct stored *s, size_t i, const char *type)
+{
+	if (protocol_parse_record(&s->rec, s->lines[i], strlen(s->lines[i])) < 0)
+		return NULL;
+	return strcmp(s->rec.type, type) == 0 ? &s->rec : NULL;
+}
+
+static const char *get(const struct protocol_record *rec, const char *key)
+{
+	const char *v = protocol_record_get(rec, key);
+	return v ? v : "";
+}
+
+// Writes seconds the way a person reads them: 0.25s, 12.4s, 3m05s, 2h10m.
+static void human_secs(const char *value, char *out, size_t len)
+{
+	double s = atof(value);
+	if (s < 0)
+		s = 0;
+	if (s < 60)
+		snprintf(out, len, "%.*fs", s < 10 ? 2 : 1, s);
+	else if (s < 3600)
+		snprintf(out, len, "%dm%02ds", (int)s / 60, (int)s % 60);
+	else if (s < 86400)
+		snprintf(out, len, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+	else
+		snprintf(out, len, "%dd%02dh", (int)s / 86400, ((int)s % 86400) / 3600);
+}
+
+#define TABLE_COLS 10
+
+struct table {
+	int ncols;
+	const char *head[TABLE_COLS];
+	char **cells; /* rows * ncols strings */
+	size_t rows;
+};
+
+static void table_row(struct table *t, const char *const *values)
+{
+	char **cells = realloc(t->cells, (t->rows + 1) * (size_t)t->ncols * sizeof(char *));
+	if (!cells)
+		return;
+	t->cells = cells;
+	for (int i = 0; i < t->ncols; i++)
+		cells[t->rows * (size_t)t->ncols + (size_t)i] = strdup(values[i] ? values[i] : "");
+	t->rows++;
+}
+
+static void table_print(struct table *t, FILE *out)
+{
+	size_t width[TABLE_COLS];
+	for (int c = 0; c < t->ncols; c++) {
+		width[c] = strlen(t->head[c]);
+		for (size_t r = 0; r < t->rows; r++) {
+			const char *v = t->cells[r * (size_t)t->ncols + (size_t)c];
+			if (v && strlen(v) > width[c])
+				width[c] = strlen(v);
+		}
+	}
+	for (size_t r = 0; r <= t->rows; r++) {
+		for (int c = 0; c < t->ncols; c++) {
+			const char *v = r == 0 ? t->head[c] : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
+			v = v ? v : "";
+			if (c == t->ncols - 1)
+				fprintf(out, "%s\n", v);
+			else
+				fprintf(out, "%-*s  ", (int)width[c], v);
+		}
+	}
+	for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
+		free(t->cells[i]);
+	free(t->cells);
+	t->cells = NULL;
+	t->rows = 0;
+}
+
+static void print_daemon(FILE *out, const struct protocol_record *r)
+{
+	char up[32];
+	human_secs(get(r, "uptime"), up, sizeof(up));
+	int nsvc = atoi(get(r, "services")), nproc = atoi(get(r, "procs"));
+	fprintf(out, "batond %s (pid %s), up %s%s: %d service%s, %d process%s\n",
+		get(r, "version"), get(r, "pid"), up,
+		strcmp(get(r, "state"), "stopping") == 0 ? ", shutting down" : "", nsvc,
+		nsvc == 1 ? "" : "s", nproc, nproc == 1 ? "" : "es");
+}
+
+static void print_sockets(struct stored *s, FILE *out)
+{
+	struct table t = {3, {"SOCKET", "KIND", "ADDRESS"}, NULL, 0};
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "socket");
+		if (!r)
+			continue;
+		const char *row[] = {get(r, "name"), get(r, "kind"), get(r, "bound")};
+		table_row(&t, row);
+	}
+	if (t.rows > 0) {
+		table_print(&t, out);
+		fputc('\n', out);
+	}
+}
+
+static void print_services(struct stored *s, FILE *out)
+{
+	struct table t = {7, {"SERVICE", "STATE", "GEN", "READY", "RESTARTS", "UPGRADES", "KILLS"},
+		NULL, 0};
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "service");
+		if (!r)
+			continue;
+		char ready[32], gen[48];
+		snprintf(ready, sizeof(ready), "%s/%s", get(r, "ready"), get(r, "instances"));
+		if (*get(r, "upgrading_to"))
+			snprintf(gen, sizeof(gen), "%s->%s", get(r, "gen"), get(r, "upgrading_to"));
+		else
+			snprintf(gen, sizeof(gen), "%s", get(r, "gen"));
+		const char *row[] = {get(r, "name"), get(r, "state"), gen, ready,
+			get(r, "restarts"), get(r, "upgrades"), get(r, "kills")};
+		table_row(&t, row);
+	}
+	table_print(&t, out);
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "service");
+		if (r && *get(r, "reason"))
+			fprintf(out, "%s: %s\n", get(r, "name"), get(r, "reason"));
+	}
+}
+
+// The last column of a process: what a person wants to know about it now.
+static void proc_detail(const struct protocol_record *r, char *out, size_t len)
+{
+	char a[32], b[32];
+	const char *state = get(r, "state");
+	size_t n = 0;
+	out[0] = '\0';
+	if (*get(r, "error"))
+		n += (size_t)snprintf(out + n, len - n, "%s", get(r, "error"));
+	if (strcmp(state, "waiting") == 0 && *get(r, "restart_in")) {
+		human_secs(get(r, "restart_in"), a, sizeof(a));
+		n += (size_t)snprintf(out + n, len - n, "%srestart in %s", n ? "; " : "", a);
+	} else if (*get(r, "kill_in")) {
+		human_secs(get(r, "stopped_for"), a, sizeof(a));
+		human_secs(get(r, "kill_in"), b, sizeof(b));
+		n += (size_t)snprintf(out + n, len - n, "%sstopping for %s, SIGKILL in %s",
+			n ? "; " : "", a, b);
+	} else if (*get(r, "killed")) {
+		n += (size_t)snprintf(out + n, len - n, "%sSIGKILL sent", n ? "; " : "");
+	}
+	if (*get(r, "conns") && n < len)
+		n += (size_t)snprintf(out + n, len - n, "%s%s connections", n ? "; " : "",
+			get(r, "conns"));
+	if (*get(r, "status") && n < len)
+		snprintf(out + n, len - n, "%s\"%s\"", n ? "; " : "", get(r, "status"));
+}
+
+static void print_procs(struct stored *s, FILE *out)
+{
+	struct table t = {8, {"SERVICE", "GEN", "ROLE", "INST", "PID", "STATE", "AGE", "DETAIL"},
+		NULL, 0};
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "proc");
+		if (!r)
+			continue;
+		char age[32] = "-", detail[512];
+		if (*get(r, "age"))
+			human_secs(get(r, "age"), age, sizeof(age));
+		proc_detail(r, detail, sizeof(detail));
+		const char *pid = strcmp(get(r, "pid"), "0") == 0 ? "-" : get(r, "pid");
+		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"),
+			get(r, "instance"), pid, get(r, "state"), age, detail};
+		table_row(&t, row);
+	}
+	if (t.rows > 0) {
+		fputc('\n', out);
+		table_print(&t, out);
+	} else {
+		free(t.cells);
+	}
+}
+
+static void print_status(struct stored *s, FILE *out)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "daemon");
+		if (r) {
+			print_daemon(out, r);
+			fputc('\n', out);
+		}
+	}
+	print_sockets(s, out);
+	print_services(s, out);
+	print_procs(s, out);
+}
+
+static void print_logfmt(FILE *out, const struct protocol_record *r)
+{
+	struct protocol_buf b = {0};
+	protocol_record_begin(&b, r->type);
+	for (int i = 0; i < r->nfields; i++)
+		protocol_record_str(&b, r->fields[i].key, r->fields[i].value);
+	protocol_record_end(&b);
+	if (!b.failed)
+		fputs(b.data, out);
+	protocol_buf_finish(&b);
+}
+
+// One line for a record of a verb other than status.
+static void print_line(FILE *out, const struct protocol_record *r)
+{
+	if (strcmp(r->type, "service") == 0) {
+		fprintf(out, "%s: %s (gen %s, %s/%s ready)\n", get(r, "name"), get(r, "state"),
+			get(r, "gen"), get(r, "ready"), get(r, "instances"));
+	} else if (strcmp(r->type, "upgrade") == 0) {
+		bool done = strcmp(get(r, "state"), "done") == 0;
+		fprintf(out, "%s: %s gen %s\n", get(r, "service"),
+			done ? "upgraded to" : "upgrade started to", get(r, "gen"));
+	} else if (strcmp(r->type, "signalled") == 0) {
+		int n = atoi(get(r, "procs"));
+		fprintf(out, "%s: sent SIG%s to %d process%s\n", get(r, "service"), get(r, "signal"),
+			n, n == 1 ? "" : "es");
+	} else if (strcmp(r->type, "version") == 0) {
+		fprintf(out, "batond %s (protocol %s)\n", get(r, "version"), get(r, "protocol"));
+	} else {
+		print_logfmt(out, r);
+	}
+}
+
+static void text_record(struct output *o, const struct protocol_record *rec, const char *line,
+	size_t len)
+{
+	struct text_output *t = (struct text_output *)o;
+	if (o->verb == VERB_STATUS && !o->streaming) {
+		store(&t->records, line, len);
+		return;
+	}
+	print_line(o->out, rec);
+	fflush(o->out);
+}
+
+static void text_finish(struct output *o, const struct protocol_record *final)
+{
+	struct text_output *t = (struct text_output *)o;
+	if (strcmp(final->type, "ok") == 0 && o->verb == VERB_STATUS && !o->streaming)
+		print_status(&t->records, o->out);
+	else if (strcmp(final->type, "ok") != 0)
+		fprintf(stderr, "batonctl: %s\n", final->message ? final->message : "error");
+	fflush(o->out);
+}
+
+static void text_destroy(struct output *o)
+{
+	struct text_output *t = (struct text_output *)o;
+	for (size_t i = 0; i < t->records.n; i++)
+		free(t->records.lines[i]);
+	free(t->records.lines);
+	free(t);
+}
+
+struct output *output_text_create(enum protocol_verb verb, bool streaming, FILE *out)
+{
+	struct text_output *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out};
+	return &t->base;
+}
