@@ -1,0 +1,243 @@
+"""Runs the real batond and batonctl for integration tests.
+
+Each test gets its own temporary directory holding the config, the control
+socket and the log; services listen on 127.0.0.1 port 0, so tests run in
+parallel without colliding. Every wait is a poll bounded in time.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+BATOND = os.environ.get("BATOND", "batond")
+BATONCTL = os.environ.get("BATONCTL", "batonctl")
+TESTCHILD = os.environ.get("TESTCHILD", "testchild")
+HTTPD = os.environ.get("HTTPD", "baton-example-httpd")
+LOADGEN = os.environ.get("LOADGEN", "loadgen")
+SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
+
+# Sanitizer builds are slower; deadlines scale, precision limits do not.
+SLOW = float(os.environ.get("BATON_TEST_SLOW", "1"))
+
+
+def poll(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """Calls predicate until it returns a true value, at most timeout seconds."""
+    deadline = time.monotonic() + timeout * SLOW
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
+        time.sleep(interval)
+
+
+def proc_state(pid):
+    """Returns the state letter of /proc/PID/stat (Z for a zombie), or None."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return data[data.rindex(")") + 2]
+
+
+def children_of(pid):
+    """Returns the pids whose parent is pid, with their state letters."""
+    found = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            with open(stat) as f:
+                data = f.read()
+        except OSError:
+            continue
+        rest = data[data.rindex(")") + 2:].split()
+        if int(rest[1]) == pid:
+            found[int(stat.split("/")[2])] = rest[0]
+    return found
+
+
+def alive(pid):
+    state = proc_state(pid)
+    return state is not None and state != "Z"
+
+
+class Batond:
+    """One batond process, its directory, its config and its control socket."""
+
+    def __init__(self, config, env=None, args=(), start=True, preexec_fn=None):
+        self.dir = tempfile.mkdtemp(prefix="baton-test-")
+        self.config_path = os.path.join(self.dir, "baton.conf")
+        self.control = os.path.join(self.dir, "control.sock")
+        self.log_path = os.path.join(self.dir, "batond.log")
+        self.reports = os.path.join(self.dir, "reports")
+        os.mkdir(self.reports)
+        self.write_config(config)
+        self.env = dict(os.environ)
+        self.env.pop("BATON_CONTROL", None)
+        self.env.update(env or {})
+        self.args = list(args)
+        self.preexec_fn = preexec_fn
+        self.proc = None
+        if start:
+            self.start()
+
+    def expand(self, text):
+        return (text.replace("@DIR@", self.dir)
+                .replace("@TESTCHILD@", TESTCHILD)
+                .replace("@HTTPD@", HTTPD)
+                .replace("@REPORTS@", self.reports))
+
+    def write_config(self, config):
+        with open(self.config_path, "w") as f:
+            f.write(self.expand(config))
+
+    def start(self, wait=True):
+        self.logfile = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [BATOND, "-v", "-c", self.config_path, "-s", self.control] + self.args,
+            stdin=subprocess.DEVNULL, stdout=self.logfile, stderr=self.logfile,
+            env=self.env, preexec_fn=self.preexec_fn)
+        if wait:
+            poll(lambda: self.proc.poll() is not None or self.ctl("version").returncode == 0,
+                 what="batond to answer on its control socket")
+            if self.proc.poll() is not None:
+                raise AssertionError("batond exited with %d:\n%s" % (self.proc.returncode, self.log()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def ctl(self, *args, json_output=False, timeout=30, user=None, input=None):
+        cmd = [BATONCTL, "-s", self.control] + (["--json"] if json_output else []) + list(args)
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * SLOW,
+                              env=self.env, user=user, input=input)
+
+    def status(self, service=None):
+        args = ["status"] + ([service] if service else [])
+        r = self.ctl(*args, json_output=True)
+        if r.returncode != 0:
+            raise AssertionError("batonctl status failed (%d): %s%s" % (r.returncode, r.stdout, r.stderr))
+        return json.loads(r.stdout)
+
+    def service(self, name):
+        for s in self.status(name)["services"]:
+            if s["name"] == name:
+                return s
+        raise AssertionError("no service %s in status" % name)
+
+    def procs(self, name=None, state=None):
+        procs = self.status(name).get("procs", [])
+        return [p for p in procs if state is None or p["state"] == state]
+
+    def wait_service(self, name, state, timeout=10.0):
+        return poll(lambda: self.service(name)["state"] == state and self.service(name),
+                    timeout, what="service %s to be %s" % (name, state))
+
+    def wait_log(self, text, timeout=10.0):
+        return poll(lambda: text in self.log(), timeout, what="%r in batond's log" % text)
+
+    def port(self, socket_name):
+        for s in self.status().get("sockets", []):
+            if s["name"] == socket_name:
+                return int(s["bound"].rsplit(":", 1)[1])
+        raise AssertionError("no socket %s" % socket_name)
+
+    def reports_of(self):
+        """Returns the JSON reports testchild processes wrote, by pid."""
+        out = {}
+        for path in glob.glob(os.path.join(self.reports, "report-*.json")):
+            with open(path) as f:
+                data = json.load(f)
+            out[data["pid"]] = data
+        return out
+
+    def wait_reports(self, count, timeout=10.0):
+        return poll(lambda: len(self.reports_of()) >= count and self.reports_of(), timeout,
+                    what="%d testchild reports" % count)
+
+    def signal(self, sig):
+        os.kill(self.proc.pid, sig)
+
+    def wait_exit(self, timeout=20.0):
+        try:
+            return self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("batond did not exit within %.0fs:\n%s" % (timeout, self.log()))
+
+    def stop(self):
+        """Stops batond with SIGTERM and checks that it exits 0."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.signal(signal.SIGTERM)
+        return self.wait_exit()
+
+    def close(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc is not None:
+            self.logfile.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class TestCase(unittest.TestCase):
+    """A test case whose batonds are stopped and removed at the end."""
+
+    def setUp(self):
+        self.batonds = []
+
+    def tearDown(self):
+        for b in self.batonds:
+            if b.proc is not None and b.proc.poll() is None:
+                b.stop()
+            if self._outcome_failed():
+                print("---- batond log (%s) ----\n%s" % (b.dir, b.log()))
+            b.close()
+
+    def _outcome_failed(self):
+        result = getattr(self._outcome, "result", None)
+        if result is None:
+            return False
+        return any(test is self for test, _ in result.errors + result.failures)
+
+    def batond(self, config, **kwargs):
+        b = Batond(config, **kwargs)
+        self.batonds.append(b)
+        return b
+
+    def assert_exits_cleanly(self, b):
+        """Stops batond and checks the exit status and that no child is left."""
+        pid = b.pid
+        code = b.stop()
+        self.assertEqual(code, 0, "batond exited with %s:\n%s" % (code, b.log()))
+        self.assertEqual(children_of(pid), {}, "processes left behind by batond")
+
+
+def http_get(port, path="/", timeout=5.0):
+    """Sends one HTTP/1.0 GET to 127.0.0.1:port; returns (status, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(("GET %s HTTP/1.0\r\nHost: x\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body.decode(errors="replace")
+
+
+def main():
+    unittest.main(verbosity=2)
