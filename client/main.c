@@ -200,6 +200,9 @@ static int send_request(int fd, const struct args *a)
 		ssize_t w = send(fd, line + off, (size_t)(n - off), MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
+		// batond may have answered and closed already (a refusal): read that.
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return 0;
 		if (w < 0) {
 			fprintf(stderr, "batonctl: cannot send to batond: %s\n", strerror(errno));
 			return -1;

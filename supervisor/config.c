@@ -67,9 +67,8 @@ struct parser {
 	struct section **sections;
 	size_t nsections;
 	struct config *config;
-	char *errors;
-	size_t errlen;
-	unsigned nerrors;
+	struct config_error *errors;
+	unsigned nerrors; /* found, even beyond those kept */
 };
 
 struct key {
@@ -81,33 +80,36 @@ struct key {
 
 #define MAX_ERRORS 20
 
+struct config_error {
+	unsigned line;
+	char *text;
+};
+
 static void add_error(struct parser *p, unsigned line, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
 static void add_error(struct parser *p, unsigned line, const char *key, const char *fmt, ...)
 {
-	if (++p->nerrors > MAX_ERRORS)
+	if (p->nerrors >= MAX_ERRORS) {
+		p->nerrors++;
 		return;
+	}
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	char *line_text;
+	if (!p->errors && !(p->errors = calloc(MAX_ERRORS, sizeof(*p->errors))))
+		return;
+	struct config_error *e = &p->errors[p->nerrors++];
+	e->line = line;
 	int n;
 	if (key)
-		n = asprintf(&line_text, "%s:%u: %s: %s\n", p->path, line, key, msg);
+		n = asprintf(&e->text, "%s:%u: %s: %s\n", p->path, line, key, msg);
 	else
-		n = asprintf(&line_text, "%s:%u: %s\n", p->path, line, msg);
+		n = asprintf(&e->text, "%s:%u: %s\n", p->path, line, msg);
 	if (n < 0)
-		return;
-	char *errors = realloc(p->errors, p->errlen + (size_t)n + 1);
-	if (errors) {
-		memcpy(errors + p->errlen, line_text, (size_t)n + 1);
-		p->errors = errors;
-		p->errlen += (size_t)n;
-	}
-	free(line_text);
+		e->text = NULL;
 }
 
 static int set_string(char **field, const char *value)
@@ -887,9 +889,12 @@ static void check_socket(struct parser *p, struct section *s)
 {
 	struct socket_conf *sock = s->socket;
 	if (!sock->listen) {
-		add_error(p, s->line, key_name(KEY_LISTEN),
-			"missing in [socket:%s]; expected tcp:HOST:PORT, udp:HOST:PORT or unix:/PATH",
-			sock->name);
+		// A listen with a bad value has its own error already.
+		if (!s->key_lines[KEY_LISTEN])
+			add_error(p, s->line, key_name(KEY_LISTEN),
+				"missing in [socket:%s]; expected tcp:HOST:PORT, udp:HOST:PORT or "
+				"unix:/PATH",
+				sock->name);
 		return;
 	}
 	if (s->key_lines[KEY_MODE] && sock->addr.family != ADDRESS_UNIX)
@@ -923,9 +928,11 @@ static void check_service(struct parser *p, struct section *s)
 {
 	struct service_conf *c = s->service;
 	if (!c->argv) {
-		add_error(p, s->line, key_name(KEY_COMMAND),
-			"missing in [service:%s]; expected the program to run and its arguments",
-			c->name);
+		if (!s->key_lines[KEY_COMMAND])
+			add_error(p, s->line, key_name(KEY_COMMAND),
+				"missing in [service:%s]; expected the program to run and its "
+				"arguments",
+				c->name);
 		return;
 	}
 	check_service_sockets(p, s);
@@ -953,22 +960,37 @@ static void parser_finish(struct parser *p)
 		free(p->sections[i]);
 	}
 	free(p->sections);
+	for (unsigned i = 0; p->errors && i < p->nerrors && i < MAX_ERRORS; i++)
+		free(p->errors[i].text);
+	free(p->errors);
 	free(p->linebuf);
 	if (p->file)
 		fclose(p->file);
 }
 
-static void report_overflow(struct parser *p)
+// Joins the errors, in the order of their lines, into one string.
+static char *join_errors(struct parser *p)
 {
-	if (p->nerrors <= MAX_ERRORS)
-		return;
-	unsigned more = p->nerrors - MAX_ERRORS;
-	char *errors;
-	if (asprintf(&errors, "%s%s: %u more errors not shown\n", p->errors ? p->errors : "",
-		    p->path, more) >= 0) {
-		free(p->errors);
-		p->errors = errors;
+	unsigned kept = p->nerrors < MAX_ERRORS ? p->nerrors : MAX_ERRORS;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	if (!f)
+		return NULL;
+	// A stable sort: errors of one line keep the order they were found in.
+	for (unsigned i = 1; i < kept; i++) {
+		for (unsigned j = i; j > 0 && p->errors[j - 1].line > p->errors[j].line; j--) {
+			struct config_error t = p->errors[j];
+			p->errors[j] = p->errors[j - 1];
+			p->errors[j - 1] = t;
+		}
 	}
+	for (unsigned i = 0; i < kept; i++)
+		fputs(p->errors[i].text ? p->errors[i].text : "out of memory\n", f);
+	if (p->nerrors > MAX_ERRORS)
+		fprintf(f, "%s: %u more errors not shown\n", p->path, p->nerrors - MAX_ERRORS);
+	fclose(f);
+	return out;
 }
 
 struct config *config_load(const char *path, char **errors)
@@ -994,8 +1016,7 @@ struct config *config_load(const char *path, char **errors)
 		add_error(&p, p.line, NULL, "read error: %s", strerror(errno));
 	check_config(&p);
 	if (p.nerrors > 0) {
-		report_overflow(&p);
-		*errors = p.errors;
+		*errors = join_errors(&p);
 		goto error;
 	}
 	parser_finish(&p);

@@ -64,6 +64,15 @@ def children_of(pid):
     return found
 
 
+def read(path, default=""):
+    """Returns a file's text, or default when it does not exist."""
+    try:
+        with open(path, errors="replace") as f:
+            return f.read()
+    except FileNotFoundError:
+        return default
+
+
 def alive(pid):
     state = proc_state(pid)
     return state is not None and state != "Z"
@@ -119,10 +128,13 @@ class Batond:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def ctl(self, *args, json_output=False, timeout=30, user=None, input=None):
+    def ctl(self, *args, json_output=False, timeout=30, user=None, group=None, input=None):
         cmd = [BATONCTL, "-s", self.control] + (["--json"] if json_output else []) + list(args)
+        extra = {}
+        if user is not None:
+            extra = {"user": user, "group": group, "extra_groups": []}
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout * SLOW,
-                              env=self.env, user=user, input=input)
+                              env=self.env, input=input, **extra)
 
     def status(self, service=None):
         args = ["status"] + ([service] if service else [])
