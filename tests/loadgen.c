@@ -207,8 +207,6 @@ static const char *errno_name(int err)
 	return name ? name : "unknown errno";
 }
 
-/* ---- diagnostics ---- */
-
 static void note(struct ctx *ctx, enum note n, int err)
 {
 	if (ctx->noted & (1u << n))
@@ -240,8 +238,6 @@ static enum outcome classify(struct ctx *ctx, int err, const char *op, bool conn
 	report_errno(ctx, err, op);
 	return OUT_OTHER;
 }
-
-/* ---- latency histogram ---- */
 
 static void hist_add(struct histogram *h, uint64_t ns)
 {
@@ -278,8 +274,6 @@ static double hist_quantile_ms(const struct histogram *h, double q)
 	}
 	return (double)h->max_ns / 1e6;
 }
-
-/* ---- response parser ---- */
 
 static bool parse_fail(struct response *r, enum note err)
 {
@@ -619,8 +613,6 @@ static enum feed_result feed(struct response *r, const char *p, size_t n, size_t
 	return r->phase == PH_DONE ? FEED_DONE : FEED_MORE;
 }
 
-/* ---- connections ---- */
-
 static bool request_in_flight(const struct conn *c)
 {
 	return c->state == ST_CONNECTING || c->state == ST_SENDING || c->state == ST_RECEIVING;
@@ -872,8 +864,6 @@ static void on_conn_event(struct ctx *ctx, struct conn *c)
 	}
 }
 
-/* ---- main loop ---- */
-
 static void begin_stop(struct ctx *ctx, uint64_t now)
 {
 	ctx->stopping = true;
@@ -990,8 +980,6 @@ static void print_summary(const struct ctx *ctx)
 		hist_quantile_ms(h, 0.90), hist_quantile_ms(h, 0.99), (double)h->max_ns / 1e6);
 	fflush(stdout);
 }
-
-/* ---- setup ---- */
 
 static void usage(FILE *out)
 {
