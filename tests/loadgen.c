@@ -660,7 +660,7 @@ static void next_request(struct ctx *ctx, struct conn *c)
 		start_request(ctx, c);
 }
 
-/* Ends a request attempt that failed; the connection retries after a pause. */
+/* Ends a failed attempt; the pause before retrying keeps a dead target from spinning the loop. */
 static void fail_request(struct ctx *ctx, struct conn *c, enum outcome o)
 {
 	record(ctx, c, o);
