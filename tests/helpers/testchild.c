@@ -219,18 +219,22 @@ struct opts {
 	int exit_code;
 	long exit_after_ms;
 	long term_exit_ms;
-	long delay_ms;
 	long orphan_ms;
 	int ready_fd;
-	const char *notify[16];
-	int nnotify;
+	struct {
+		char kind; /* 'n' notify, 'd' delay */
+		const char *arg;
+	} steps[16];
+	int nsteps;
+	const char *child_notify;
 };
 
 static void usage(void)
 {
 	fprintf(stderr, "usage: testchild [--report DIR] [--log FILE] [--ignore-term] "
 			"[--exit N] [--exit-after-ms N] [--term-exit-ms N] [--delay-ms N] "
-			"[--notify MSG]... [--ready-fd N] [--orphan-ms N]\n");
+			"[--notify MSG]... [--notify-from-child MSG] [--ready-fd N] "
+			"[--orphan-ms N]\n");
 	exit(2);
 }
 
@@ -247,6 +251,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"notify", required_argument, NULL, 'n'},
 		{"ready-fd", required_argument, NULL, 'f'},
 		{"orphan-ms", required_argument, NULL, 'o'},
+		{"notify-from-child", required_argument, NULL, 'c'},
 		{0},
 	};
 	int ch;
@@ -258,13 +263,16 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'e': o->exit_code = atoi(optarg); break;
 		case 'a': o->exit_after_ms = atol(optarg); break;
 		case 't': o->term_exit_ms = atol(optarg); break;
-		case 'd': o->delay_ms = atol(optarg); break;
+		case 'd':
 		case 'n':
-			if (o->nnotify < 16)
-				o->notify[o->nnotify++] = optarg;
+			if (o->nsteps < 16) {
+				o->steps[o->nsteps].kind = (char)ch;
+				o->steps[o->nsteps++].arg = optarg;
+			}
 			break;
 		case 'f': o->ready_fd = atoi(optarg); break;
 		case 'o': o->orphan_ms = atol(optarg); break;
+		case 'c': o->child_notify = optarg; break;
 		default: usage();
 		}
 	}
@@ -296,10 +304,23 @@ int main(int argc, char **argv)
 	sigaction(SIGTERM, &sa, NULL);
 	if (o.orphan_ms > 0)
 		orphan(o.orphan_ms);
-	if (o.delay_ms > 0)
-		sleep_ms(o.delay_ms);
-	for (int i = 0; i < o.nnotify; i++)
-		notify(o.notify[i]);
+	if (o.child_notify) {
+		// Sent by a process batond did not start: it must not be believed.
+		pid_t pid = fork();
+		if (pid == 0) {
+			notify(o.child_notify);
+			_exit(0);
+		}
+		if (pid > 0)
+			waitpid(pid, NULL, 0);
+	}
+	// --delay-ms and --notify act in the order given.
+	for (int i = 0; i < o.nsteps; i++) {
+		if (o.steps[i].kind == 'n')
+			notify(o.steps[i].arg);
+		else
+			sleep_ms(atol(o.steps[i].arg));
+	}
 	if (o.ready_fd >= 0 && (write(o.ready_fd, "\n", 1) != 1 || close(o.ready_fd) < 0))
 		perror("testchild: ready fd");
 	if (o.exit_after_ms > 0)

@@ -1,0 +1,662 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+
+static char err[512];
+
+static double duration(const char *s)
+{
+	double secs = -1;
+	err[0] = '\0';
+	assert_int_equal(parse_duration(s, &secs, err, sizeof(err)), 0);
+	return secs;
+}
+
+static void assert_duration_rejected(const char *s)
+{
+	double secs = 12345;
+	err[0] = '\0';
+	assert_int_equal(parse_duration(s, &secs, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected a duration"));
+	assert_true(secs == 12345);
+}
+
+/* Durations */
+
+static void duration_units(void **state)
+{
+	(void)state;
+	assert_float_equal(duration("250ms"), 0.25, 1e-12);
+	assert_float_equal(duration("30s"), 30, 1e-12);
+	assert_float_equal(duration("5m"), 300, 1e-12);
+	assert_float_equal(duration("1h"), 3600, 1e-12);
+	assert_float_equal(duration("2d"), 172800, 1e-12);
+	assert_float_equal(duration("5min"), 300, 1e-12);
+	assert_float_equal(duration("7sec"), 7, 1e-12);
+}
+
+static void duration_fractions_and_compounds(void **state)
+{
+	(void)state;
+	assert_float_equal(duration("1.5s"), 1.5, 1e-12);
+	assert_float_equal(duration("1m30s"), 90, 1e-12);
+	assert_float_equal(duration("1h2m3s"), 3723, 1e-12);
+	assert_float_equal(duration("1s500ms"), 1.5, 1e-12);
+	assert_float_equal(duration(".5s"), 0.5, 1e-12);
+}
+
+static void duration_bare_number_is_seconds(void **state)
+{
+	(void)state;
+	assert_float_equal(duration("45"), 45, 1e-12);
+	assert_float_equal(duration("0.25"), 0.25, 1e-12);
+	assert_true(duration("0") == 0);
+	assert_true(duration("0s") == 0);
+}
+
+static void duration_one_year_is_the_limit(void **state)
+{
+	(void)state;
+	assert_true(duration("365d") == PARSE_DURATION_MAX);
+	assert_duration_rejected("366d");
+	assert_duration_rejected("8761h");
+	assert_duration_rejected("99999999999999999999999999999999999999d");
+	char huge[400];
+	memset(huge, '9', sizeof(huge) - 1);
+	huge[sizeof(huge) - 1] = '\0';
+	assert_duration_rejected(huge);
+}
+
+static void duration_malformed_rejected(void **state)
+{
+	(void)state;
+	assert_duration_rejected("");
+	assert_duration_rejected("s");
+	assert_duration_rejected("ms");
+	assert_duration_rejected("10x");
+	assert_duration_rejected("-1s");
+	assert_duration_rejected("+1s");
+	assert_duration_rejected("1m30");
+	assert_duration_rejected(" 5s");
+	assert_duration_rejected("5s ");
+	assert_duration_rejected("5 s");
+	assert_duration_rejected(".s");
+	assert_duration_rejected("1e3s");
+	assert_duration_rejected("0x10s");
+	assert_duration_rejected("1.5.5s");
+}
+
+static void duration_error_quotes_input(void **state)
+{
+	(void)state;
+	double secs;
+	assert_int_equal(parse_duration("10x", &secs, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "\"10x\""));
+	assert_non_null(strstr(err, "30s"));
+}
+
+static const char *formatted(double secs)
+{
+	static char out[64];
+	format_duration(secs, out, sizeof(out));
+	return out;
+}
+
+static void format_duration_normal_form(void **state)
+{
+	(void)state;
+	assert_string_equal(formatted(0), "0s");
+	assert_string_equal(formatted(0.25), "250ms");
+	assert_string_equal(formatted(1.5), "1500ms");
+	assert_string_equal(formatted(30), "30s");
+	assert_string_equal(formatted(60), "1m");
+	assert_string_equal(formatted(90), "1m30s");
+	assert_string_equal(formatted(300), "5m");
+	assert_string_equal(formatted(3600), "1h");
+	assert_string_equal(formatted(86400), "24h");
+}
+
+static void assert_format_round_trips(const char *text)
+{
+	double secs = duration(text);
+	char out[64];
+	format_duration(secs, out, sizeof(out));
+	double again = -1;
+	assert_int_equal(parse_duration(out, &again, err, sizeof(err)), 0);
+	if (again != secs)
+		fail_msg("\"%s\" = %.17g formats as \"%s\" = %.17g", text, secs, out, again);
+}
+
+static void format_duration_round_trips(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {
+		"0", "1ms", "250ms", "999ms", "1s", "30s", "59s", "1m", "1m30s", "61m1s", "5m",
+		"1h", "1h1s", "25h", "1.5s", "100ms", "365d",
+	};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++)
+		assert_format_round_trips(texts[i]);
+}
+
+static void format_duration_round_trips_decimal_seconds(void **state)
+{
+	(void)state;
+	assert_format_round_trips("0.009s");
+	assert_format_round_trips("0.013s");
+	assert_format_round_trips("2.036s");
+}
+
+/* Signals */
+
+static int signal_of(const char *s)
+{
+	int signo = -1;
+	assert_int_equal(parse_signal(s, &signo, err, sizeof(err)), 0);
+	return signo;
+}
+
+static void assert_signal_rejected(const char *s)
+{
+	int signo = -1;
+	err[0] = '\0';
+	assert_int_equal(parse_signal(s, &signo, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected a signal"));
+	assert_int_equal(signo, -1);
+}
+
+static void signal_by_name_prefix_case_and_number(void **state)
+{
+	(void)state;
+	assert_int_equal(signal_of("TERM"), SIGTERM);
+	assert_int_equal(signal_of("SIGTERM"), SIGTERM);
+	assert_int_equal(signal_of("term"), SIGTERM);
+	assert_int_equal(signal_of("sigterm"), SIGTERM);
+	assert_int_equal(signal_of("15"), SIGTERM);
+	assert_int_equal(signal_of("KILL"), SIGKILL);
+	assert_int_equal(signal_of("HUP"), SIGHUP);
+	assert_int_equal(signal_of("USR2"), SIGUSR2);
+	assert_int_equal(signal_of("WINCH"), SIGWINCH);
+	assert_int_equal(signal_of("9"), SIGKILL);
+}
+
+static void signal_invalid_rejected(void **state)
+{
+	(void)state;
+	assert_signal_rejected("FOO");
+	assert_signal_rejected("0");
+	assert_signal_rejected("999");
+	assert_signal_rejected("");
+	assert_signal_rejected("SIG");
+	assert_signal_rejected("-15");
+	assert_signal_rejected("15x");
+	assert_signal_rejected("TERM ");
+}
+
+static void signal_name_of_number(void **state)
+{
+	(void)state;
+	assert_string_equal(signal_name(SIGTERM), "TERM");
+	assert_string_equal(signal_name(SIGKILL), "KILL");
+	assert_string_equal(signal_name(SIGHUP), "HUP");
+	assert_null(signal_name(0));
+	assert_null(signal_name(999));
+}
+
+/* Integers and modes */
+
+static void uint_range(void **state)
+{
+	(void)state;
+	unsigned long n = 0;
+	assert_int_equal(parse_uint("42", 1, 100, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 42);
+	assert_int_equal(parse_uint("1", 1, 100, &n, err, sizeof(err)), 0);
+	assert_int_equal(parse_uint("100", 1, 100, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 100);
+	assert_int_equal(parse_uint("0", 1, 100, &n, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "from 1 to 100"));
+	assert_int_equal(parse_uint("101", 1, 100, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_uint("-1", 0, 100, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_uint("", 0, 100, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_uint("4x", 0, 100, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_uint("99999999999999999999999", 0, 100, &n, err, sizeof(err)), -1);
+}
+
+static void mode_octal(void **state)
+{
+	(void)state;
+	mode_t mode = 0;
+	assert_int_equal(parse_mode("0600", &mode, err, sizeof(err)), 0);
+	assert_int_equal(mode, 0600);
+	assert_int_equal(parse_mode("660", &mode, err, sizeof(err)), 0);
+	assert_int_equal(mode, 0660);
+	assert_int_equal(parse_mode("0800", &mode, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "octal"));
+	assert_int_equal(parse_mode("", &mode, err, sizeof(err)), -1);
+	assert_int_equal(parse_mode("17777", &mode, err, sizeof(err)), -1);
+	assert_int_equal(parse_mode("rw", &mode, err, sizeof(err)), -1);
+}
+
+/* Addresses */
+
+static void address_tcp_ipv4(void **state)
+{
+	(void)state;
+	struct address a;
+	assert_int_equal(parse_address("tcp:127.0.0.1:8080", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, ADDRESS_TCP);
+	assert_false(a.ipv6);
+	assert_string_equal(a.host, "127.0.0.1");
+	assert_int_equal(a.port, 8080);
+}
+
+static void address_tcp_ipv6(void **state)
+{
+	(void)state;
+	struct address a;
+	assert_int_equal(parse_address("tcp:[::1]:0", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, ADDRESS_TCP);
+	assert_true(a.ipv6);
+	assert_string_equal(a.host, "::1");
+	assert_int_equal(a.port, 0);
+	assert_int_equal(parse_address("tcp:[::]:80", &a, err, sizeof(err)), 0);
+	assert_true(a.ipv6);
+	assert_string_equal(a.host, "::");
+	assert_int_equal(a.port, 80);
+}
+
+static void address_udp(void **state)
+{
+	(void)state;
+	struct address a;
+	assert_int_equal(parse_address("udp:0.0.0.0:53", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, ADDRESS_UDP);
+	assert_string_equal(a.host, "0.0.0.0");
+	assert_int_equal(a.port, 53);
+	assert_int_equal(parse_address("udp:[fe80::1]:65535", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, ADDRESS_UDP);
+	assert_true(a.ipv6);
+	assert_int_equal(a.port, 65535);
+}
+
+static void address_unix(void **state)
+{
+	(void)state;
+	struct address a;
+	assert_int_equal(parse_address("unix:/run/baton/web.sock", &a, err, sizeof(err)), 0);
+	assert_int_equal(a.family, ADDRESS_UNIX);
+	assert_string_equal(a.path, "/run/baton/web.sock");
+}
+
+static void address_unix_path_limit(void **state)
+{
+	(void)state;
+	char s[5 + 109];
+	struct address a;
+	strcpy(s, "unix:");
+	memset(s + 5, 'p', 107);
+	s[5] = '/';
+	s[5 + 107] = '\0';
+	assert_int_equal(parse_address(s, &a, err, sizeof(err)), 0);
+	assert_int_equal(strlen(a.path), 107);
+	s[5 + 107] = 'p';
+	s[5 + 108] = '\0';
+	assert_int_equal(parse_address(s, &a, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "107"));
+}
+
+static void assert_address_rejected(const char *s, const char *expected)
+{
+	struct address a;
+	err[0] = '\0';
+	assert_int_equal(parse_address(s, &a, err, sizeof(err)), -1);
+	if (!strstr(err, expected))
+		fail_msg("error for \"%s\" is \"%s\", expected it to mention \"%s\"", s, err,
+			expected);
+}
+
+static void address_invalid_rejected(void **state)
+{
+	(void)state;
+	assert_address_rejected("tcp:localhost:80", "numeric address");
+	assert_address_rejected("tcp:127.0.0.1", "numeric address");
+	assert_address_rejected("tcp:1.2.3.4:70000", "port from 0 to 65535");
+	assert_address_rejected("tcp:127.0.0.1:", "port");
+	assert_address_rejected("tcp::80", "numeric address");
+	assert_address_rejected("tcp:[::1]", "numeric address");
+	assert_address_rejected("tcp:[::1]80", "numeric address");
+	assert_address_rejected("tcp:::1:80", "numeric address");
+	assert_address_rejected("tcp:[127.0.0.1]:80", "numeric address");
+	assert_address_rejected("tcp:127.0.0.1:-1", "port");
+	assert_address_rejected("udp:1.2.3:53", "numeric address");
+	assert_address_rejected("unix:relative/path", "absolute path");
+	assert_address_rejected("unix:", "absolute path");
+	assert_address_rejected("ftp:1.2.3.4:21", "tcp:HOST:PORT");
+	assert_address_rejected("", "tcp:HOST:PORT");
+	assert_address_rejected("TCP:127.0.0.1:80", "tcp:HOST:PORT");
+}
+
+/* Words */
+
+static char **words(const char *s, size_t *n)
+{
+	err[0] = '\0';
+	char **argv = parse_words(s, n, err, sizeof(err));
+	if (!argv)
+		fail_msg("parse_words(\"%s\") failed: %s", s, err);
+	return argv;
+}
+
+static void words_split_at_blanks(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("  /bin/echo\thello   world\n", &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(argv[0], "/bin/echo");
+	assert_string_equal(argv[1], "hello");
+	assert_string_equal(argv[2], "world");
+	assert_null(argv[3]);
+	free(argv);
+}
+
+static void words_single_quotes_are_literal(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("sh -c 'echo \"$HOME\" \\n'", &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(argv[2], "echo \"$HOME\" \\n");
+	free(argv);
+}
+
+static void words_double_quotes_honour_escapes(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("\"a \\\"b\\\" \\\\ \\$x \\` \\n 'q'\"", &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(argv[0], "a \"b\" \\ $x ` \\n 'q'");
+	free(argv);
+}
+
+static void words_backslash_quotes_next_character(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("a\\ b c\\'d \\\\", &n);
+	assert_int_equal(n, 3);
+	assert_string_equal(argv[0], "a b");
+	assert_string_equal(argv[1], "c'd");
+	assert_string_equal(argv[2], "\\");
+	free(argv);
+}
+
+static void words_adjacent_quotes_join(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("pre'mid'\"post\"fix", &n);
+	assert_int_equal(n, 1);
+	assert_string_equal(argv[0], "premidpostfix");
+	free(argv);
+}
+
+static void words_empty_quoted_words_kept(void **state)
+{
+	(void)state;
+	size_t n = 0;
+	char **argv = words("a '' \"\" b", &n);
+	assert_int_equal(n, 4);
+	assert_string_equal(argv[0], "a");
+	assert_string_equal(argv[1], "");
+	assert_string_equal(argv[2], "");
+	assert_string_equal(argv[3], "b");
+	assert_null(argv[4]);
+	free(argv);
+	argv = words("'' '' '' ''", &n);
+	assert_int_equal(n, 4);
+	assert_string_equal(argv[3], "");
+	free(argv);
+}
+
+static void words_many_short_words(void **state)
+{
+	(void)state;
+	char s[2001];
+	for (int i = 0; i < 1000; i++) {
+		s[2 * i] = (char)('a' + i % 26);
+		s[2 * i + 1] = ' ';
+	}
+	s[1999] = '\0';
+	size_t n = 0;
+	char **argv = words(s, &n);
+	assert_int_equal(n, 1000);
+	assert_string_equal(argv[999], "l");
+	assert_null(argv[1000]);
+	free(argv);
+}
+
+static void assert_words_rejected(const char *s, const char *expected)
+{
+	size_t n = 99;
+	err[0] = '\0';
+	assert_null(parse_words(s, &n, err, sizeof(err)));
+	if (!strstr(err, expected))
+		fail_msg("error for \"%s\" is \"%s\", expected \"%s\"", s, err, expected);
+}
+
+static void words_errors(void **state)
+{
+	(void)state;
+	assert_words_rejected("echo 'open", "single quote");
+	assert_words_rejected("echo \"open", "double quote");
+	assert_words_rejected("echo \"a\\\"", "double quote");
+	assert_words_rejected("echo \\", "backslash");
+	assert_words_rejected("", "at least one word");
+	assert_words_rejected(" \t ", "at least one word");
+}
+
+/* Ready */
+
+static void ready_modes(void **state)
+{
+	(void)state;
+	struct ready_spec r;
+	assert_int_equal(parse_ready("notify", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.mode, READY_NOTIFY);
+	assert_int_equal(parse_ready("none", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.mode, READY_NONE);
+	assert_int_equal(parse_ready("fd:5", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.mode, READY_FD);
+	assert_int_equal(r.fd, 5);
+	assert_int_equal(parse_ready("delay:500ms", &r, err, sizeof(err)), 0);
+	assert_int_equal(r.mode, READY_DELAY);
+	assert_float_equal(r.delay, 0.5, 1e-12);
+}
+
+static void ready_bad_fd_rejected(void **state)
+{
+	(void)state;
+	struct ready_spec r;
+	assert_int_equal(parse_ready("fd:2", &r, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "from 3 to"));
+	assert_int_equal(parse_ready("fd:abc", &r, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected"));
+	assert_int_equal(parse_ready("fd:", &r, err, sizeof(err)), -1);
+	assert_int_equal(parse_ready("fd:1024", &r, err, sizeof(err)), -1);
+}
+
+static void ready_bad_values_rejected(void **state)
+{
+	(void)state;
+	struct ready_spec r;
+	assert_int_equal(parse_ready("delay:soon", &r, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected a duration"));
+	assert_int_equal(parse_ready("delay:", &r, err, sizeof(err)), -1);
+	assert_int_equal(parse_ready("Notify", &r, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected notify, fd:N, delay:DURATION or none"));
+	assert_int_equal(parse_ready("", &r, err, sizeof(err)), -1);
+}
+
+/* Restart, upgrade, start limit, booleans */
+
+static void restart_policies(void **state)
+{
+	(void)state;
+	enum restart_policy p;
+	assert_int_equal(parse_restart("always", &p, err, sizeof(err)), 0);
+	assert_int_equal(p, RESTART_ALWAYS);
+	assert_int_equal(parse_restart("on-failure", &p, err, sizeof(err)), 0);
+	assert_int_equal(p, RESTART_ON_FAILURE);
+	assert_int_equal(parse_restart("never", &p, err, sizeof(err)), 0);
+	assert_int_equal(p, RESTART_NEVER);
+	assert_string_equal(restart_name(RESTART_ON_FAILURE), "on-failure");
+	assert_string_equal(restart_name(RESTART_NEVER), "never");
+	assert_string_equal(restart_name(RESTART_ALWAYS), "always");
+}
+
+static void restart_invalid_rejected(void **state)
+{
+	(void)state;
+	enum restart_policy p;
+	assert_int_equal(parse_restart("sometimes", &p, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected always, on-failure or never"));
+	assert_int_equal(parse_restart("", &p, err, sizeof(err)), -1);
+	assert_int_equal(parse_restart("on_failure", &p, err, sizeof(err)), -1);
+}
+
+static void upgrade_modes(void **state)
+{
+	(void)state;
+	unsigned batch = 99;
+	assert_int_equal(parse_upgrade("all", &batch, err, sizeof(err)), 0);
+	assert_int_equal(batch, 0);
+	assert_int_equal(parse_upgrade("rolling", &batch, err, sizeof(err)), 0);
+	assert_int_equal(batch, 1);
+	assert_int_equal(parse_upgrade("rolling:3", &batch, err, sizeof(err)), 0);
+	assert_int_equal(batch, 3);
+}
+
+static void upgrade_invalid_rejected(void **state)
+{
+	(void)state;
+	unsigned batch = 99;
+	assert_int_equal(parse_upgrade("rolling:0", &batch, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "rolling:N"));
+	assert_int_equal(parse_upgrade("rolling:", &batch, err, sizeof(err)), -1);
+	assert_int_equal(parse_upgrade("rolling:x", &batch, err, sizeof(err)), -1);
+	assert_int_equal(parse_upgrade("rolling:10001", &batch, err, sizeof(err)), -1);
+	assert_int_equal(parse_upgrade("some", &batch, err, sizeof(err)), -1);
+	assert_int_equal(batch, 99);
+}
+
+static void start_limit_values(void **state)
+{
+	(void)state;
+	unsigned burst = 0;
+	double interval = 0;
+	assert_int_equal(parse_start_limit("5/60s", &burst, &interval, err, sizeof(err)), 0);
+	assert_int_equal(burst, 5);
+	assert_float_equal(interval, 60, 1e-12);
+	assert_int_equal(parse_start_limit("3/1m30s", &burst, &interval, err, sizeof(err)), 0);
+	assert_int_equal(burst, 3);
+	assert_float_equal(interval, 90, 1e-12);
+	assert_int_equal(parse_start_limit("none", &burst, &interval, err, sizeof(err)), 0);
+	assert_int_equal(burst, 0);
+}
+
+static void start_limit_invalid_rejected(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {"5", "5/", "/5s", "0/60s", "x/60s", "5/0s", "5/soon",
+		"", "-1/5s", "12345678901234567890/5s"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unsigned burst = 0;
+		double interval = 0;
+		err[0] = '\0';
+		if (parse_start_limit(bad[i], &burst, &interval, err, sizeof(err)) != -1)
+			fail_msg("start limit \"%s\" accepted", bad[i]);
+		assert_non_null(strstr(err, "like 5/60s"));
+	}
+}
+
+static void booleans(void **state)
+{
+	(void)state;
+	static const char *const yes[] = {"yes", "true", "on", "1", "YES", "True"};
+	static const char *const no[] = {"no", "false", "off", "0", "NO", "Off"};
+	bool b;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		b = false;
+		assert_int_equal(parse_bool(yes[i], &b, err, sizeof(err)), 0);
+		assert_true(b);
+		assert_int_equal(parse_bool(no[i], &b, err, sizeof(err)), 0);
+		assert_false(b);
+	}
+}
+
+static void booleans_invalid_rejected(void **state)
+{
+	(void)state;
+	bool b;
+	assert_int_equal(parse_bool("maybe", &b, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected yes or no"));
+	assert_int_equal(parse_bool("", &b, err, sizeof(err)), -1);
+	assert_int_equal(parse_bool("2", &b, err, sizeof(err)), -1);
+	assert_int_equal(parse_bool("yes ", &b, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(duration_units),
+		cmocka_unit_test(duration_fractions_and_compounds),
+		cmocka_unit_test(duration_bare_number_is_seconds),
+		cmocka_unit_test(duration_one_year_is_the_limit),
+		cmocka_unit_test(duration_malformed_rejected),
+		cmocka_unit_test(duration_error_quotes_input),
+		cmocka_unit_test(format_duration_normal_form),
+		cmocka_unit_test(format_duration_round_trips),
+		cmocka_unit_test(format_duration_round_trips_decimal_seconds),
+		cmocka_unit_test(signal_by_name_prefix_case_and_number),
+		cmocka_unit_test(signal_invalid_rejected),
+		cmocka_unit_test(signal_name_of_number),
+		cmocka_unit_test(uint_range),
+		cmocka_unit_test(mode_octal),
+		cmocka_unit_test(address_tcp_ipv4),
+		cmocka_unit_test(address_tcp_ipv6),
+		cmocka_unit_test(address_udp),
+		cmocka_unit_test(address_unix),
+		cmocka_unit_test(address_unix_path_limit),
+		cmocka_unit_test(address_invalid_rejected),
+		cmocka_unit_test(words_split_at_blanks),
+		cmocka_unit_test(words_single_quotes_are_literal),
+		cmocka_unit_test(words_double_quotes_honour_escapes),
+		cmocka_unit_test(words_backslash_quotes_next_character),
+		cmocka_unit_test(words_adjacent_quotes_join),
+		cmocka_unit_test(words_empty_quoted_words_kept),
+		cmocka_unit_test(words_many_short_words),
+		cmocka_unit_test(words_errors),
+		cmocka_unit_test(ready_modes),
+		cmocka_unit_test(ready_bad_fd_rejected),
+		cmocka_unit_test(ready_bad_values_rejected),
+		cmocka_unit_test(restart_policies),
+		cmocka_unit_test(restart_invalid_rejected),
+		cmocka_unit_test(upgrade_modes),
+		cmocka_unit_test(upgrade_invalid_rejected),
+		cmocka_unit_test(start_limit_values),
+		cmocka_unit_test(start_limit_invalid_rejected),
+		cmocka_unit_test(booleans),
+		cmocka_unit_test(booleans_invalid_rejected),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
