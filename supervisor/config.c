@@ -820,13 +820,22 @@ static char *reader(char *str, int num, void *stream)
 static const char *join_value(struct parser *p, struct section *s, int k, const char *value)
 {
 	char *joined;
-	if (asprintf(&joined, "%s %s", s->values[k] ? s->values[k] : "", value) < 0) {
+	if (!s->values[k])
+		return NULL;
+	if (asprintf(&joined, "%s %s", s->values[k], value) < 0) {
 		add_error(p, p->line, keys[k].name, "out of memory");
 		return NULL;
 	}
 	free(s->values[k]);
 	s->values[k] = joined;
 	return joined;
+}
+
+static void apply(struct parser *p, struct section *s, int k, const char *value, unsigned line)
+{
+	char err[384] = "";
+	if (keys[k].set(p, s, value, err, sizeof(err)) < 0)
+		add_error(p, line, keys[k].name, "%s", err);
 }
 
 static int handler(void *user, const char *section_name, const char *name, const char *value)
@@ -845,25 +854,36 @@ static int handler(void *user, const char *section_name, const char *name, const
 		return 1;
 	}
 	if (p->continuation) {
-		if (!keys[k].multiline) {
+		if (!keys[k].multiline)
 			add_error(p, p->line, name,
 				"only command, sockets and environment continue on indented lines");
-			return 1;
-		}
-		if (!(value = join_value(p, s, k, value)))
-			return 1;
-	} else if (s->key_lines[k]) {
+		else
+			join_value(p, s, k, value);
+		return 1;
+	}
+	if (s->key_lines[k]) {
 		add_error(p, p->line, name, "set twice (first at line %u)", s->key_lines[k]);
 		return 1;
-	} else {
-		s->key_lines[k] = p->line;
-		free(s->values[k]);
-		s->values[k] = strdup(value);
 	}
-	char err[384] = "";
-	if (keys[k].set(p, s, value, err, sizeof(err)) < 0)
-		add_error(p, p->line, name, "%s", err);
+	s->key_lines[k] = p->line;
+	free(s->values[k]);
+	s->values[k] = strdup(value);
+	// A multi-line value is read once whole, after the file (apply_multiline).
+	if (!keys[k].multiline)
+		apply(p, s, k, value, p->line);
 	return 1;
+}
+
+// Sets the values that may continue on indented lines, now that they are whole.
+static void apply_multiline(struct parser *p)
+{
+	for (size_t i = 0; i < p->nsections; i++) {
+		struct section *s = p->sections[i];
+		for (int k = 0; k < KEY_COUNT; k++) {
+			if (keys[k].multiline && s->key_lines[k] && s->values[k])
+				apply(p, s, k, s->values[k], s->key_lines[k]);
+		}
+	}
 }
 
 static const char *key_name(int k)
@@ -1014,6 +1034,7 @@ struct config *config_load(const char *path, char **errors)
 		add_error(&p, p.line, NULL, "out of memory");
 	else if (ferror(p.file))
 		add_error(&p, p.line, NULL, "read error: %s", strerror(errno));
+	apply_multiline(&p);
 	check_config(&p);
 	if (p.nerrors > 0) {
 		*errors = join_errors(&p);
@@ -1071,30 +1092,48 @@ static void print_names(FILE *out, const char *key, char **names, size_t n)
 	fprintf(out, "\n");
 }
 
-// Writes a word so that parse_words reads it back unchanged.
-static void print_word(FILE *out, const char *w)
+// Writes a word so that parse_words reads it back unchanged. Backslashes,
+// not quotes: inih takes " ;" for a comment even between quotes.
+static size_t print_word(FILE *out, const char *w)
 {
-	if (*w && !strpbrk(w, " \t\n'\"\\$`;#")) {
-		fprintf(out, " %s", w);
-		return;
+	size_t n = 1;
+	fputc(' ', out);
+	if (!*w) {
+		fputs("''", out);
+		return 3;
 	}
-	fputs(" \"", out);
-	for (; *w; w++) {
-		if (strchr("\"\\$`", *w))
+	for (; *w; w++, n++) {
+		if (strchr(" \t'\"\\$`;#", *w)) {
 			fputc('\\', out);
+			n++;
+		}
 		fputc(*w, out);
 	}
-	fputc('"', out);
+	return n;
+}
+
+// Writes key = words, going on to indented lines before a line grows long.
+static void print_words(FILE *out, const char *key, char *const *words, size_t count)
+{
+	size_t col = (size_t)fprintf(out, "%s =", key);
+	for (size_t i = 0; i < count; i++) {
+		if (col > 80 && i > 0) {
+			fputs("\n   ", out);
+			col = 3;
+		}
+		col += print_word(out, words[i]);
+	}
+	fputc('\n', out);
 }
 
 static void print_service(FILE *out, const struct service_conf *c)
 {
-	fprintf(out, "\n[service:%s]\ncommand = %s\n", c->name, c->command);
+	fprintf(out, "\n[service:%s]\n", c->name);
+	print_words(out, "command", c->argv, c->argc);
 	print_names(out, "sockets", c->sockets, c->nsockets);
 	fprintf(out, "instances = %u\n", c->instances);
 	print_ready(out, &c->ready);
-	if (c->ready.mode != READY_NONE)
-		print_duration(out, "ready_timeout", c->ready_timeout);
+	print_duration(out, "ready_timeout", c->ready_timeout);
 	fprintf(out, "stop_signal = %s\n", signal_name(c->stop_signal));
 	print_duration(out, "stop_grace", c->stop_grace);
 	print_duration(out, "stop_delay", c->stop_delay);
@@ -1119,12 +1158,8 @@ static void print_service(FILE *out, const struct service_conf *c)
 		fprintf(out, "group = %s\n", c->group);
 	if (c->directory)
 		fprintf(out, "directory = %s\n", c->directory);
-	if (c->nenv) {
-		fprintf(out, "environment =");
-		for (size_t i = 0; i < c->nenv; i++)
-			print_word(out, c->env[i]);
-		fprintf(out, "\n");
-	}
+	if (c->nenv)
+		print_words(out, "environment", c->env, c->nenv);
 }
 
 void config_print(const struct config *config, FILE *out)

@@ -63,7 +63,8 @@ static int duration_part(const char **pp, double *out, bool *had_unit)
 	*had_unit = p > u;
 	if (*had_unit && unit_lookup(u, (size_t)(p - u), &scale) < 0)
 		return -1;
-	*out = n * scale;
+	// Dividing by 1000 reads "9ms" as the same double as "0.009".
+	*out = scale < 1 ? n / (1 / scale) : n * scale;
 	*pp = p;
 	return 0;
 }
