@@ -160,7 +160,7 @@ static char *default_control(void)
 		return strdup("/run/baton/control.sock");
 	const char *dir = getenv("XDG_RUNTIME_DIR");
 	char *path;
-	if (!dir || asprintf(&path, "%s/baton/control.sock", dir) < 0)
+	if (!dir || dir[0] != '/' || asprintf(&path, "%s/baton/control.sock", dir) < 0)
 		return NULL;
 	return path;
 }
@@ -303,8 +303,8 @@ int main(int argc, char **argv)
 		return EXIT_USAGE;
 	char *path = a.control ? strdup(a.control) : default_control();
 	if (!path) {
-		fprintf(stderr, "batonctl: XDG_RUNTIME_DIR is not set: give the control socket "
-				"with -s PATH or BATON_CONTROL\n");
+		fprintf(stderr, "batonctl: XDG_RUNTIME_DIR is not set to an absolute path: give "
+				"the control socket with -s PATH or BATON_CONTROL\n");
 		return EXIT_UNREACHABLE;
 	}
 	int fd = connect_control(path);

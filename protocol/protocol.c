@@ -463,7 +463,7 @@ const char *protocol_record_get(const struct protocol_record *rec, const char *k
 
 static const char *const int_keys[] = {
 	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "gen", "instance",
-	"instances", "kills", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
+	"instances", "kills", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
 	"running", "services", "starting", "stopping", "uid", "upgrades", "upgrading_to",
 };
 

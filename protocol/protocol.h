@@ -15,7 +15,7 @@
 /* A request has at most this many words, the verb included. */
 #define PROTOCOL_WORDS_MAX 8
 /* A record line, newline included, is at most this long. */
-#define PROTOCOL_RECORD_MAX 4096
+#define PROTOCOL_RECORD_MAX 16384
 /* A record has at most this many key=value fields. */
 #define PROTOCOL_FIELDS_MAX 48
 /* A name (service, socket) is at most this long and uses [A-Za-z0-9_.@-]. */

@@ -25,7 +25,7 @@ struct daemon {
 	struct pidmap procs;   /* pid -> struct proc */
 	struct control *control;
 	struct notify *notify;
-	ev_signal sigterm, sigint, sighup, sigusr2;
+	ev_signal sigterm, sigint, sighup, sigusr1, sigusr2;
 	ev_child child;
 	bool shutting_down;
 	bool single;     /* single-command mode: exit with the service */

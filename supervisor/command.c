@@ -158,6 +158,7 @@ static void record_daemon(struct protocol_buf *buf, struct daemon *d)
 	protocol_record_int(buf, "services", nsvc);
 	protocol_record_int(buf, "procs", (long long)d->procs.count);
 	protocol_record_int(buf, "clients", control_clients(d->control));
+	protocol_record_int(buf, "orphans", (long long)d->orphans);
 	protocol_record_str(buf, "state", d->shutting_down ? "stopping" : "running");
 	if (d->config_path)
 		protocol_record_str(buf, "config", d->config_path);
@@ -321,7 +322,8 @@ static struct service_conf *reread(struct daemon *d, struct client *c, struct se
 		for (size_t i = 0; conf && i < conf->nsockets; i++) {
 			if (!daemon_listener(d, conf->sockets[i])) {
 				reply_error(c, PROTOCOL_E_INVALID,
-					"socket %s is not open in batond; reload first", conf->sockets[i]);
+					"socket %s is new in %s: batond has not opened it",
+					conf->sockets[i], d->config_path);
 				conf = NULL;
 			}
 		}

@@ -180,6 +180,10 @@ static int set_command(struct parser *p, struct section *s, const char *value, c
 {
 	(void)p;
 	struct service_conf *c = s->service;
+	if (strlen(value) > CONFIG_COMMAND_MAX) {
+		snprintf(err, errlen, "longer than %d characters", CONFIG_COMMAND_MAX);
+		return -1;
+	}
 	size_t argc;
 	char **argv = parse_words(value, &argc, err, errlen);
 	if (!argv)
@@ -262,7 +266,13 @@ static int set_ready_timeout(struct parser *p, struct section *s, const char *va
 	size_t errlen)
 {
 	(void)p;
-	return set_duration(&s->service->ready_timeout, value, err, errlen);
+	if (set_duration(&s->service->ready_timeout, value, err, errlen) < 0)
+		return -1;
+	if (s->service->ready_timeout <= 0) {
+		snprintf(err, errlen, "must be longer than 0s");
+		return -1;
+	}
+	return 0;
 }
 
 static int set_stop_signal(struct parser *p, struct section *s, const char *value, char *err,
@@ -435,6 +445,12 @@ static int set_environment(struct parser *p, struct section *s, const char *valu
 		const char *eq = strchr(words[i], '=');
 		if (!eq || !env_name_valid(words[i], (size_t)(eq - words[i]))) {
 			snprintf(err, errlen, "expected NAME=VALUE, got \"%s\"", words[i]);
+			free(words);
+			return -1;
+		}
+		if (env_name_reserved(words[i])) {
+			snprintf(err, errlen, "%.*s is set by batond for every process", (int)(eq - words[i]),
+				words[i]);
 			free(words);
 			return -1;
 		}
@@ -933,6 +949,9 @@ static void check_socket(struct parser *p, struct section *s)
 static void check_service_sockets(struct parser *p, struct section *s)
 {
 	struct service_conf *c = s->service;
+	if (c->nsockets > CONFIG_SOCKETS_MAX)
+		add_error(p, key_line(s, KEY_SOCKETS), key_name(KEY_SOCKETS),
+			"more than %d sockets", CONFIG_SOCKETS_MAX);
 	for (size_t i = 0; i < c->nsockets; i++) {
 		if (!config_socket(p->config, c->sockets[i]))
 			add_error(p, key_line(s, KEY_SOCKETS), key_name(KEY_SOCKETS),

@@ -80,6 +80,8 @@ struct config {
 #define CONFIG_START_LIMIT_INTERVAL 10.0
 #define CONFIG_MAX_DRAINING 2
 #define CONFIG_MAX_INSTANCES 10000
+#define CONFIG_COMMAND_MAX 8192
+#define CONFIG_SOCKETS_MAX 64
 
 /*
  * Reads and checks the configuration file at path. Returns the configuration,

@@ -168,12 +168,18 @@ static void send_error(struct client *c, const char *code, const char *message)
 	client_send_buf(c, &buf);
 }
 
+// A client has CONTROL_REQUEST_TIMEOUT to send a whole request line, counted
+// from its first byte, or from connecting or its last reply when it is idle.
 static void arm_timeout(struct client *c)
 {
 	struct ev_loop *loop = c->control->d->loop;
-	ev_timer_stop(loop, &c->timeout);
-	if (c->busy || c->streaming || c->dead)
+	if (c->busy || c->streaming || c->dead) {
+		ev_timer_stop(loop, &c->timeout);
 		return;
+	}
+	if (c->inlen > 0 && ev_is_active(&c->timeout))
+		return;
+	ev_timer_stop(loop, &c->timeout);
 	ev_timer_set(&c->timeout, CONTROL_REQUEST_TIMEOUT, 0);
 	ev_timer_start(loop, &c->timeout);
 }

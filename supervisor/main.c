@@ -241,12 +241,14 @@ static void stop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	daemon_shutdown(d);
 }
 
-static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+// Signals batond does not act on yet must not kill it: it would orphan every service.
+static void unused_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	(void)w;
-	log_warn("received SIGHUP: reloading is not available in batond %s", BATON_VERSION_STRING);
+	const char *name = w->signum == SIGHUP ? "HUP" : w->signum == SIGUSR1 ? "USR1" : "USR2";
+	log_warn("received SIG%s: ignored: batond %s does not act on it", name,
+		BATON_VERSION_STRING);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
@@ -265,13 +267,19 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 static void setup_signals(struct daemon *d)
 {
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, SIG_IGN);
 	ev_signal_init(&d->sigterm, stop_signal_cb, SIGTERM);
 	ev_signal_init(&d->sigint, stop_signal_cb, SIGINT);
-	ev_signal_init(&d->sighup, hup_cb, SIGHUP);
+	ev_signal_init(&d->sighup, unused_signal_cb, SIGHUP);
+	ev_signal_init(&d->sigusr1, unused_signal_cb, SIGUSR1);
+	ev_signal_init(&d->sigusr2, unused_signal_cb, SIGUSR2);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
+	d->sigusr1.data = d->sigusr2.data = d;
 	ev_signal_start(d->loop, &d->sigterm);
 	ev_signal_start(d->loop, &d->sigint);
 	ev_signal_start(d->loop, &d->sighup);
+	ev_signal_start(d->loop, &d->sigusr1);
+	ev_signal_start(d->loop, &d->sigusr2);
 	ev_child_init(&d->child, child_cb, 0, 0);
 	d->child.data = d;
 	ev_child_start(d->loop, &d->child);

@@ -458,3 +458,19 @@ int parse_bool(const char *s, bool *out, char *err, size_t errlen)
 	}
 	return fail(err, errlen, "expected yes or no, got \"%s\"", s);
 }
+
+static const char *const reserved_names[] = {
+	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "SERVER_STARTER_PORT",
+	"SERVER_STARTER_GENERATION", "EINHORN_FD_COUNT", "BATON_SERVICE", "BATON_GENERATION",
+	"BATON_INSTANCE",
+};
+
+bool env_name_reserved(const char *var)
+{
+	size_t n = strcspn(var, "=");
+	for (size_t i = 0; i < sizeof(reserved_names) / sizeof(reserved_names[0]); i++) {
+		if (strlen(reserved_names[i]) == n && strncmp(var, reserved_names[i], n) == 0)
+			return true;
+	}
+	return strncmp(var, "EINHORN_FD_", 11) == 0;
+}

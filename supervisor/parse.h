@@ -97,6 +97,12 @@ int parse_upgrade(const char *s, unsigned *batch, char *err, size_t errlen);
 /* Parses a start limit written BURST/INTERVAL (5/60s), or none (burst 0). */
 int parse_start_limit(const char *s, unsigned *burst, double *interval, char *err, size_t errlen);
 
+/*
+ * Tells whether the variable NAME=... is one that batond sets for every
+ * process (LISTEN_FDS, BATON_SERVICE, EINHORN_FD_0, ...).
+ */
+bool env_name_reserved(const char *var);
+
 /* Parses yes/no, true/false, on/off, 1/0. */
 int parse_bool(const char *s, bool *out, char *err, size_t errlen);
 

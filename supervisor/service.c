@@ -343,7 +343,8 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 			(int)pid);
 	p->state = PROC_STARTING;
 	p->spawned_at = now(p->gen->svc);
-	p->exec_done = p->signalled = p->killed = p->replace = false;
+	p->ready_at = p->stop_at = p->signalled_at = p->kill_at = 0;
+	p->exec_done = p->signalled = p->killed = p->killed_early = p->replace = false;
 	replace_string(&p->error, NULL);
 	replace_string(&p->status_text, NULL);
 	replace_string(&p->fail_reason, NULL);
@@ -467,12 +468,17 @@ static void send_stop_signal(struct proc *p)
 		signal_name(sig) ? signal_name(sig) : "?", grace);
 }
 
-static void kill_now(struct proc *p)
+static void kill_now(struct proc *p, const char *why)
 {
 	char label[128], grace[32];
 	format_duration(p->gen->conf->stop_grace, grace, sizeof(grace));
-	log_warn("%s: still running after its %s stop_grace: sending SIGKILL to its process group",
-		proc_label(p, label, sizeof(label)), grace);
+	if (why)
+		log_warn("%s: %s: sending SIGKILL to its process group",
+			proc_label(p, label, sizeof(label)), why);
+	else
+		log_warn("%s: still running after its %s stop_grace: sending SIGKILL to its "
+			 "process group",
+			proc_label(p, label, sizeof(label)), grace);
 	kill(-p->pid, SIGKILL);
 	kill(p->pid, SIGKILL);
 	p->killed = true;
@@ -547,7 +553,7 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (!p->signalled)
 			send_stop_signal(p);
 		else if (!p->killed)
-			kill_now(p);
+			kill_now(p, NULL);
 		break;
 	default:
 		break;
@@ -632,8 +638,13 @@ static void proc_finished(struct proc *p)
 		p->state = PROC_KILLED;
 		gen->svc->kills++;
 		format_duration(gen->conf->stop_grace, grace, sizeof(grace));
-		log_warn("%s: %s after its %s stop_grace: its cleanup did not run", label, desc,
-			grace);
+		if (p->killed_early)
+			log_warn("%s: %s before the end of its %s stop_grace: its cleanup did not "
+				 "run",
+				label, desc, grace);
+		else
+			log_warn("%s: %s after its %s stop_grace: its cleanup did not run", label,
+				desc, grace);
 	} else {
 		p->state = PROC_EXITED;
 		log_info("%s: stopped: %s after %.3fs", label, desc,
@@ -694,7 +705,8 @@ static void proc_died(struct proc *p)
 		return;
 	}
 	if (failed_exit(p)) {
-		svc->failed = true;
+		// The service fails with its last process; until then it is degraded.
+		svc->failed = gen->procs.next->next == &gen->procs;
 		snprintf(svc->reason, sizeof(svc->reason), "%s: %s; restart = %s", label, desc,
 			restart_name(gen->conf->restart));
 		log_error("%s", svc->reason);
@@ -834,9 +846,14 @@ void service_start(struct service *svc)
 	svc->failed = false;
 	svc->reason[0] = '\0';
 	svc->wanted = true;
-	if (svc->current || svc->start_when_empty)
+	notify_waiters(&svc->stop_waiters, false, "the service was started again");
+	if (svc->start_when_empty)
 		return;
-	start_generation(svc);
+	// Instances that exited for good (restart = never) are started again.
+	if (svc->current)
+		gen_fill(svc->current);
+	else
+		start_generation(svc);
 }
 
 // Ends the upgrade's own state; the generations are the caller's.
@@ -886,6 +903,7 @@ void service_restart(struct service *svc)
 {
 	svc->failed = false;
 	svc->reason[0] = '\0';
+	notify_waiters(&svc->stop_waiters, false, "the service was restarted");
 	if (list_empty(&svc->gens)) {
 		service_start(svc);
 		return;
@@ -941,8 +959,13 @@ const char *service_state_name(const struct service *svc)
 		return "upgrading";
 	if (!svc->current)
 		return "exited";
-	unsigned ready = gen_count(svc->current, PROC_READY);
-	return ready >= svc->current->conf->instances ? "running" : "starting";
+	const struct generation *gen = svc->current;
+	if (gen_count(gen, PROC_READY) >= gen->conf->instances)
+		return "running";
+	if (gen_count(gen, PROC_STARTING) + gen_count(gen, PROC_WAITING) > 0)
+		return "starting";
+	// Fewer processes than instances and none on its way: restart = never.
+	return "degraded";
 }
 
 /* ---- upgrades ---- */
@@ -963,7 +986,8 @@ static void enforce_max_draining(struct service *svc)
 			struct proc *p = container_of(pp, struct proc, link);
 			if (p->pid > 0 && !p->killed) {
 				p->state = PROC_STOPPING;
-				kill_now(p);
+				p->killed_early = true;
+				kill_now(p, "more than max_draining generations");
 			}
 		}
 	}

@@ -39,6 +39,7 @@ struct proc {
 	bool exec_done;   /* exec succeeded */
 	bool signalled;   /* the stop signal was sent */
 	bool killed;      /* SIGKILL was sent at the deadline */
+	bool killed_early; /* ... or before it, past max_draining */
 	bool replace;     /* stopped because it failed: restart it when it exits */
 	char *error;      /* why it failed to start, or NULL */
 	char *status_text; /* its last STATUS= */

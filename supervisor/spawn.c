@@ -1,5 +1,7 @@
 #include "spawn.h"
 
+#include "parse.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -16,12 +18,6 @@ struct child_error {
 	char what[256];
 };
 
-static const char *const reserved[] = {
-	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "SERVER_STARTER_PORT",
-	"SERVER_STARTER_GENERATION", "EINHORN_FD_COUNT", "BATON_SERVICE", "BATON_GENERATION",
-	"BATON_INSTANCE",
-};
-
 static bool name_is(const char *var, const char *name)
 {
 	size_t n = strlen(name);
@@ -30,11 +26,7 @@ static bool name_is(const char *var, const char *name)
 
 static bool is_reserved(const char *var)
 {
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-		if (name_is(var, reserved[i]))
-			return true;
-	}
-	return strncmp(var, "EINHORN_FD_", 11) == 0;
+	return env_name_reserved(var);
 }
 
 static bool is_overridden(const char *var, char *const *overrides)

@@ -2,6 +2,7 @@
 """Process lifecycle: stop escalation, restarts with backoff, crash loops, exec errors."""
 
 import os
+import subprocess
 import time
 
 import harness
@@ -163,6 +164,39 @@ restart_delay = 1s
         proc = poll(lambda: [p for p in b.procs("missing") if p.get("error")], what="an error")[0]
         self.assertEqual(proc["error"], "exec nonexistent-program-name: No such file or directory")
         self.assertEqual(proc["state"], "waiting")
+
+    def test_lost_instances_degrade_and_start_brings_them_back(self):
+        b = self.batond("""
+[service:pair]
+command = @TESTCHILD@ --report @REPORTS@
+instances = 2
+restart = never
+""")
+        first = b.wait_reports(2)
+        victim = sorted(first)[0]
+        os.kill(victim, 9)
+        svc = b.wait_service("pair", "degraded")
+        self.assertEqual(svc["ready"], 1)
+        self.assertIn("killed by signal 9 (KILL); restart = never", svc["reason"])
+        self.assertEqual(b.ctl("start", "pair").returncode, 0)
+        b.wait_service("pair", "running")
+        self.assertEqual(len(b.procs("pair")), 2)
+        self.assertEqual(b.service("pair")["gen"], 1)
+
+    def test_stop_wait_ends_when_started_again(self):
+        b = self.batond("""
+[service:slow]
+command = @TESTCHILD@ --ignore-term --report @REPORTS@
+stop_grace = 3s
+""")
+        b.wait_reports(1)
+        waiter = subprocess.Popen([harness.BATONCTL, "-s", b.control, "stop", "--wait", "slow"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        poll(lambda: b.service("slow")["state"] == "stopping", what="the stop to begin")
+        self.assertEqual(b.ctl("start", "slow").returncode, 0)
+        out, err = waiter.communicate(timeout=2 * harness.SLOW)
+        self.assertEqual(waiter.returncode, 1)
+        self.assertIn("the service was started again", err)
 
     def test_restart_never_and_on_failure(self):
         b = self.batond("""

@@ -52,6 +52,24 @@ stop_grace = 300ms
         self.assertIn("its cleanup did not run", b.log())
 
 
+class OtherSignalsTest(harness.TestCase):
+    def test_unused_signals_do_not_kill_batond(self):
+        b = self.batond("""
+[service:a]
+command = @TESTCHILD@ --report @REPORTS@
+""")
+        pid = list(b.wait_reports(1))[0]
+        for sig, name in ((signal.SIGHUP, "HUP"), (signal.SIGUSR1, "USR1"),
+                          (signal.SIGUSR2, "USR2"), (signal.SIGALRM, None)):
+            b.signal(sig)
+            if name:
+                b.wait_log("received SIG%s: ignored" % name)
+        self.assertIsNone(b.proc.poll())
+        self.assertTrue(alive(pid))
+        self.assertEqual(b.ctl("status").returncode, 0)
+        self.assert_exits_cleanly(b)
+
+
 class ReaperTest(harness.TestCase):
     def test_orphaned_grandchild_is_reaped(self):
         b = self.batond("""
