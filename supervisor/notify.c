@@ -68,8 +68,7 @@ static void apply(struct proc *p, const struct sdnotify_msg *msg)
 	if (msg->stopping)
 		log_debug("%s[%d]: STOPPING=1", p->gen->svc->name, (int)p->pid);
 	if (msg->mainpid && msg->mainpid != p->pid)
-		log_debug("%s[%d]: MAINPID=%d ignored: the main process is the one baton started",
-			p->gen->svc->name, (int)p->pid, (int)msg->mainpid);
+		proc_set_main_pid(p, msg->mainpid);
 }
 
 // Reads one datagram; returns -1 when none is left.

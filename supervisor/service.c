@@ -337,7 +337,7 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 {
 	struct service_conf *conf = p->gen->conf;
 	struct daemon *d = p->gen->svc->d;
-	p->pid = pid;
+	p->pid = p->sid = pid;
 	if (pidmap_put(&d->procs, pid, p) < 0)
 		log_error("%s[%d]: out of memory: its exit will go unnoticed", p->gen->svc->name,
 			(int)pid);
@@ -479,7 +479,7 @@ static void kill_now(struct proc *p, const char *why)
 		log_warn("%s: still running after its %s stop_grace: sending SIGKILL to its "
 			 "process group",
 			proc_label(p, label, sizeof(label)), grace);
-	kill(-p->pid, SIGKILL);
+	kill(-p->sid, SIGKILL);
 	kill(p->pid, SIGKILL);
 	p->killed = true;
 	if (!p->signalled) {
@@ -574,6 +574,26 @@ void proc_set_ready(struct proc *p)
 		p->ready_at - p->spawned_at);
 	if (p->gen->role == GEN_NEXT)
 		upgrade_step(svc);
+}
+
+void proc_set_main_pid(struct proc *p, pid_t pid)
+{
+	struct daemon *d = p->gen->svc->d;
+	char label[128];
+	proc_label(p, label, sizeof(label));
+	// Only a process of the service's own session: it is a descendant that
+	// batond, as a subreaper, will reap, and nobody else's process.
+	if (getsid(pid) != p->sid || pidmap_get(&d->procs, pid)) {
+		log_warn("%s: MAINPID=%d ignored: not a process of this service", label, (int)pid);
+		return;
+	}
+	if (pidmap_put(&d->procs, pid, p) < 0) {
+		log_error("%s: MAINPID=%d ignored: out of memory", label, (int)pid);
+		return;
+	}
+	pidmap_remove(&d->procs, p->pid);
+	log_info("%s: main process is now %d (MAINPID)", label, (int)pid);
+	p->pid = pid;
 }
 
 void proc_set_status(struct proc *p, const char *text)

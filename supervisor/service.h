@@ -30,7 +30,8 @@ struct proc {
 	struct list link; /* in generation.procs */
 	struct generation *gen;
 	unsigned instance;
-	pid_t pid; /* 0 while waiting */
+	pid_t pid; /* the main process; 0 while waiting */
+	pid_t sid; /* the session batond started it in: the first pid */
 	enum proc_state state;
 	ev_timer timer; /* restart delay, ready deadline, stop delay or kill deadline */
 	ev_io exec_io;  /* the spawn error pipe, until exec succeeded or failed */
@@ -136,6 +137,12 @@ bool service_reap(struct daemon *d, pid_t pid, int status);
 
 /* Marks the process ready (sd_notify READY=1). */
 void proc_set_ready(struct proc *p);
+
+/*
+ * Makes pid the process's main process (sd_notify MAINPID=), if it belongs
+ * to the session batond started; otherwise logs and ignores it.
+ */
+void proc_set_main_pid(struct proc *p, pid_t pid);
 
 /* Records a process's STATUS= text. */
 void proc_set_status(struct proc *p, const char *text);

@@ -227,6 +227,7 @@ struct opts {
 	} steps[16];
 	int nsteps;
 	const char *child_notify;
+	bool hand_over;
 };
 
 static void usage(void)
@@ -252,6 +253,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"ready-fd", required_argument, NULL, 'f'},
 		{"orphan-ms", required_argument, NULL, 'o'},
 		{"notify-from-child", required_argument, NULL, 'c'},
+		{"hand-over", no_argument, NULL, 'H'},
 		{0},
 	};
 	int ch;
@@ -273,6 +275,7 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'f': o->ready_fd = atoi(optarg); break;
 		case 'o': o->orphan_ms = atol(optarg); break;
 		case 'c': o->child_notify = optarg; break;
+		case 'H': o->hand_over = true; break;
 		default: usage();
 		}
 	}
@@ -292,10 +295,26 @@ static void serve(const struct opts *o)
 	}
 }
 
+// Forks; the parent names the child the main process (MAINPID=) and exits,
+// the way a daemon that re-executes itself would.
+static void hand_over(void)
+{
+	pid_t pid = fork();
+	if (pid != 0) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "MAINPID=%d\\nREADY=1", (int)pid);
+		notify(msg);
+		sleep_ms(300);
+		_exit(pid < 0 ? 1 : 0);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.exit_code = -1, .ready_fd = -1};
 	parse(argc, argv, &o);
+	if (o.hand_over)
+		hand_over();
 	if (o.log)
 		append_line(o.log, "start");
 	if (o.report_dir)

@@ -47,9 +47,32 @@ ready_timeout = 10s
         b.wait_log("notify: ignored a message from pid")
         time.sleep(0.2)
         self.assertEqual([p["state"] for p in b.procs("svc")], ["starting"])
-        # The service's own process is believed.
-        with open(os.path.join(b.dir, "x"), "w"):
-            pass
+
+    def test_mainpid_hands_over_the_main_process(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --hand-over --report @REPORTS@ --log @DIR@/log
+ready = notify
+""")
+        child = list(b.wait_reports(1))[0]
+        proc = poll(lambda: b.procs("svc", "ready"), what="READY=1 with MAINPID")[0]
+        self.assertEqual(proc["pid"], child)
+        b.wait_log("main process is now %d (MAINPID)" % child)
+        time.sleep(0.4)
+        self.assertEqual([(p["pid"], p["state"]) for p in b.procs("svc")], [(child, "ready")])
+        self.assertEqual(b.ctl("stop", "--wait", "svc").returncode, 0)
+        self.assertIn("%d term" % child, harness.read(os.path.join(b.dir, "log")))
+        self.assertFalse(alive(child))
+
+    def test_mainpid_of_a_stranger_is_refused(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --notify MAINPID=1 --report @REPORTS@
+ready = notify
+""")
+        pid = list(b.wait_reports(1))[0]
+        b.wait_log("MAINPID=1 ignored: not a process of this service")
+        self.assertEqual([p["pid"] for p in b.procs("svc")], [pid])
 
     def test_ready_timeout_replaces_the_process(self):
         b = self.batond("""
