@@ -9,6 +9,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "display.h"
 #include "output.h"
 #include "protocol.h"
 
@@ -227,6 +228,7 @@ static int exit_for(const struct protocol_record *final)
 struct reader {
 	int fd;
 	int timeout_ms;
+	struct output *out; /* ticked while waiting, for a live view */
 	char buf[PROTOCOL_RECORD_MAX * 4];
 	size_t len, start;
 };
@@ -252,9 +254,13 @@ static char *read_line(struct reader *r, size_t *len)
 		r->len -= r->start;
 		r->start = 0;
 		struct pollfd pfd = {.fd = r->fd, .events = POLLIN};
-		int rc = poll(&pfd, 1, r->timeout_ms);
+		int rc = poll(&pfd, 1, r->out && r->out->tick ? 100 : r->timeout_ms);
 		if (rc < 0 && errno == EINTR)
 			continue;
+		if (rc == 0 && r->out && r->out->tick) {
+			r->out->tick(r->out);
+			continue;
+		}
 		if (rc == 0) {
 			fprintf(stderr, "batonctl: batond did not answer within %d s\n",
 				r->timeout_ms / 1000);
@@ -278,6 +284,7 @@ static int read_reply(int fd, struct output *out, bool streaming)
 	static struct protocol_record rec;
 	r.fd = fd;
 	r.timeout_ms = streaming ? -1 : REPLY_TIMEOUT_MS;
+	r.out = out;
 	for (;;) {
 		size_t len;
 		char *line = read_line(&r, &len);
@@ -316,8 +323,13 @@ int main(int argc, char **argv)
 		return EXIT_UNREACHABLE;
 	}
 	bool streaming = a.verb == VERB_WATCH || (a.flags & FLAG_WAIT);
-	struct output *out = a.json ? output_json_create(a.verb, streaming, stdout)
-				    : output_text_create(a.verb, streaming, stdout);
+	struct output *out;
+	if (a.json)
+		out = output_json_create(a.verb, streaming, stdout);
+	else if (streaming && isatty(STDOUT_FILENO))
+		out = output_live_create(a.verb, stdout);
+	else
+		out = output_text_create(a.verb, streaming, stdout);
 	if (!out) {
 		fprintf(stderr, "batonctl: out of memory\n");
 		close(fd);

@@ -224,7 +224,7 @@ struct output *output_json_create(enum protocol_verb verb, bool streaming, FILE 
 	struct json_output *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	j->base = (struct output){json_record, json_finish, json_destroy, verb, streaming, out};
+	j->base = (struct output){json_record, json_finish, json_destroy, verb, streaming, out, NULL};
 	return &j->base;
 }
 
@@ -277,7 +277,9 @@ static void human_secs(const char *value, char *out, size_t len)
 	double s = atof(value);
 	if (s < 0)
 		s = 0;
-	if (s < 60)
+	if (s < 1)
+		snprintf(out, len, "%.0fms", s * 1000);
+	else if (s < 60)
 		snprintf(out, len, "%.*fs", s < 10 ? 2 : 1, s);
 	else if (s < 3600)
 		snprintf(out, len, "%dm%02ds", (int)s / 60, (int)s % 60);
@@ -466,9 +468,104 @@ static void print_logfmt(FILE *out, const struct protocol_record *r)
 	protocol_buf_finish(&b);
 }
 
+// "web[4242] gen 3" or "web", the subject of an event line.
+static void subject(const struct protocol_record *r, char *out, size_t len)
+{
+	if (*get(r, "pid") && strcmp(get(r, "pid"), "0") != 0)
+		snprintf(out, len, "%s[%s] gen %s", get(r, "service"), get(r, "pid"), get(r, "gen"));
+	else
+		snprintf(out, len, "%s", get(r, "service"));
+}
+
+static void upgrade_detail(const struct protocol_record *r, char *out, size_t len)
+{
+	const char *state = get(r, "state");
+	char elapsed[32];
+	human_secs(get(r, "elapsed"), elapsed, sizeof(elapsed));
+	if (strcmp(state, "started") == 0)
+		snprintf(out, len, "upgrade to gen %s started", get(r, "gen"));
+	else if (strcmp(state, "batch") == 0)
+		snprintf(out, len, "upgrade to gen %s: starting %s of %s", get(r, "gen"),
+			get(r, "spawned"), get(r, "instances"));
+	else if (strcmp(state, "done") == 0)
+		snprintf(out, len, "upgrade to gen %s done in %s", get(r, "gen"), elapsed);
+	else
+		snprintf(out, len, "upgrade to gen %s %s: %s", get(r, "gen"), state, get(r, "reason"));
+}
+
+// What an event says, after its subject.
+static void event_detail(const struct protocol_record *r, char *out, size_t len)
+{
+	const char *kind = get(r, "kind");
+	char a[32], b[32];
+	human_secs(get(r, "ready_after"), a, sizeof(a));
+	human_secs(get(r, "kill_in"), b, sizeof(b));
+	if (strcmp(kind, "ready") == 0)
+		snprintf(out, len, "ready after %s", a);
+	else if (strcmp(kind, "signalled") == 0)
+		snprintf(out, len, "sent SIG%s; SIGKILL in %s", get(r, "signal"), b);
+	else if (strcmp(kind, "progress") == 0)
+		snprintf(out, len, "draining: %s connections%s%s", *get(r, "conns") ? get(r, "conns") : "?",
+			*get(r, "kill_in") ? ", SIGKILL in " : "", *get(r, "kill_in") ? b : "");
+	else if (strcmp(kind, "sigkill") == 0)
+		snprintf(out, len, "SIGKILL (%s), holding %s connections", get(r, "reason"),
+			*get(r, "conns") ? get(r, "conns") : "?");
+	else if (strcmp(kind, "killed") == 0)
+		snprintf(out, len, "%s, holding %s connections: its cleanup did not run",
+			get(r, "reason"), *get(r, "conns") ? get(r, "conns") : "?");
+	else if (strcmp(kind, "restarting") == 0)
+		snprintf(out, len, "%s; restarting in %s", get(r, "reason"),
+			(human_secs(get(r, "restart_in"), a, sizeof(a)), a));
+	else if (strcmp(kind, "spawn_failed") == 0)
+		snprintf(out, len, "cannot start: %s", get(r, "error"));
+	else if (strcmp(kind, "status") == 0)
+		snprintf(out, len, "status: %s", get(r, "status"));
+	else if (strcmp(kind, "upgrade") == 0)
+		upgrade_detail(r, out, len);
+	else if (strcmp(kind, "drained") == 0)
+		snprintf(out, len, "gen %s drained in %s", get(r, "gen"),
+			(human_secs(get(r, "elapsed"), a, sizeof(a)), a));
+	else if (strcmp(kind, "exited") == 0 && *get(r, "reason"))
+		snprintf(out, len, "%s", get(r, "reason"));
+	else if (*get(r, "reason"))
+		snprintf(out, len, "%s: %s", kind, get(r, "reason"));
+	else
+		snprintf(out, len, "%s", kind);
+}
+
+static void print_event(FILE *out, const struct protocol_record *r)
+{
+	char who[160], what[1024];
+	subject(r, who, sizeof(who));
+	event_detail(r, what, sizeof(what));
+	fprintf(out, "%10.3f %s: %s\n", atof(get(r, "t")), who, what);
+}
+
+static void print_proc_line(FILE *out, const struct protocol_record *r)
+{
+	char detail[512], age[32] = "-";
+	if (*get(r, "age"))
+		human_secs(get(r, "age"), age, sizeof(age));
+	proc_detail(r, detail, sizeof(detail));
+	fprintf(out, "%s[%s] gen %s: %s %s, age %s%s%s\n", get(r, "service"), get(r, "pid"),
+		get(r, "gen"), get(r, "role"), get(r, "state"), age, *detail ? "; " : "", detail);
+}
+
 // One line for a record of a verb other than status.
 static void print_line(FILE *out, const struct protocol_record *r)
 {
+	if (strcmp(r->type, "event") == 0) {
+		print_event(out, r);
+		return;
+	}
+	if (strcmp(r->type, "proc") == 0) {
+		print_proc_line(out, r);
+		return;
+	}
+	if (strcmp(r->type, "metric") == 0) {
+		fprintf(out, "%s\n", get(r, "line"));
+		return;
+	}
 	if (strcmp(r->type, "service") == 0) {
 		fprintf(out, "%s: %s (gen %s, %s/%s ready)\n", get(r, "name"), get(r, "state"),
 			get(r, "gen"), get(r, "ready"), get(r, "instances"));
@@ -485,6 +582,11 @@ static void print_line(FILE *out, const struct protocol_record *r)
 	} else {
 		print_logfmt(out, r);
 	}
+}
+
+void output_print_line(FILE *out, const struct protocol_record *rec)
+{
+	print_line(out, rec);
 }
 
 static void text_record(struct output *o, const struct protocol_record *rec, const char *line,
@@ -523,6 +625,6 @@ struct output *output_text_create(enum protocol_verb verb, bool streaming, FILE 
 	struct text_output *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out};
+	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out, NULL};
 	return &t->base;
 }

@@ -21,7 +21,12 @@ struct output {
 	enum protocol_verb verb;
 	bool streaming;
 	FILE *out;
+	/* When set, called about ten times a second while waiting for records. */
+	void (*tick)(struct output *o);
 };
+
+/* Writes the one-line text form of a record (an event, a service, ...). */
+void output_print_line(FILE *out, const struct protocol_record *rec);
 
 /* Creates the text output for a verb's reply. */
 struct output *output_text_create(enum protocol_verb verb, bool streaming, FILE *out);

@@ -462,13 +462,14 @@ const char *protocol_record_get(const struct protocol_record *rec, const char *k
 }
 
 static const char *const int_keys[] = {
-	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "gen", "instance",
+	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "from", "gen", "instance",
 	"instances", "kills", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
-	"running", "services", "starting", "stopping", "uid", "upgrades", "upgrading_to",
+	"running", "services", "spawned", "starting", "stopping", "uid", "upgrades", "upgrading_to",
 };
 
 static const char *const number_keys[] = {
-	"age", "elapsed", "grace", "kill_in", "ready_after", "restart_in", "since", "stopped_for",
+	"age", "elapsed", "grace", "kill_in", "ready_after", "restart_in", "since", "stop_delay",
+	"stopped_for",
 	"t", "uptime",
 };
 

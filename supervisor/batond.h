@@ -27,10 +27,12 @@ struct daemon {
 	struct notify *notify;
 	ev_signal sigterm, sigint, sighup, sigusr1, sigusr2;
 	ev_child child;
+	ev_timer progress; /* drain progress events, while someone watches a drain */
+	unsigned nstopping; /* processes in the stopping state */
 	bool shutting_down;
 	bool single;     /* single-command mode: exit with the service */
 	int exit_status; /* batond's own exit status */
-	ev_tstamp started;
+	double started; /* clock_now() at start */
 	time_t wall_started;
 	unsigned long orphans;
 };

@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include "batond.h"
+#include "clock.h"
+#include "conns.h"
 #include "control.h"
 #include "listener.h"
 #include "log.h"
+#include "metrics.h"
 #include "parse.h"
 #include "service.h"
 
@@ -49,7 +52,7 @@ static const char *const role_names[] = {
 	[GEN_DRAINING] = "draining",
 };
 
-static void record_proc_times(struct protocol_buf *buf, const struct proc *p, ev_tstamp t)
+static void record_proc_times(struct protocol_buf *buf, const struct proc *p, double t)
 {
 	if (p->pid > 0)
 		protocol_record_secs(buf, "age", t - p->spawned_at);
@@ -61,8 +64,32 @@ static void record_proc_times(struct protocol_buf *buf, const struct proc *p, ev
 		protocol_record_secs(buf, "kill_in", p->kill_at - t);
 }
 
-static void record_proc(struct protocol_buf *buf, const struct proc *p, ev_tstamp t,
-	struct ev_loop *loop)
+// Connections are counted only for stopping processes: that is what a drain
+// waits on, and counting every process would make status cost O(fds).
+struct conn_lookup {
+	bool tried, loaded;
+	struct conns table;
+};
+
+static int lookup_conns(struct conn_lookup *cl, const struct proc *p)
+{
+	if (p->state != PROC_STOPPING || p->pid <= 0)
+		return -1;
+	if (!cl->tried) {
+		cl->tried = true;
+		cl->loaded = conns_load(&cl->table, "/proc") == 0;
+	}
+	return cl->loaded ? conns_count(&cl->table, "/proc", p->pid) : -1;
+}
+
+static void lookup_finish(struct conn_lookup *cl)
+{
+	if (cl->loaded)
+		conns_finish(&cl->table);
+}
+
+static void record_proc(struct protocol_buf *buf, const struct proc *p, double t,
+	struct ev_loop *loop, struct conn_lookup *cl)
 {
 	protocol_record_begin(buf, "proc");
 	protocol_record_str(buf, "service", p->gen->svc->name);
@@ -78,6 +105,9 @@ static void record_proc(struct protocol_buf *buf, const struct proc *p, ev_tstam
 	if (p->state == PROC_STOPPING && p->killed)
 		protocol_record_str(buf, "killed", "yes");
 	protocol_record_int(buf, "restarts", p->restarts);
+	int conns = lookup_conns(cl, p);
+	if (conns >= 0)
+		protocol_record_int(buf, "conns", conns);
 	if (p->status_text)
 		protocol_record_str(buf, "status", p->status_text);
 	if (p->error)
@@ -117,16 +147,35 @@ static void record_service(struct protocol_buf *buf, const struct service *svc)
 	protocol_record_end(buf);
 }
 
-static void record_procs(struct protocol_buf *buf, const struct service *svc, struct ev_loop *loop)
+static void record_procs(struct protocol_buf *buf, const struct service *svc, struct ev_loop *loop,
+	struct conn_lookup *cl)
 {
-	ev_tstamp t = ev_now(loop);
+	double t = clock_now();
 	struct list *g, *pos;
 	// Oldest generation first, so a drain reads top to bottom.
 	for (g = svc->gens.prev; g != &svc->gens; g = g->prev) {
 		struct generation *gen = container_of(g, struct generation, link);
 		list_for_each(pos, &gen->procs)
-			record_proc(buf, container_of(pos, struct proc, link), t, loop);
+			record_proc(buf, container_of(pos, struct proc, link), t, loop, cl);
 	}
+}
+
+// The state of one service (or all, when svc is NULL): what a watcher starts from.
+static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc)
+{
+	struct conn_lookup cl = {0};
+	struct list *pos;
+	list_for_each(pos, &d->services) {
+		struct service *s = container_of(pos, struct service, link);
+		if (!svc || s == svc)
+			record_service(buf, s);
+	}
+	list_for_each(pos, &d->services) {
+		struct service *s = container_of(pos, struct service, link);
+		if (!svc || s == svc)
+			record_procs(buf, s, d->loop, &cl);
+	}
+	lookup_finish(&cl);
 }
 
 static void record_socket(struct protocol_buf *buf, const struct listener *l)
@@ -154,7 +203,7 @@ static void record_daemon(struct protocol_buf *buf, struct daemon *d)
 	protocol_record_begin(buf, "daemon");
 	protocol_record_int(buf, "pid", getpid());
 	protocol_record_str(buf, "version", BATON_VERSION_STRING);
-	protocol_record_secs(buf, "uptime", ev_now(d->loop) - d->started);
+	protocol_record_secs(buf, "uptime", clock_now() - d->started);
 	protocol_record_int(buf, "services", nsvc);
 	protocol_record_int(buf, "procs", (long long)d->procs.count);
 	protocol_record_int(buf, "clients", control_clients(d->control));
@@ -179,16 +228,7 @@ static void cmd_status(struct daemon *d, struct client *c, const struct protocol
 		if (!only || uses_socket(only, l->name))
 			record_socket(&buf, l);
 	}
-	list_for_each(pos, &d->services) {
-		struct service *svc = container_of(pos, struct service, link);
-		if (!only || svc == only)
-			record_service(&buf, svc);
-	}
-	list_for_each(pos, &d->services) {
-		struct service *svc = container_of(pos, struct service, link);
-		if (!only || svc == only)
-			record_procs(&buf, svc, d->loop);
-	}
+	record_snapshot(&buf, d, only);
 	reply_ok(c, &buf);
 }
 
@@ -211,11 +251,30 @@ static void cmd_start(struct daemon *d, struct client *c, const struct protocol_
 	reply_ok(c, &buf);
 }
 
+static void begin_wait(struct client *c, struct service *svc, struct list *waiters,
+	void (*done)(struct service_waiter *w, bool ok, const char *message))
+{
+	c->busy = true;
+	c->waiting_on = svc;
+	c->waiter.done = done;
+	list_append(waiters, &c->waiter.link);
+}
+
+// Sends the service's state, then its events as they happen.
+static void begin_stream(struct daemon *d, struct client *c, struct service *svc)
+{
+	struct protocol_buf buf = {0};
+	record_snapshot(&buf, d, svc);
+	client_send_buf(c, &buf);
+	client_set_streaming(c, svc->name);
+}
+
 static void stop_done(struct service_waiter *w, bool ok, const char *message)
 {
 	struct client *c = container_of(w, struct client, waiter);
 	struct service *svc = c->waiting_on;
 	c->waiting_on = NULL;
+	client_set_streaming(c, NULL);
 	if (!ok) {
 		reply_error(c, PROTOCOL_E_FAILED, "%s", message);
 	} else {
@@ -231,14 +290,15 @@ static void cmd_stop(struct daemon *d, struct client *c, const struct protocol_r
 	struct service *svc = find_service(d, c, req->argv[0]);
 	if (!svc)
 		return;
+	bool wait = (req->flags & FLAG_WAIT) && service_live_procs(svc) > 0;
+	if (wait)
+		begin_stream(d, c, svc);
 	service_stop(svc);
-	if ((req->flags & FLAG_WAIT) && service_live_procs(svc) > 0) {
-		c->busy = true;
-		c->waiting_on = svc;
-		c->waiter.done = stop_done;
-		list_append(&svc->stop_waiters, &c->waiter.link);
+	if (wait && service_live_procs(svc) > 0) {
+		begin_wait(c, svc, &svc->stop_waiters, stop_done);
 		return;
 	}
+	client_set_streaming(c, NULL);
 	struct protocol_buf buf = {0};
 	record_service(&buf, svc);
 	reply_ok(c, &buf);
@@ -291,6 +351,7 @@ static void upgrade_done(struct service_waiter *w, bool ok, const char *message)
 	struct client *c = container_of(w, struct client, waiter);
 	struct service *svc = c->waiting_on;
 	c->waiting_on = NULL;
+	client_set_streaming(c, NULL);
 	if (!ok) {
 		reply_error(c, PROTOCOL_E_FAILED, "%s", message);
 	} else {
@@ -342,29 +403,45 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 	struct service_conf *conf = reread(d, c, svc);
 	if (!conf)
 		return;
+	bool wait = req->flags & FLAG_WAIT;
 	char err[512];
+	if (wait && !svc->upgrade.active)
+		begin_stream(d, c, svc);
 	int rc = service_upgrade(svc, conf, err, sizeof(err));
 	service_conf_unref(conf);
-	if (rc < 0) {
-		reply_error(c, PROTOCOL_E_BUSY, "%s", err);
+	if (rc < 0 || !svc->upgrade.active) {
+		client_set_streaming(c, NULL);
+		// Refused, or ended at once: rolled back before any process could run.
+		reply_error(c, rc < 0 ? PROTOCOL_E_BUSY : PROTOCOL_E_FAILED, "%s",
+			rc < 0 ? err : svc->reason);
+		return;
+	}
+	if (wait) {
+		begin_wait(c, svc, &svc->upgrade_waiters, upgrade_done);
 		return;
 	}
 	struct protocol_buf buf = {0};
-	if (!svc->upgrade.active) {
-		// It ended at once: rolled back before any process could run.
-		reply_error(c, PROTOCOL_E_FAILED, "%s", svc->reason);
-		return;
-	}
 	record_upgrade(&buf, svc, "started", svc->next->number);
-	if (!(req->flags & FLAG_WAIT)) {
-		reply_ok(c, &buf);
+	reply_ok(c, &buf);
+}
+
+static void cmd_watch(struct daemon *d, struct client *c, const struct protocol_request *req)
+{
+	struct service *svc = NULL;
+	if (req->argc > 0 && !(svc = find_service(d, c, req->argv[0])))
 		return;
-	}
+	struct protocol_buf buf = {0};
+	record_snapshot(&buf, d, svc);
 	client_send_buf(c, &buf);
-	c->busy = true;
-	c->waiting_on = svc;
-	c->waiter.done = upgrade_done;
-	list_append(&svc->upgrade_waiters, &c->waiter.link);
+	client_set_streaming(c, svc ? svc->name : "");
+}
+
+static void cmd_metrics(struct daemon *d, struct client *c, const struct protocol_request *req)
+{
+	(void)req;
+	struct protocol_buf buf = {0};
+	metrics_render(d, &buf);
+	reply_ok(c, &buf);
 }
 
 static void cmd_shutdown(struct daemon *d, struct client *c, const struct protocol_request *req)
@@ -404,11 +481,11 @@ static const command_fn commands[VERB_COUNT] = {
 	[VERB_RESTART] = cmd_restart,
 	[VERB_UPGRADE] = cmd_upgrade,
 	[VERB_SIGNAL] = cmd_signal,
-	[VERB_WATCH] = cmd_unavailable,
+	[VERB_WATCH] = cmd_watch,
 	[VERB_RELOAD] = cmd_unavailable,
 	[VERB_REEXEC] = cmd_unavailable,
 	[VERB_SHUTDOWN] = cmd_shutdown,
-	[VERB_METRICS] = cmd_unavailable,
+	[VERB_METRICS] = cmd_metrics,
 	[VERB_VERSION] = cmd_version,
 };
 

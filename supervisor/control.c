@@ -12,6 +12,7 @@
 
 #include "batond.h"
 #include "command.h"
+#include "event.h"
 #include "log.h"
 
 #define ACCEPT_BATCH 32
@@ -27,6 +28,7 @@ struct control {
 	struct list clients;
 	struct list dead;
 	unsigned nclients;
+	unsigned nstreams; /* clients receiving events */
 	struct log_limit denied_limit, accept_limit, evict_limit;
 };
 
@@ -50,6 +52,11 @@ static void client_close(struct client *c)
 	struct control *ctl = c->control;
 	struct ev_loop *loop = ctl->d->loop;
 	c->dead = true;
+	if (c->streaming) {
+		c->streaming = false;
+		ctl->nstreams--;
+		event_update_progress(ctl->d);
+	}
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timeout);
 	close(c->io.fd);
@@ -531,8 +538,17 @@ void control_destroy(struct control *ctl, bool remove_file)
 	if (!ctl)
 		return;
 	struct ev_loop *loop = ctl->d->loop;
-	while (!list_empty(&ctl->clients))
-		client_close(container_of(ctl->clients.next, struct client, link));
+	while (!list_empty(&ctl->clients)) {
+		struct client *c = container_of(ctl->clients.next, struct client, link);
+		// A watch ends with batond: tell the watcher it ended normally.
+		if (c->streaming && !c->busy) {
+			client_send(c, "ok\n", 3);
+			if (!c->dead)
+				flush(c);
+		}
+		if (!c->dead)
+			client_close(c);
+	}
 	reaper_cb(loop, &ctl->reaper, 0);
 	ev_io_stop(loop, &ctl->accept_io);
 	ev_timer_stop(loop, &ctl->accept_pause);
@@ -541,6 +557,33 @@ void control_destroy(struct control *ctl, bool remove_file)
 		unlink(ctl->path);
 	free(ctl->path);
 	free(ctl);
+}
+
+void client_set_streaming(struct client *c, const char *svc)
+{
+	bool on = svc != NULL;
+	if (c->dead || on == c->streaming)
+		return;
+	c->streaming = on;
+	c->control->nstreams += on ? 1 : -1;
+	snprintf(c->watch, sizeof(c->watch), "%s", on ? svc : "");
+	arm_timeout(c);
+	event_update_progress(c->control->d);
+}
+
+bool control_watched(const struct control *ctl, const char *svc)
+{
+	if (ctl->nstreams == 0)
+		return false;
+	if (!svc)
+		return true;
+	struct list *pos;
+	list_for_each(pos, &ctl->clients) {
+		const struct client *c = container_of(pos, struct client, link);
+		if (c->streaming && (!c->watch[0] || strcmp(c->watch, svc) == 0))
+			return true;
+	}
+	return false;
 }
 
 void control_each_stream(struct control *ctl, const char *svc,

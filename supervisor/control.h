@@ -73,6 +73,15 @@ void client_request_done(struct client *c);
 /* Closes the client once what is queued has been written. */
 void client_close_later(struct client *c);
 
+/*
+ * Makes the client receive the events of svc ("" for every service), or
+ * stops its events when svc is NULL.
+ */
+void client_set_streaming(struct client *c, const char *svc);
+
+/* Tells whether a client receives the events of svc (of any service when NULL). */
+bool control_watched(const struct control *c, const char *svc);
+
 /* Calls fn for every streaming client that watches svc (or everything). */
 void control_each_stream(struct control *c, const char *svc,
 	void (*fn)(struct client *client, void *data), void *data);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "batond.h"
+#include "clock.h"
 #include "control.h"
 #include "listener.h"
 #include "log.h"
@@ -418,7 +419,7 @@ int main(int argc, char **argv)
 		log_error("cannot create the event loop");
 		goto out;
 	}
-	d.started = ev_now(d.loop);
+	d.started = clock_now();
 	d.wall_started = time(NULL);
 	setup_signals(&d);
 	become_reaper();

@@ -10,6 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "conns.h"
+#include "event.h"
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
@@ -44,9 +47,10 @@ const char *proc_state_name(enum proc_state state)
 	return proc_state_names[state];
 }
 
-static ev_tstamp now(const struct service *svc)
+static double now(const struct service *svc)
 {
-	return ev_now(svc->d->loop);
+	(void)svc;
+	return clock_now();
 }
 
 static struct ev_loop *loop_of(const struct proc *p)
@@ -79,6 +83,37 @@ void describe_status(int status, char *out, size_t outlen)
 		return;
 	}
 	snprintf(out, outlen, "ended with wait status 0x%x", (unsigned)status);
+}
+
+// Every change of state goes through here, so that the count of stopping
+// processes (which drives drain progress events) stays right.
+static void set_state(struct proc *p, enum proc_state state)
+{
+	struct daemon *d = p->gen->svc->d;
+	if (p->state == PROC_STOPPING && state != PROC_STOPPING)
+		d->nstopping--;
+	else if (p->state != PROC_STOPPING && state == PROC_STOPPING)
+		d->nstopping++;
+	p->state = state;
+	event_update_progress(d);
+}
+
+static struct daemon *daemon_of(const struct proc *p)
+{
+	return p->gen->svc->d;
+}
+
+// Adds exit=N or signal=NAME, and the exec error, to an event.
+static void event_exit_fields(struct event *e, const struct proc *p)
+{
+	int st = p->wait_status;
+	if (WIFEXITED(st))
+		protocol_record_int(&e->buf, "exit", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		protocol_record_str(&e->buf, "signal",
+			signal_name(WTERMSIG(st)) ? signal_name(WTERMSIG(st)) : "?");
+	if (p->error)
+		protocol_record_str(&e->buf, "error", p->error);
 }
 
 static void set_timer(struct proc *p, double after)
@@ -199,6 +234,7 @@ static struct proc *proc_create(struct generation *gen, unsigned instance)
 	p->gen = gen;
 	p->instance = instance;
 	p->state = PROC_WAITING;
+	p->conns_at_kill = -1;
 	ev_timer_init(&p->timer, proc_timer_cb, 0, 0);
 	ev_io_init(&p->exec_io, exec_io_cb, -1, EV_READ);
 	ev_io_init(&p->ready_io, ready_io_cb, -1, EV_READ);
@@ -220,6 +256,8 @@ static void proc_remove(struct proc *p)
 	struct daemon *d = p->gen->svc->d;
 	if (p->pid > 0 && pidmap_get(&d->procs, p->pid) == p)
 		pidmap_remove(&d->procs, p->pid);
+	if (p->state == PROC_STOPPING)
+		set_state(p, PROC_EXITED);
 	ev_timer_stop(d->loop, &p->timer);
 	proc_clear_fds(p);
 	list_remove(&p->link);
@@ -305,7 +343,7 @@ static void spawn_failed(struct proc *p, const char *msg)
 	char label[128], reason[512];
 	proc_label(p, label, sizeof(label));
 	replace_string(&p->error, msg);
-	p->state = PROC_WAITING;
+	set_state(p, PROC_WAITING);
 	p->pid = 0;
 	if (gen->role == GEN_NEXT) {
 		snprintf(reason, sizeof(reason), "%s: cannot start: %s", label, msg);
@@ -320,6 +358,12 @@ static void spawn_failed(struct proc *p, const char *msg)
 	format_duration(delay, when, sizeof(when));
 	log_error("%s: cannot start: %s; retrying in %s", label, msg, when);
 	set_timer(p, delay);
+	struct event e;
+	if (event_begin(&e, gen->svc->d, "spawn_failed", gen->svc, p)) {
+		protocol_record_str(&e.buf, "error", msg);
+		protocol_record_secs(&e.buf, "restart_in", delay);
+		event_end(&e, gen->svc->d);
+	}
 }
 
 static void spawn_request_ids(struct spawn_request *req, const struct service_conf *conf)
@@ -341,7 +385,7 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 	if (pidmap_put(&d->procs, pid, p) < 0)
 		log_error("%s[%d]: out of memory: its exit will go unnoticed", p->gen->svc->name,
 			(int)pid);
-	p->state = PROC_STARTING;
+	set_state(p, PROC_STARTING);
 	p->spawned_at = now(p->gen->svc);
 	p->ready_at = p->stop_at = p->signalled_at = p->kill_at = 0;
 	p->exec_done = p->signalled = p->killed = p->killed_early = p->replace = false;
@@ -358,6 +402,7 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 		set_timer(p, conf->ready.delay);
 	else if (conf->ready.mode != READY_NONE)
 		set_timer(p, conf->ready_timeout);
+	event_simple(d, "spawned", p->gen->svc, p);
 }
 
 static int ready_pipe(struct proc *p, int fds[2])
@@ -466,12 +511,38 @@ static void send_stop_signal(struct proc *p)
 	format_duration(conf->stop_grace, grace, sizeof(grace));
 	log_info("%s: sent SIG%s; SIGKILL in %s unless it exits", proc_label(p, label, sizeof(label)),
 		signal_name(sig) ? signal_name(sig) : "?", grace);
+	struct event e;
+	if (event_begin(&e, daemon_of(p), "signalled", p->gen->svc, p)) {
+		protocol_record_str(&e.buf, "signal", signal_name(sig) ? signal_name(sig) : "?");
+		protocol_record_secs(&e.buf, "kill_in", conf->stop_grace);
+		event_end(&e, daemon_of(p));
+	}
+}
+
+// Counts the connections a process holds, or -1 when they cannot be read.
+static int count_conns(pid_t pid)
+{
+	struct conns table;
+	if (conns_load(&table, "/proc") < 0)
+		return -1;
+	int n = conns_count(&table, "/proc", pid);
+	conns_finish(&table);
+	return n;
 }
 
 static void kill_now(struct proc *p, const char *why)
 {
 	char label[128], grace[32];
 	format_duration(p->gen->conf->stop_grace, grace, sizeof(grace));
+	// What it still holds is what its missing cleanup leaves behind.
+	p->conns_at_kill = count_conns(p->pid);
+	struct event e;
+	if (event_begin(&e, daemon_of(p), "sigkill", p->gen->svc, p)) {
+		if (p->conns_at_kill >= 0)
+			protocol_record_int(&e.buf, "conns", p->conns_at_kill);
+		protocol_record_str(&e.buf, "reason", why ? why : "stop_grace ended");
+		event_end(&e, daemon_of(p));
+	}
 	if (why)
 		log_warn("%s: %s: sending SIGKILL to its process group",
 			proc_label(p, label, sizeof(label)), why);
@@ -495,11 +566,18 @@ static void proc_stop(struct proc *p)
 	if (p->state == PROC_STOPPING || p->pid <= 0)
 		return;
 	bool was_ready = p->state == PROC_READY;
-	p->state = PROC_STOPPING;
+	set_state(p, PROC_STOPPING);
 	p->stop_at = now(p->gen->svc);
 	close_watched_fd(loop_of(p), &p->ready_io);
 	double delay = p->gen->conf->stop_delay;
-	if (delay > 0 && was_ready && !p->replace) {
+	bool delayed = delay > 0 && was_ready && !p->replace;
+	struct event e;
+	if (event_begin(&e, daemon_of(p), "stopping", p->gen->svc, p)) {
+		if (delayed)
+			protocol_record_secs(&e.buf, "stop_delay", delay);
+		event_end(&e, daemon_of(p));
+	}
+	if (delayed) {
 		set_timer(p, delay);
 		return;
 	}
@@ -565,13 +643,19 @@ void proc_set_ready(struct proc *p)
 	if (p->state != PROC_STARTING)
 		return;
 	struct service *svc = p->gen->svc;
-	p->state = PROC_READY;
+	set_state(p, PROC_READY);
 	p->ready_at = now(svc);
 	ev_timer_stop(svc->d->loop, &p->timer);
 	close_watched_fd(svc->d->loop, &p->ready_io);
 	char label[128];
 	log_info("%s: ready after %.3fs", proc_label(p, label, sizeof(label)),
 		p->ready_at - p->spawned_at);
+	histogram_add(&svc->ready_latency, p->ready_at - p->spawned_at);
+	struct event e;
+	if (event_begin(&e, svc->d, "ready", svc, p)) {
+		protocol_record_secs(&e.buf, "ready_after", p->ready_at - p->spawned_at);
+		event_end(&e, svc->d);
+	}
 	if (p->gen->role == GEN_NEXT)
 		upgrade_step(svc);
 }
@@ -598,7 +682,14 @@ void proc_set_main_pid(struct proc *p, pid_t pid)
 
 void proc_set_status(struct proc *p, const char *text)
 {
+	if (p->status_text && strcmp(p->status_text, text) == 0)
+		return;
 	replace_string(&p->status_text, text);
+	struct event e;
+	if (event_begin(&e, daemon_of(p), "status", p->gen->svc, p)) {
+		protocol_record_str(&e.buf, "status", text);
+		event_end(&e, daemon_of(p));
+	}
 }
 
 void proc_extend_timeout(struct proc *p, double secs)
@@ -654,19 +745,29 @@ static void proc_finished(struct proc *p)
 	char label[128], desc[384], grace[32];
 	proc_label(p, label, sizeof(label));
 	describe_end(p, desc, sizeof(desc));
+	double took = now(gen->svc) - p->stop_at;
+	histogram_add(&gen->svc->drain_time, took);
+	struct event e;
+	if (event_begin(&e, gen->svc->d, p->killed ? "killed" : "exited", gen->svc, p)) {
+		event_exit_fields(&e, p);
+		if (p->killed && p->conns_at_kill >= 0)
+			protocol_record_int(&e.buf, "conns", p->conns_at_kill);
+		protocol_record_secs(&e.buf, "elapsed", took);
+		protocol_record_str(&e.buf, "reason", desc);
+		event_end(&e, gen->svc->d);
+	}
 	if (p->killed) {
-		p->state = PROC_KILLED;
+		set_state(p, PROC_KILLED);
 		gen->svc->kills++;
 		format_duration(gen->conf->stop_grace, grace, sizeof(grace));
-		if (p->killed_early)
-			log_warn("%s: %s before the end of its %s stop_grace: its cleanup did not "
-				 "run",
-				label, desc, grace);
-		else
-			log_warn("%s: %s after its %s stop_grace: its cleanup did not run", label,
-				desc, grace);
+		char held[64] = "";
+		if (p->conns_at_kill >= 0)
+			snprintf(held, sizeof(held), " holding %d connection%s", p->conns_at_kill,
+				p->conns_at_kill == 1 ? "" : "s");
+		log_warn("%s: %s%s %s its %s stop_grace: its cleanup did not run", label, desc,
+			held, p->killed_early ? "before the end of" : "after", grace);
 	} else {
-		p->state = PROC_EXITED;
+		set_state(p, PROC_EXITED);
 		log_info("%s: stopped: %s after %.3fs", label, desc,
 			now(gen->svc) - (p->signalled ? p->signalled_at : p->stop_at));
 	}
@@ -693,7 +794,14 @@ static void restart_later(struct proc *p, const char *desc)
 	}
 	format_duration(delay, when, sizeof(when));
 	log_warn("%s: %s; restarting in %s", label, desc, when);
-	p->state = PROC_WAITING;
+	struct event e;
+	if (event_begin(&e, svc->d, "restarting", svc, p)) {
+		event_exit_fields(&e, p);
+		protocol_record_secs(&e.buf, "restart_in", delay);
+		protocol_record_str(&e.buf, "reason", desc);
+		event_end(&e, svc->d);
+	}
+	set_state(p, PROC_WAITING);
 	p->pid = 0;
 	p->restarts++;
 	svc->restarts++;
@@ -711,7 +819,7 @@ static void proc_died(struct proc *p)
 	if (gen->role == GEN_NEXT) {
 		snprintf(msg, sizeof(msg), "%s: %s %s", label, desc,
 			p->state == PROC_READY ? "during the upgrade" : "before it was ready");
-		p->state = PROC_EXITED;
+		set_state(p, PROC_EXITED);
 		proc_remove(p);
 		upgrade_rollback(svc, msg);
 		return;
@@ -733,7 +841,13 @@ static void proc_died(struct proc *p)
 	} else {
 		log_info("%s: %s; restart = %s", label, desc, restart_name(gen->conf->restart));
 	}
-	p->state = PROC_EXITED;
+	struct event e;
+	if (event_begin(&e, svc->d, "exited", svc, p)) {
+		event_exit_fields(&e, p);
+		protocol_record_str(&e.buf, "reason", desc);
+		event_end(&e, svc->d);
+	}
+	set_state(p, PROC_EXITED);
 	proc_remove(p);
 	gen_check_empty(gen);
 }
@@ -813,6 +927,8 @@ static void service_check_idle(struct service *svc)
 		start_generation(svc);
 		return;
 	}
+	if (!svc->wanted)
+		event_simple(svc->d, "stopped", svc, NULL);
 	notify_waiters(&svc->stop_waiters, true, NULL);
 	daemon_check_done(svc->d);
 }
@@ -826,6 +942,12 @@ static void gen_check_empty(struct generation *gen)
 		return;
 	if (gen->role == GEN_CURRENT && svc->wanted)
 		log_info("%s: gen %u has no process left", svc->name, gen->number);
+	struct event e;
+	if (gen->role == GEN_DRAINING && event_begin(&e, svc->d, "drained", svc, NULL)) {
+		protocol_record_int(&e.buf, "gen", gen->number);
+		protocol_record_secs(&e.buf, "elapsed", now(svc) - gen->drain_at);
+		event_end(&e, svc->d);
+	}
 	gen_destroy(gen);
 	service_check_idle(svc);
 }
@@ -943,6 +1065,11 @@ static void service_fail(struct service *svc, const char *fmt, ...)
 	vsnprintf(svc->reason, sizeof(svc->reason), fmt, ap);
 	va_end(ap);
 	log_error("%s: failed: %s", svc->name, svc->reason);
+	struct event e;
+	if (event_begin(&e, svc->d, "failed", svc, NULL)) {
+		protocol_record_str(&e.buf, "reason", svc->reason);
+		event_end(&e, svc->d);
+	}
 	svc->wanted = false;
 	svc->start_when_empty = false;
 	svc->failed = true;
@@ -1005,7 +1132,7 @@ static void enforce_max_draining(struct service *svc)
 		list_for_each(pp, &gen->procs) {
 			struct proc *p = container_of(pp, struct proc, link);
 			if (p->pid > 0 && !p->killed) {
-				p->state = PROC_STOPPING;
+				set_state(p, PROC_STOPPING);
 				p->killed_early = true;
 				kill_now(p, "more than max_draining generations");
 			}
@@ -1034,6 +1161,27 @@ static void retire_old(struct service *svc, unsigned count)
 	}
 }
 
+// Sends `upgrade state=...` about the generation being started.
+static void upgrade_event(struct service *svc, const char *state, unsigned gen,
+	const char *reason)
+{
+	struct event e;
+	if (!event_begin(&e, svc->d, "upgrade", svc, NULL))
+		return;
+	protocol_record_int(&e.buf, "gen", gen);
+	protocol_record_str(&e.buf, "state", state);
+	if (svc->current && svc->current->number != gen)
+		protocol_record_int(&e.buf, "from", svc->current->number);
+	if (svc->next) {
+		protocol_record_int(&e.buf, "spawned", svc->upgrade.spawned);
+		protocol_record_int(&e.buf, "instances", svc->next->conf->instances);
+	}
+	protocol_record_secs(&e.buf, "elapsed", now(svc) - svc->upgrade.started_at);
+	if (reason)
+		protocol_record_str(&e.buf, "reason", reason);
+	event_end(&e, svc->d);
+}
+
 static void upgrade_finish(struct service *svc)
 {
 	struct generation *old = svc->current, *gen = svc->next;
@@ -1043,6 +1191,7 @@ static void upgrade_finish(struct service *svc)
 	svc->next = NULL;
 	log_info("%s: upgrade to gen %u done in %.3fs", svc->name, gen->number,
 		now(svc) - svc->upgrade.started_at);
+	upgrade_event(svc, "done", gen->number, NULL);
 	upgrade_clear(svc);
 	if (old)
 		gen_drain(old);
@@ -1064,6 +1213,7 @@ static void upgrade_step(struct service *svc)
 	if (u->spawned < n) {
 		unsigned first = u->spawned;
 		u->spawned += batch < n - first ? batch : n - first;
+		upgrade_event(svc, first == 0 ? "started" : "batch", gen->number, NULL);
 		for (unsigned i = first; i < u->spawned && svc->next == gen; i++)
 			proc_spawn_new(gen, i);
 		return;
@@ -1083,6 +1233,7 @@ static void upgrade_rollback(struct service *svc, const char *reason)
 	snprintf(svc->reason, sizeof(svc->reason), "upgrade to gen %u rolled back: %s",
 		gen->number, reason);
 	log_error("%s: %s", svc->name, svc->reason);
+	upgrade_event(svc, "rolled-back", gen->number, reason);
 	service_conf_unref(svc->conf);
 	svc->conf = from;
 	gen_drain(gen);

@@ -9,6 +9,7 @@
 #include "batond.h"
 #include "config.h"
 #include "list.h"
+#include "metrics.h"
 
 /*
  * Services, their generations and their processes: the state machines of
@@ -36,7 +37,7 @@ struct proc {
 	ev_timer timer; /* restart delay, ready deadline, stop delay or kill deadline */
 	ev_io exec_io;  /* the spawn error pipe, until exec succeeded or failed */
 	ev_io ready_io; /* the fd:N readiness pipe, until ready */
-	ev_tstamp spawned_at, ready_at, stop_at, signalled_at, kill_at;
+	double spawned_at, ready_at, stop_at, signalled_at, kill_at; /* clock_now() */
 	bool exec_done;   /* exec succeeded */
 	bool signalled;   /* the stop signal was sent */
 	bool killed;      /* SIGKILL was sent at the deadline */
@@ -45,6 +46,7 @@ struct proc {
 	char *error;      /* why it failed to start, or NULL */
 	char *status_text; /* its last STATUS= */
 	char *fail_reason; /* why it is being replaced */
+	int conns_at_kill; /* connections it held when SIGKILL was sent, or -1 */
 	struct backoff backoff;
 	unsigned restarts;
 	int wait_status; /* as waitpid reported the last exit */
@@ -63,7 +65,7 @@ struct generation {
 	struct service_conf *conf;
 	struct list procs;
 	enum gen_role role;
-	ev_tstamp started_at, drain_at;
+	double started_at, drain_at;
 };
 
 /* Someone waiting for an operation on a service to end (upgrade --wait). */
@@ -75,7 +77,7 @@ struct service_waiter {
 struct upgrade {
 	bool active;
 	struct service_conf *from; /* the definition to return to on rollback */
-	ev_tstamp started_at;
+	double started_at;
 	unsigned spawned; /* new processes started so far */
 	unsigned stopped; /* old processes stopped so far */
 };
@@ -97,6 +99,8 @@ struct service {
 	struct list upgrade_waiters;
 	struct list stop_waiters;
 	unsigned long restarts, upgrades, rollbacks, kills;
+	struct histogram ready_latency; /* from start to ready */
+	struct histogram drain_time;    /* from the stop to the exit */
 };
 
 /* Creates a stopped service for conf, which it references. */

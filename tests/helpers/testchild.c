@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -228,6 +229,9 @@ struct opts {
 	int nsteps;
 	const char *child_notify;
 	bool hand_over;
+	bool accept;          /* accept and hold connections on fd 3 */
+	long close_every_ms;  /* after SIGTERM, close one held connection this often */
+	long status_spam;     /* send this many STATUS= messages */
 };
 
 static void usage(void)
@@ -254,6 +258,9 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"orphan-ms", required_argument, NULL, 'o'},
 		{"notify-from-child", required_argument, NULL, 'c'},
 		{"hand-over", no_argument, NULL, 'H'},
+		{"accept", no_argument, NULL, 'A'},
+		{"term-close-every-ms", required_argument, NULL, 'C'},
+		{"status-spam", required_argument, NULL, 'S'},
 		{0},
 	};
 	int ch;
@@ -276,13 +283,48 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'o': o->orphan_ms = atol(optarg); break;
 		case 'c': o->child_notify = optarg; break;
 		case 'H': o->hand_over = true; break;
+		case 'A': o->accept = true; break;
+		case 'C': o->close_every_ms = atol(optarg); break;
+		case 'S': o->status_spam = atol(optarg); break;
 		default: usage();
 		}
 	}
 }
 
+#define MAX_HELD 1024
+
+// Accepts connections on fd 3 and holds them. After SIGTERM it closes one
+// every close_every_ms and exits once none is left; with 0 it holds them.
+static void hold_connections(const struct opts *o)
+{
+	int held[MAX_HELD], n = 0;
+	for (;;) {
+		struct pollfd pfd = {.fd = 3, .events = POLLIN};
+		int timeout = got_term && o->close_every_ms > 0 ? (int)o->close_every_ms : -1;
+		int rc = poll(&pfd, got_term ? 0 : 1, timeout);
+		if (rc > 0 && n < MAX_HELD) {
+			int fd = accept4(3, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0) {
+				held[n++] = fd;
+				if (o->log)
+					append_line(o->log, "accept");
+			}
+		}
+		if (!got_term || o->close_every_ms <= 0)
+			continue;
+		if (n == 0) {
+			if (o->log)
+				append_line(o->log, "drained");
+			exit(0);
+		}
+		close(held[--n]);
+	}
+}
+
 static void serve(const struct opts *o)
 {
+	if (o->accept)
+		hold_connections(o);
 	for (;;) {
 		pause();
 		if (got_term) {
@@ -321,6 +363,11 @@ int main(int argc, char **argv)
 		report(o.report_dir);
 	struct sigaction sa = {.sa_handler = o.ignore_term ? SIG_IGN : on_term};
 	sigaction(SIGTERM, &sa, NULL);
+	if (o.accept && o.close_every_ms <= 0) {
+		// Holds its connections through SIGTERM, until SIGKILL.
+		sa.sa_handler = SIG_IGN;
+		sigaction(SIGTERM, &sa, NULL);
+	}
 	if (o.orphan_ms > 0)
 		orphan(o.orphan_ms);
 	if (o.child_notify) {
@@ -332,6 +379,11 @@ int main(int argc, char **argv)
 		}
 		if (pid > 0)
 			waitpid(pid, NULL, 0);
+	}
+	for (long i = 0; i < o.status_spam; i++) {
+		char msg[64];
+		snprintf(msg, sizeof(msg), "STATUS=spam %ld", i);
+		notify(msg);
 	}
 	// --delay-ms and --notify act in the order given.
 	for (int i = 0; i < o.nsteps; i++) {

@@ -205,7 +205,7 @@ class Batond:
 
 
 class TestCase(unittest.TestCase):
-    """A test case whose batonds are stopped and removed at the end."""
+    """A test case whose batonds are stopped at the end, their logs shown on failure."""
 
     def setUp(self):
         self.batonds = []
@@ -214,15 +214,6 @@ class TestCase(unittest.TestCase):
         for b in self.batonds:
             if b.proc is not None and b.proc.poll() is None:
                 b.stop()
-            if self._outcome_failed():
-                print("---- batond log (%s) ----\n%s" % (b.dir, b.log()))
-            b.close()
-
-    def _outcome_failed(self):
-        result = getattr(self._outcome, "result", None)
-        if result is None:
-            return False
-        return any(test is self for test, _ in result.errors + result.failures)
 
     def batond(self, config, **kwargs):
         b = Batond(config, **kwargs)
@@ -235,6 +226,27 @@ class TestCase(unittest.TestCase):
         code = b.stop()
         self.assertEqual(code, 0, "batond exited with %s:\n%s" % (code, b.log()))
         self.assertEqual(children_of(pid), {}, "processes left behind by batond")
+
+
+class Result(unittest.TextTestResult):
+    """Shows the logs of a failed test's batonds, then removes their directories."""
+
+    def show_logs(self, test):
+        for b in getattr(test, "batonds", []):
+            self.stream.write("\n---- batond log (%s) ----\n%s" % (b.dir, b.log()))
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.show_logs(test)
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self.show_logs(test)
+
+    def stopTest(self, test):
+        for b in getattr(test, "batonds", []):
+            b.close()
+        super().stopTest(test)
 
 
 def http_get(port, path="/", timeout=5.0):
@@ -252,4 +264,4 @@ def http_get(port, path="/", timeout=5.0):
 
 
 def main():
-    unittest.main(verbosity=2)
+    unittest.main(verbosity=2, testRunner=unittest.TextTestRunner(resultclass=Result, verbosity=2))

@@ -34,7 +34,8 @@ stop_grace = 500ms
         self.assertLess(elapsed, 0.6, "SIGKILL came %.3fs after the stop" % elapsed)
         svc = b.wait_service("stubborn", "stopped")
         self.assertEqual(svc["kills"], 1)
-        b.wait_log("killed by signal 9 (KILL) after its 500ms stop_grace: its cleanup did not run")
+        b.wait_log("killed by signal 9 (KILL) holding 0 connections after its 500ms stop_grace: "
+                   "its cleanup did not run")
 
     def test_stop_ends_when_the_process_exits(self):
         b = self.batond("""

@@ -1,0 +1,132 @@
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "batond.h"
+#include "clock.h"
+#include "service.h"
+
+static const double bounds[HISTOGRAM_BOUNDS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
+};
+
+void histogram_add(struct histogram *h, double secs)
+{
+	size_t i = 0;
+	while (i < HISTOGRAM_BOUNDS && secs > bounds[i])
+		i++;
+	h->buckets[i]++;
+	h->sum += secs;
+	h->count++;
+}
+
+static void line(struct protocol_buf *buf, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void line(struct protocol_buf *buf, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	protocol_record_begin(buf, "metric");
+	protocol_record_str(buf, "line", text);
+	protocol_record_end(buf);
+}
+
+static void header(struct protocol_buf *buf, const char *name, const char *type, const char *help)
+{
+	line(buf, "# HELP %s %s", name, help);
+	line(buf, "# TYPE %s %s", name, type);
+}
+
+// Service names are [A-Za-z0-9_.@-]: nothing to escape in a label value.
+static void counter(struct protocol_buf *buf, const char *name, const char *svc,
+	unsigned long value)
+{
+	line(buf, "%s{service=\"%s\"} %lu", name, svc, value);
+}
+
+static void histogram(struct protocol_buf *buf, const char *name, const char *svc,
+	const struct histogram *h)
+{
+	unsigned long cumulative = 0;
+	for (size_t i = 0; i < HISTOGRAM_BOUNDS; i++) {
+		cumulative += h->buckets[i];
+		line(buf, "%s_bucket{service=\"%s\",le=\"%g\"} %lu", name, svc, bounds[i],
+			cumulative);
+	}
+	line(buf, "%s_bucket{service=\"%s\",le=\"+Inf\"} %lu", name, svc, h->count);
+	line(buf, "%s_sum{service=\"%s\"} %.6f", name, svc, h->sum);
+	line(buf, "%s_count{service=\"%s\"} %lu", name, svc, h->count);
+}
+
+static void process_states(struct protocol_buf *buf, const struct service *svc)
+{
+	unsigned counts[PROC_KILLED + 1] = {0};
+	struct list *g, *pp;
+	list_for_each(g, &svc->gens) {
+		struct generation *gen = container_of(g, struct generation, link);
+		list_for_each(pp, &gen->procs)
+			counts[container_of(pp, struct proc, link)->state]++;
+	}
+	for (int st = PROC_WAITING; st <= PROC_STOPPING; st++)
+		line(buf, "baton_processes{service=\"%s\",state=\"%s\"} %u", svc->name,
+			proc_state_name((enum proc_state)st), counts[st]);
+}
+
+#define EACH_SERVICE(d, svc)                                                                      \
+	for (struct list *pos_ = (d)->services.next;                                              \
+		pos_ != &(d)->services && ((svc) = container_of(pos_, struct service, link));      \
+		pos_ = pos_->next)
+
+static void service_counters(struct daemon *d, struct protocol_buf *buf)
+{
+	struct service *svc;
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} counters[] = {
+		{"baton_restarts_total", "Processes restarted after they exited on their own.",
+			offsetof(struct service, restarts)},
+		{"baton_upgrades_total", "Upgrades that completed.",
+			offsetof(struct service, upgrades)},
+		{"baton_rollbacks_total", "Upgrades rolled back.",
+			offsetof(struct service, rollbacks)},
+		{"baton_kills_total", "Processes killed with SIGKILL before they exited.",
+			offsetof(struct service, kills)},
+	};
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		header(buf, counters[i].name, "counter", counters[i].help);
+		EACH_SERVICE(d, svc)
+		counter(buf, counters[i].name, svc->name,
+			*(const unsigned long *)((const char *)svc + counters[i].offset));
+	}
+}
+
+void metrics_render(struct daemon *d, struct protocol_buf *buf)
+{
+	struct service *svc;
+	header(buf, "baton_build_info", "gauge", "The version of batond.");
+	line(buf, "baton_build_info{version=\"%s\"} 1", BATON_VERSION_STRING);
+	header(buf, "baton_uptime_seconds", "gauge", "Seconds since batond started.");
+	line(buf, "baton_uptime_seconds %.3f", clock_now() - d->started);
+	header(buf, "baton_orphans_reaped_total", "counter",
+		"Orphaned descendants of services reaped by batond.");
+	line(buf, "baton_orphans_reaped_total %lu", d->orphans);
+	header(buf, "baton_processes", "gauge", "Processes of each service by state.");
+	EACH_SERVICE(d, svc)
+	process_states(buf, svc);
+	service_counters(d, buf);
+	header(buf, "baton_ready_seconds", "histogram",
+		"Seconds from a process's start until it was ready.");
+	EACH_SERVICE(d, svc)
+	histogram(buf, "baton_ready_seconds", svc->name, &svc->ready_latency);
+	header(buf, "baton_drain_seconds", "histogram",
+		"Seconds from a process's stop until it was gone.");
+	EACH_SERVICE(d, svc)
+	histogram(buf, "baton_drain_seconds", svc->name, &svc->drain_time);
+}
