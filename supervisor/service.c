@@ -118,6 +118,9 @@ static void event_exit_fields(struct event *e, const struct proc *p)
 
 static void set_timer(struct proc *p, double after)
 {
+	// libev counts from the start of this loop iteration; a deadline counts
+	// from now, so that a grace or a delay is never cut short.
+	ev_now_update(loop_of(p));
 	ev_timer_stop(loop_of(p), &p->timer);
 	ev_timer_set(&p->timer, after < 0 ? 0 : after, 0);
 	ev_timer_start(loop_of(p), &p->timer);
