@@ -8,6 +8,7 @@ parallel without colliding. Every wait is a poll bounded in time.
 import glob
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -220,6 +221,21 @@ class TestCase(unittest.TestCase):
         self.batonds.append(b)
         return b
 
+    def watch(self, b, *args):
+        """Starts `batonctl --json ARGS` (watch, stop --wait...), closed at the end."""
+        w = Watcher(b, *args)
+        self.addCleanup(w.close)
+        return w
+
+    def assert_killed_at_grace(self, w, pid, grace):
+        """Checks in the events that SIGKILL followed the stop signal at the grace."""
+        signalled = w.read_until(lambda o: o.get("kind") == "signalled" and o.get("pid") == pid)
+        killed = w.read_until(lambda o: o.get("kind") == "sigkill" and o.get("pid") == pid)
+        late = killed["t"] - signalled["t"] - grace
+        self.assertGreaterEqual(late, 0, "SIGKILL before the grace ended")
+        self.assertLess(late, 0.1, "SIGKILL %.3fs after the grace" % late)
+        w.read_until(lambda o: o.get("kind") == "killed" and o.get("pid") == pid)
+
     def assert_exits_cleanly(self, b):
         """Stops batond and checks the exit status and that no child is left."""
         pid = b.pid
@@ -247,6 +263,53 @@ class Result(unittest.TextTestResult):
         for b in getattr(test, "batonds", []):
             b.close()
         super().stopTest(test)
+
+
+class Watcher:
+    """batonctl --json watch (or another streaming verb), read line by line."""
+
+    def __init__(self, b, *args):
+        self.proc = subprocess.Popen(
+            [BATONCTL, "-s", b.control, "--json"] + list(args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines = []
+        self.pending = []
+        self.buf = b""
+
+    def next_line(self, deadline):
+        # Unbuffered: select() must see every byte that is not yet parsed.
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    return None
+                self.buf += chunk
+        if b"\n" not in self.buf:
+            return None
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line
+
+    def read_until(self, predicate, timeout=10.0):
+        deadline = time.monotonic() + timeout * SLOW
+        while time.monotonic() < deadline:
+            line = self.next_line(deadline)
+            if line is None:
+                break
+            obj = json.loads(line)
+            self.lines.append(obj)
+            if predicate(obj):
+                return obj
+        raise AssertionError("no such record within %.0fs; got %s" % (timeout, self.lines[-20:]))
+
+    def events(self, kind):
+        return [o for o in self.lines if o.get("type") == "event" and o.get("kind") == kind]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
 
 
 def http_get(port, path="/", timeout=5.0):

@@ -25,13 +25,10 @@ command = @TESTCHILD@ --ignore-term --report @REPORTS@
 stop_grace = 500ms
 """)
         pid = list(b.wait_reports(1))[0]
-        t0 = time.monotonic()
-        r = b.ctl("stop", "stubborn")
-        self.assertEqual(r.returncode, 0, r.stderr)
-        poll(lambda: not alive(pid), timeout=5, interval=0.002, what="the process to die")
-        elapsed = time.monotonic() - t0
-        self.assertGreaterEqual(elapsed, 0.5)
-        self.assertLess(elapsed, 0.6, "SIGKILL came %.3fs after the stop" % elapsed)
+        w = self.watch(b, "stop", "--wait", "stubborn")
+        self.assert_killed_at_grace(w, pid, 0.5)
+        self.assertTrue(w.read_until(lambda o: "ok" in o)["ok"])
+        self.assertFalse(alive(pid))
         svc = b.wait_service("stubborn", "stopped")
         self.assertEqual(svc["kills"], 1)
         b.wait_log("killed by signal 9 (KILL) holding 0 connections after its 500ms stop_grace: "

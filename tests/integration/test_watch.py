@@ -23,62 +23,15 @@ stop_grace = %(grace)s
 """
 
 
-class Watcher:
-    """batonctl --json watch (or another streaming verb), read line by line."""
-
-    def __init__(self, b, *args):
-        self.proc = subprocess.Popen(
-            [harness.BATONCTL, "-s", b.control, "--json"] + list(args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines = []
-        self.pending = []
-        self.buf = b""
-
-    def next_line(self, deadline):
-        # Unbuffered: select() must see every byte that is not yet parsed.
-        fd = self.proc.stdout.fileno()
-        while b"\n" not in self.buf and time.monotonic() < deadline:
-            ready, _, _ = select.select([fd], [], [], 0.1)
-            if ready:
-                chunk = os.read(fd, 65536)
-                if not chunk:
-                    return None
-                self.buf += chunk
-        if b"\n" not in self.buf:
-            return None
-        line, self.buf = self.buf.split(b"\n", 1)
-        return line
-
-    def read_until(self, predicate, timeout=10.0):
-        deadline = time.monotonic() + timeout * harness.SLOW
-        while time.monotonic() < deadline:
-            line = self.next_line(deadline)
-            if line is None:
-                break
-            obj = json.loads(line)
-            self.lines.append(obj)
-            if predicate(obj):
-                return obj
-        raise AssertionError("no such record within %.0fs; got %s" % (timeout, self.lines[-20:]))
-
-    def events(self, kind):
-        return [o for o in self.lines if o.get("type") == "event" and o.get("kind") == kind]
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.communicate()
+Watcher = harness.Watcher
 
 
 class DrainTest(harness.TestCase):
     def setUp(self):
         super().setUp()
-        self.watchers = []
         self.sockets = []
 
     def tearDown(self):
-        for w in self.watchers:
-            w.close()
         for s in self.sockets:
             s.close()
         super().tearDown()
@@ -89,11 +42,6 @@ class DrainTest(harness.TestCase):
             self.sockets.append(socket.create_connection(("127.0.0.1", port), timeout=5))
         log = os.path.join(b.dir, "log")
         poll(lambda: harness.read(log).count(" accept ") == count, what="the connections held")
-
-    def watch(self, b, *args):
-        w = Watcher(b, *args)
-        self.watchers.append(w)
-        return w
 
     def test_connections_fall_to_zero_and_the_drain_ends_early(self):
         b = self.batond(HOLDER % dict(close="--term-close-every-ms 300", grace="30s"))
