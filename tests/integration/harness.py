@@ -229,12 +229,12 @@ class TestCase(unittest.TestCase):
 
     def assert_killed_at_grace(self, w, pid, grace):
         """Checks in the events that SIGKILL followed the stop signal at the grace."""
-        signalled = w.read_until(lambda o: o.get("kind") == "signalled" and o.get("pid") == pid)
-        killed = w.read_until(lambda o: o.get("kind") == "sigkill" and o.get("pid") == pid)
+        signalled = w.find(lambda o: o.get("kind") == "signalled" and o.get("pid") == pid)
+        killed = w.find(lambda o: o.get("kind") == "sigkill" and o.get("pid") == pid)
         late = killed["t"] - signalled["t"] - grace
         self.assertGreaterEqual(late, 0, "SIGKILL before the grace ended")
         self.assertLess(late, 0.1, "SIGKILL %.3fs after the grace" % late)
-        w.read_until(lambda o: o.get("kind") == "killed" and o.get("pid") == pid)
+        w.find(lambda o: o.get("kind") == "killed" and o.get("pid") == pid)
 
     def assert_exits_cleanly(self, b):
         """Stops batond and checks the exit status and that no child is left."""
@@ -302,6 +302,13 @@ class Watcher:
             if predicate(obj):
                 return obj
         raise AssertionError("no such record within %.0fs; got %s" % (timeout, self.lines[-20:]))
+
+    def find(self, predicate, timeout=10.0):
+        """Returns the first record, read already or to come, that predicate accepts."""
+        for obj in self.lines:
+            if predicate(obj):
+                return obj
+        return self.read_until(predicate, timeout)
 
     def events(self, kind):
         return [o for o in self.lines if o.get("type") == "event" and o.get("kind") == kind]
