@@ -77,9 +77,9 @@ static int lookup_conns(struct conn_lookup *cl, const struct proc *p)
 		return -1;
 	if (!cl->tried) {
 		cl->tried = true;
-		cl->loaded = conns_load(&cl->table, "/proc") == 0;
+		cl->loaded = conns_load(&cl->table) == 0;
 	}
-	return cl->loaded ? conns_count(&cl->table, "/proc", p->pid) : -1;
+	return cl->loaded ? conns_count(&cl->table, p->pid) : -1;
 }
 
 static void lookup_finish(struct conn_lookup *cl)

@@ -3,49 +3,16 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <linux/unix_diag.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
-
-#define TCP_LISTEN 0x0a
-#define TCP_CLOSE 0x07
-#define UNIX_ACCEPTCON 0x10000
-#define UNIX_CONNECTED 3
-#define UNIX_STREAM 1
-#define UNIX_SEQPACKET 5
-
-int conns_parse_tcp(const char *line, uint64_t *inode)
-{
-	unsigned slot, state;
-	char local[64], remote[64];
-	uint64_t ino;
-	// sl local rem st tx:rx tr:when retrnsmt uid timeout inode
-	int n = sscanf(line, " %u: %63s %63s %x %*x:%*x %*x:%*x %*x %*u %*u %" SCNu64, &slot,
-		local, remote, &state, &ino);
-	if (n != 5)
-		return -1;
-	if (state == TCP_LISTEN || state == TCP_CLOSE || ino == 0)
-		return 0;
-	*inode = ino;
-	return 1;
-}
-
-int conns_parse_unix(const char *line, uint64_t *inode)
-{
-	unsigned long refs, proto, flags, type, state;
-	uint64_t ino;
-	// Num: RefCount Protocol Flags Type St Inode [Path]
-	int n = sscanf(line, "%*x: %lx %lx %lx %lx %lx %" SCNu64, &refs, &proto, &flags, &type,
-		&state, &ino);
-	if (n != 6)
-		return -1;
-	if ((type != UNIX_STREAM && type != UNIX_SEQPACKET) || state != UNIX_CONNECTED ||
-		(flags & UNIX_ACCEPTCON) || ino == 0)
-		return 0;
-	*inode = ino;
-	return 1;
-}
 
 static int add(struct conns *c, uint64_t inode)
 {
@@ -61,47 +28,107 @@ static int add(struct conns *c, uint64_t inode)
 	return 0;
 }
 
-static int read_table(struct conns *c, const char *path, int (*parse)(const char *, uint64_t *))
-{
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	char *line = NULL;
-	size_t cap = 0;
-	uint64_t inode;
-	int rc = 0;
-	while (rc == 0 && getline(&line, &cap, f) > 0) {
-		if (parse(line, &inode) == 1)
-			rc = add(c, inode);
-	}
-	free(line);
-	fclose(f);
-	return rc;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
 	return x < y ? -1 : x > y;
 }
 
-int conns_load(struct conns *c, const char *root)
+// TCP states as the kernel numbers them (include/net/tcp_states.h).
+enum {
+	STATE_ESTABLISHED = 1,
+	STATE_TIME_WAIT = 6,
+	STATE_CLOSE = 7,
+	STATE_LISTEN = 10,
+	STATE_COUNT = 12,
+};
+
+static int send_request(int fd, const void *req, size_t len)
 {
-	static const struct {
-		const char *name;
-		int (*parse)(const char *, uint64_t *);
-	} tables[] = {
-		{"tcp", conns_parse_tcp},
-		{"tcp6", conns_parse_tcp},
-		{"unix", conns_parse_unix},
-	};
+	struct {
+		struct nlmsghdr nlh;
+		union {
+			struct inet_diag_req_v2 inet;
+			struct unix_diag_req local;
+		} req;
+	} msg;
+	memset(&msg, 0, sizeof(msg));
+	msg.nlh.nlmsg_len = (uint32_t)NLMSG_LENGTH(len);
+	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	memcpy(&msg.req, req, len);
+	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+	return sendto(fd, &msg, msg.nlh.nlmsg_len, 0, (struct sockaddr *)&kernel,
+		       sizeof(kernel)) < 0
+		? -1
+		: 0;
+}
+
+// Takes the inode of one reply message when it is a connection.
+static int take(struct conns *c, const struct nlmsghdr *h, int family)
+{
+	if (family == AF_UNIX) {
+		const struct unix_diag_msg *m = NLMSG_DATA(h);
+		if (m->udiag_type != SOCK_STREAM && m->udiag_type != SOCK_SEQPACKET)
+			return 0;
+		return m->udiag_ino ? add(c, m->udiag_ino) : 0;
+	}
+	const struct inet_diag_msg *m = NLMSG_DATA(h);
+	return m->idiag_inode ? add(c, m->idiag_inode) : 0;
+}
+
+// Reads a dump's replies until its end; returns -1 on an error.
+static int read_dump(struct conns *c, int fd, int family)
+{
+	char buf[32768] __attribute__((aligned(8)));
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+			h = NLMSG_NEXT(h, n)) {
+			if (h->nlmsg_type == NLMSG_DONE)
+				return 0;
+			if (h->nlmsg_type == NLMSG_ERROR || take(c, h, family) < 0)
+				return -1;
+		}
+	}
+}
+
+static int dump(struct conns *c, int family)
+{
+	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (fd < 0)
+		return -1;
+	int rc;
+	if (family == AF_UNIX) {
+		struct unix_diag_req req = {.sdiag_family = AF_UNIX,
+			.udiag_states = 1u << STATE_ESTABLISHED};
+		rc = send_request(fd, &req, sizeof(req));
+	} else {
+		// The kernel filters by state: TIME_WAIT floods cost nothing here.
+		uint32_t states = ((1u << STATE_COUNT) - 1) &
+			~((1u << STATE_LISTEN) | (1u << STATE_CLOSE) | (1u << STATE_TIME_WAIT));
+		struct inet_diag_req_v2 req = {.sdiag_family = (uint8_t)family,
+			.sdiag_protocol = IPPROTO_TCP, .idiag_states = states};
+		rc = send_request(fd, &req, sizeof(req));
+	}
+	if (rc == 0)
+		rc = read_dump(c, fd, family);
+	close(fd);
+	return rc;
+}
+
+int conns_load(struct conns *c)
+{
+	static const int families[] = {AF_INET, AF_INET6, AF_UNIX};
 	c->inodes = NULL;
 	c->n = c->cap = 0;
 	int read = 0;
-	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
-		char path[256];
-		snprintf(path, sizeof(path), "%s/net/%s", root, tables[i].name);
-		if (read_table(c, path, tables[i].parse) == 0)
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		if (dump(c, families[i]) == 0)
 			read++;
 	}
 	if (c->n > 1)
@@ -126,10 +153,10 @@ static int socket_inode(int dirfd, const char *name, uint64_t *inode)
 	return sscanf(target, "socket:[%" SCNu64 "]", inode) == 1 ? 0 : -1;
 }
 
-int conns_count(const struct conns *c, const char *root, pid_t pid)
+int conns_count(const struct conns *c, pid_t pid)
 {
-	char path[256];
-	snprintf(path, sizeof(path), "%s/%d/fd", root, (int)pid);
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
 	DIR *dir = opendir(path);
 	if (!dir)
 		return -1;

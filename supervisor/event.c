@@ -65,7 +65,7 @@ static void progress_of(struct daemon *d, const struct conns *table, struct proc
 		if (!p->killed)
 			protocol_record_secs(&e.buf, "kill_in", p->kill_at - t);
 	}
-	int n = table ? conns_count(table, "/proc", p->pid) : -1;
+	int n = table ? conns_count(table, p->pid) : -1;
 	if (n >= 0)
 		protocol_record_int(&e.buf, "conns", n);
 	if (p->status_text)
@@ -79,7 +79,7 @@ static void progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct daemon *d = w->data;
 	struct conns table;
-	bool loaded = conns_load(&table, "/proc") == 0;
+	bool loaded = conns_load(&table) == 0;
 	struct list *s, *g, *pp;
 	list_for_each(s, &d->services) {
 		struct service *svc = container_of(s, struct service, link);

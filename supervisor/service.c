@@ -526,9 +526,9 @@ static void send_stop_signal(struct proc *p)
 static int count_conns(pid_t pid)
 {
 	struct conns table;
-	if (conns_load(&table, "/proc") < 0)
+	if (conns_load(&table) < 0)
 		return -1;
-	int n = conns_count(&table, "/proc", pid);
+	int n = conns_count(&table, pid);
 	conns_finish(&table);
 	return n;
 }

@@ -44,7 +44,8 @@ class DrainTest(harness.TestCase):
         poll(lambda: harness.read(log).count(" accept ") == count, what="the connections held")
 
     def test_connections_fall_to_zero_and_the_drain_ends_early(self):
-        b = self.batond(HOLDER % dict(close="--term-close-every-ms 300", grace="30s"))
+        every = int(300 * harness.SLOW)
+        b = self.batond(HOLDER % dict(close="--term-close-every-ms %d" % every, grace="30s"))
         pid = list(b.wait_reports(1))[0]
         self.hold(b, 5)
         w = self.watch(b, "watch", "holder")
