@@ -110,6 +110,8 @@ static const struct {
 	{"service", "services", true},
 	{"proc", "procs", true},
 	{"event", "events", true},
+	{"reload", "changes", true},
+	{"metric", "metrics", true},
 };
 
 struct json_group {
@@ -564,6 +566,11 @@ static void print_line(FILE *out, const struct protocol_record *r)
 	}
 	if (strcmp(r->type, "metric") == 0) {
 		fprintf(out, "%s\n", get(r, "line"));
+		return;
+	}
+	if (strcmp(r->type, "reload") == 0) {
+		fprintf(out, "%s %s: %s%s%s%s\n", get(r, "kind"), get(r, "name"), get(r, "change"),
+			*get(r, "detail") ? " (" : "", get(r, "detail"), *get(r, "detail") ? ")" : "");
 		return;
 	}
 	if (strcmp(r->type, "service") == 0) {

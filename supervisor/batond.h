@@ -8,6 +8,7 @@
 #include "config.h"
 #include "list.h"
 #include "pidmap.h"
+#include "protocol.h"
 
 #define BATON_VERSION_STRING "0.1.0"
 
@@ -28,6 +29,7 @@ struct daemon {
 	ev_signal sigterm, sigint, sighup, sigusr1, sigusr2;
 	ev_child child;
 	ev_timer progress; /* drain progress events, while someone watches a drain */
+	ev_idle collector; /* frees removed services, outside their own callbacks */
 	unsigned nstopping; /* processes in the stopping state */
 	bool shutting_down;
 	bool single;     /* single-command mode: exit with the service */
@@ -37,11 +39,23 @@ struct daemon {
 	unsigned long orphans;
 };
 
-/* Returns the listener named name, or NULL. */
+/* Returns the open (not retired) listener named name, or NULL. */
 struct listener *daemon_listener(struct daemon *d, const char *name);
+
+/* Drops a generation's use of a listener; closes a retired one no one uses. */
+void daemon_listener_release(struct daemon *d, struct listener *l);
+
+/* Frees services removed by a reload once their last process is gone. */
+void daemon_collect_later(struct daemon *d);
 
 /* Returns the service named name, or NULL. */
 struct service *daemon_service(struct daemon *d, const char *name);
+
+/*
+ * Reloads the configuration file (reload_config) and logs the outcome. With a
+ * report, the changes, or on failure an `error` line, are appended to it.
+ */
+int daemon_reload(struct daemon *d, struct protocol_buf *report);
 
 /* Starts a graceful shutdown: every service is stopped, then batond exits. */
 void daemon_shutdown(struct daemon *d);

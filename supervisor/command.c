@@ -436,6 +436,22 @@ static void cmd_watch(struct daemon *d, struct client *c, const struct protocol_
 	client_set_streaming(c, svc ? svc->name : "");
 }
 
+static void cmd_reload(struct daemon *d, struct client *c, const struct protocol_request *req)
+{
+	(void)req;
+	struct protocol_buf buf = {0};
+	if (d->shutting_down) {
+		reply_error(c, PROTOCOL_E_BUSY, "batond is shutting down");
+		return;
+	}
+	log_info("reload asked by a control client (pid %d)", (int)c->pid);
+	if (daemon_reload(d, &buf) < 0) {
+		client_send_buf(c, &buf);
+		return;
+	}
+	reply_ok(c, &buf);
+}
+
 static void cmd_metrics(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	(void)req;
@@ -482,7 +498,7 @@ static const command_fn commands[VERB_COUNT] = {
 	[VERB_UPGRADE] = cmd_upgrade,
 	[VERB_SIGNAL] = cmd_signal,
 	[VERB_WATCH] = cmd_watch,
-	[VERB_RELOAD] = cmd_unavailable,
+	[VERB_RELOAD] = cmd_reload,
 	[VERB_REEXEC] = cmd_unavailable,
 	[VERB_SHUTDOWN] = cmd_shutdown,
 	[VERB_METRICS] = cmd_metrics,

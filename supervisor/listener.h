@@ -20,6 +20,8 @@ struct listener {
 	unsigned backlog;
 	mode_t mode;
 	int fd;
+	unsigned users;       /* generations started with this socket */
+	bool retired;         /* replaced or removed by a reload: closed once unused */
 	bool unlink_on_close; /* a unix socket batond created */
 	char bound[128];      /* the address actually bound: 127.0.0.1:43123, /path */
 };

@@ -17,6 +17,7 @@
 #include "listener.h"
 #include "log.h"
 #include "notify.h"
+#include "reload.h"
 #include "service.h"
 
 #define DEFAULT_CONFIG "/etc/baton/baton.conf"
@@ -189,10 +190,58 @@ struct listener *daemon_listener(struct daemon *d, const char *name)
 	struct list *pos;
 	list_for_each(pos, &d->listeners) {
 		struct listener *l = container_of(pos, struct listener, link);
-		if (strcmp(l->name, name) == 0)
+		if (!l->retired && strcmp(l->name, name) == 0)
 			return l;
 	}
 	return NULL;
+}
+
+// A unix socket file is removed only when no open listener has that path.
+static bool path_in_use(struct daemon *d, const struct listener *gone)
+{
+	struct list *pos;
+	list_for_each(pos, &d->listeners) {
+		struct listener *l = container_of(pos, struct listener, link);
+		if (l != gone && l->addr.family == ADDRESS_UNIX &&
+			strcmp(l->addr.path, gone->addr.path) == 0)
+			return true;
+	}
+	return false;
+}
+
+void daemon_listener_release(struct daemon *d, struct listener *l)
+{
+	if (l->users > 0)
+		l->users--;
+	if (!l->retired || l->users > 0)
+		return;
+	log_info("socket %s: closed %s %s: no generation uses it any more", l->name,
+		listener_kind(l), l->bound);
+	bool remove_file = l->addr.family == ADDRESS_UNIX && !path_in_use(d, l);
+	list_remove(&l->link);
+	listener_destroy(l, remove_file);
+}
+
+static void collector_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	struct daemon *d = w->data;
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &d->services) {
+		struct service *svc = container_of(pos, struct service, link);
+		if (svc->removed && list_empty(&svc->gens)) {
+			log_info("%s: removed", svc->name);
+			list_remove(&svc->link);
+			service_destroy(svc);
+		}
+	}
+	ev_idle_stop(loop, w);
+	daemon_check_done(d);
+}
+
+void daemon_collect_later(struct daemon *d)
+{
+	ev_idle_start(d->loop, &d->collector);
 }
 
 struct service *daemon_service(struct daemon *d, const char *name)
@@ -200,7 +249,7 @@ struct service *daemon_service(struct daemon *d, const char *name)
 	struct list *pos;
 	list_for_each(pos, &d->services) {
 		struct service *svc = container_of(pos, struct service, link);
-		if (strcmp(svc->name, name) == 0)
+		if (!svc->removed && strcmp(svc->name, name) == 0)
 			return svc;
 	}
 	return NULL;
@@ -242,14 +291,41 @@ static void stop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	daemon_shutdown(d);
 }
 
-// Signals batond does not act on yet must not kill it: it would orphan every service.
+// Signals batond does not act on must not kill it: it would orphan every service.
 static void unused_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	const char *name = w->signum == SIGHUP ? "HUP" : w->signum == SIGUSR1 ? "USR1" : "USR2";
+	const char *name = w->signum == SIGUSR1 ? "USR1" : "USR2";
 	log_warn("received SIG%s: ignored: batond %s does not act on it", name,
 		BATON_VERSION_STRING);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct daemon *d = w->data;
+	log_info("received SIGHUP: reloading %s", d->config_path ? d->config_path : "nothing");
+	daemon_reload(d, NULL);
+}
+
+int daemon_reload(struct daemon *d, struct protocol_buf *report)
+{
+	char err[1024];
+	struct protocol_buf scratch = {0};
+	if (d->shutting_down) {
+		log_warn("reload: batond is shutting down");
+		return -1;
+	}
+	int rc = reload_config(d, report ? report : &scratch, err, sizeof(err));
+	protocol_buf_finish(&scratch);
+	if (rc < 0) {
+		log_error("reload failed, the running configuration stays: %s", err);
+		if (report)
+			protocol_error(report, PROTOCOL_E_INVALID, err);
+	}
+	return rc;
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
@@ -271,7 +347,7 @@ static void setup_signals(struct daemon *d)
 	signal(SIGALRM, SIG_IGN);
 	ev_signal_init(&d->sigterm, stop_signal_cb, SIGTERM);
 	ev_signal_init(&d->sigint, stop_signal_cb, SIGINT);
-	ev_signal_init(&d->sighup, unused_signal_cb, SIGHUP);
+	ev_signal_init(&d->sighup, hup_cb, SIGHUP);
 	ev_signal_init(&d->sigusr1, unused_signal_cb, SIGUSR1);
 	ev_signal_init(&d->sigusr2, unused_signal_cb, SIGUSR2);
 	d->sigterm.data = d->sigint.data = d->sighup.data = d;
@@ -284,6 +360,8 @@ static void setup_signals(struct daemon *d)
 	ev_child_init(&d->child, child_cb, 0, 0);
 	d->child.data = d;
 	ev_child_start(d->loop, &d->child);
+	ev_idle_init(&d->collector, collector_cb);
+	d->collector.data = d;
 }
 
 static void become_reaper(void)

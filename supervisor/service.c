@@ -153,6 +153,19 @@ static struct generation *gen_create(struct service *svc, struct service_conf *c
 	gen->svc = svc;
 	gen->number = ++svc->last_gen;
 	gen->conf = service_conf_ref(conf);
+	// A generation holds on to the sockets it started with: a reload that
+	// replaces or removes one leaves it open until this generation is gone.
+	gen->listeners = calloc(conf->nsockets ? conf->nsockets : 1, sizeof(*gen->listeners));
+	if (!gen->listeners) {
+		service_conf_unref(gen->conf);
+		free(gen);
+		return NULL;
+	}
+	for (size_t i = 0; i < conf->nsockets; i++) {
+		gen->listeners[i] = daemon_listener(svc->d, conf->sockets[i]);
+		if (gen->listeners[i])
+			gen->listeners[i]->users++;
+	}
 	gen->role = role;
 	gen->started_at = now(svc);
 	list_init(&gen->procs);
@@ -168,6 +181,11 @@ static void gen_destroy(struct generation *gen)
 	if (svc->next == gen)
 		svc->next = NULL;
 	list_remove(&gen->link);
+	for (size_t i = 0; i < gen->conf->nsockets; i++) {
+		if (gen->listeners[i])
+			daemon_listener_release(svc->d, gen->listeners[i]);
+	}
+	free(gen->listeners);
 	service_conf_unref(gen->conf);
 	free(gen);
 }
@@ -288,7 +306,7 @@ static int collect_listeners(struct proc *p, struct listener **ls, char *err, si
 		return -1;
 	}
 	for (size_t i = 0; i < conf->nsockets; i++) {
-		ls[i] = daemon_listener(p->gen->svc->d, conf->sockets[i]);
+		ls[i] = p->gen->listeners[i];
 		if (!ls[i]) {
 			snprintf(err, errlen, "socket %s is not open", conf->sockets[i]);
 			return -1;
@@ -933,6 +951,8 @@ static void service_check_idle(struct service *svc)
 	if (!svc->wanted)
 		event_simple(svc->d, "stopped", svc, NULL);
 	notify_waiters(&svc->stop_waiters, true, NULL);
+	if (svc->removed)
+		daemon_collect_later(svc->d);
 	daemon_check_done(svc->d);
 }
 

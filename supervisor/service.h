@@ -63,6 +63,7 @@ struct generation {
 	struct service *svc;
 	unsigned number;
 	struct service_conf *conf;
+	struct listener **listeners; /* conf->sockets, as open when it started */
 	struct list procs;
 	enum gen_role role;
 	double started_at, drain_at;
@@ -92,6 +93,7 @@ struct service {
 	struct generation *next;
 	unsigned last_gen;
 	bool wanted;           /* start was asked and no stop since */
+	bool removed;          /* gone from the config: freed once stopped */
 	bool failed;           /* a crash loop or a failed exit */
 	bool start_when_empty; /* restart: start once the old processes are gone */
 	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
