@@ -568,6 +568,11 @@ static void print_line(FILE *out, const struct protocol_record *r)
 		fprintf(out, "%s\n", get(r, "line"));
 		return;
 	}
+	if (strcmp(r->type, "reexec") == 0) {
+		fprintf(out, "batond re-executed: pid %s, version %s\n", get(r, "pid"),
+			get(r, "version"));
+		return;
+	}
 	if (strcmp(r->type, "reload") == 0) {
 		fprintf(out, "%s %s: %s%s%s%s\n", get(r, "kind"), get(r, "name"), get(r, "change"),
 			*get(r, "detail") ? " (" : "", get(r, "detail"), *get(r, "detail") ? ")" : "");

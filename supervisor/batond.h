@@ -15,6 +15,8 @@
 struct control;
 struct notify;
 
+#define DAEMON_SIGNALS 6
+
 /* All of batond's state, reached from every watcher through its data. */
 struct daemon {
 	struct ev_loop *loop;
@@ -26,14 +28,19 @@ struct daemon {
 	struct pidmap procs;   /* pid -> struct proc */
 	struct control *control;
 	struct notify *notify;
-	ev_signal sigterm, sigint, sighup, sigusr1, sigusr2;
+	ev_signal sigterm, sigint;
+	ev_signal signals[DAEMON_SIGNALS]; /* HUP QUIT USR1 USR2 WINCH ALRM */
 	ev_child child;
 	ev_timer progress; /* drain progress events, while someone watches a drain */
 	ev_idle collector; /* frees removed services, outside their own callbacks */
 	unsigned nstopping; /* processes in the stopping state */
 	bool shutting_down;
 	bool single;     /* single-command mode: exit with the service */
+	int last_status; /* wait status of the last main process to end */
 	int exit_status; /* batond's own exit status */
+	char *systemd_notify; /* batond's own NOTIFY_SOCKET, under systemd */
+	char **argv;          /* how batond was started, for a re-exec */
+	char *exe;            /* its binary's path, for a re-exec */
 	double started; /* clock_now() at start */
 	time_t wall_started;
 	unsigned long orphans;
@@ -56,6 +63,38 @@ struct service *daemon_service(struct daemon *d, const char *name);
  * report, the changes, or on failure an `error` line, are appended to it.
  */
 int daemon_reload(struct daemon *d, struct protocol_buf *report);
+
+/* Empties a daemon context. */
+void daemon_init(struct daemon *d);
+
+/*
+ * Starts batond on d->config: the event loop, signals, the control, notify
+ * and listening sockets (taken from systemd when it passed them), then every
+ * service. Returns 0, or -1 after logging why.
+ */
+int daemon_start(struct daemon *d);
+
+/* Sets up the event loop, signals and the reaping of orphans. */
+int daemon_prepare(struct daemon *d);
+
+/* Sends READY=1 to systemd, when batond runs under it. */
+void daemon_tell_systemd(struct daemon *d);
+
+/* Returns the notify socket's path for a control socket's (to free). */
+char *daemon_notify_path(const char *control);
+
+/* Runs until batond is done; returns its exit status. */
+int daemon_run(struct daemon *d);
+
+/* Frees everything, removing batond's socket files. */
+void daemon_finish(struct daemon *d);
+
+/*
+ * Re-executes batond's binary with its whole state (reexec.c); the new batond
+ * answers `ok` on reply_fd (a control client's socket, or -1). Returns only
+ * when that cannot be done, -1 with the reason in err (also logged).
+ */
+int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen);
 
 /* Starts a graceful shutdown: every service is stopped, then batond exits. */
 void daemon_shutdown(struct daemon *d);

@@ -452,6 +452,16 @@ static void cmd_reload(struct daemon *d, struct client *c, const struct protocol
 	reply_ok(c, &buf);
 }
 
+static void cmd_reexec(struct daemon *d, struct client *c, const struct protocol_request *req)
+{
+	(void)req;
+	char err[512];
+	log_info("re-exec asked by a control client (pid %d)", (int)c->pid);
+	// On success this does not return: the new batond answers on this socket.
+	daemon_reexec(d, c->io.fd, err, sizeof(err));
+	reply_error(c, PROTOCOL_E_FAILED, "%s", err);
+}
+
 static void cmd_metrics(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	(void)req;
@@ -481,13 +491,6 @@ static void cmd_version(struct daemon *d, struct client *c, const struct protoco
 	reply_ok(c, &buf);
 }
 
-static void cmd_unavailable(struct daemon *d, struct client *c, const struct protocol_request *req)
-{
-	(void)d;
-	reply_error(c, PROTOCOL_E_UNKNOWN_VERB, "%s is not available in batond %s",
-		protocol_verb_info(req->verb)->name, BATON_VERSION_STRING);
-}
-
 typedef void (*command_fn)(struct daemon *d, struct client *c, const struct protocol_request *req);
 
 static const command_fn commands[VERB_COUNT] = {
@@ -499,7 +502,7 @@ static const command_fn commands[VERB_COUNT] = {
 	[VERB_SIGNAL] = cmd_signal,
 	[VERB_WATCH] = cmd_watch,
 	[VERB_RELOAD] = cmd_reload,
-	[VERB_REEXEC] = cmd_unavailable,
+	[VERB_REEXEC] = cmd_reexec,
 	[VERB_SHUTDOWN] = cmd_shutdown,
 	[VERB_METRICS] = cmd_metrics,
 	[VERB_VERSION] = cmd_version,

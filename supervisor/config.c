@@ -42,6 +42,7 @@ enum key_id {
 	KEY_GROUP,
 	KEY_DIRECTORY,
 	KEY_ENVIRONMENT,
+	KEY_FORWARD_SIGNALS,
 	KEY_COUNT,
 };
 
@@ -475,6 +476,17 @@ nomem:
 	return -1;
 }
 
+static int set_forward_signals(struct parser *p, struct section *s, const char *value, char *err,
+	size_t errlen)
+{
+	(void)p;
+	uint64_t set = 0;
+	if (strcmp(value, "none") != 0 && parse_signal_set(value, &set, err, errlen) < 0)
+		return -1;
+	s->service->forward_signals = set;
+	return 0;
+}
+
 static const struct key keys[KEY_COUNT] = {
 	[KEY_CONTROL] = {"control", SECTION_BATON, false, set_control},
 	[KEY_CONTROL_GROUP] = {"control_group", SECTION_BATON, false, set_control_group},
@@ -500,6 +512,7 @@ static const struct key keys[KEY_COUNT] = {
 	[KEY_GROUP] = {"group", SECTION_SERVICE, false, set_group},
 	[KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, set_directory},
 	[KEY_ENVIRONMENT] = {"environment", SECTION_SERVICE, true, set_environment},
+	[KEY_FORWARD_SIGNALS] = {"forward_signals", SECTION_SERVICE, false, set_forward_signals},
 };
 
 static const char *const section_names[] = {
@@ -598,7 +611,7 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		a->start_limit_interval == b->start_limit_interval &&
 		a->upgrade_batch == b->upgrade_batch && a->max_draining == b->max_draining &&
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
-		str_equal(a->directory, b->directory);
+		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals;
 }
 
 static void socket_conf_destroy(struct socket_conf *s)
@@ -1032,21 +1045,17 @@ static char *join_errors(struct parser *p)
 	return out;
 }
 
-struct config *config_load(const char *path, char **errors)
+// Reads a configuration from file, which it closes; name is what errors cite.
+static struct config *load(const char *name, FILE *file, char **errors)
 {
-	struct parser p = {.path = path};
+	struct parser p = {.path = name, .file = file};
 	*errors = NULL;
 	p.config = calloc(1, sizeof(*p.config));
-	if (!p.config || !(p.config->path = strdup(path))) {
+	if (!p.config || !(p.config->path = strdup(name))) {
 		free(p.config);
+		fclose(file);
 		*errors = strdup("out of memory\n");
 		return NULL;
-	}
-	p.file = fopen(path, "re");
-	if (!p.file) {
-		if (asprintf(errors, "%s: cannot open: %s\n", path, strerror(errno)) < 0)
-			*errors = NULL;
-		goto error;
 	}
 	int rc = ini_parse_stream(reader, &p, handler, &p);
 	if (rc == -2)
@@ -1065,6 +1074,27 @@ error:
 	parser_finish(&p);
 	config_destroy(p.config);
 	return NULL;
+}
+
+struct config *config_load(const char *path, char **errors)
+{
+	FILE *file = fopen(path, "re");
+	if (!file) {
+		if (asprintf(errors, "%s: cannot open: %s\n", path, strerror(errno)) < 0)
+			*errors = NULL;
+		return NULL;
+	}
+	return load(path, file, errors);
+}
+
+struct config *config_load_text(const char *name, const char *text, char **errors)
+{
+	FILE *file = fmemopen((void *)text, strlen(text), "r");
+	if (!file) {
+		*errors = strdup("out of memory\n");
+		return NULL;
+	}
+	return load(name, file, errors);
 }
 
 static void print_duration(FILE *out, const char *key, double secs)
@@ -1131,8 +1161,7 @@ static size_t print_word(FILE *out, const char *w)
 	return n;
 }
 
-// Writes key = words, going on to indented lines before a line grows long.
-static void print_words(FILE *out, const char *key, char *const *words, size_t count)
+void config_write_words(FILE *out, const char *key, char *const *words, size_t count)
 {
 	size_t col = (size_t)fprintf(out, "%s =", key);
 	for (size_t i = 0; i < count; i++) {
@@ -1145,10 +1174,10 @@ static void print_words(FILE *out, const char *key, char *const *words, size_t c
 	fputc('\n', out);
 }
 
-static void print_service(FILE *out, const struct service_conf *c)
+void config_print_service(const struct service_conf *c, const char *name, FILE *out)
 {
-	fprintf(out, "\n[service:%s]\n", c->name);
-	print_words(out, "command", c->argv, c->argc);
+	fprintf(out, "\n[service:%s]\n", name ? name : c->name);
+	config_write_words(out, "command", c->argv, c->argc);
 	print_names(out, "sockets", c->sockets, c->nsockets);
 	fprintf(out, "instances = %u\n", c->instances);
 	print_ready(out, &c->ready);
@@ -1178,7 +1207,15 @@ static void print_service(FILE *out, const struct service_conf *c)
 	if (c->directory)
 		fprintf(out, "directory = %s\n", c->directory);
 	if (c->nenv)
-		print_words(out, "environment", c->env, c->nenv);
+		config_write_words(out, "environment", c->env, c->nenv);
+	if (c->forward_signals) {
+		fprintf(out, "forward_signals =");
+		for (int sig = 1; sig < 64; sig++) {
+			if (c->forward_signals & (1ull << sig))
+				fprintf(out, " %s", signal_name(sig));
+		}
+		fprintf(out, "\n");
+	}
 }
 
 void config_print(const struct config *config, FILE *out)
@@ -1191,5 +1228,5 @@ void config_print(const struct config *config, FILE *out)
 	for (size_t i = 0; i < config->nsockets; i++)
 		print_socket(out, config->sockets[i]);
 	for (size_t i = 0; i < config->nservices; i++)
-		print_service(out, config->services[i]);
+		config_print_service(config->services[i], NULL, out);
 }

@@ -2,6 +2,7 @@
 #define BATON_CONFIG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
 
@@ -55,6 +56,7 @@ struct service_conf {
 	char *directory;
 	char **env; /* KEY=VALUE, NULL-terminated */
 	size_t nenv;
+	uint64_t forward_signals; /* bit n: batond passes signal n on to the processes */
 };
 
 struct config {
@@ -90,6 +92,15 @@ struct config {
  */
 struct config *config_load(const char *path, char **errors);
 
+/* Reads a configuration from text in memory; errors cite name as the file. */
+struct config *config_load_text(const char *name, const char *text, char **errors);
+
+/*
+ * Writes `key = words` so that the parser reads the words back as they are,
+ * continuing on indented lines before a line grows long.
+ */
+void config_write_words(FILE *out, const char *key, char *const *words, size_t count);
+
 /* Frees a configuration; service definitions still referenced live on. */
 void config_destroy(struct config *config);
 
@@ -107,6 +118,9 @@ void service_conf_unref(struct service_conf *conf);
 
 /* Tells whether two service definitions would start the same processes. */
 bool service_conf_equal(const struct service_conf *a, const struct service_conf *b);
+
+/* Prints one service's section in normal form, named name (or its own name). */
+void config_print_service(const struct service_conf *conf, const char *name, FILE *out);
 
 /* Prints a configuration in normal form, every default written out. */
 void config_print(const struct config *config, FILE *out);

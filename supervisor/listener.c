@@ -218,6 +218,18 @@ struct listener *listener_adopt(const struct socket_conf *conf, int fd, char *er
 	return l;
 }
 
+struct listener *listener_resume(const struct socket_conf *conf, int fd, const char *bound)
+{
+	struct listener *l = listener_alloc(conf);
+	if (!l)
+		return NULL;
+	l->fd = fd;
+	l->unlink_on_close = conf->addr.family == ADDRESS_UNIX;
+	snprintf(l->bound, sizeof(l->bound), "%s", bound);
+	fcntl(fd, F_SETFD, FD_CLOEXEC);
+	return l;
+}
+
 void listener_destroy(struct listener *l, bool remove_file)
 {
 	if (!l)

@@ -40,6 +40,12 @@ struct listener *listener_create(const struct socket_conf *conf, char *err, size
  */
 struct listener *listener_adopt(const struct socket_conf *conf, int fd, char *err, size_t errlen);
 
+/*
+ * Wraps the fd of a socket batond opened before a re-exec, as it was: conf
+ * gives the name, address, backlog and mode; bound the address bound.
+ */
+struct listener *listener_resume(const struct socket_conf *conf, int fd, const char *bound);
+
 /* Closes the socket, removing a unix socket's file when remove_file is set. */
 void listener_destroy(struct listener *l, bool remove_file);
 

@@ -154,6 +154,33 @@ int parse_signal(const char *s, int *signo, char *err, size_t errlen)
 	return fail(err, errlen, "expected a signal name like TERM or a number, got \"%s\"", s);
 }
 
+// The signals batond itself needs (TERM, INT, CHLD...) cannot be passed on.
+static const int forwardable[] = {SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
+
+int parse_signal_set(const char *s, uint64_t *set, char *err, size_t errlen)
+{
+	char copy[256], *save = NULL;
+	*set = 0;
+	snprintf(copy, sizeof(copy), "%s", s);
+	for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+		int sig;
+		if (parse_signal(tok, &sig, err, errlen) < 0)
+			return -1;
+		bool ok = false;
+		for (size_t i = 0; i < sizeof(forwardable) / sizeof(forwardable[0]); i++)
+			ok = ok || forwardable[i] == sig;
+		if (!ok)
+			return fail(err, errlen,
+				"SIG%s cannot be passed on; expected some of HUP QUIT USR1 USR2 WINCH "
+				"ALRM, or none",
+				signal_name(sig) ? signal_name(sig) : tok);
+		*set |= 1ull << sig;
+	}
+	if (*set == 0)
+		return fail(err, errlen, "expected signal names like HUP USR1, or none");
+	return 0;
+}
+
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out, char *err,
 	size_t errlen)
 {
@@ -234,6 +261,10 @@ int parse_address(const char *s, struct address *addr, char *err, size_t errlen)
 		if (strlen(path) >= sizeof(addr->path))
 			return fail(err, errlen, "unix socket path longer than %zu bytes",
 				sizeof(addr->path) - 1);
+		for (const char *c = path; *c; c++) {
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				return fail(err, errlen, "a control character in the unix socket path");
+		}
 		strcpy(addr->path, path);
 		return 0;
 	}

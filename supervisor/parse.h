@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /*
@@ -26,6 +27,12 @@ void format_duration(double secs, char *out, size_t outlen);
 
 /* Parses a signal given as TERM, SIGTERM or 15. */
 int parse_signal(const char *s, int *signo, char *err, size_t errlen);
+
+/*
+ * Parses a list of signals batond may pass on to services (HUP QUIT USR1
+ * USR2 WINCH ALRM, blank- or comma-separated) into a set, bit n for signal n.
+ */
+int parse_signal_set(const char *s, uint64_t *set, char *err, size_t errlen);
 
 /* Returns a signal's name without the SIG prefix ("TERM"), or NULL. */
 const char *signal_name(int signo);

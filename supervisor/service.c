@@ -1297,3 +1297,75 @@ int service_upgrade(struct service *svc, struct service_conf *conf, char *err, s
 	upgrade_step(svc);
 	return 0;
 }
+
+/* ---- re-exec ---- */
+
+struct generation *service_restore_gen(struct service *svc, const struct generation *saved,
+	struct service_conf *conf, struct listener **listeners)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+	if (!gen)
+		return NULL;
+	gen->svc = svc;
+	gen->number = saved->number;
+	gen->conf = service_conf_ref(conf);
+	gen->role = saved->role;
+	gen->started_at = saved->started_at;
+	gen->drain_at = saved->drain_at;
+	gen->listeners = listeners;
+	list_init(&gen->procs);
+	// Oldest first in the state: each one goes in front of the ones before.
+	list_insert_after(&svc->gens, &gen->link);
+	if (gen->role == GEN_CURRENT)
+		svc->current = gen;
+	return gen;
+}
+
+struct proc *service_restore_proc(struct generation *gen, const struct proc *saved,
+	double timer_at, int exec_fd, int ready_fd)
+{
+	struct proc *p = proc_create(gen, saved->instance);
+	if (!p)
+		return NULL;
+	struct daemon *d = gen->svc->d;
+	p->pid = saved->pid;
+	p->sid = saved->sid;
+	p->spawned_at = saved->spawned_at;
+	p->ready_at = saved->ready_at;
+	p->stop_at = saved->stop_at;
+	p->signalled_at = saved->signalled_at;
+	p->kill_at = saved->kill_at;
+	p->exec_done = saved->exec_done;
+	p->signalled = saved->signalled;
+	p->killed = saved->killed;
+	p->killed_early = saved->killed_early;
+	p->replace = saved->replace;
+	p->restarts = saved->restarts;
+	p->backoff = saved->backoff;
+	p->conns_at_kill = saved->conns_at_kill;
+	replace_string(&p->error, saved->error);
+	replace_string(&p->status_text, saved->status_text);
+	replace_string(&p->fail_reason, saved->fail_reason);
+	set_state(p, saved->state);
+	if (p->pid > 0 && pidmap_put(&d->procs, p->pid, p) < 0)
+		log_error("%s[%d]: out of memory: its exit will go unnoticed", gen->svc->name,
+			(int)p->pid);
+	if (exec_fd >= 0) {
+		ev_io_set(&p->exec_io, exec_fd, EV_READ);
+		ev_io_start(d->loop, &p->exec_io);
+	}
+	if (ready_fd >= 0) {
+		ev_io_set(&p->ready_io, ready_fd, EV_READ);
+		ev_io_start(d->loop, &p->ready_io);
+	}
+	if (timer_at > 0)
+		set_timer(p, timer_at - now(gen->svc));
+	return p;
+}
+
+double proc_timer_at(const struct proc *p)
+{
+	if (!ev_is_active(&p->timer))
+		return 0;
+	return now(p->gen->svc) + ev_timer_remaining(loop_of(p), (ev_timer *)&p->timer);
+}

@@ -156,6 +156,24 @@ void proc_set_status(struct proc *p, const char *text);
 /* Moves a process's current deadline (EXTEND_TIMEOUT_USEC) to at least now+secs. */
 void proc_extend_timeout(struct proc *p, double secs);
 
+/*
+ * For a re-exec: recreates a generation of svc (oldest first) from the
+ * fields of saved, running conf, with its sockets (taking the array).
+ */
+struct generation *service_restore_gen(struct service *svc, const struct generation *saved,
+	struct service_conf *conf, struct listener **listeners);
+
+/*
+ * For a re-exec: recreates a process of gen from the fields of saved, its
+ * timer due at timer_at (clock_now() time, 0 for none), and the pipes it had
+ * (-1 for none).
+ */
+struct proc *service_restore_proc(struct generation *gen, const struct proc *saved,
+	double timer_at, int exec_fd, int ready_fd);
+
+/* Tells when the process's timer is due (clock_now() time), or 0. */
+double proc_timer_at(const struct proc *p);
+
 /* Describes a wait status: "exited with status 1", "killed by signal 9 (KILL)". */
 void describe_status(int status, char *out, size_t outlen);
 

@@ -198,6 +198,17 @@ static void on_term(int sig)
 	got_term = 1;
 }
 
+static const char *hup_log;
+
+static void append_line(const char *path, const char *what);
+
+static void on_hup(int sig)
+{
+	(void)sig;
+	if (hup_log)
+		append_line(hup_log, "hup");
+}
+
 static void append_line(const char *path, const char *what)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -363,6 +374,12 @@ int main(int argc, char **argv)
 		report(o.report_dir);
 	struct sigaction sa = {.sa_handler = o.ignore_term ? SIG_IGN : on_term};
 	sigaction(SIGTERM, &sa, NULL);
+	if (o.log) {
+		// With a log, SIGHUP is written down rather than fatal.
+		hup_log = o.log;
+		struct sigaction hup = {.sa_handler = on_hup, .sa_flags = SA_RESTART};
+		sigaction(SIGHUP, &hup, NULL);
+	}
 	if (o.accept && o.close_every_ms <= 0) {
 		// Holds its connections through SIGTERM, until SIGKILL.
 		sa.sa_handler = SIG_IGN;

@@ -1,0 +1,669 @@
+#include "reexec.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "batond.h"
+#include "clock.h"
+#include "config.h"
+#include "control.h"
+#include "listener.h"
+#include "log.h"
+#include "notify.h"
+#include "parse.h"
+#include "protocol.h"
+#include "service.h"
+
+/*
+ * The state is text: "baton-state 1", then two blobs of baton.conf syntax
+ * (the running configuration, and the definition of every generation under a
+ * name of its own), then one record line (baton-protocol(7) syntax) per
+ * socket, service, generation and process, then "end".
+ */
+#define STATE_ENV "BATON_STATE_FD"
+#define STATE_MAGIC "baton-state 1"
+#define LISTENERS_TEXT (CONFIG_SOCKETS_MAX * 12)
+
+/* ---- writing ---- */
+
+// The distinct definitions in use, each written as [service:cN].
+struct conf_ids {
+	const struct service_conf **confs;
+	size_t n;
+};
+
+static size_t conf_id(struct conf_ids *ids, const struct service_conf *c)
+{
+	for (size_t i = 0; i < ids->n; i++) {
+		if (ids->confs[i] == c)
+			return i;
+	}
+	const struct service_conf **confs = realloc(ids->confs, (ids->n + 1) * sizeof(*confs));
+	if (!confs)
+		return 0;
+	ids->confs = confs;
+	confs[ids->n] = c;
+	return ids->n++;
+}
+
+static size_t listener_id(struct daemon *d, const struct listener *l)
+{
+	size_t i = 1;
+	struct list *pos;
+	list_for_each(pos, &d->listeners) {
+		if (container_of(pos, struct listener, link) == l)
+			return i;
+		i++;
+	}
+	return 0;
+}
+
+static void put_time(struct protocol_buf *b, const char *key, double t)
+{
+	char v[64];
+	snprintf(v, sizeof(v), "%.6f", t);
+	protocol_record_str(b, key, v);
+}
+
+static void put_opt(struct protocol_buf *b, const char *key, const char *value)
+{
+	if (value)
+		protocol_record_str(b, key, value);
+}
+
+static void write_blob(struct protocol_buf *b, const char *name, const char *text, size_t len)
+{
+	protocol_record_begin(b, "blob");
+	protocol_record_str(b, "name", name);
+	protocol_record_int(b, "length", (long long)len);
+	protocol_record_end(b);
+	protocol_buf_add(b, text, len);
+	protocol_buf_add(b, "\n", 1);
+}
+
+static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
+{
+	protocol_record_begin(b, "daemon");
+	put_opt(b, "config_path", d->config_path);
+	put_opt(b, "control_path", d->control_path);
+	protocol_record_int(b, "control_fd", control_fd(d->control));
+	put_opt(b, "notify_path", notify_path(d->notify));
+	protocol_record_int(b, "notify_fd", notify_fd(d->notify));
+	put_time(b, "started", d->started);
+	protocol_record_int(b, "wall_started", (long long)d->wall_started);
+	protocol_record_int(b, "orphans", (long long)d->orphans);
+	protocol_record_int(b, "single", d->single);
+	protocol_record_int(b, "last_status", d->last_status);
+	put_opt(b, "systemd_notify", d->systemd_notify);
+	protocol_record_int(b, "reply_fd", reply_fd);
+	protocol_record_end(b);
+}
+
+static void write_listeners(struct protocol_buf *b, struct daemon *d)
+{
+	struct list *pos;
+	list_for_each(pos, &d->listeners) {
+		struct listener *l = container_of(pos, struct listener, link);
+		protocol_record_begin(b, "listener");
+		protocol_record_int(b, "id", (long long)listener_id(d, l));
+		protocol_record_str(b, "name", l->name);
+		protocol_record_str(b, "listen", l->listen);
+		protocol_record_int(b, "backlog", l->backlog);
+		protocol_record_int(b, "mode", l->mode);
+		protocol_record_int(b, "fd", l->fd);
+		protocol_record_str(b, "bound", l->bound);
+		protocol_record_int(b, "users", l->users);
+		protocol_record_int(b, "retired", l->retired);
+		protocol_record_end(b);
+	}
+}
+
+static void write_proc(struct protocol_buf *b, const struct proc *p)
+{
+	protocol_record_begin(b, "proc");
+	protocol_record_str(b, "service", p->gen->svc->name);
+	protocol_record_int(b, "gen", p->gen->number);
+	protocol_record_int(b, "instance", p->instance);
+	protocol_record_int(b, "pid", p->pid);
+	protocol_record_int(b, "sid", p->sid);
+	protocol_record_int(b, "state", p->state);
+	put_time(b, "spawned_at", p->spawned_at);
+	put_time(b, "ready_at", p->ready_at);
+	put_time(b, "stop_at", p->stop_at);
+	put_time(b, "signalled_at", p->signalled_at);
+	put_time(b, "kill_at", p->kill_at);
+	put_time(b, "timer_at", proc_timer_at(p));
+	protocol_record_int(b, "flags", p->exec_done | p->signalled << 1 | p->killed << 2 |
+			p->killed_early << 3 | p->replace << 4);
+	protocol_record_int(b, "restarts", p->restarts);
+	put_time(b, "backoff_delay", p->backoff.delay);
+	put_time(b, "backoff_window", p->backoff.window_start);
+	protocol_record_int(b, "backoff_count", p->backoff.count);
+	protocol_record_int(b, "conns_at_kill", p->conns_at_kill);
+	protocol_record_int(b, "exec_fd", p->exec_io.fd);
+	protocol_record_int(b, "ready_fd", p->ready_io.fd);
+	put_opt(b, "status", p->status_text);
+	put_opt(b, "error", p->error);
+	put_opt(b, "fail_reason", p->fail_reason);
+	protocol_record_end(b);
+}
+
+static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
+	const struct generation *gen)
+{
+	char listeners[LISTENERS_TEXT] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < gen->conf->nsockets && n < sizeof(listeners); i++)
+		n += (size_t)snprintf(listeners + n, sizeof(listeners) - n, "%s%zu", i ? "," : "",
+			gen->listeners[i] ? listener_id(d, gen->listeners[i]) : 0);
+	protocol_record_begin(b, "gen");
+	protocol_record_str(b, "service", gen->svc->name);
+	protocol_record_int(b, "number", gen->number);
+	protocol_record_int(b, "role", gen->role);
+	protocol_record_int(b, "conf", (long long)conf_id(ids, gen->conf));
+	protocol_record_str(b, "listeners", n ? listeners : "-");
+	put_time(b, "started_at", gen->started_at);
+	put_time(b, "drain_at", gen->drain_at);
+	protocol_record_end(b);
+	struct list *pos;
+	list_for_each(pos, &gen->procs)
+		write_proc(b, container_of(pos, struct proc, link));
+}
+
+static void write_service(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
+	const struct service *svc)
+{
+	protocol_record_begin(b, "service");
+	protocol_record_str(b, "name", svc->name);
+	protocol_record_int(b, "conf", (long long)conf_id(ids, svc->conf));
+	protocol_record_int(b, "flags", svc->wanted | svc->failed << 1 | svc->removed << 2 |
+			svc->start_when_empty << 3);
+	protocol_record_int(b, "last_gen", svc->last_gen);
+	protocol_record_int(b, "restarts", (long long)svc->restarts);
+	protocol_record_int(b, "upgrades", (long long)svc->upgrades);
+	protocol_record_int(b, "rollbacks", (long long)svc->rollbacks);
+	protocol_record_int(b, "kills", (long long)svc->kills);
+	put_opt(b, "reason", svc->reason[0] ? svc->reason : NULL);
+	protocol_record_end(b);
+	// Oldest generation first, so that the new batond rebuilds the same order.
+	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
+		write_gen(b, d, ids, container_of(g, struct generation, link));
+}
+
+static bool named_before(const struct conf_ids *ids, size_t upto, size_t s_upto, const char *name)
+{
+	for (size_t i = 0; i <= upto && i < ids->n; i++) {
+		size_t last = i == upto ? s_upto : ids->confs[i]->nsockets;
+		for (size_t s = 0; s < last; s++) {
+			if (strcmp(ids->confs[i]->sockets[s], name) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+// The definitions as baton.conf text, each as [service:cN]; a stand-in for
+// every socket they name, since the sockets come from the listener records.
+static char *confs_text(const struct conf_ids *ids, size_t *len)
+{
+	char *text = NULL;
+	FILE *f = open_memstream(&text, len);
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < ids->n; i++) {
+		for (size_t s = 0; s < ids->confs[i]->nsockets; s++) {
+			const char *name = ids->confs[i]->sockets[s];
+			if (!named_before(ids, i, s, name))
+				fprintf(f, "[socket:%s]\nlisten = tcp:127.0.0.1:0\n", name);
+		}
+	}
+	for (size_t i = 0; i < ids->n; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "c%zu", i);
+		config_print_service(ids->confs[i], name, f);
+	}
+	fclose(f);
+	return text;
+}
+
+static int write_state(struct daemon *d, int fd, int reply_fd)
+{
+	struct protocol_buf b = {0};
+	struct conf_ids ids = {0};
+	char *config = NULL;
+	size_t config_len = 0;
+	FILE *f = open_memstream(&config, &config_len);
+	if (f) {
+		config_print(d->config, f);
+		fclose(f);
+	}
+	protocol_buf_printf(&b, "%s\n", STATE_MAGIC);
+	write_blob(&b, "config", config ? config : "", config_len);
+	struct protocol_buf rest = {0};
+	write_daemon(&rest, d, reply_fd);
+	write_listeners(&rest, d);
+	struct list *pos;
+	list_for_each(pos, &d->services)
+		write_service(&rest, d, &ids, container_of(pos, struct service, link));
+	protocol_buf_printf(&rest, "end\n");
+	size_t confs_len = 0;
+	char *confs = confs_text(&ids, &confs_len);
+	write_blob(&b, "confs", confs ? confs : "", confs_len);
+	protocol_buf_add(&b, rest.data, rest.len);
+	int rc = (b.failed || rest.failed || !config || !confs) ? -1 : 0;
+	for (size_t off = 0; rc == 0 && off < b.len;) {
+		ssize_t n = write(fd, b.data + off, b.len - off);
+		if (n <= 0)
+			rc = -1;
+		else
+			off += (size_t)n;
+	}
+	free(config);
+	free(confs);
+	free(ids.confs);
+	protocol_buf_finish(&b);
+	protocol_buf_finish(&rest);
+	return rc;
+}
+
+/* ---- the exec ---- */
+
+static void set_cloexec(int fd, bool on)
+{
+	if (fd < 0)
+		return;
+	int flags = fcntl(fd, F_GETFD);
+	if (flags >= 0)
+		fcntl(fd, F_SETFD, on ? flags | FD_CLOEXEC : flags & ~FD_CLOEXEC);
+}
+
+// Lets every fd of the state live through the exec, or takes that back.
+static void keep_fds(struct daemon *d, int reply_fd, bool keep)
+{
+	set_cloexec(control_fd(d->control), !keep);
+	set_cloexec(notify_fd(d->notify), !keep);
+	set_cloexec(reply_fd, !keep);
+	struct list *pos, *g, *pp;
+	list_for_each(pos, &d->listeners)
+		set_cloexec(container_of(pos, struct listener, link)->fd, !keep);
+	list_for_each(pos, &d->services) {
+		struct service *svc = container_of(pos, struct service, link);
+		list_for_each(g, &svc->gens) {
+			struct generation *gen = container_of(g, struct generation, link);
+			list_for_each(pp, &gen->procs) {
+				struct proc *p = container_of(pp, struct proc, link);
+				set_cloexec(p->exec_io.fd, !keep);
+				set_cloexec(p->ready_io.fd, !keep);
+			}
+		}
+	}
+}
+
+static int refuse(char *err, size_t errlen, const char *why, const char *name)
+{
+	snprintf(err, errlen, "%s%s%s", why, name ? ": " : "", name ? name : "");
+	log_error("re-exec refused: %s", err);
+	return -1;
+}
+
+static int check_reexec(struct daemon *d, char *err, size_t errlen)
+{
+	if (d->shutting_down)
+		return refuse(err, errlen, "batond is shutting down", NULL);
+	if (!d->exe)
+		return refuse(err, errlen, "batond does not know its own binary", NULL);
+	struct list *pos;
+	list_for_each(pos, &d->services) {
+		struct service *svc = container_of(pos, struct service, link);
+		if (svc->upgrade.active)
+			return refuse(err, errlen, "an upgrade is in progress", svc->name);
+	}
+	return 0;
+}
+
+int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
+{
+	if (check_reexec(d, err, errlen) < 0)
+		return -1;
+	int fd = memfd_create("baton-state", 0);
+	if (fd < 0 || write_state(d, fd, reply_fd) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		snprintf(err, errlen, "cannot save the state: %s", strerror(errno));
+		log_error("re-exec: %s", err);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	char value[16];
+	snprintf(value, sizeof(value), "%d", fd);
+	setenv(STATE_ENV, value, 1);
+	keep_fds(d, reply_fd, true);
+	log_info("re-executing %s", d->exe);
+	execv(d->exe, d->argv);
+	snprintf(err, errlen, "exec %s: %s", d->exe, strerror(errno));
+	log_error("re-exec failed, batond goes on as it was: %s", err);
+	keep_fds(d, reply_fd, false);
+	unsetenv(STATE_ENV);
+	close(fd);
+	return -1;
+}
+
+/* ---- reading ---- */
+
+bool reexec_resuming(void)
+{
+	return getenv(STATE_ENV) != NULL;
+}
+
+struct state {
+	char *text;
+	size_t len, pos;
+	struct protocol_record rec;
+	struct config *confs;
+	struct listener **listeners; /* by id - 1 */
+	size_t nlisteners;
+	int reply_fd;
+};
+
+static int read_all(int fd, struct state *st)
+{
+	struct stat sb;
+	if (fstat(fd, &sb) < 0 || !(st->text = malloc((size_t)sb.st_size + 1)))
+		return -1;
+	size_t off = 0;
+	while (off < (size_t)sb.st_size) {
+		ssize_t n = read(fd, st->text + off, (size_t)sb.st_size - off);
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	st->text[off] = '\0';
+	st->len = off;
+	return 0;
+}
+
+// Parses the next line as a record; returns -1 at the end or on a bad line.
+static int next_record(struct state *st)
+{
+	if (st->pos >= st->len)
+		return -1;
+	char *line = st->text + st->pos, *nl = memchr(line, '\n', st->len - st->pos);
+	size_t n = nl ? (size_t)(nl - line) : st->len - st->pos;
+	st->pos += n + 1;
+	return protocol_parse_record(&st->rec, line, n);
+}
+
+// Reads a blob record and the text after it (copied, to free).
+static char *next_blob(struct state *st, const char *name)
+{
+	const char *len;
+	if (next_record(st) < 0 || strcmp(st->rec.type, "blob") != 0 ||
+		strcmp(protocol_record_get(&st->rec, "name"), name) != 0 ||
+		!(len = protocol_record_get(&st->rec, "length")))
+		return NULL;
+	size_t n = strtoul(len, NULL, 10);
+	if (n > st->len - st->pos)
+		return NULL;
+	char *text = strndup(st->text + st->pos, n);
+	st->pos += n + 1;
+	return text;
+}
+
+static const char *field(struct state *st, const char *key)
+{
+	const char *v = protocol_record_get(&st->rec, key);
+	return v ? v : "";
+}
+
+static long num(struct state *st, const char *key)
+{
+	return strtol(field(st, key), NULL, 10);
+}
+
+static double when(struct state *st, const char *key)
+{
+	return strtod(field(st, key), NULL);
+}
+
+static char *opt(struct state *st, const char *key)
+{
+	const char *v = protocol_record_get(&st->rec, key);
+	return v ? strdup(v) : NULL;
+}
+
+static int resume_daemon(struct daemon *d, struct state *st)
+{
+	if (next_record(st) < 0 || strcmp(st->rec.type, "daemon") != 0)
+		return -1;
+	d->config_path = opt(st, "config_path");
+	d->control_path = opt(st, "control_path");
+	d->started = when(st, "started");
+	d->wall_started = (time_t)num(st, "wall_started");
+	d->orphans = (unsigned long)num(st, "orphans");
+	d->single = num(st, "single") != 0;
+	d->last_status = (int)num(st, "last_status");
+	d->systemd_notify = opt(st, "systemd_notify");
+	st->reply_fd = (int)num(st, "reply_fd");
+	int cfd = (int)num(st, "control_fd"), nfd = (int)num(st, "notify_fd");
+	set_cloexec(cfd, true);
+	set_cloexec(nfd, true);
+	d->control = control_adopt(d, d->control_path, cfd);
+	d->notify = notify_adopt(d, field(st, "notify_path"), nfd);
+	return d->control && d->notify ? 0 : -1;
+}
+
+static int resume_listener(struct daemon *d, struct state *st)
+{
+	char err[256];
+	struct socket_conf conf = {.name = (char *)field(st, "name"),
+		.listen = (char *)field(st, "listen"), .backlog = (unsigned)num(st, "backlog"),
+		.mode = (mode_t)num(st, "mode")};
+	if (parse_address(conf.listen, &conf.addr, err, sizeof(err)) < 0)
+		return -1;
+	struct listener *l = listener_resume(&conf, (int)num(st, "fd"), field(st, "bound"));
+	size_t id = (size_t)num(st, "id");
+	struct listener **all = realloc(st->listeners, (id > st->nlisteners ? id : st->nlisteners) *
+			sizeof(*all));
+	if (!l || !all || id == 0) {
+		free(all == st->listeners ? NULL : all);
+		listener_destroy(l, false);
+		return -1;
+	}
+	st->listeners = all;
+	for (size_t i = st->nlisteners; i < id; i++)
+		all[i] = NULL;
+	st->nlisteners = id > st->nlisteners ? id : st->nlisteners;
+	all[id - 1] = l;
+	l->users = (unsigned)num(st, "users");
+	l->retired = num(st, "retired") != 0;
+	list_append(&d->listeners, &l->link);
+	return 0;
+}
+
+// The definitions were written [service:c0], [service:c1]... in this order.
+static struct service_conf *conf_of(struct state *st, const char *name)
+{
+	size_t id = (size_t)num(st, "conf");
+	if (id >= st->confs->nservices)
+		return NULL;
+	struct service_conf *conf = st->confs->services[id];
+	char *copy = strdup(name);
+	if (!copy)
+		return NULL;
+	free(conf->name);
+	conf->name = copy;
+	return conf;
+}
+
+static struct service *resume_service(struct daemon *d, struct state *st)
+{
+	const char *name = field(st, "name");
+	struct service_conf *conf = conf_of(st, name);
+	struct service *svc = conf ? service_create(d, conf) : NULL;
+	if (!svc)
+		return NULL;
+	long flags = num(st, "flags");
+	svc->wanted = flags & 1;
+	svc->failed = flags & 2;
+	svc->removed = flags & 4;
+	svc->start_when_empty = flags & 8;
+	svc->last_gen = (unsigned)num(st, "last_gen");
+	svc->restarts = (unsigned long)num(st, "restarts");
+	svc->upgrades = (unsigned long)num(st, "upgrades");
+	svc->rollbacks = (unsigned long)num(st, "rollbacks");
+	svc->kills = (unsigned long)num(st, "kills");
+	snprintf(svc->reason, sizeof(svc->reason), "%s", field(st, "reason"));
+	list_append(&d->services, &svc->link);
+	return svc;
+}
+
+static struct listener **gen_listeners(struct state *st, size_t n)
+{
+	struct listener **ls = calloc(n ? n : 1, sizeof(*ls));
+	char *copy = strdup(field(st, "listeners")), *save = NULL;
+	if (!ls || !copy) {
+		free(ls);
+		free(copy);
+		return NULL;
+	}
+	char *tok = strtok_r(copy, ",", &save);
+	for (size_t i = 0; i < n && tok; i++, tok = strtok_r(NULL, ",", &save)) {
+		size_t id = strtoul(tok, NULL, 10);
+		ls[i] = id > 0 && id <= st->nlisteners ? st->listeners[id - 1] : NULL;
+	}
+	free(copy);
+	return ls;
+}
+
+static struct generation *resume_gen(struct service *svc, struct state *st)
+{
+	struct service_conf *conf = conf_of(st, svc->name);
+	if (!conf)
+		return NULL;
+	struct generation saved = {.number = (unsigned)num(st, "number"),
+		.role = (enum gen_role)num(st, "role"), .started_at = when(st, "started_at"),
+		.drain_at = when(st, "drain_at")};
+	struct listener **ls = gen_listeners(st, conf->nsockets);
+	struct generation *gen = ls ? service_restore_gen(svc, &saved, conf, ls) : NULL;
+	if (!gen)
+		free(ls);
+	return gen;
+}
+
+static int resume_proc(struct generation *gen, struct state *st)
+{
+	long flags = num(st, "flags");
+	struct proc saved = {.instance = (unsigned)num(st, "instance"), .pid = (pid_t)num(st, "pid"),
+		.sid = (pid_t)num(st, "sid"), .state = (enum proc_state)num(st, "state"),
+		.spawned_at = when(st, "spawned_at"), .ready_at = when(st, "ready_at"),
+		.stop_at = when(st, "stop_at"), .signalled_at = when(st, "signalled_at"),
+		.kill_at = when(st, "kill_at"), .exec_done = flags & 1, .signalled = flags & 2,
+		.killed = flags & 4, .killed_early = flags & 8, .replace = flags & 16,
+		.restarts = (unsigned)num(st, "restarts"),
+		.conns_at_kill = (int)num(st, "conns_at_kill")};
+	saved.backoff.delay = when(st, "backoff_delay");
+	saved.backoff.window_start = when(st, "backoff_window");
+	saved.backoff.count = (unsigned)num(st, "backoff_count");
+	saved.status_text = (char *)protocol_record_get(&st->rec, "status");
+	saved.error = (char *)protocol_record_get(&st->rec, "error");
+	saved.fail_reason = (char *)protocol_record_get(&st->rec, "fail_reason");
+	int exec_fd = (int)num(st, "exec_fd"), ready_fd = (int)num(st, "ready_fd");
+	set_cloexec(exec_fd, true);
+	set_cloexec(ready_fd, true);
+	return service_restore_proc(gen, &saved, when(st, "timer_at"), exec_fd, ready_fd) ? 0
+											    : -1;
+}
+
+// Reads the records after the daemon's, up to "end".
+static int resume_records(struct daemon *d, struct state *st)
+{
+	struct service *svc = NULL;
+	struct generation *gen = NULL;
+	while (next_record(st) == 0) {
+		const char *type = st->rec.type;
+		int rc = 0;
+		if (strcmp(type, "end") == 0)
+			return 0;
+		if (strcmp(type, "listener") == 0)
+			rc = resume_listener(d, st);
+		else if (strcmp(type, "service") == 0)
+			rc = (svc = resume_service(d, st)) ? 0 : -1;
+		else if (strcmp(type, "gen") == 0)
+			rc = svc && (gen = resume_gen(svc, st)) ? 0 : -1;
+		else if (strcmp(type, "proc") == 0)
+			rc = gen ? resume_proc(gen, st) : -1;
+		if (rc < 0) {
+			log_error("re-exec: cannot restore the %s record", type);
+			return -1;
+		}
+	}
+	return -1;
+}
+
+static void answer(int fd, bool ok)
+{
+	if (fd < 0)
+		return;
+	char msg[128];
+	int n = snprintf(msg, sizeof(msg), "reexec pid=%d version=%s\n%s\n", (int)getpid(),
+		BATON_VERSION_STRING, ok ? "ok" : "error failed the new batond could not resume");
+	ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)rc;
+	close(fd);
+}
+
+static int resume(struct daemon *d, struct state *st)
+{
+	char *errors = NULL;
+	size_t magic = strlen(STATE_MAGIC);
+	if (st->len <= magic || memcmp(st->text, STATE_MAGIC "\n", magic + 1) != 0) {
+		log_error("re-exec: the state is not of a version this batond reads");
+		return -1;
+	}
+	st->pos = magic + 1;
+	char *config = next_blob(st, "config"), *confs = next_blob(st, "confs");
+	if (config)
+		d->config = config_load_text("state", config, &errors);
+	free(errors);
+	errors = NULL;
+	if (confs)
+		st->confs = config_load_text("state", confs, &errors);
+	if (errors)
+		log_error("re-exec: %s", errors);
+	free(errors);
+	free(config);
+	free(confs);
+	if (!d->config || !st->confs || daemon_prepare(d) < 0 || resume_daemon(d, st) < 0)
+		return -1;
+	return resume_records(d, st);
+}
+
+int reexec_resume(struct daemon *d)
+{
+	struct state st = {.reply_fd = -1};
+	int fd = atoi(getenv(STATE_ENV));
+	unsetenv(STATE_ENV);
+	int rc = read_all(fd, &st) == 0 ? resume(d, &st) : -1;
+	close(fd);
+	answer(st.reply_fd, rc == 0);
+	config_destroy(st.confs);
+	free(st.listeners);
+	free(st.text);
+	if (rc < 0) {
+		log_error("re-exec: cannot resume: exiting; the services are left running");
+		return -1;
+	}
+	log_info("batond %s resumed after a re-exec: %zu process%s, control socket %s",
+		BATON_VERSION_STRING, d->procs.count, d->procs.count == 1 ? "" : "es",
+		d->control_path);
+	// Children that ended during the exec were not reaped: reap them now.
+	ev_feed_signal_event(d->loop, SIGCHLD);
+	return 0;
+}

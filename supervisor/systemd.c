@@ -1,0 +1,97 @@
+#include "systemd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "parse.h"
+
+static void take_names(struct systemd_fds *s, const char *names)
+{
+	char *copy = names ? strdup(names) : NULL, *save = NULL, *tok = copy;
+	for (int i = 0; i < s->n; i++) {
+		tok = tok ? strtok_r(i == 0 ? copy : NULL, ":", &save) : NULL;
+		// systemd names fds "unknown" when the unit gives no FileDescriptorName=.
+		s->names[i] = strdup(tok ? tok : "unknown");
+	}
+	free(copy);
+}
+
+void systemd_take_fds(struct systemd_fds *s)
+{
+	memset(s, 0, sizeof(*s));
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	unsigned long n = 0, p = 0;
+	char err[128];
+	if (pid && fds && parse_uint(pid, 1, 0x7fffffff, &p, err, sizeof(err)) == 0 &&
+		(pid_t)p == getpid() && parse_uint(fds, 0, SYSTEMD_FDS_MAX, &n, err, sizeof(err)) == 0) {
+		s->n = (int)n;
+		for (int i = 0; i < s->n; i++)
+			s->fds[i] = 3 + i;
+		take_names(s, getenv("LISTEN_FDNAMES"));
+	} else if (fds) {
+		log_warn("LISTEN_FDS ignored: LISTEN_PID is not batond's pid");
+	}
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
+}
+
+int systemd_fd(struct systemd_fds *s, const char *name)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (!s->used[i] && s->names[i] && strcmp(s->names[i], name) == 0) {
+			s->used[i] = true;
+			return s->fds[i];
+		}
+	}
+	return -1;
+}
+
+void systemd_finish(struct systemd_fds *s)
+{
+	for (int i = 0; i < s->n; i++) {
+		if (!s->used[i]) {
+			log_warn("fd %d (%s) from systemd matches no [socket:NAME]: closed", s->fds[i],
+				s->names[i] ? s->names[i] : "?");
+			close(s->fds[i]);
+		}
+		free(s->names[i]);
+		s->names[i] = NULL;
+	}
+	s->n = 0;
+}
+
+char *systemd_take_notify_socket(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	char *copy = path && (path[0] == '/' || path[0] == '@') ? strdup(path) : NULL;
+	unsetenv("NOTIFY_SOCKET");
+	return copy;
+}
+
+int systemd_notify(const char *path, const char *msg)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	if (len >= sizeof(sa.sun_path))
+		return -1;
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0';
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	ssize_t rc = sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return rc < 0 ? -1 : 0;
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""batond re-executing itself: same pid, same children, same sockets, same drains."""
+
+import os
+import shutil
+import signal
+import time
+
+import harness
+from harness import alive, poll
+
+import test_load
+
+
+def same_state(before, after):
+    """The parts of status a re-exec must not change."""
+    def strip(st):
+        services = [{k: v for k, v in s.items()} for s in st["services"]]
+        procs = [{k: v for k, v in p.items() if k not in ("age", "stopped_for", "kill_in")}
+                 for p in st["procs"]]
+        sockets = st["sockets"]
+        return services, procs, sockets, st["daemon"]["pid"]
+    return strip(before) == strip(after)
+
+
+class ReexecTest(harness.TestCase):
+    def test_reexec_under_load_changes_nothing(self):
+        if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):
+            self.skipTest("the example server or the load generator is not built")
+        b = self.batond(test_load.config(instances=3))
+        b.wait_service("web", "running")
+        self.assertEqual(b.ctl("upgrade", "--wait", "web").returncode, 0)
+        load = test_load.Load(b.port("http"))
+        self.addCleanup(lambda: load.proc.poll() is None and load.proc.kill())
+        time.sleep(0.3)
+        before = b.status()
+        for _ in range(5):
+            r = b.ctl("reexec")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.strip(), "batond re-executed: pid %d, version 0.1.0" % b.pid)
+        after = b.status()
+        self.assertTrue(same_state(before, after), (before, after))
+        self.assertGreaterEqual(after["daemon"]["uptime"], before["daemon"]["uptime"])
+        result, err = load.stop()
+        failures = {k: result[k] for k in ("bad_status", "refused", "reset", "eof", "timeout",
+                                           "other")}
+        self.assertEqual(failures, dict.fromkeys(failures, 0), "%s\n%s" % (result, err))
+        self.assertGreater(result["ok"], 100)
+        # Still in charge: it upgrades, and stops everything when told.
+        self.assertEqual(b.ctl("upgrade", "--wait", "web").returncode, 0)
+        self.assert_exits_cleanly(b)
+
+    def test_a_drain_keeps_its_deadline(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --ignore-term --report @REPORTS@
+stop_grace = 2s
+""")
+        old = list(b.wait_reports(1))[0]
+        self.assertEqual(b.ctl("upgrade", "--wait", "svc").returncode, 0)
+        draining = [p for p in b.procs("svc") if p["pid"] == old][0]
+        signalled = time.monotonic() - draining["stopped_for"]
+        time.sleep(0.5)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        after = [p for p in b.procs("svc") if p["pid"] == old][0]
+        self.assertEqual(after["state"], "stopping")
+        self.assertAlmostEqual(after["kill_in"], 2.0 - (time.monotonic() - signalled), delta=0.2)
+        poll(lambda: not alive(old), interval=0.01, what="the old process to be killed")
+        took = time.monotonic() - signalled
+        self.assertGreaterEqual(took, 2.0 - 0.05)
+        self.assertLess(took, 2.0 + 0.3 * harness.SLOW)
+        self.assertEqual(b.service("svc")["kills"], 1)
+
+    def test_a_restart_delay_and_a_crash_loop_count_go_on(self):
+        b = self.batond("""
+[service:loop]
+command = @TESTCHILD@ --exit 3
+restart_delay = 300ms
+restart_delay_max = 300ms
+start_limit = 4/30s
+""")
+        poll(lambda: b.service("loop")["restarts"] >= 2, what="two restarts")
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        svc = b.wait_service("loop", "failed")
+        self.assertIn("crash loop: restarted 4 times", svc["reason"])
+
+    def test_sigusr2(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --report @REPORTS@
+""")
+        pid = list(b.wait_reports(1))[0]
+        b.signal(signal.SIGUSR2)
+        b.wait_log("resumed after a re-exec")
+        self.assertEqual([p["pid"] for p in b.procs("svc")], [pid])
+        self.assert_exits_cleanly(b)
+
+    def test_missing_binary_leaves_batond_running(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --report @REPORTS@
+""", start=False)
+        copy = os.path.join(b.dir, "batond-copy")
+        shutil.copy(harness.BATOND, copy)
+        b.proc = None
+        import subprocess
+        b.logfile = open(b.log_path, "ab")
+        b.proc = subprocess.Popen([copy, "-v", "-c", b.config_path, "-s", b.control],
+                                  stdout=b.logfile, stderr=b.logfile, env=b.env)
+        poll(lambda: b.ctl("version").returncode == 0, what="batond to answer")
+        pid = list(b.wait_reports(1))[0]
+        os.unlink(copy)
+        r = b.ctl("reexec")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("exec %s: No such file or directory" % copy, r.stderr)
+        self.assertEqual(b.ctl("status").returncode, 0)
+        self.assertEqual([p["pid"] for p in b.procs("svc")], [pid])
+        b.wait_log("re-exec failed, batond goes on as it was")
+        self.assert_exits_cleanly(b)
+
+    def test_a_new_binary_at_the_path_is_the_one_run(self):
+        b = self.batond("[service:svc]\ncommand = @TESTCHILD@\n", start=False)
+        copy = os.path.join(b.dir, "batond-copy")
+        shutil.copy(harness.BATOND, copy)
+        import subprocess
+        b.logfile = open(b.log_path, "ab")
+        b.proc = subprocess.Popen([copy, "-v", "-c", b.config_path, "-s", b.control],
+                                  stdout=b.logfile, stderr=b.logfile, env=b.env)
+        poll(lambda: b.ctl("version").returncode == 0, what="batond to answer")
+        shutil.copy(harness.BATOND, copy + ".new")
+        os.rename(copy + ".new", copy)
+        new_inode = os.stat(copy).st_ino
+        self.assertNotEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, new_inode)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, new_inode)
+        self.assert_exits_cleanly(b)
+
+    def test_refused_during_an_upgrade(self):
+        b = self.batond("""
+[service:svc]
+command = @TESTCHILD@ --delay-ms 3000 --notify READY=1
+ready = notify
+""")
+        poll(lambda: b.procs("svc", "starting"), what="a starting process")
+        b.write_config(b.expand("[service:svc]\ncommand = @TESTCHILD@ --delay-ms 3000 "
+                                "--notify READY=1\nready = notify\n"))
+        self.assertEqual(b.ctl("upgrade", "svc").returncode, 0)
+        r = b.ctl("reexec")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("an upgrade is in progress: svc", r.stderr)
+
+
+if __name__ == "__main__":
+    harness.main()
