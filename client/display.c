@@ -15,6 +15,7 @@
 
 struct view_proc {
 	int pid;
+	char service[PROTOCOL_NAME_MAX + 1];
 	unsigned gen;
 	char state[16];
 	int conns;       /* -1: unknown */
@@ -71,6 +72,7 @@ static void forget(struct live_output *l, int pid)
 static void set_from(struct view_proc *p, const struct protocol_record *r, const char *state)
 {
 	p->gen = (unsigned)atoi(get(r, "gen"));
+	snprintf(p->service, sizeof(p->service), "%s", get(r, "service"));
 	if (state)
 		snprintf(p->state, sizeof(p->state), "%s", state);
 	if (*get(r, "conns"))
@@ -134,22 +136,25 @@ static void live_record(struct output *o, const struct protocol_record *rec, con
 }
 
 struct gen_summary {
+	const char *service;
 	unsigned gen;
 	unsigned ready, starting, stopping;
 	int conns;
+	bool conns_unknown;
 	double first_kill;
 };
 
-static struct gen_summary *summary_for(struct gen_summary *g, size_t *n, unsigned gen)
+static struct gen_summary *summary_for(struct gen_summary *g, size_t *n, const struct view_proc *p)
 {
 	for (size_t i = 0; i < *n; i++) {
-		if (g[i].gen == gen)
+		if (g[i].gen == p->gen && strcmp(g[i].service, p->service) == 0)
 			return &g[i];
 	}
 	if (*n == MAX_GENS)
 		return NULL;
 	memset(&g[*n], 0, sizeof(g[*n]));
-	g[*n].gen = gen;
+	g[*n].gen = p->gen;
+	g[*n].service = p->service;
 	return &g[(*n)++];
 }
 
@@ -158,7 +163,7 @@ static size_t summarize(struct live_output *l, struct gen_summary *g)
 	size_t n = 0;
 	for (size_t i = 0; i < l->nprocs; i++) {
 		struct view_proc *p = &l->procs[i];
-		struct gen_summary *s = summary_for(g, &n, p->gen);
+		struct gen_summary *s = summary_for(g, &n, p);
 		if (!s)
 			continue;
 		if (strcmp(p->state, "ready") == 0)
@@ -169,6 +174,8 @@ static size_t summarize(struct live_output *l, struct gen_summary *g)
 			s->starting++;
 		if (p->conns > 0)
 			s->conns += p->conns;
+		if (strcmp(p->state, "stopping") == 0 && p->conns < 0)
+			s->conns_unknown = true;
 		if (p->kill_at > 0 && (s->first_kill == 0 || p->kill_at < s->first_kill))
 			s->first_kill = p->kill_at;
 	}
@@ -178,12 +185,14 @@ static size_t summarize(struct live_output *l, struct gen_summary *g)
 static int gen_line(FILE *out, const struct gen_summary *s, double now)
 {
 	char line[256];
-	int n = snprintf(line, sizeof(line), "  gen %u:", s->gen);
+	int n = snprintf(line, sizeof(line), "  %s gen %u:", s->service, s->gen);
 	if (s->ready)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %u ready", s->ready);
 	if (s->starting)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %u starting", s->starting);
-	if (s->stopping)
+	if (s->stopping && s->conns_unknown)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %u draining", s->stopping);
+	else if (s->stopping)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %u draining, %d connection%s",
 			s->stopping, s->conns, s->conns == 1 ? "" : "s");
 	if (s->first_kill > 0) {
@@ -212,7 +221,8 @@ void display_redraw(struct output *o)
 	// Newest generation first.
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = i + 1; j < n; j++) {
-			if (g[j].gen > g[i].gen) {
+			int order = strcmp(g[j].service, g[i].service);
+			if (order < 0 || (order == 0 && g[j].gen > g[i].gen)) {
 				struct gen_summary t = g[i];
 				g[i] = g[j];
 				g[j] = t;
@@ -235,7 +245,7 @@ static void live_finish(struct output *o, const struct protocol_record *final)
 	struct live_output *l = (struct live_output *)o;
 	static struct protocol_record rec;
 	display_redraw(o);
-	if (strcmp(final->type, "ok") == 0 && l->last[0] &&
+	if (strcmp(final->type, "ok") == 0 && l->last[0] && o->verb != VERB_WATCH &&
 		protocol_parse_record(&rec, l->last, strlen(l->last)) == 0)
 		output_print_line(o->out, &rec);
 	else if (strcmp(final->type, "ok") != 0)

@@ -272,7 +272,9 @@ static void client_read(struct client *c)
 			client_close_later(c);
 		return;
 	}
-	c->inlen += (size_t)n;
+	// A watcher has no more requests to make: what it sends is dropped.
+	if (!c->streaming)
+		c->inlen += (size_t)n;
 	process_input(c);
 }
 

@@ -79,16 +79,24 @@ static void progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct daemon *d = w->data;
 	struct conns table;
-	bool loaded = conns_load(&table) == 0;
+	bool tried = false, loaded = false;
 	struct list *s, *g, *pp;
 	list_for_each(s, &d->services) {
 		struct service *svc = container_of(s, struct service, link);
+		// The kernel's tables are read only for a drain someone watches.
+		if (!control_watched(d->control, svc->name))
+			continue;
 		list_for_each(g, &svc->gens) {
 			struct generation *gen = container_of(g, struct generation, link);
 			list_for_each(pp, &gen->procs) {
 				struct proc *p = container_of(pp, struct proc, link);
-				if (p->state == PROC_STOPPING && p->pid > 0)
-					progress_of(d, loaded ? &table : NULL, p);
+				if (p->state != PROC_STOPPING || p->pid <= 0)
+					continue;
+				if (!tried) {
+					tried = true;
+					loaded = conns_load(&table) == 0;
+				}
+				progress_of(d, loaded ? &table : NULL, p);
 			}
 		}
 	}
@@ -99,7 +107,8 @@ static void progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void event_update_progress(struct daemon *d)
 {
 	bool want = d->control && d->nstopping > 0 && control_watched(d->control, NULL);
-	if (want == ev_is_active(&d->progress))
+	bool active = ev_is_active(&d->progress) != 0;
+	if (want == active)
 		return;
 	if (want) {
 		ev_timer_init(&d->progress, progress_cb, PROGRESS_INTERVAL, PROGRESS_INTERVAL);

@@ -50,6 +50,7 @@ static void usage(FILE *out)
 		"  --ready-timeout DUR     (default 30s)\n"
 		"  --stop-signal SIG       (default TERM)\n"
 		"  --stop-grace DUR        (default 10s)\n"
+		"  --stop-delay DUR        wait before the stop signal (default 0s)\n"
 		"  --restart POLICY        always, on-failure or never (default never)\n"
 		"  --forward-signals LIST  signals passed on (default HUP QUIT USR1 USR2 WINCH)\n"
 		"\n"
@@ -67,6 +68,7 @@ enum {
 	OPT_READY_TIMEOUT,
 	OPT_STOP_SIGNAL,
 	OPT_STOP_GRACE,
+	OPT_STOP_DELAY,
 	OPT_RESTART,
 	OPT_FORWARD,
 };
@@ -85,6 +87,7 @@ static const struct option longopts[] = {
 	{"ready-timeout", required_argument, NULL, OPT_READY_TIMEOUT},
 	{"stop-signal", required_argument, NULL, OPT_STOP_SIGNAL},
 	{"stop-grace", required_argument, NULL, OPT_STOP_GRACE},
+	{"stop-delay", required_argument, NULL, OPT_STOP_DELAY},
 	{"restart", required_argument, NULL, OPT_RESTART},
 	{"forward-signals", required_argument, NULL, OPT_FORWARD},
 	{0},
@@ -107,6 +110,7 @@ static int take_single(struct single_options *s, int ch, const char *arg)
 	case OPT_READY_TIMEOUT: s->ready_timeout = arg; return 0;
 	case OPT_STOP_SIGNAL: s->stop_signal = arg; return 0;
 	case OPT_STOP_GRACE: s->stop_grace = arg; return 0;
+	case OPT_STOP_DELAY: s->stop_delay = arg; return 0;
 	case OPT_RESTART: s->restart = arg; return 0;
 	case OPT_FORWARD: s->forward = arg; return 0;
 	default: return -1;

@@ -368,6 +368,11 @@ static void spawn_failed(struct proc *p, const char *msg)
 	p->pid = 0;
 	if (gen->role == GEN_NEXT) {
 		snprintf(reason, sizeof(reason), "%s: cannot start: %s", label, msg);
+		struct event e;
+		if (event_begin(&e, gen->svc->d, "spawn_failed", gen->svc, p)) {
+			protocol_record_str(&e.buf, "error", msg);
+			event_end(&e, gen->svc->d);
+		}
 		proc_remove(p);
 		upgrade_rollback(gen->svc, reason);
 		return;
@@ -840,6 +845,12 @@ static void proc_died(struct proc *p)
 	if (gen->role == GEN_NEXT) {
 		snprintf(msg, sizeof(msg), "%s: %s %s", label, desc,
 			p->state == PROC_READY ? "during the upgrade" : "before it was ready");
+		struct event e;
+		if (event_begin(&e, svc->d, "exited", svc, p)) {
+			event_exit_fields(&e, p);
+			protocol_record_str(&e.buf, "reason", desc);
+			event_end(&e, svc->d);
+		}
 		set_state(p, PROC_EXITED);
 		proc_remove(p);
 		upgrade_rollback(svc, msg);
@@ -859,6 +870,11 @@ static void proc_died(struct proc *p)
 		snprintf(svc->reason, sizeof(svc->reason), "%s: %s; restart = %s", label, desc,
 			restart_name(gen->conf->restart));
 		log_error("%s", svc->reason);
+		struct event e;
+		if (svc->failed && event_begin(&e, svc->d, "failed", svc, NULL)) {
+			protocol_record_str(&e.buf, "reason", svc->reason);
+			event_end(&e, svc->d);
+		}
 	} else {
 		log_info("%s: %s; restart = %s", label, desc, restart_name(gen->conf->restart));
 	}
@@ -1029,10 +1045,14 @@ static void upgrade_clear(struct service *svc)
 	svc->upgrade.from = NULL;
 }
 
+static void upgrade_event(struct service *svc, const char *state, unsigned gen,
+	const char *reason);
+
 static void upgrade_abort(struct service *svc, const char *why)
 {
 	if (!svc->upgrade.active)
 		return;
+	upgrade_event(svc, "aborted", svc->next ? svc->next->number : 0, why);
 	upgrade_clear(svc);
 	notify_waiters(&svc->upgrade_waiters, false, why);
 }

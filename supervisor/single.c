@@ -12,7 +12,8 @@
 int single_wanted(const struct single_options *o)
 {
 	return o->argc > 0 || o->nlisten > 0 || o->name || o->instances || o->ready ||
-		o->ready_timeout || o->stop_signal || o->stop_grace || o->restart || o->forward;
+		o->ready_timeout || o->stop_signal || o->stop_grace || o->stop_delay || o->restart ||
+		o->forward;
 }
 
 // Checks every option with the parser its config key uses, for its own message.
@@ -42,6 +43,8 @@ static int check(const struct single_options *o, char *err, size_t errlen)
 		bad = "--stop-signal";
 	if (!bad && o->stop_grace && parse_duration(o->stop_grace, &secs, msg, sizeof(msg)) < 0)
 		bad = "--stop-grace";
+	if (!bad && o->stop_delay && parse_duration(o->stop_delay, &secs, msg, sizeof(msg)) < 0)
+		bad = "--stop-delay";
 	if (!bad && o->restart && parse_restart(o->restart, &policy, msg, sizeof(msg)) < 0)
 		bad = "--restart";
 	if (!bad && o->forward && strcmp(o->forward, "none") != 0 &&
@@ -95,7 +98,7 @@ static void write_service(FILE *f, const struct single_options *o)
 	fprintf(f, "forward_signals = %s\n", o->forward ? o->forward : "HUP QUIT USR1 USR2 WINCH");
 	const char *keys[][2] = {{"instances", o->instances}, {"ready", o->ready},
 		{"ready_timeout", o->ready_timeout}, {"stop_signal", o->stop_signal},
-		{"stop_grace", o->stop_grace}};
+		{"stop_grace", o->stop_grace}, {"stop_delay", o->stop_delay}};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (keys[i][1])
 			fprintf(f, "%s = %s\n", keys[i][0], keys[i][1]);

@@ -19,6 +19,7 @@ struct single_options {
 	const char *ready_timeout;
 	const char *stop_signal;
 	const char *stop_grace;
+	const char *stop_delay;
 	const char *restart;
 	const char *forward;
 	char **argv; /* the command */

@@ -53,21 +53,40 @@ stop_grace = 300ms
 
 
 class OtherSignalsTest(harness.TestCase):
-    def test_unused_signals_do_not_kill_batond(self):
+    def test_other_signals_do_not_kill_batond(self):
         b = self.batond("""
 [service:a]
 command = @TESTCHILD@ --report @REPORTS@
 """)
         pid = list(b.wait_reports(1))[0]
-        for sig, name in ((signal.SIGHUP, "HUP"), (signal.SIGUSR1, "USR1"),
-                          (signal.SIGUSR2, "USR2"), (signal.SIGALRM, None)):
+        for sig, logged in ((signal.SIGUSR1, "received SIGUSR1: ignored"),
+                            (signal.SIGQUIT, "received SIGQUIT: ignored"),
+                            (signal.SIGHUP, "received SIGHUP: reloading"),
+                            (signal.SIGUSR2, "resumed after a re-exec"),
+                            (signal.SIGWINCH, None), (signal.SIGALRM, None)):
             b.signal(sig)
-            if name:
-                b.wait_log("received SIG%s: ignored" % name)
+            if logged:
+                b.wait_log(logged)
         self.assertIsNone(b.proc.poll())
         self.assertTrue(alive(pid))
-        self.assertEqual(b.ctl("status").returncode, 0)
+        self.assertEqual([p["pid"] for p in b.procs("a")], [pid])
         self.assert_exits_cleanly(b)
+
+    def test_forward_signals(self):
+        b = self.batond("""
+[service:a]
+command = @TESTCHILD@ --log @DIR@/a.log
+forward_signals = HUP USR2
+
+[service:b]
+command = @TESTCHILD@ --log @DIR@/b.log
+""")
+        poll(lambda: " start " in harness.read(b.dir + "/b.log"), what="b to start")
+        b.signal(signal.SIGHUP)
+        poll(lambda: " hup " in harness.read(b.dir + "/a.log"), what="SIGHUP to reach a")
+        self.assertNotIn(" hup ", harness.read(b.dir + "/b.log"))
+        self.assertNotIn("reloading", b.log(), "a forwarded SIGHUP does not also reload")
+        self.assertEqual(b.ctl("reload").returncode, 0, "batonctl still reloads")
 
 
 class ReaperTest(harness.TestCase):

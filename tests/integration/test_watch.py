@@ -180,7 +180,9 @@ upgrade = rolling:1
         self.assertIn("\x1b[2K", text, "lines are cleared and redrawn")
         self.assertIn("\x1bF", text.replace("\x1b[3F", "\x1bF").replace("\x1b[2F", "\x1bF"),
                       "the cursor goes back up to redraw")
-        self.assertIn("2 draining, 0 connections, SIGKILL in 1.", text)
+        self.assertIn("svc gen 1: 2 draining", text)
+        self.assertIn("SIGKILL in 1.", text)
+        self.assertIn("2 draining, 0 connections", text, "a progress tick counts connections")
         self.assertIn("SIGKILL in 0.", text, "the countdown moves between events")
         self.assertIn("killed: 2", text)
         self.assertIn("svc: stopped", text)
