@@ -87,9 +87,9 @@ static void apply_event(struct live_output *l, const struct protocol_record *r)
 	int pid = atoi(get(r, "pid"));
 	if (strcmp(kind, "upgrade") == 0) {
 		const char *state = get(r, "state");
-		if (strcmp(state, "rolled-back") == 0)
-			snprintf(l->headline, sizeof(l->headline), "upgrade to gen %s rolled back",
-				get(r, "gen"));
+		if (strcmp(state, "rolled-back") == 0 || strcmp(state, "aborted") == 0)
+			snprintf(l->headline, sizeof(l->headline), "upgrade to gen %s %s",
+				get(r, "gen"), strcmp(state, "aborted") == 0 ? "aborted" : "rolled back");
 		else
 			snprintf(l->headline, sizeof(l->headline), "upgrading to gen %s: %s",
 				get(r, "gen"), state);

@@ -111,6 +111,7 @@ static const struct {
 	{"proc", "procs", true},
 	{"event", "events", true},
 	{"reload", "changes", true},
+	{"reexec", "reexec", false},
 	{"metric", "metrics", true},
 };
 
@@ -195,6 +196,12 @@ static void json_finish(struct output *o, const struct protocol_record *final)
 {
 	struct json_output *j = (struct json_output *)o;
 	bool ok = strcmp(final->type, "ok") == 0;
+	// A status always has its three lists, even empty: scripts index them.
+	if (ok && o->verb == VERB_STATUS) {
+		json_group(j, "socket");
+		json_group(j, "service");
+		json_group(j, "proc");
+	}
 	fprintf(o->out, "{\"ok\":%s", ok ? "true" : "false");
 	if (!ok) {
 		fputc(',', o->out);
@@ -357,7 +364,10 @@ static void print_sockets(struct stored *s, FILE *out)
 		const struct protocol_record *r = stored_get(s, i, "socket");
 		if (!r)
 			continue;
-		const char *row[] = {get(r, "name"), get(r, "kind"), get(r, "bound")};
+		char bound[160];
+		snprintf(bound, sizeof(bound), "%s%s", get(r, "bound"),
+			*get(r, "retired") ? " (retired: closes with its last generation)" : "");
+		const char *row[] = {get(r, "name"), get(r, "kind"), bound};
 		table_row(&t, row);
 	}
 	if (t.rows > 0) {
@@ -380,7 +390,10 @@ static void print_services(struct stored *s, FILE *out)
 			snprintf(gen, sizeof(gen), "%s->%s", get(r, "gen"), get(r, "upgrading_to"));
 		else
 			snprintf(gen, sizeof(gen), "%s", get(r, "gen"));
-		const char *row[] = {get(r, "name"), get(r, "state"), gen, ready,
+		char state[48];
+		snprintf(state, sizeof(state), "%s%s", get(r, "state"),
+			*get(r, "removed") ? " (removed)" : "");
+		const char *row[] = {get(r, "name"), state, gen, ready,
 			get(r, "restarts"), get(r, "upgrades"), get(r, "kills")};
 		table_row(&t, row);
 	}
@@ -444,18 +457,35 @@ static void print_procs(struct stored *s, FILE *out)
 	}
 }
 
+static size_t count_type(struct stored *s, const char *type)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < s->n; i++) {
+		if (stored_get(s, i, type))
+			n++;
+	}
+	return n;
+}
+
 static void print_status(struct stored *s, FILE *out)
 {
+	long total = -1;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "daemon");
 		if (r) {
 			print_daemon(out, r);
+			total = atol(get(r, "procs"));
 			fputc('\n', out);
 		}
 	}
 	print_sockets(s, out);
 	print_services(s, out);
 	print_procs(s, out);
+	long listed = (long)count_type(s, "proc");
+	if (total > listed)
+		fprintf(out, "\n%s%ld ready process%s of current generations not listed: batonctl "
+			     "status SERVICE lists them.\n",
+			listed ? "" : "", total - listed, total - listed == 1 ? "" : "es");
 }
 
 static void print_logfmt(FILE *out, const struct protocol_record *r)

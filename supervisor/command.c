@@ -132,7 +132,8 @@ static void record_service(struct protocol_buf *buf, const struct service *svc)
 	protocol_record_str(buf, "name", svc->name);
 	protocol_record_str(buf, "state", service_state_name(svc));
 	protocol_record_int(buf, "gen", svc->current ? svc->current->number : 0);
-	protocol_record_int(buf, "instances", svc->conf->instances);
+	protocol_record_int(buf, "instances",
+		svc->current ? svc->current->conf->instances : svc->conf->instances);
 	protocol_record_int(buf, "ready", svc->current ? count_ready(svc->current) : 0);
 	protocol_record_int(buf, "running", service_live_procs(svc));
 	if (svc->next)
@@ -142,26 +143,43 @@ static void record_service(struct protocol_buf *buf, const struct service *svc)
 	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
 	protocol_record_int(buf, "kills", (long long)svc->kills);
 	protocol_record_str(buf, "command", svc->conf->command);
+	if (svc->removed)
+		protocol_record_str(buf, "removed", "yes");
 	if (svc->reason[0])
 		protocol_record_str(buf, "reason", svc->reason);
 	protocol_record_end(buf);
 }
 
+// Only the processes that need attention: not ready, or not of the current
+// generation. A healthy batond with thousands of processes answers in a line
+// per service.
+static bool notable(const struct proc *p)
+{
+	return p->state != PROC_READY || p->gen->role != GEN_CURRENT;
+}
+
 static void record_procs(struct protocol_buf *buf, const struct service *svc, struct ev_loop *loop,
-	struct conn_lookup *cl)
+	struct conn_lookup *cl, bool all)
 {
 	double t = clock_now();
 	struct list *g, *pos;
 	// Oldest generation first, so a drain reads top to bottom.
 	for (g = svc->gens.prev; g != &svc->gens; g = g->prev) {
 		struct generation *gen = container_of(g, struct generation, link);
-		list_for_each(pos, &gen->procs)
-			record_proc(buf, container_of(pos, struct proc, link), t, loop, cl);
+		list_for_each(pos, &gen->procs) {
+			struct proc *p = container_of(pos, struct proc, link);
+			if (all || notable(p))
+				record_proc(buf, p, t, loop, cl);
+		}
 	}
 }
 
-// The state of one service (or all, when svc is NULL): what a watcher starts from.
-static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc)
+/*
+ * The state of one service with all its processes, or of every service with
+ * the notable processes only (all: with every process anyway).
+ */
+static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all)
 {
 	struct conn_lookup cl = {0};
 	struct list *pos;
@@ -173,7 +191,7 @@ static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const st
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
-			record_procs(buf, s, d->loop, &cl);
+			record_procs(buf, s, d->loop, &cl, all || svc);
 	}
 	lookup_finish(&cl);
 }
@@ -185,6 +203,8 @@ static void record_socket(struct protocol_buf *buf, const struct listener *l)
 	protocol_record_str(buf, "kind", listener_kind(l));
 	protocol_record_str(buf, "listen", l->listen);
 	protocol_record_str(buf, "bound", l->bound);
+	if (l->retired)
+		protocol_record_str(buf, "retired", "yes");
 	protocol_record_end(buf);
 }
 
@@ -228,7 +248,7 @@ static void cmd_status(struct daemon *d, struct client *c, const struct protocol
 		if (!only || uses_socket(only, l->name))
 			record_socket(&buf, l);
 	}
-	record_snapshot(&buf, d, only);
+	record_snapshot(&buf, d, only, false);
 	reply_ok(c, &buf);
 }
 
@@ -264,7 +284,7 @@ static void begin_wait(struct client *c, struct service *svc, struct list *waite
 static void begin_stream(struct daemon *d, struct client *c, struct service *svc)
 {
 	struct protocol_buf buf = {0};
-	record_snapshot(&buf, d, svc);
+	record_snapshot(&buf, d, svc, true);
 	client_send_buf(c, &buf);
 	client_set_streaming(c, svc->name);
 }
@@ -431,7 +451,7 @@ static void cmd_watch(struct daemon *d, struct client *c, const struct protocol_
 	if (req->argc > 0 && !(svc = find_service(d, c, req->argv[0])))
 		return;
 	struct protocol_buf buf = {0};
-	record_snapshot(&buf, d, svc);
+	record_snapshot(&buf, d, svc, true);
 	client_send_buf(c, &buf);
 	client_set_streaming(c, svc ? svc->name : "");
 }

@@ -397,13 +397,14 @@ void daemon_init(struct daemon *d)
 
 int daemon_prepare(struct daemon *d)
 {
-	unblock_signals();
 	d->loop = ev_default_loop(EVFLAG_AUTO);
 	if (!d->loop) {
 		log_error("cannot create the event loop");
 		return -1;
 	}
+	// Handlers first: signals a re-exec kept blocked and pending must find them.
 	setup_signals(d);
+	unblock_signals();
 	become_reaper();
 	char exe[4096];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);

@@ -224,7 +224,6 @@ struct listener *listener_resume(const struct socket_conf *conf, int fd, const c
 	if (!l)
 		return NULL;
 	l->fd = fd;
-	l->unlink_on_close = conf->addr.family == ADDRESS_UNIX;
 	snprintf(l->bound, sizeof(l->bound), "%s", bound);
 	fcntl(fd, F_SETFD, FD_CLOEXEC);
 	return l;

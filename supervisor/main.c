@@ -151,6 +151,12 @@ static int parse_options(int argc, char **argv, struct options *o)
 			return -1;
 		}
 	}
+	// A COMMAND comes after "--": a stray word must not run as one.
+	if (optind < argc && strcmp(argv[optind - 1], "--") != 0) {
+		fprintf(stderr, "batond: unexpected argument \"%s\" (a COMMAND comes after --)\n",
+			argv[optind]);
+		return -1;
+	}
 	o->single.argv = argv + optind;
 	o->single.argc = argc - optind;
 	if (!single_wanted(&o->single))
@@ -274,7 +280,10 @@ int main(int argc, char **argv)
 	if (reexec_resuming()) {
 		if (reexec_resume(&d) == 0)
 			status = daemon_run(&d);
-	} else if (load(&d, &o) == 0 && daemon_start(&d) == 0) {
+	} else if (load(&d, &o) < 0) {
+		// A bad option value of single-command mode is a usage error.
+		status = d.single ? 2 : 1;
+	} else if (daemon_start(&d) == 0) {
 		status = daemon_run(&d);
 	}
 	daemon_finish(&d);

@@ -78,10 +78,13 @@ static void process_states(struct protocol_buf *buf, const struct service *svc)
 			proc_state_name((enum proc_state)st), counts[st]);
 }
 
+// Every service of the configuration: one removed by a reload, still
+// stopping, would make a second series of the same name.
 #define EACH_SERVICE(d, svc)                                                                      \
 	for (struct list *pos_ = (d)->services.next;                                              \
 		pos_ != &(d)->services && ((svc) = container_of(pos_, struct service, link));      \
-		pos_ = pos_->next)
+		pos_ = pos_->next)                                                                 \
+		if (!(svc)->removed)
 
 static void service_counters(struct daemon *d, struct protocol_buf *buf)
 {

@@ -122,6 +122,7 @@ static void write_listeners(struct protocol_buf *b, struct daemon *d)
 		protocol_record_str(b, "bound", l->bound);
 		protocol_record_int(b, "users", l->users);
 		protocol_record_int(b, "retired", l->retired);
+		protocol_record_int(b, "unlink", l->unlink_on_close);
 		protocol_record_end(b);
 	}
 }
@@ -346,7 +347,13 @@ int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
 	setenv(STATE_ENV, value, 1);
 	keep_fds(d, reply_fd, true);
 	log_info("re-executing %s", d->exe);
+	// Signals wait, blocked, until the new batond has its handlers: a SIGTERM
+	// now must drain the services, not end batond with their supervision.
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, &old);
 	execv(d->exe, d->argv);
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	snprintf(err, errlen, "exec %s: %s", d->exe, strerror(errno));
 	log_error("re-exec failed, batond goes on as it was: %s", err);
 	keep_fds(d, reply_fd, false);
@@ -483,6 +490,7 @@ static int resume_listener(struct daemon *d, struct state *st)
 	all[id - 1] = l;
 	l->users = (unsigned)num(st, "users");
 	l->retired = num(st, "retired") != 0;
+	l->unlink_on_close = num(st, "unlink") != 0;
 	list_append(&d->listeners, &l->link);
 	return 0;
 }

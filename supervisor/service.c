@@ -1277,8 +1277,13 @@ static void upgrade_rollback(struct service *svc, const char *reason)
 		gen->number, reason);
 	log_error("%s: %s", svc->name, svc->reason);
 	upgrade_event(svc, "rolled-back", gen->number, reason);
-	service_conf_unref(svc->conf);
-	svc->conf = from;
+	// Back to the old definition, unless a reload brought a newer one meanwhile.
+	if (svc->conf == gen->conf) {
+		service_conf_unref(svc->conf);
+		svc->conf = from;
+	} else {
+		service_conf_unref(from);
+	}
 	gen_drain(gen);
 	// A rolling upgrade may have retired old processes: start them again.
 	if (svc->current)

@@ -29,14 +29,17 @@ void systemd_take_fds(struct systemd_fds *s)
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
 	unsigned long n = 0, p = 0;
 	char err[128];
-	if (pid && fds && parse_uint(pid, 1, 0x7fffffff, &p, err, sizeof(err)) == 0 &&
-		(pid_t)p == getpid() && parse_uint(fds, 0, SYSTEMD_FDS_MAX, &n, err, sizeof(err)) == 0) {
+	bool mine = pid && parse_uint(pid, 1, 0x7fffffff, &p, err, sizeof(err)) == 0 &&
+		(pid_t)p == getpid();
+	if (fds && !mine)
+		log_warn("LISTEN_FDS ignored: LISTEN_PID is not batond's pid");
+	else if (fds && parse_uint(fds, 0, SYSTEMD_FDS_MAX, &n, err, sizeof(err)) < 0)
+		log_warn("LISTEN_FDS ignored: %s", err);
+	else if (fds) {
 		s->n = (int)n;
 		for (int i = 0; i < s->n; i++)
 			s->fds[i] = 3 + i;
 		take_names(s, getenv("LISTEN_FDNAMES"));
-	} else if (fds) {
-		log_warn("LISTEN_FDS ignored: LISTEN_PID is not batond's pid");
 	}
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDS");

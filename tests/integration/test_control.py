@@ -207,6 +207,9 @@ class BatonctlTest(harness.TestCase):
         self.assertEqual(st["daemon"]["pid"], b.pid)
         self.assertEqual(st["services"][0]["name"], "svc")
         self.assertEqual(st["services"][0]["instances"], 2)
+        # Without a service, only processes that need attention are listed.
+        self.assertEqual(st["procs"], [])
+        st = b.status("svc")
         self.assertEqual(len(st["procs"]), 2)
         self.assertIsInstance(st["procs"][0]["pid"], int)
         r = b.ctl("status", "nosuch", json_output=True)
@@ -221,6 +224,8 @@ class BatonctlTest(harness.TestCase):
         out = b.ctl("status").stdout
         self.assertIn("SERVICE  STATE    GEN  READY", out)
         self.assertRegex(out, r"svc\s+running\s+1\s+2/2")
+        self.assertIn("2 ready processes of current generations not listed", out)
+        out = b.ctl("status", "svc").stdout
         self.assertEqual(out.count("current"), 2)
 
     def test_signal(self):

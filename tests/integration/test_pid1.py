@@ -39,8 +39,16 @@ class Single:
                               capture_output=True, text=True, timeout=30)
 
     def status(self):
+        """The status of the one service, with all its processes."""
         r = self.ctl("status")
-        return json.loads(r.stdout) if r.returncode == 0 else None
+        if r.returncode != 0:
+            return None
+        name = json.loads(r.stdout)["services"][0]["name"]
+        r = self.ctl("status", name)
+        st = json.loads(r.stdout) if r.returncode == 0 else None
+        if st:
+            st["daemon"] = json.loads(self.ctl("status").stdout)["daemon"]
+        return st
 
     def batond_pid(self):
         """batond's pid as this (the outer) namespace sees it."""

@@ -1,0 +1,285 @@
+#!/usr/bin/env python3
+"""baton's benchmarks: what batond costs when nothing happens, how fast it acts.
+
+Usage: bench.py [NAME...] (default: all). Each prints its figures and its
+target. Run with `meson test -C build --benchmark -v` or scripts/bench; the
+binaries come from BATOND, BATONCTL, TESTCHILD, HTTPD and LOADGEN.
+"""
+
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
+import harness  # noqa: E402
+import test_load  # noqa: E402
+
+RESULTS = []
+
+
+def report(name, figure, target, ok):
+    line = "%-44s %-34s target %-22s %s" % (name, figure, target, "met" if ok else "MISSED")
+    RESULTS.append(line)
+    print(line, flush=True)
+
+
+def percentile(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100.0 * (len(values) - 1))))]
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(config, **kw):
+    b = harness.Batond(config, **kw)
+    return b
+
+
+def wait_running(b, services, procs, timeout=60):
+    """Polls status until every process is ready; returns the status."""
+    def done():
+        st = b.status()
+        ready = sum(s["ready"] for s in st["services"])
+        running = sum(1 for s in st["services"] if s["state"] == "running")
+        return running == services and ready == procs and st
+    return harness.poll(done, timeout=timeout, interval=0.002, what="every process running")
+
+
+def many_services(n, command, instances=1, extra=""):
+    return "".join("[service:s%d]\ncommand = %s\ninstances = %d\n%s\n" %
+                   (i, command, instances, extra) for i in range(n))
+
+
+def bench_idle():
+    if not shutil.which("strace"):
+        print("idle: strace is not installed, skipped")
+        return
+    b = start(many_services(10, "/bin/sleep 1000"))
+    try:
+        wait_running(b, 10, 10)
+        time.sleep(0.5)
+        r = subprocess.run(["timeout", "-s", "INT", "10", "strace", "-c", "-p", str(b.pid)],
+                           capture_output=True, text=True)
+        calls = 0
+        for line in r.stderr.splitlines():
+            parts = line.split()
+            if parts and parts[-1] == "total":
+                calls = int(parts[3]) if len(parts) >= 5 else int(parts[2])
+        report("idle: system calls in 10 s, 10 services", "%d" % calls, "0", calls == 0)
+    finally:
+        b.stop()
+        b.close()
+
+
+def bench_memory():
+    for n, target in ((100, 2048), (1000, 8192)):
+        b = start("[service:s]\ncommand = /bin/sleep 1000\ninstances = %d\n" % n)
+        try:
+            wait_running(b, 1, n)
+            kib = rss_kib(b.pid)
+            report("memory: batond RSS with %d processes" % n, "%d KiB" % kib,
+                   "<= %d KiB" % target, kib <= target)
+        finally:
+            b.stop()
+            b.close()
+
+
+def timed_run(args, runs):
+    times = []
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            pid = os.posix_spawn(args[0], args, os.environ,
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, devnull, 1)])
+            os.waitpid(pid, 0)
+            times.append(time.perf_counter() - t0)
+    finally:
+        os.close(devnull)
+    return times
+
+
+def bench_control():
+    b = start("[service:s]\ncommand = /bin/sleep 1000\ninstances = 1000\n")
+    try:
+        wait_running(b, 1, 1000)
+        runs = 50
+        true = timed_run(["/bin/true"], runs)
+        status = timed_run([harness.BATONCTL, "-s", b.control, "status"], runs)
+        med_true, med_status = statistics.median(true), statistics.median(status)
+        ratio = med_status / med_true
+        report("control: batonctl status, 1000 processes",
+               "median %.2f ms, p99 %.2f ms" % (med_status * 1e3, percentile(status, 99) * 1e3),
+               "", True)
+        report("control: /bin/true the same way",
+               "median %.2f ms, p99 %.2f ms" % (med_true * 1e3, percentile(true, 99) * 1e3), "", True)
+        report("control: status / true (medians)", "%.2fx" % ratio, "<= 1.2x", ratio <= 1.2)
+    finally:
+        b.stop()
+        b.close()
+
+
+def bench_spawn():
+    t0 = time.monotonic()
+    b = start(many_services(100, "/bin/sleep 1000"), )
+    try:
+        wait_running(b, 100, 100)
+        took = time.monotonic() - t0
+        report("spawn: start until 100 services run", "%.3f s" % took, "<= 0.1 s", took <= 0.1)
+        t0 = time.monotonic()
+        b.signal(signal.SIGTERM)
+        b.wait_exit()
+        took = time.monotonic() - t0
+        report("stop: 100 services, exit on SIGTERM", "%.3f s" % took, "<= 0.1 s", took <= 0.1)
+    finally:
+        b.close()
+    t0 = time.monotonic()
+    b = start("[service:s]\ncommand = /bin/sleep 1000\ninstances = 1000\n")
+    try:
+        wait_running(b, 1, 1000)
+        took = time.monotonic() - t0
+        report("spawn: start until 1000 processes run", "%.3f s" % took, "<= 1 s", took <= 1.0)
+    finally:
+        b.stop()
+        b.close()
+
+
+def bench_reap():
+    d = tempfile.mkdtemp(prefix="baton-bench-")
+    fifo = os.path.join(d, "go")
+    os.mkfifo(fifo)
+    b = start("[service:s]\ncommand = /bin/sh -c 'read x < %s'\ninstances = 1000\nrestart = never\n"
+              % fifo)
+    try:
+        wait_running(b, 1, 1000)
+        t0 = time.monotonic()
+        with open(fifo, "w"):
+            pass
+        harness.poll(lambda: b.status()["services"][0]["running"] == 0, timeout=30,
+                     interval=0.002, what="every process reaped")
+        took = time.monotonic() - t0
+        zombies = [p for p, st in harness.children_of(b.pid).items() if st == "Z"]
+        report("reap: 1000 processes that exit at once", "%.3f s, %d zombies" % (took, len(zombies)),
+               "no zombie", not zombies)
+    finally:
+        b.stop()
+        b.close()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def bench_escalation():
+    b = start("[service:s]\ncommand = %s --ignore-term\ninstances = 100\nstop_grace = 100ms\n"
+              % harness.TESTCHILD)
+    try:
+        wait_running(b, 1, 100)
+        r = subprocess.run([harness.BATONCTL, "-s", b.control, "--json", "stop", "--wait", "s"],
+                           capture_output=True, text=True, timeout=60)
+        events = [json.loads(line) for line in r.stdout.splitlines()]
+        signalled = {e["pid"]: e["t"] for e in events if e.get("kind") == "signalled"}
+        killed = {e["pid"]: e["t"] for e in events if e.get("kind") == "sigkill"}
+        late = [(killed[p] - signalled[p] - 0.1) * 1e3 for p in killed if p in signalled]
+        p99 = percentile(late, 99)
+        report("escalation: SIGKILL after stop_grace, %d stops" % len(late),
+               "p50 %.2f ms, p99 %.2f ms" % (percentile(late, 50), p99), "p99 < 10 ms", p99 < 10)
+    finally:
+        b.stop()
+        b.close()
+
+
+def bench_upgrade():
+    if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):
+        print("upgrade: the example server or the load generator is not built, skipped")
+        return
+    b = start(test_load.config(mode="all", instances=8))
+    try:
+        b.wait_service("web", "running")
+        port = b.port("http")
+        steady = run_load(port, 5.0)
+        walls = []
+        load = test_load.Load(port, conns=32)
+        t_end = time.monotonic() + 5.0
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            if b.ctl("upgrade", "--wait", "web").returncode != 0:
+                raise SystemExit("an upgrade failed")
+            walls.append(time.monotonic() - t0)
+            time.sleep(0.2)
+        during, _ = load.stop()
+        failed = during["requests"] - during["ok"]
+        report("upgrade: --wait, 8 instances, ready = notify",
+               "median %.1f ms (%d upgrades)" % (statistics.median(walls) * 1e3, len(walls)), "", True)
+        report("upgrade: failed requests during upgrades", "%d of %d" % (failed, during["requests"]),
+               "0", failed == 0)
+        ratio = during["rps"] / steady["rps"]
+        report("upgrade: throughput vs steady state",
+               "%.0f vs %.0f req/s (%.0f%%)" % (during["rps"], steady["rps"], ratio * 100),
+               ">= 90%", ratio >= 0.9)
+        lat = during["p99_ms"] / steady["p99_ms"]
+        report("upgrade: p99 latency vs steady state",
+               "%.2f vs %.2f ms (%.2fx)" % (during["p99_ms"], steady["p99_ms"], lat), "<= 1.5x",
+               lat <= 1.5)
+    finally:
+        b.stop()
+        b.close()
+
+
+def run_load(port, seconds):
+    r = subprocess.run([harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", "32", "-q", "-d",
+                        str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
+    fields = dict(kv.split("=", 1) for kv in r.stdout.split())
+    return {k: float(v) for k, v in fields.items()}
+
+
+def bench_scale():
+    t0 = time.monotonic()
+    b = start(many_services(1000, "/bin/sleep 1000"))
+    try:
+        wait_running(b, 1000, 1000, timeout=120)
+        report("scale: start, 1000 services", "%.3f s" % (time.monotonic() - t0), "", True)
+        times = timed_run([harness.BATONCTL, "-s", b.control, "status"], 20)
+        report("scale: status, 1000 services", "median %.2f ms" % (statistics.median(times) * 1e3),
+               "", True)
+        t0 = time.perf_counter()
+        r = b.ctl("reload")
+        report("scale: reload, 1000 services", "%.2f ms" % ((time.perf_counter() - t0) * 1e3), "",
+               r.returncode == 0)
+    finally:
+        b.stop()
+        b.close()
+
+
+BENCHES = {
+    "idle": bench_idle,
+    "memory": bench_memory,
+    "control": bench_control,
+    "spawn": bench_spawn,
+    "reap": bench_reap,
+    "escalation": bench_escalation,
+    "upgrade": bench_upgrade,
+    "scale": bench_scale,
+}
+
+
+def main(names):
+    for name in names or BENCHES:
+        BENCHES[name]()
+    print("\nsummary (%s):" % os.environ.get("BENCH_COMMIT", "working tree"))
+    for line in RESULTS:
+        print("  " + line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
