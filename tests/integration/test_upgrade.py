@@ -24,10 +24,10 @@ class ReadinessTest(harness.TestCase):
 command = @TESTCHILD@ --notify "STATUS=warming up" --delay-ms 400 --notify 'READY=1\\nSTATUS=serving'
 ready = notify
 """)
-        proc = poll(lambda: [p for p in b.procs("svc") if p.get("status") == "warming up"],
-                    what="STATUS=warming up")[0]
-        self.assertEqual(proc["state"], "starting")
-        self.assertEqual(b.service("svc")["state"], "starting")
+        st = poll(lambda: (lambda st: [p for p in st["procs"] if p.get("status") == "warming up"]
+                           and st)(b.status("svc")), what="STATUS=warming up")
+        self.assertEqual(st["procs"][0]["state"], "starting")
+        self.assertEqual(st["services"][0]["state"], "starting")
         proc = poll(lambda: [p for p in b.procs("svc", "ready")], what="READY=1")[0]
         self.assertEqual(proc["status"], "serving")
         self.assertGreaterEqual(proc["ready_after"], 0.4)
