@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "conns.h"
 #include "list.h"
 #include "pidmap.h"
 #include "protocol.h"
@@ -33,6 +34,11 @@ struct daemon {
 	ev_child child;
 	ev_timer progress; /* drain progress events, while someone watches a drain */
 	ev_idle collector; /* frees removed services, outside their own callbacks */
+	struct list kill_reports; /* SIGKILLs sent, to log and report when idle */
+	ev_idle kill_reporter;
+	struct conns conns;          /* the host's connections, read at most once... */
+	unsigned conns_iteration;    /* ...per loop iteration: this one */
+	bool conns_loaded;
 	unsigned nstopping; /* processes in the stopping state */
 	bool shutting_down;
 	bool single;     /* single-command mode: exit with the service */
@@ -73,6 +79,16 @@ void daemon_init(struct daemon *d);
  * service. Returns 0, or -1 after logging why.
  */
 int daemon_start(struct daemon *d);
+
+/*
+ * Returns the host's connection sockets (conns.h), read from the kernel at
+ * most once per loop iteration however many processes are asked about, or
+ * NULL when they cannot be read.
+ */
+const struct conns *daemon_conns(struct daemon *d);
+
+/* Counts the connections pid holds (conns.h), or returns -1 when that cannot be read. */
+int daemon_count_conns(struct daemon *d, pid_t pid);
 
 /* Sets up the event loop, signals and the reaping of orphans. */
 int daemon_prepare(struct daemon *d);

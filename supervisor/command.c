@@ -67,25 +67,14 @@ static void record_proc_times(struct protocol_buf *buf, const struct proc *p, do
 // Connections are counted only for stopping processes: that is what a drain
 // waits on, and counting every process would make status cost O(fds).
 struct conn_lookup {
-	bool tried, loaded;
-	struct conns table;
+	struct daemon *d;
 };
 
 static int lookup_conns(struct conn_lookup *cl, const struct proc *p)
 {
 	if (p->state != PROC_STOPPING || p->pid <= 0)
 		return -1;
-	if (!cl->tried) {
-		cl->tried = true;
-		cl->loaded = conns_load(&cl->table) == 0;
-	}
-	return cl->loaded ? conns_count(&cl->table, p->pid) : -1;
-}
-
-static void lookup_finish(struct conn_lookup *cl)
-{
-	if (cl->loaded)
-		conns_finish(&cl->table);
+	return daemon_count_conns(cl->d, p->pid);
 }
 
 static void record_proc(struct protocol_buf *buf, const struct proc *p, double t,
@@ -181,7 +170,7 @@ static void record_procs(struct protocol_buf *buf, const struct service *svc, st
 static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all)
 {
-	struct conn_lookup cl = {0};
+	struct conn_lookup cl = {d};
 	struct list *pos;
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
@@ -193,7 +182,6 @@ static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const st
 		if (!svc || s == svc)
 			record_procs(buf, s, d->loop, &cl, all || svc);
 	}
-	lookup_finish(&cl);
 }
 
 static void record_socket(struct protocol_buf *buf, const struct listener *l)

@@ -387,11 +387,33 @@ static void unblock_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+int daemon_count_conns(struct daemon *d, pid_t pid)
+{
+	int n = conns_count_pid(pid);
+	if (n >= 0)
+		return n;
+	const struct conns *table = daemon_conns(d);
+	return table ? conns_count(table, pid) : -1;
+}
+
+const struct conns *daemon_conns(struct daemon *d)
+{
+	unsigned iteration = ev_iteration(d->loop);
+	if (d->conns_loaded && d->conns_iteration == iteration)
+		return &d->conns;
+	if (d->conns_loaded)
+		conns_finish(&d->conns);
+	d->conns_loaded = conns_load(&d->conns) == 0;
+	d->conns_iteration = iteration;
+	return d->conns_loaded ? &d->conns : NULL;
+}
+
 void daemon_init(struct daemon *d)
 {
 	memset(d, 0, sizeof(*d));
 	list_init(&d->listeners);
 	list_init(&d->services);
+	list_init(&d->kill_reports);
 	pidmap_init(&d->procs);
 }
 
@@ -470,6 +492,13 @@ void daemon_finish(struct daemon *d)
 	free(d->config_path);
 	free(d->systemd_notify);
 	free(d->exe);
+	while (!list_empty(&d->kill_reports)) {
+		struct list *r = d->kill_reports.next;
+		list_remove(r);
+		free(r);
+	}
+	if (d->conns_loaded)
+		conns_finish(&d->conns);
 	if (d->loop)
 		ev_loop_destroy(d->loop);
 }

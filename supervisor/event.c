@@ -1,5 +1,6 @@
 #include "event.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,18 +12,28 @@
 
 #define PROGRESS_INTERVAL 1.0
 
+bool event_begin_at(struct event *e, struct daemon *d, const char *kind, const char *service,
+	double t)
+{
+	memset(e, 0, sizeof(*e));
+	if (!d->control || !control_watched(d->control, service))
+		return false;
+	e->service = service;
+	protocol_record_begin(&e->buf, "event");
+	char stamp[32];
+	snprintf(stamp, sizeof(stamp), "%.6f", t - d->started);
+	protocol_buf_printf(&e->buf, " t=%s", stamp);
+	protocol_record_str(&e->buf, "kind", kind);
+	if (service)
+		protocol_record_str(&e->buf, "service", service);
+	return true;
+}
+
 bool event_begin(struct event *e, struct daemon *d, const char *kind, const struct service *svc,
 	const struct proc *p)
 {
-	memset(e, 0, sizeof(*e));
-	if (!d->control || !control_watched(d->control, svc ? svc->name : NULL))
+	if (!event_begin_at(e, d, kind, svc ? svc->name : NULL, clock_now()))
 		return false;
-	e->service = svc ? svc->name : NULL;
-	protocol_record_begin(&e->buf, "event");
-	protocol_record_secs(&e->buf, "t", clock_now() - d->started);
-	protocol_record_str(&e->buf, "kind", kind);
-	if (svc)
-		protocol_record_str(&e->buf, "service", svc->name);
 	if (p) {
 		protocol_record_int(&e->buf, "gen", p->gen->number);
 		protocol_record_int(&e->buf, "instance", p->instance);
@@ -53,7 +64,7 @@ void event_simple(struct daemon *d, const char *kind, const struct service *svc,
 		event_end(&e, d);
 }
 
-static void progress_of(struct daemon *d, const struct conns *table, struct proc *p)
+static void progress_of(struct daemon *d, struct proc *p)
 {
 	struct event e;
 	if (!event_begin(&e, d, "progress", p->gen->svc, p))
@@ -65,7 +76,7 @@ static void progress_of(struct daemon *d, const struct conns *table, struct proc
 		if (!p->killed)
 			protocol_record_secs(&e.buf, "kill_in", p->kill_at - t);
 	}
-	int n = table ? conns_count(table, p->pid) : -1;
+	int n = daemon_count_conns(d, p->pid);
 	if (n >= 0)
 		protocol_record_int(&e.buf, "conns", n);
 	if (p->status_text)
@@ -78,8 +89,6 @@ static void progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	struct daemon *d = w->data;
-	struct conns table;
-	bool tried = false, loaded = false;
 	struct list *s, *g, *pp;
 	list_for_each(s, &d->services) {
 		struct service *svc = container_of(s, struct service, link);
@@ -90,18 +99,11 @@ static void progress_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			struct generation *gen = container_of(g, struct generation, link);
 			list_for_each(pp, &gen->procs) {
 				struct proc *p = container_of(pp, struct proc, link);
-				if (p->state != PROC_STOPPING || p->pid <= 0)
-					continue;
-				if (!tried) {
-					tried = true;
-					loaded = conns_load(&table) == 0;
-				}
-				progress_of(d, loaded ? &table : NULL, p);
+				if (p->state == PROC_STOPPING && p->pid > 0)
+					progress_of(d, p);
 			}
 		}
 	}
-	if (loaded)
-		conns_finish(&table);
 }
 
 void event_update_progress(struct daemon *d)

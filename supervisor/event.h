@@ -27,6 +27,10 @@ struct event {
 bool event_begin(struct event *e, struct daemon *d, const char *kind, const struct service *svc,
 	const struct proc *p);
 
+/* Starts an event of kind about the service named service, at time t (clock_now()). */
+bool event_begin_at(struct event *e, struct daemon *d, const char *kind, const char *service,
+	double t);
+
 /* Sends the event to every client watching its service and frees it. */
 void event_end(struct event *e, struct daemon *d);
 

@@ -143,7 +143,7 @@ static void write_proc(struct protocol_buf *b, const struct proc *p)
 	put_time(b, "kill_at", p->kill_at);
 	put_time(b, "timer_at", proc_timer_at(p));
 	protocol_record_int(b, "flags", p->exec_done | p->signalled << 1 | p->killed << 2 |
-			p->killed_early << 3 | p->replace << 4);
+			p->killed_early << 3 | p->replace << 4 | p->probed << 5);
 	protocol_record_int(b, "restarts", p->restarts);
 	put_time(b, "backoff_delay", p->backoff.delay);
 	put_time(b, "backoff_window", p->backoff.window_start);
@@ -574,6 +574,7 @@ static int resume_proc(struct generation *gen, struct state *st)
 		.stop_at = when(st, "stop_at"), .signalled_at = when(st, "signalled_at"),
 		.kill_at = when(st, "kill_at"), .exec_done = flags & 1, .signalled = flags & 2,
 		.killed = flags & 4, .killed_early = flags & 8, .replace = flags & 16,
+		.probed = flags & 32,
 		.restarts = (unsigned)num(st, "restarts"),
 		.conns_at_kill = (int)num(st, "conns_at_kill")};
 	saved.backoff.delay = when(st, "backoff_delay");

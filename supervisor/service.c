@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -257,6 +258,8 @@ static struct proc *proc_create(struct generation *gen, unsigned instance)
 	p->state = PROC_WAITING;
 	p->conns_at_kill = -1;
 	ev_timer_init(&p->timer, proc_timer_cb, 0, 0);
+	// Deadlines first: a SIGKILL due must not wait behind reaping or clients.
+	ev_set_priority(&p->timer, EV_MAXPRI);
 	ev_io_init(&p->exec_io, exec_io_cb, -1, EV_READ);
 	ev_io_init(&p->ready_io, ready_io_cb, -1, EV_READ);
 	backoff_init(&p->backoff);
@@ -530,9 +533,12 @@ static void send_stop_signal(struct proc *p)
 	if (sig != SIGKILL && sig != SIGCONT)
 		kill(p->pid, SIGCONT);
 	p->signalled = true;
+	p->probed = false;
 	p->signalled_at = now(p->gen->svc);
 	p->kill_at = p->signalled_at + conf->stop_grace;
-	set_timer(p, conf->stop_grace);
+	// First a look at its connections, a little before the deadline.
+	double lead = conf->stop_grace > 2 * KILL_PROBE_LEAD ? KILL_PROBE_LEAD : conf->stop_grace / 2;
+	set_timer(p, conf->stop_grace - lead);
 	char label[128], grace[32];
 	format_duration(conf->stop_grace, grace, sizeof(grace));
 	log_info("%s: sent SIG%s; SIGKILL in %s unless it exits", proc_label(p, label, sizeof(label)),
@@ -545,39 +551,81 @@ static void send_stop_signal(struct proc *p)
 	}
 }
 
-// Counts the connections a process holds, or -1 when they cannot be read.
-static int count_conns(pid_t pid)
+// What a SIGKILL leaves to say, said once the burst of deadlines is over.
+struct kill_report {
+	struct list link;
+	char service[PROTOCOL_NAME_MAX + 1];
+	char label[128];
+	char why[96];
+	unsigned gen, instance;
+	pid_t pid;
+	int conns;
+	double t;
+};
+
+// Logs and reports the SIGKILLs sent; max is how many at most.
+static void flush_kill_reports(struct daemon *d, int max)
 {
-	struct conns table;
-	if (conns_load(&table) < 0)
-		return -1;
-	int n = conns_count(&table, pid);
-	conns_finish(&table);
-	return n;
+	for (int i = 0; i < max && !list_empty(&d->kill_reports); i++) {
+		struct kill_report *r = container_of(d->kill_reports.next, struct kill_report, link);
+		list_remove(&r->link);
+		log_warn("%s: %s: sent SIGKILL to its process group", r->label, r->why);
+		struct event e;
+		if (event_begin_at(&e, d, "sigkill", r->service, r->t)) {
+			protocol_record_int(&e.buf, "gen", r->gen);
+			protocol_record_int(&e.buf, "instance", r->instance);
+			protocol_record_int(&e.buf, "pid", r->pid);
+			if (r->conns >= 0)
+				protocol_record_int(&e.buf, "conns", r->conns);
+			protocol_record_str(&e.buf, "reason", r->why);
+			event_end(&e, d);
+		}
+		free(r);
+	}
+	if (list_empty(&d->kill_reports))
+		ev_idle_stop(d->loop, &d->kill_reporter);
 }
 
+static void report_kills_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	// A few at a time: a deadline that falls meanwhile waits no longer.
+	flush_kill_reports(w->data, 2);
+}
+
+static void report_kill(struct proc *p, const char *why)
+{
+	struct daemon *d = daemon_of(p);
+	struct kill_report *r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	snprintf(r->service, sizeof(r->service), "%s", p->gen->svc->name);
+	proc_label(p, r->label, sizeof(r->label));
+	snprintf(r->why, sizeof(r->why), "%s", why);
+	r->gen = p->gen->number;
+	r->instance = p->instance;
+	r->pid = p->pid;
+	r->conns = p->conns_at_kill;
+	r->t = now(p->gen->svc);
+	list_append(&d->kill_reports, &r->link);
+	if (!ev_is_active(&d->kill_reporter)) {
+		ev_idle_init(&d->kill_reporter, report_kills_cb);
+		d->kill_reporter.data = d;
+		ev_idle_start(d->loop, &d->kill_reporter);
+	}
+}
+
+// Sends SIGKILL now, and nothing slower: when many deadlines fall together,
+// each waits on the ones before it. The report follows when the loop is idle.
 static void kill_now(struct proc *p, const char *why)
 {
-	char label[128], grace[32];
-	format_duration(p->gen->conf->stop_grace, grace, sizeof(grace));
-	// What it still holds is what its missing cleanup leaves behind.
-	p->conns_at_kill = count_conns(p->pid);
-	struct event e;
-	if (event_begin(&e, daemon_of(p), "sigkill", p->gen->svc, p)) {
-		if (p->conns_at_kill >= 0)
-			protocol_record_int(&e.buf, "conns", p->conns_at_kill);
-		protocol_record_str(&e.buf, "reason", why ? why : "stop_grace ended");
-		event_end(&e, daemon_of(p));
-	}
-	if (why)
-		log_warn("%s: %s: sending SIGKILL to its process group",
-			proc_label(p, label, sizeof(label)), why);
-	else
-		log_warn("%s: still running after its %s stop_grace: sending SIGKILL to its "
-			 "process group",
-			proc_label(p, label, sizeof(label)), grace);
 	kill(-p->sid, SIGKILL);
 	kill(p->pid, SIGKILL);
+	char grace[32], reason[96];
+	format_duration(p->gen->conf->stop_grace, grace, sizeof(grace));
+	snprintf(reason, sizeof(reason), "still running after its %s stop_grace", grace);
+	report_kill(p, why ? why : reason);
 	p->killed = true;
 	if (!p->signalled) {
 		p->signalled = true;
@@ -654,10 +702,16 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		starting_deadline(p);
 		break;
 	case PROC_STOPPING:
-		if (!p->signalled)
+		if (!p->signalled) {
 			send_stop_signal(p);
-		else if (!p->killed)
+		} else if (!p->probed) {
+			// What it still holds is what its missing cleanup leaves behind.
+			p->conns_at_kill = daemon_count_conns(daemon_of(p), p->pid);
+			p->probed = true;
+			set_timer(p, p->kill_at - now(p->gen->svc));
+		} else if (!p->killed) {
 			kill_now(p, NULL);
+		}
 		break;
 	default:
 		break;
@@ -773,6 +827,8 @@ static void proc_finished(struct proc *p)
 	describe_end(p, desc, sizeof(desc));
 	double took = now(gen->svc) - p->stop_at;
 	histogram_add(&gen->svc->drain_time, took);
+	// The SIGKILL is told before what came of it.
+	flush_kill_reports(gen->svc->d, INT_MAX);
 	struct event e;
 	if (event_begin(&e, gen->svc->d, p->killed ? "killed" : "exited", gen->svc, p)) {
 		event_exit_fields(&e, p);
@@ -1177,6 +1233,7 @@ static void enforce_max_draining(struct service *svc)
 			if (p->pid > 0 && !p->killed) {
 				set_state(p, PROC_STOPPING);
 				p->killed_early = true;
+				p->conns_at_kill = daemon_count_conns(svc->d, p->pid);
 				kill_now(p, "more than max_draining generations");
 			}
 		}
@@ -1365,6 +1422,7 @@ struct proc *service_restore_proc(struct generation *gen, const struct proc *sav
 	p->killed = saved->killed;
 	p->killed_early = saved->killed_early;
 	p->replace = saved->replace;
+	p->probed = saved->probed;
 	p->restarts = saved->restarts;
 	p->backoff = saved->backoff;
 	p->conns_at_kill = saved->conns_at_kill;

@@ -18,6 +18,9 @@
  * being started by an upgrade, and any number still draining.
  */
 
+/* Connections are counted this long before a SIGKILL deadline, not at it. */
+#define KILL_PROBE_LEAD 0.1
+
 enum proc_state {
 	PROC_WAITING,
 	PROC_STARTING,
@@ -42,6 +45,7 @@ struct proc {
 	bool signalled;   /* the stop signal was sent */
 	bool killed;      /* SIGKILL was sent at the deadline */
 	bool killed_early; /* ... or before it, past max_draining */
+	bool probed;      /* its connections were counted before the deadline */
 	bool replace;     /* stopped because it failed: restart it when it exits */
 	char *error;      /* why it failed to start, or NULL */
 	char *status_text; /* its last STATUS= */

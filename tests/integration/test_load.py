@@ -43,8 +43,8 @@ class Load:
             [harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(conns), "-q"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def stop(self):
-        time.sleep(0.2)
+    def stop(self, settle=0.2):
+        time.sleep(settle)
         self.proc.send_signal(signal.SIGTERM)
         out, err = self.proc.communicate(timeout=30)
         fields = dict(kv.split("=", 1) for kv in out.split())
