@@ -69,7 +69,10 @@ stop_grace = 2s
         self.assertAlmostEqual(after["kill_in"], 2.0 - (time.monotonic() - signalled), delta=0.2)
         poll(lambda: not alive(old), interval=0.01, what="the old process to be killed")
         took = time.monotonic() - signalled
-        self.assertGreaterEqual(took, 2.0 - 0.05)
+        # signalled is late by the time batonctl took to answer: the bounds
+        # tell the original deadline (2 s) from a kill at once (0.5 s) and from
+        # a grace started again after the re-exec (2.5 s).
+        self.assertGreaterEqual(took, 2.0 - 0.2 * harness.SLOW)
         self.assertLess(took, 2.0 + 0.3 * harness.SLOW)
         self.assertEqual(b.service("svc")["kills"], 1)
 
