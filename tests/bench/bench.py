@@ -72,6 +72,8 @@ def bench_idle():
         time.sleep(0.5)
         r = subprocess.run(["timeout", "-s", "INT", "10", "strace", "-c", "-p", str(b.pid)],
                            capture_output=True, text=True)
+        if "attached" not in r.stderr:
+            raise SystemExit("strace could not attach: " + r.stderr)
         calls = 0
         for line in r.stderr.splitlines():
             parts = line.split()
@@ -131,7 +133,22 @@ def bench_control():
         b.close()
 
 
+def spawn_floor(n):
+    """What this machine takes to start n /bin/sleep, one after another, without batond."""
+    t0 = time.monotonic()
+    pids = [os.posix_spawn("/bin/sleep", ["sleep", "1000"], os.environ) for _ in range(n)]
+    took = time.monotonic() - t0
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        os.waitpid(pid, 0)
+    return took
+
+
 def bench_spawn():
+    for n in (100, 1000):
+        report("spawn: the machine, posix_spawn of %d /bin/sleep" % n, "%.3f s" % spawn_floor(n),
+               "", True)
     t0 = time.monotonic()
     b = start(many_services(100, "/bin/sleep 1000"), )
     try:
