@@ -26,6 +26,13 @@ SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.join(os.path.dirname(__file_
 
 # Sanitizer builds are slower; deadlines scale, precision limits do not.
 SLOW = float(os.environ.get("BATON_TEST_SLOW", "1"))
+# Under valgrind (scripts/valgrind) tests of timing precision cannot hold.
+VALGRIND = bool(os.environ.get("BATON_TEST_VALGRIND"))
+
+
+def timing(test):
+    """Marks a test that measures how precise or how fast batond is."""
+    return unittest.skipIf(VALGRIND, "measures timing: not under valgrind")(test)
 
 
 def poll(predicate, timeout=10.0, interval=0.02, what="condition"):

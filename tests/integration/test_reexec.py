@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import time
+import unittest
 
 import harness
 from harness import alive, poll
@@ -23,6 +24,7 @@ def same_state(before, after):
     return strip(before) == strip(after)
 
 
+@unittest.skipIf(harness.VALGRIND, "a re-exec runs batond outside valgrind")
 class ReexecTest(harness.TestCase):
     def test_reexec_under_load_changes_nothing(self):
         if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):

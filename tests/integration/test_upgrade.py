@@ -100,6 +100,7 @@ ready = fd:5
         proc = poll(lambda: b.procs("svc", "ready"), what="fd readiness")[0]
         self.assertGreaterEqual(proc["ready_after"], 0.3)
 
+    @harness.timing
     def test_delay_readiness(self):
         b = self.batond("""
 [service:svc]
@@ -249,6 +250,7 @@ class RollbackTest(harness.TestCase):
 
 
 class DrainTest(harness.TestCase):
+    @harness.timing
     def test_old_process_ignoring_term_is_killed_at_grace(self):
         b = self.batond("""
 [service:svc]
@@ -267,6 +269,7 @@ stop_grace = 400ms
         self.assertEqual((svc["gen"], svc["kills"]), (2, 1))
         self.assertEqual(len(b.procs("svc", "ready")), 1)
 
+    @harness.timing
     def test_each_draining_generation_keeps_its_deadline(self):
         b = self.batond("""
 [service:svc]

@@ -45,7 +45,7 @@ class DrainTest(harness.TestCase):
 
     def test_connections_fall_to_zero_and_the_drain_ends_early(self):
         every = int(300 * harness.SLOW)
-        b = self.batond(HOLDER % dict(close="--term-close-every-ms %d" % every, grace="30s"))
+        b = self.batond(HOLDER % dict(close="--term-close-every-ms %d" % every, grace="60s"))
         pid = list(b.wait_reports(1))[0]
         self.hold(b, 5)
         w = self.watch(b, "watch", "holder")
@@ -53,19 +53,20 @@ class DrainTest(harness.TestCase):
         t0 = time.monotonic()
         self.assertEqual(b.ctl("stop", "holder").returncode, 0)
         seen = []
-        while alive(pid) and time.monotonic() - t0 < 10:
+        while alive(pid) and time.monotonic() - t0 < 20 * harness.SLOW:
             procs = [p for p in b.procs("holder") if p["pid"] == pid]
             if procs and "conns" in procs[0]:
                 seen.append(procs[0]["conns"])
             time.sleep(0.05)
-        self.assertLess(time.monotonic() - t0, 5, "the drain must end long before the grace")
+        self.assertLess(time.monotonic() - t0, every * 6 / 1000 + harness.SLOW,
+                        "the drain must end long before the grace")
         self.assertEqual(seen, sorted(seen, reverse=True), seen)
         self.assertGreaterEqual(seen[0], 4, seen)
         self.assertLessEqual(seen[-1], 1, seen)
         self.assertGreaterEqual(len(set(seen)), 4, "each closed connection shows: %s" % seen)
         exited = w.read_until(lambda o: o.get("kind") == "exited")
         self.assertEqual((exited["pid"], exited["exit"]), (pid, 0))
-        self.assertLess(exited["elapsed"], 5)
+        self.assertLess(exited["elapsed"], every * 6 / 1000 + harness.SLOW)
         progress = [e["conns"] for e in w.events("progress") if "conns" in e]
         self.assertTrue(progress and progress == sorted(progress, reverse=True), progress)
         w.read_until(lambda o: o.get("kind") == "stopped")
