@@ -8,6 +8,7 @@
 #include "config.h"
 #include "conns.h"
 #include "list.h"
+#include "log.h"
 #include "pidmap.h"
 #include "protocol.h"
 
@@ -50,6 +51,7 @@ struct daemon {
 	double started; /* clock_now() at start */
 	time_t wall_started;
 	unsigned long orphans;
+	struct log_limit mainpid_limit; /* MAINPID= refused: a service may send many */
 };
 
 /* Returns the open (not retired) listener named name, or NULL. */

@@ -18,6 +18,7 @@
 #define ACCEPT_BATCH 32
 #define ACCEPT_PAUSE 0.1
 #define READ_CHUNK 4096
+#define REPLIES_UNREAD_MAX (64u << 10) /* past this, a client's requests are not read */
 
 struct control {
 	struct daemon *d;
@@ -89,8 +90,9 @@ static void update_events(struct client *c)
 		return;
 	int events = c->out.len > 0 ? EV_WRITE : 0;
 	// Stop reading while output piles up: a client that does not read its
-	// replies cannot make batond buffer without end.
-	if (!c->closing && !c->read_eof && c->out.len < CONTROL_STREAM_OUTPUT_MAX)
+	// replies cannot make batond buffer without end, nor many such clients.
+	size_t unread_max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX : REPLIES_UNREAD_MAX;
+	if (!c->closing && !c->read_eof && c->out.len < unread_max)
 		events |= EV_READ;
 	struct ev_loop *loop = c->control->d->loop;
 	if (events == 0) {
@@ -196,6 +198,12 @@ static void client_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)loop;
 	(void)revents;
 	struct client *c = container_of(w, struct client, timeout);
+	// Replies still unread after all this time will not be read: waiting to
+	// write them would keep the client, and its buffer, for good.
+	if (c->out.len > 0) {
+		client_close(c);
+		return;
+	}
 	if (c->inlen > 0)
 		send_error(c, PROTOCOL_E_USAGE, "no complete request line within 10 seconds");
 	client_close_later(c);

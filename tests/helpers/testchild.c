@@ -1,7 +1,9 @@
 /*
  * A service for tests: it reports what it received from batond (fds,
  * environment, signal mask and dispositions, session, ids, directory) as
- * JSON, then behaves as told (ignore SIGTERM, exit, notify, orphan a child).
+ * JSON, then behaves as told (ignore SIGTERM, exit, notify, orphan a child) or
+ * misbehaves (stop itself, leave its process group, clobber its socket, send
+ * garbage to NOTIFY_SOCKET).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -119,6 +121,18 @@ static void report_env(FILE *f)
 }
 
 // Writes the report to dir/report-PID.json, atomically (rename).
+static char **saved_argv;
+
+static void report_argv(FILE *f)
+{
+	fprintf(f, "\"argv\":[");
+	for (char **a = saved_argv; a && *a; a++) {
+		fprintf(f, "%s", a == saved_argv ? "" : ",");
+		json_string(f, *a);
+	}
+	fprintf(f, "]");
+}
+
 static void report(const char *dir)
 {
 	char tmp[4096], path[4096];
@@ -137,12 +151,15 @@ static void report(const char *dir)
 	report_signals(f);
 	fputc(',', f);
 	report_env(f);
+	fputc(',', f);
+	report_argv(f);
 	fprintf(f, "}\n");
 	fclose(f);
 	rename(tmp, path);
 }
 
-static void notify(const char *msg)
+// Sends one datagram to NOTIFY_SOCKET, with fds attached when nfds > 0.
+static void notify_raw(const void *data, size_t len, const int *fds, size_t nfds)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	if (!path)
@@ -152,6 +169,30 @@ static void notify(const char *msg)
 	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return;
+	struct iovec iov = {(void *)data, len};
+	union {
+		struct cmsghdr align;
+		char data[CMSG_SPACE(sizeof(int) * 32)];
+	} control;
+	struct msghdr mh = {.msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &iov,
+		.msg_iovlen = 1};
+	if (nfds > 0 && nfds <= 32) {
+		memset(&control, 0, sizeof(control));
+		mh.msg_control = &control;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	if (sendmsg(fd, &mh, 0) < 0)
+		perror("testchild: notify");
+	close(fd);
+}
+
+static void notify(const char *msg)
+{
 	char buf[4096];
 	size_t n = 0;
 	// "\n" in the argument stands for a newline, so one message can hold several lines.
@@ -163,9 +204,47 @@ static void notify(const char *msg)
 			buf[n++] = *p;
 		}
 	}
-	if (sendto(fd, buf, n, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
-		perror("testchild: notify");
-	close(fd);
+	notify_raw(buf, n, NULL, 0);
+}
+
+// Sends what batond must survive on its notify socket: a 64 KiB datagram,
+// NUL bytes, lines without '=', bad values, MAINPID= of a stranger, fds
+// attached, then count datagrams of random bytes. None says READY=1.
+static void notify_garbage(long count)
+{
+	if (count <= 0)
+		return;
+	static char big[64 << 10];
+	memset(big, 'x', sizeof(big));
+	memcpy(big, "STATUS=", 7);
+	notify_raw(big, sizeof(big), NULL, 0);
+	static const struct {
+		const char *data;
+		size_t len;
+	} bad[] = {
+#define BAD(s) {s, sizeof(s) - 1}
+		BAD("STATUS=a\0b"), BAD("\0\0\0\0"), BAD("="), BAD("\n\n\n"), BAD("READY"),
+		BAD("READY="), BAD("READY=11"), BAD("MAINPID=1"), BAD("MAINPID=0"),
+		BAD("MAINPID=99999999999999999999999"), BAD("EXTEND_TIMEOUT_USEC=-1"),
+		BAD("STATUS=\x01\x02\x7f\xff"), BAD("\xff\xfe=\x80"),
+#undef BAD
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		notify_raw(bad[i].data, bad[i].len, NULL, 0);
+	int fds[32];
+	for (int i = 0; i < 32; i++)
+		fds[i] = 2;
+	unsigned seed = 1;
+	char buf[512];
+	for (long i = 0; i < count; i++) {
+		size_t len = 1 + (size_t)rand_r(&seed) % sizeof(buf);
+		for (size_t j = 0; j < len; j++)
+			buf[j] = (char)rand_r(&seed);
+		// Some carry fds (more than batond takes), some name a stranger.
+		if (i % 10 == 0)
+			notify_raw("MAINPID=1", 9, NULL, 0);
+		notify_raw(buf, len, fds, i % 4 == 0 ? 32 : 0);
+	}
 }
 
 static void sleep_ms(long ms)
@@ -243,6 +322,10 @@ struct opts {
 	bool accept;          /* accept and hold connections on fd 3 */
 	long close_every_ms;  /* after SIGTERM, close one held connection this often */
 	long status_spam;     /* send this many STATUS= messages */
+	long notify_garbage;  /* send this many bad datagrams first */
+	bool own_group;       /* hand over to a child in a process group of its own */
+	bool stop_self;       /* SIGSTOP itself once started */
+	const char *clobber_fd3; /* "close" or "dup2" (/dev/null) its socket */
 };
 
 static void usage(void)
@@ -250,7 +333,9 @@ static void usage(void)
 	fprintf(stderr, "usage: testchild [--report DIR] [--log FILE] [--ignore-term] "
 			"[--exit N] [--exit-after-ms N] [--term-exit-ms N] [--delay-ms N] "
 			"[--notify MSG]... [--notify-from-child MSG] [--ready-fd N] "
-			"[--orphan-ms N]\n");
+			"[--orphan-ms N] [--hand-over] [--accept] [--term-close-every-ms N] "
+			"[--status-spam N] [--notify-garbage N] [--own-group] [--stop-self] "
+			"[--clobber-fd3 close|dup2]\n");
 	exit(2);
 }
 
@@ -272,6 +357,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"accept", no_argument, NULL, 'A'},
 		{"term-close-every-ms", required_argument, NULL, 'C'},
 		{"status-spam", required_argument, NULL, 'S'},
+		{"notify-garbage", required_argument, NULL, 'G'},
+		{"own-group", no_argument, NULL, 'P'},
+		{"stop-self", no_argument, NULL, 'Z'},
+		{"clobber-fd3", required_argument, NULL, 'F'},
 		{0},
 	};
 	int ch;
@@ -297,6 +386,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'A': o->accept = true; break;
 		case 'C': o->close_every_ms = atol(optarg); break;
 		case 'S': o->status_spam = atol(optarg); break;
+		case 'G': o->notify_garbage = atol(optarg); break;
+		case 'P': o->own_group = true; break;
+		case 'Z': o->stop_self = true; break;
+		case 'F': o->clobber_fd3 = optarg; break;
 		default: usage();
 		}
 	}
@@ -336,8 +429,8 @@ static void serve(const struct opts *o)
 {
 	if (o->accept)
 		hold_connections(o);
+	// SIGTERM may have come already, while it was stopped (--stop-self).
 	for (;;) {
-		pause();
 		if (got_term) {
 			if (o->log)
 				append_line(o->log, "term");
@@ -345,14 +438,33 @@ static void serve(const struct opts *o)
 				sleep_ms(o->term_exit_ms);
 			exit(0);
 		}
+		pause();
 	}
 }
 
+// Closes its socket (fd 3) or puts /dev/null over it: the copies batond and
+// the other processes hold must not care.
+static void clobber_fd3(const char *how)
+{
+	if (strcmp(how, "close") == 0) {
+		close(3);
+		return;
+	}
+	int fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (fd < 0 || dup2(fd, 3) < 0)
+		perror("testchild: clobber fd 3");
+	if (fd >= 0)
+		close(fd);
+}
+
 // Forks; the parent names the child the main process (MAINPID=) and exits,
-// the way a daemon that re-executes itself would.
-static void hand_over(void)
+// the way a daemon that re-executes itself would. With own_group the child
+// leaves the process group batond made (the parent, a session leader, may not).
+static void hand_over(bool own_group)
 {
 	pid_t pid = fork();
+	if (pid == 0 && own_group && setpgid(0, 0) < 0)
+		perror("testchild: setpgid");
 	if (pid != 0) {
 		char msg[64];
 		snprintf(msg, sizeof(msg), "MAINPID=%d\\nREADY=1", (int)pid);
@@ -365,9 +477,13 @@ static void hand_over(void)
 int main(int argc, char **argv)
 {
 	struct opts o = {.exit_code = -1, .ready_fd = -1};
+	// getopt reorders argv: keep it as batond gave it.
+	saved_argv = calloc((size_t)argc + 1, sizeof(char *));
+	for (int i = 0; saved_argv && i < argc; i++)
+		saved_argv[i] = argv[i];
 	parse(argc, argv, &o);
-	if (o.hand_over)
-		hand_over();
+	if (o.hand_over || o.own_group)
+		hand_over(o.own_group);
 	if (o.log)
 		append_line(o.log, "start");
 	if (o.report_dir)
@@ -387,6 +503,11 @@ int main(int argc, char **argv)
 	}
 	if (o.orphan_ms > 0)
 		orphan(o.orphan_ms);
+	if (o.clobber_fd3) {
+		clobber_fd3(o.clobber_fd3);
+		if (o.log)
+			append_line(o.log, "clobbered");
+	}
 	if (o.child_notify) {
 		// Sent by a process batond did not start: it must not be believed.
 		pid_t pid = fork();
@@ -402,6 +523,7 @@ int main(int argc, char **argv)
 		snprintf(msg, sizeof(msg), "STATUS=spam %ld", i);
 		notify(msg);
 	}
+	notify_garbage(o.notify_garbage);
 	// --delay-ms and --notify act in the order given.
 	for (int i = 0; i < o.nsteps; i++) {
 		if (o.steps[i].kind == 'n')
@@ -411,6 +533,11 @@ int main(int argc, char **argv)
 	}
 	if (o.ready_fd >= 0 && (write(o.ready_fd, "\n", 1) != 1 || close(o.ready_fd) < 0))
 		perror("testchild: ready fd");
+	if (o.stop_self) {
+		raise(SIGSTOP);
+		if (o.log)
+			append_line(o.log, "continued");
+	}
 	if (o.exit_after_ms > 0)
 		sleep_ms(o.exit_after_ms);
 	if (o.exit_code >= 0 || o.exit_after_ms > 0)
