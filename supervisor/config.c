@@ -176,6 +176,13 @@ static int set_mode(struct parser *p, struct section *s, const char *value, char
 	return parse_mode(value, &s->socket->mode, err, errlen);
 }
 
+static void free_names(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 static int set_command(struct parser *p, struct section *s, const char *value, char *err,
 	size_t errlen)
 {
@@ -189,18 +196,16 @@ static int set_command(struct parser *p, struct section *s, const char *value, c
 	char **argv = parse_words(value, &argc, err, errlen);
 	if (!argv)
 		return -1;
-	free(c->argv);
+	if (c->argv_owned)
+		free_names(c->argv, c->argc);
+	else
+		free(c->argv);
 	c->argv = argv;
 	c->argc = argc;
+	c->argv_owned = false;
 	return set_string(&c->command, value);
 }
 
-static void free_names(char **names, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-}
 
 static int set_sockets(struct parser *p, struct section *s, const char *value, char *err,
 	size_t errlen)
@@ -569,7 +574,10 @@ void service_conf_unref(struct service_conf *c)
 		return;
 	free(c->name);
 	free(c->command);
-	free(c->argv);
+	if (c->argv_owned)
+		free_names(c->argv, c->argc);
+	else
+		free(c->argv);
 	free_names(c->sockets, c->nsockets);
 	free(c->user);
 	free(c->groups);
@@ -835,7 +843,9 @@ static char *reader(char *str, int num, void *stream)
 		memcpy(str, p->linebuf, len);
 		str[len] = '\n';
 		str[len + 1] = '\0';
-		char *copy = strdup(p->linebuf);
+		// inih skips a UTF-8 byte order mark on the first line: so must we.
+		bool bom = p->line == 1 && len >= 3 && memcmp(p->linebuf, "\xef\xbb\xbf", 3) == 0;
+		char *copy = strdup(p->linebuf + (bom ? 3 : 0));
 		if (copy)
 			inspect_line(p, copy);
 		free(copy);
@@ -1131,47 +1141,236 @@ static void print_socket(FILE *out, const struct socket_conf *s)
 		fprintf(out, "mode = %04o\n", (unsigned)s->mode);
 }
 
-static void print_names(FILE *out, const char *key, char **names, size_t n)
+// Lines config_print writes wrap past this, well under the reader's limit.
+#define PRINT_LINE_MAX 160
+// The reader's limit: inih's 200-byte line less \r, \n and \0.
+#define INI_LINE_MAX 197
+
+static bool is_blank_char(char c)
 {
-	if (n == 0)
-		return;
-	fprintf(out, "%s =", key);
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, " %s", names[i]);
-	fprintf(out, "\n");
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
 }
 
-// Writes a word so that parse_words reads it back unchanged. Backslashes,
-// not quotes: inih takes " ;" for a comment even between quotes.
-static size_t print_word(FILE *out, const char *w)
+// How many blanks start at p.
+static size_t blank_run(const char *p)
 {
-	size_t n = 1;
-	fputc(' ', out);
-	if (!*w) {
-		fputs("''", out);
-		return 3;
+	size_t n = 0;
+	while (is_blank_char(p[n]))
+		n++;
+	return n;
+}
+
+// inih ends a value at ';' after a blank, even between quotes.
+static bool has_comment_start(const char *w)
+{
+	for (const char *p = w; *p; p++) {
+		if (is_blank_char(*p) && p[1] == ';')
+			return true;
 	}
-	for (; *w; w++, n++) {
-		if (strchr(" \t'\"\\$`;#", *w)) {
+	return false;
+}
+
+// 'word': everything literal but a quote.
+static size_t single_quoted(const char *w, FILE *out)
+{
+	if (strchr(w, '\'') || has_comment_start(w))
+		return SIZE_MAX;
+	if (out)
+		fprintf(out, "'%s'", w);
+	return strlen(w) + 2;
+}
+
+// "word": \ escapes " \ $ `.
+static size_t double_quoted(const char *w, FILE *out)
+{
+	if (has_comment_start(w))
+		return SIZE_MAX;
+	size_t n = 2;
+	if (out)
+		fputc('"', out);
+	for (const char *p = w; *p; p++) {
+		bool escape = strchr("\"\\$`", *p) != NULL;
+		if (out && escape)
 			fputc('\\', out);
+		if (out)
+			fputc(*p, out);
+		n += 1 + escape;
+	}
+	if (out)
+		fputc('"', out);
+	return n;
+}
+
+// Backslashes before specials, blanks in double quotes: no blank at a line's
+// edge (inih trims them) and no ';' after a blank (a comment to inih). ';' and
+// '#' need a backslash only to start a word, where they would start a comment.
+static size_t escaped(const char *w, FILE *out)
+{
+	size_t n = 0;
+	for (const char *p = w; *p; p++) {
+		if (is_blank_char(*p)) {
+			size_t run = blank_run(p);
+			if (out)
+				fprintf(out, "\"%.*s\"", (int)run, p);
+			n += run + 2;
+			p += run - 1;
+		} else if (strchr("'\"\\$`", *p) || (p == w && strchr(";#", *p))) {
+			if (out)
+				fprintf(out, "\\%c", *p);
+			n += 2;
+		} else {
+			if (out)
+				fputc(*p, out);
 			n++;
 		}
-		fputc(*w, out);
 	}
 	return n;
+}
+
+// Writes a word so that parse_words reads it back unchanged, in the shortest
+// of three forms; returns its length.
+static size_t print_word(FILE *out, const char *w)
+{
+	if (!*w) {
+		if (out)
+			fputs("''", out);
+		return 2;
+	}
+	// On a tie, quotes read better than backslashes.
+	size_t (*forms[])(const char *, FILE *) = {single_quoted, double_quoted, escaped};
+	size_t best = 0, len = SIZE_MAX;
+	for (size_t i = 0; i < 3; i++) {
+		size_t n = forms[i](w, NULL);
+		if (n < len) {
+			len = n;
+			best = i;
+		}
+	}
+	if (out)
+		forms[best](w, out);
+	return len;
+}
+
+// Whether a long word may go on to the next line at p: a single space, and
+// no ';' or '#' to start that line (inih would take it for a comment).
+static bool breaks_at(const char *w, const char *p)
+{
+	return *p == ' ' && p > w && !is_blank_char(p[-1]) && p[1] && !is_blank_char(p[1]) &&
+		p[1] != ';' && p[1] != '#';
+}
+
+enum word_form {
+	FORM_SINGLE, /* 'word' */
+	FORM_DOUBLE, /* "word" */
+	FORM_ESCAPED, /* word, blanks as " ", specials after a backslash */
+};
+
+// How long c is, written in form.
+static size_t char_length(char c, enum word_form form)
+{
+	if (form == FORM_DOUBLE && strchr("\"\\$`", c))
+		return 2;
+	if (form == FORM_ESCAPED && is_blank_char(c))
+		return 3;
+	if (form == FORM_ESCAPED && strchr("'\"\\$`", c))
+		return 2;
+	return 1;
+}
+
+static void put_char(FILE *out, char c, enum word_form form)
+{
+	if (form == FORM_ESCAPED && is_blank_char(c))
+		fprintf(out, "\"%c\"", c);
+	else if (char_length(c, form) == 2)
+		fprintf(out, "\\%c", c);
+	else
+		fputc(c, out);
+}
+
+// The length of w, written in form, up to where it may break next.
+static size_t piece_length(const char *w, enum word_form form)
+{
+	size_t n = 0;
+	for (const char *p = w; *p && !breaks_at(w, p); p++) {
+		if (form == FORM_ESCAPED && is_blank_char(*p)) {
+			size_t run = blank_run(p);
+			n += run + 2;
+			p += run - 1;
+			continue;
+		}
+		n += char_length(*p, form);
+	}
+	return n;
+}
+
+// A word too long for any line, broken at single spaces: the reader joins
+// continuation lines with one space, which lands inside quotes. (A word had
+// to have such spaces to be read at all.)
+static size_t print_long_word(FILE *out, const char *w, size_t col)
+{
+	enum word_form form = !strchr(w, '\'') && !has_comment_start(w) ? FORM_SINGLE
+		: !has_comment_start(w)					   ? FORM_DOUBLE
+									   : FORM_ESCAPED;
+	const char *quote = form == FORM_SINGLE ? "'" : form == FORM_DOUBLE ? "\"" : "";
+	fputs(quote, out);
+	col += strlen(quote);
+	for (const char *p = w; *p; p++) {
+		// Break before a piece that would not fit on this line.
+		size_t space = form == FORM_ESCAPED ? 3 : 1;
+		if (breaks_at(w, p) && col + space + piece_length(p + 1, form) + 1 > INI_LINE_MAX) {
+			// One blank of indentation: a piece may fill the rest of a line.
+			fputs(form == FORM_ESCAPED ? "\"\n \"" : "\n ", out);
+			col = form == FORM_ESCAPED ? 2 : 1;
+			continue;
+		}
+		// Unquoted, a word's first ';' or '#' would start a comment.
+		if (form == FORM_ESCAPED && p == w && strchr(";#", *p)) {
+			fputc('\\', out);
+			col++;
+		}
+		if (form == FORM_ESCAPED && is_blank_char(*p)) {
+			size_t run = blank_run(p);
+			fprintf(out, "\"%.*s\"", (int)run, p);
+			col += run + 2;
+			p += run - 1;
+			continue;
+		}
+		put_char(out, *p, form);
+		col += char_length(*p, form);
+	}
+	fputs(quote, out);
+	return col + strlen(quote);
 }
 
 void config_write_words(FILE *out, const char *key, char *const *words, size_t count)
 {
 	size_t col = (size_t)fprintf(out, "%s =", key);
 	for (size_t i = 0; i < count; i++) {
-		if (col > 80 && i > 0) {
+		size_t len = print_word(NULL, words[i]);
+		if (i > 0 && col + 1 + len > PRINT_LINE_MAX) {
 			fputs("\n   ", out);
 			col = 3;
 		}
-		col += print_word(out, words[i]);
+		fputc(' ', out);
+		if (col + 1 + len > INI_LINE_MAX)
+			col = print_long_word(out, words[i], col + 1);
+		else
+			col += 1 + print_word(out, words[i]);
 	}
 	fputc('\n', out);
+}
+
+static void print_names(FILE *out, const char *key, char **names, size_t n)
+{
+	if (n > 0)
+		config_write_words(out, key, names, n);
+}
+
+// key = value, or key=value where the blanks would make the line too long.
+static void print_value(FILE *out, const char *key, const char *value)
+{
+	bool tight = strlen(key) + strlen(value) + 3 > PRINT_LINE_MAX;
+	fprintf(out, tight ? "%s=%s\n" : "%s = %s\n", key, value);
 }
 
 void config_print_service(const struct service_conf *c, const char *name, FILE *out)
@@ -1182,7 +1381,10 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 	fprintf(out, "instances = %u\n", c->instances);
 	print_ready(out, &c->ready);
 	print_duration(out, "ready_timeout", c->ready_timeout);
-	fprintf(out, "stop_signal = %s\n", signal_name(c->stop_signal));
+	if (signal_name(c->stop_signal))
+		fprintf(out, "stop_signal = %s\n", signal_name(c->stop_signal));
+	else
+		fprintf(out, "stop_signal = %d\n", c->stop_signal);
 	print_duration(out, "stop_grace", c->stop_grace);
 	print_duration(out, "stop_delay", c->stop_delay);
 	fprintf(out, "restart = %s\n", restart_name(c->restart));
@@ -1201,11 +1403,11 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 		fprintf(out, "upgrade = all\n");
 	fprintf(out, "max_draining = %u\n", c->max_draining);
 	if (c->user)
-		fprintf(out, "user = %s\n", c->user);
+		print_value(out, "user", c->user);
 	if (c->group)
-		fprintf(out, "group = %s\n", c->group);
+		print_value(out, "group", c->group);
 	if (c->directory)
-		fprintf(out, "directory = %s\n", c->directory);
+		print_value(out, "directory", c->directory);
 	if (c->nenv)
 		config_write_words(out, "environment", c->env, c->nenv);
 	if (c->forward_signals) {
@@ -1218,7 +1420,7 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 	}
 }
 
-void config_print(const struct config *config, FILE *out)
+void config_print_sockets(const struct config *config, FILE *out)
 {
 	fprintf(out, "[baton]\n");
 	if (config->control)
@@ -1227,6 +1429,44 @@ void config_print(const struct config *config, FILE *out)
 		fprintf(out, "control_group = %s\n", config->control_group);
 	for (size_t i = 0; i < config->nsockets; i++)
 		print_socket(out, config->sockets[i]);
+}
+
+void config_print(const struct config *config, FILE *out)
+{
+	config_print_sockets(config, out);
 	for (size_t i = 0; i < config->nservices; i++)
 		config_print_service(config->services[i], NULL, out);
+}
+
+int config_add_service(struct config *config, struct service_conf *conf)
+{
+	if (append_ptr((void ***)&config->services, &config->nservices, conf) < 0)
+		return -1;
+	service_conf_ref(conf);
+	return 0;
+}
+
+int config_set_words(struct service_conf *conf, bool env, char **words, size_t n)
+{
+	char **copy = calloc(n + 1, sizeof(char *));
+	if (!copy)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!(copy[i] = strdup(words[i]))) {
+			free_names(copy, i);
+			return -1;
+		}
+	}
+	if (env) {
+		free_names(conf->env, conf->nenv);
+		conf->env = copy;
+		conf->nenv = n;
+		return 0;
+	}
+	// argv is one block (parse_words): free it whole, then keep copy's strings.
+	free(conf->argv);
+	conf->argv = copy;
+	conf->argc = n;
+	conf->argv_owned = true;
+	return 0;
 }

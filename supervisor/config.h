@@ -29,6 +29,7 @@ struct service_conf {
 	char *command; /* as written, continuation lines joined by a space */
 	char **argv;
 	size_t argc;
+	bool argv_owned; /* argv's strings are each allocated (else one block) */
 	char **sockets; /* names, in the order given */
 	size_t nsockets;
 	unsigned instances;
@@ -121,6 +122,15 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 
 /* Prints one service's section in normal form, named name (or its own name). */
 void config_print_service(const struct service_conf *conf, const char *name, FILE *out);
+
+/* Prints the [baton] section and the sockets of a configuration in normal form. */
+void config_print_sockets(const struct config *config, FILE *out);
+
+/* Adds a reference to conf to the services of config (for a re-exec). */
+int config_add_service(struct config *config, struct service_conf *conf);
+
+/* Replaces a definition's command words (or, with env, its environment) by copies. */
+int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);
 
 /* Prints a configuration in normal form, every default written out. */
 void config_print(const struct config *config, FILE *out);

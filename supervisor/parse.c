@@ -84,7 +84,8 @@ int parse_duration(const char *s, double *secs, char *err, size_t errlen)
 	}
 	if (parts == 0 || (parts > 1 && !had_unit) || !(total <= PARSE_DURATION_MAX))
 		goto error;
-	*secs = total;
+	// Millisecond precision: what format_duration writes reads back the same.
+	*secs = round(total * 1000) / 1000;
 	return 0;
 error:
 	return fail(err, errlen, "expected a duration like 250ms, 30s, 5m or 1h, got \"%s\"", s);
@@ -159,23 +160,30 @@ static const int forwardable[] = {SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, S
 
 int parse_signal_set(const char *s, uint64_t *set, char *err, size_t errlen)
 {
-	char copy[256], *save = NULL;
+	char *copy = strdup(s), *save = NULL;
 	*set = 0;
-	snprintf(copy, sizeof(copy), "%s", s);
+	if (!copy)
+		return fail(err, errlen, "out of memory");
 	for (char *tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
 		int sig;
-		if (parse_signal(tok, &sig, err, errlen) < 0)
+		if (parse_signal(tok, &sig, err, errlen) < 0) {
+			free(copy);
 			return -1;
+		}
 		bool ok = false;
 		for (size_t i = 0; i < sizeof(forwardable) / sizeof(forwardable[0]); i++)
 			ok = ok || forwardable[i] == sig;
-		if (!ok)
-			return fail(err, errlen,
+		if (!ok) {
+			fail(err, errlen,
 				"SIG%s cannot be passed on; expected some of HUP QUIT USR1 USR2 WINCH "
 				"ALRM, or none",
 				signal_name(sig) ? signal_name(sig) : tok);
+			free(copy);
+			return -1;
+		}
 		*set |= 1ull << sig;
 	}
+	free(copy);
 	if (*set == 0)
 		return fail(err, errlen, "expected signal names like HUP USR1, or none");
 	return 0;

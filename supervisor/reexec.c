@@ -226,13 +226,72 @@ static char *confs_text(const struct conf_ids *ids, size_t *len)
 				fprintf(f, "[socket:%s]\nlisten = tcp:127.0.0.1:0\n", name);
 		}
 	}
+	// Commands and environments go in records, byte for byte: any word that
+	// loaded must come back, however it would print.
+	char *placeholder[] = {"x", NULL};
 	for (size_t i = 0; i < ids->n; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "c%zu", i);
-		config_print_service(ids->confs[i], name, f);
+		struct service_conf copy = *ids->confs[i];
+		copy.argv = placeholder;
+		copy.argc = 1;
+		copy.nenv = 0;
+		config_print_service(&copy, name, f);
 	}
 	fclose(f);
 	return text;
+}
+
+static void write_words(struct protocol_buf *b, size_t id, bool env, char *const *words, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		protocol_record_begin(b, "word");
+		protocol_record_int(b, "conf", (long long)id);
+		protocol_record_int(b, "env", env);
+		protocol_record_str(b, "value", words[i]);
+		protocol_record_end(b);
+	}
+}
+
+// The exact command and environment of every definition, then which
+// definitions the running configuration has.
+static void write_confs(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids)
+{
+	struct protocol_buf names = {0};
+	for (size_t i = 0; i < d->config->nservices; i++) {
+		protocol_record_begin(&names, "config_service");
+		protocol_record_int(&names, "conf", (long long)conf_id(ids, d->config->services[i]));
+		protocol_record_str(&names, "name", d->config->services[i]->name);
+		protocol_record_end(&names);
+	}
+	for (size_t i = 0; i < ids->n; i++) {
+		const struct service_conf *c = ids->confs[i];
+		protocol_record_begin(b, "conf");
+		protocol_record_int(b, "id", (long long)i);
+		protocol_record_str(b, "command", c->command);
+		protocol_record_end(b);
+		write_words(b, i, false, c->argv, c->argc);
+		write_words(b, i, true, c->env, c->nenv);
+	}
+	// After the words: a config_service record applies them.
+	protocol_buf_add(b, names.data ? names.data : "", names.len);
+	if (names.failed)
+		b->failed = true;
+	protocol_buf_finish(&names);
+}
+
+// The length of the daemon and listener records at the start of rest.
+static size_t state_head_length(const struct protocol_buf *rest)
+{
+	size_t off = 0;
+	while (off < rest->len) {
+		const char *line = rest->data + off;
+		if (strncmp(line, "daemon ", 7) != 0 && strncmp(line, "listener ", 9) != 0)
+			break;
+		const char *nl = memchr(line, '\n', rest->len - off);
+		off = nl ? (size_t)(nl - rest->data) + 1 : rest->len;
+	}
+	return off;
 }
 
 static int write_state(struct daemon *d, int fd, int reply_fd)
@@ -243,7 +302,7 @@ static int write_state(struct daemon *d, int fd, int reply_fd)
 	size_t config_len = 0;
 	FILE *f = open_memstream(&config, &config_len);
 	if (f) {
-		config_print(d->config, f);
+		config_print_sockets(d->config, f);
 		fclose(f);
 	}
 	protocol_buf_printf(&b, "%s\n", STATE_MAGIC);
@@ -255,11 +314,18 @@ static int write_state(struct daemon *d, int fd, int reply_fd)
 	list_for_each(pos, &d->services)
 		write_service(&rest, d, &ids, container_of(pos, struct service, link));
 	protocol_buf_printf(&rest, "end\n");
+	// Definitions before the services that use them: rest is appended after.
+	struct protocol_buf confs_rec = {0};
+	write_confs(&confs_rec, d, &ids);
 	size_t confs_len = 0;
 	char *confs = confs_text(&ids, &confs_len);
 	write_blob(&b, "confs", confs ? confs : "", confs_len);
-	protocol_buf_add(&b, rest.data, rest.len);
-	int rc = (b.failed || rest.failed || !config || !confs) ? -1 : 0;
+	// daemon and listener records lead rest; the definitions go right after them.
+	size_t head = state_head_length(&rest);
+	protocol_buf_add(&b, rest.data, head);
+	protocol_buf_add(&b, confs_rec.data ? confs_rec.data : "", confs_rec.len);
+	protocol_buf_add(&b, rest.data + head, rest.len - head);
+	int rc = (b.failed || rest.failed || confs_rec.failed || !config || !confs) ? -1 : 0;
 	for (size_t off = 0; rc == 0 && off < b.len;) {
 		ssize_t n = write(fd, b.data + off, b.len - off);
 		if (n <= 0)
@@ -272,6 +338,7 @@ static int write_state(struct daemon *d, int fd, int reply_fd)
 	free(ids.confs);
 	protocol_buf_finish(&b);
 	protocol_buf_finish(&rest);
+	protocol_buf_finish(&confs_rec);
 	return rc;
 }
 
@@ -369,11 +436,18 @@ bool reexec_resuming(void)
 	return getenv(STATE_ENV) != NULL;
 }
 
+struct word_list {
+	char **words;
+	size_t n;
+};
+
 struct state {
 	char *text;
 	size_t len, pos;
 	struct protocol_record rec;
 	struct config *confs;
+	struct word_list *argv, *env; /* per definition, from the word records */
+	bool words_applied;
 	struct listener **listeners; /* by id - 1 */
 	size_t nlisteners;
 	int reply_fd;
@@ -496,6 +570,86 @@ static int resume_listener(struct daemon *d, struct state *st)
 }
 
 // The definitions were written [service:c0], [service:c1]... in this order.
+static int add_word(struct state *st)
+{
+	size_t id = (size_t)num(st, "conf");
+	if (id >= st->confs->nservices)
+		return -1;
+	if (!st->argv) {
+		st->argv = calloc(st->confs->nservices, sizeof(*st->argv));
+		st->env = calloc(st->confs->nservices, sizeof(*st->env));
+		if (!st->argv || !st->env)
+			return -1;
+	}
+	struct word_list *l = num(st, "env") ? &st->env[id] : &st->argv[id];
+	char **words = realloc(l->words, (l->n + 1) * sizeof(char *));
+	if (!words)
+		return -1;
+	l->words = words;
+	if (!(words[l->n] = strdup(field(st, "value"))))
+		return -1;
+	l->n++;
+	return 0;
+}
+
+static int set_command(struct state *st)
+{
+	size_t id = (size_t)num(st, "id");
+	if (id >= st->confs->nservices)
+		return -1;
+	struct service_conf *c = st->confs->services[id];
+	char *command = strdup(field(st, "command"));
+	if (!command)
+		return -1;
+	free(c->command);
+	c->command = command;
+	return 0;
+}
+
+// Gives every definition the words the records carried, once they are all read.
+static int apply_words(struct state *st)
+{
+	if (st->words_applied)
+		return 0;
+	st->words_applied = true;
+	for (size_t i = 0; st->argv && i < st->confs->nservices; i++) {
+		if (st->argv[i].n && config_set_words(st->confs->services[i], false, st->argv[i].words,
+					     st->argv[i].n) < 0)
+			return -1;
+		if (config_set_words(st->confs->services[i], true, st->env[i].words, st->env[i].n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void free_words(struct state *st)
+{
+	for (size_t i = 0; st->argv && i < st->confs->nservices; i++) {
+		for (size_t j = 0; j < st->argv[i].n; j++)
+			free(st->argv[i].words[j]);
+		for (size_t j = 0; j < st->env[i].n; j++)
+			free(st->env[i].words[j]);
+		free(st->argv[i].words);
+		free(st->env[i].words);
+	}
+	free(st->argv);
+	free(st->env);
+}
+
+static int add_config_service(struct daemon *d, struct state *st)
+{
+	size_t id = (size_t)num(st, "conf");
+	if (apply_words(st) < 0 || id >= st->confs->nservices)
+		return -1;
+	struct service_conf *conf = st->confs->services[id];
+	char *name = strdup(field(st, "name"));
+	if (!name)
+		return -1;
+	free(conf->name);
+	conf->name = name;
+	return config_add_service(d->config, conf);
+}
+
 static struct service_conf *conf_of(struct state *st, const char *name)
 {
 	size_t id = (size_t)num(st, "conf");
@@ -602,8 +756,14 @@ static int resume_records(struct daemon *d, struct state *st)
 			return 0;
 		if (strcmp(type, "listener") == 0)
 			rc = resume_listener(d, st);
+		else if (strcmp(type, "conf") == 0)
+			rc = set_command(st);
+		else if (strcmp(type, "word") == 0)
+			rc = add_word(st);
+		else if (strcmp(type, "config_service") == 0)
+			rc = add_config_service(d, st);
 		else if (strcmp(type, "service") == 0)
-			rc = (svc = resume_service(d, st)) ? 0 : -1;
+			rc = apply_words(st) == 0 && (svc = resume_service(d, st)) ? 0 : -1;
 		else if (strcmp(type, "gen") == 0)
 			rc = svc && (gen = resume_gen(svc, st)) ? 0 : -1;
 		else if (strcmp(type, "proc") == 0)
@@ -662,6 +822,8 @@ int reexec_resume(struct daemon *d)
 	int rc = read_all(fd, &st) == 0 ? resume(d, &st) : -1;
 	close(fd);
 	answer(st.reply_fd, rc == 0);
+	if (st.confs)
+		free_words(&st);
 	config_destroy(st.confs);
 	free(st.listeners);
 	free(st.text);

@@ -78,7 +78,9 @@ int sdnotify_parse(const char *buf, size_t len, struct sdnotify_msg *msg)
 			parse_line(msg, p, n);
 			any = true;
 		}
-		p += n + 1;
+		if (!nl)
+			break;
+		p = nl + 1;
 	}
 	return any ? 0 : -1;
 }

@@ -748,7 +748,10 @@ void proc_set_main_pid(struct proc *p, pid_t pid)
 	// Only a process of the service's own session: it is a descendant that
 	// batond, as a subreaper, will reap, and nobody else's process.
 	if (getsid(pid) != p->sid || pidmap_get(&d->procs, pid)) {
-		log_warn("%s: MAINPID=%d ignored: not a process of this service", label, (int)pid);
+		unsigned dropped;
+		if (log_limit_pass(&d->mainpid_limit, now(p->gen->svc), &dropped))
+			log_warn("%s: MAINPID=%d ignored: not a process of this service%s", label,
+				(int)pid, dropped ? " (and more since)" : "");
 		return;
 	}
 	if (pidmap_put(&d->procs, pid, p) < 0) {

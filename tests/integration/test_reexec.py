@@ -91,6 +91,27 @@ start_limit = 4/30s
         svc = b.wait_service("loop", "failed")
         self.assertIn("crash loop: restarted 4 times", svc["reason"])
 
+    def test_unusual_words_come_back_the_same(self):
+        b = self.batond("""
+[service:odd]
+command = @TESTCHILD@ --report @REPORTS@ a\\ b\\ \\;c 'ends in a blank ' "$HOME"
+    '#not a comment' ''
+environment = X=semi\\ \\;colon Y=' ' EMPTY=
+""")
+        first = list(b.wait_reports(1).values())[0]
+        self.assertEqual(first["argv"][-5:], ["a b ;c", "ends in a blank ", "$HOME",
+                                              "#not a comment", ""])
+        self.assertEqual((first["env"]["X"], first["env"]["Y"]), ("semi ;colon", " "))
+        command = b.service("odd")["command"]
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertEqual(b.service("odd")["command"], command)
+        self.assertEqual(b.ctl("restart", "odd").returncode, 0)
+        reports = b.wait_reports(2)
+        second = [r for pid, r in reports.items() if pid != first["pid"]][0]
+        self.assertEqual(second["argv"], first["argv"])
+        self.assertEqual({k: second["env"][k] for k in ("X", "Y", "EMPTY")},
+                         {k: first["env"][k] for k in ("X", "Y", "EMPTY")})
+
     def test_sigusr2(self):
         b = self.batond("""
 [service:svc]
