@@ -357,7 +357,7 @@ static bool evict_idle(struct control *ctl)
 		if (log_limit_pass(&ctl->evict_limit, ev_now(ctl->d->loop), &dropped))
 			log_warn("control: %u clients connected: closing the oldest idle one "
 				 "(pid %d)",
-				CONTROL_CLIENTS_MAX, (int)c->pid);
+				ctl->nclients, (int)c->pid);
 		client_close(c);
 		return true;
 	}
@@ -388,6 +388,11 @@ static void add_client(struct control *ctl, int fd, const struct ucred *cred)
 	ctl->nclients++;
 	ev_io_start(ctl->d->loop, &c->io);
 	arm_timeout(c);
+	// A request already sent is read now: a client that asked for something
+	// (a watch) is not idle, and must not be closed to make room.
+	client_read(c);
+	if (!c->dead)
+		update_events(c);
 }
 
 static void pause_accepting(struct control *ctl, int err)
@@ -409,6 +414,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int fd = accept4(w->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd < 0) {
+			// Out of fds: an idle client makes room, or accepting pauses.
+			if (errno == EMFILE && evict_idle(ctl))
+				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 				errno == ENOMEM)
 				pause_accepting(ctl, errno);

@@ -237,7 +237,7 @@ static void other_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 		break;
 	case SIGUSR2: {
 		char err[512];
-		log_info("received SIGUSR2: re-executing batond");
+		log_info("received SIGUSR2");
 		daemon_reexec(d, -1, err, sizeof(err));
 		break;
 	}

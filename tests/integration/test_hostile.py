@@ -370,20 +370,39 @@ restart = never
 
 
 class ExhaustionTest(harness.TestCase):
-    def test_out_of_fds_accepting_pauses_and_resumes(self):
+    def out_of_fds(self):
         def limit():
             resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
         b = self.batond(CONFIG, preexec_fn=limit)
         b.wait_service("svc", "running")
         log = LogClock(b)
         self.addCleanup(log.close)
+        return b, log
+
+    def flood(self, b, request):
         flood = []
         self.addCleanup(lambda: [s.close() for s in flood])
         # More than 64 fds' worth; what the backlog cannot take is not connected.
         for _ in range(300):
             s = connect(b, blocking=False)
             if s:
+                if request:
+                    s.send(request)
                 flood.append(s)
+        return flood
+
+    def test_out_of_fds_an_idle_client_makes_room(self):
+        b, log = self.out_of_fds()
+        self.flood(b, None)
+        poll(lambda: b.log().count("closing the oldest idle one") > 0,
+             what="idle clients closed to make room")
+        assert_answers(self, b)
+        self.assertEqual(log.repeats(), [])
+
+    def test_out_of_fds_accepting_pauses_and_resumes(self):
+        b, log = self.out_of_fds()
+        # Watchers are never closed to make room: accepting has to pause.
+        flood = self.flood(b, b"watch\n")
         b.wait_log("control: accept: Too many open files: pausing for 100 ms")
         cpu, t0 = cpu_seconds(b.pid), time.monotonic()
         time.sleep(1.5)
