@@ -32,7 +32,13 @@ bool event_begin_at(struct event *e, struct daemon *d, const char *kind, const c
 bool event_begin(struct event *e, struct daemon *d, const char *kind, const struct service *svc,
 	const struct proc *p)
 {
-	if (!event_begin_at(e, d, kind, svc ? svc->name : NULL, clock_now()))
+	return event_begin_proc_at(e, d, kind, svc, p, clock_now());
+}
+
+bool event_begin_proc_at(struct event *e, struct daemon *d, const char *kind,
+	const struct service *svc, const struct proc *p, double t)
+{
+	if (!event_begin_at(e, d, kind, svc ? svc->name : NULL, t))
 		return false;
 	if (p) {
 		protocol_record_int(&e->buf, "gen", p->gen->number);

@@ -31,6 +31,10 @@ bool event_begin(struct event *e, struct daemon *d, const char *kind, const stru
 bool event_begin_at(struct event *e, struct daemon *d, const char *kind, const char *service,
 	double t);
 
+/* Starts an event like event_begin, at time t (clock_now()): when it happened. */
+bool event_begin_proc_at(struct event *e, struct daemon *d, const char *kind,
+	const struct service *svc, const struct proc *p, double t);
+
 /* Sends the event to every client watching its service and frees it. */
 void event_end(struct event *e, struct daemon *d);
 

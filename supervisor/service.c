@@ -544,7 +544,7 @@ static void send_stop_signal(struct proc *p)
 	log_info("%s: sent SIG%s; SIGKILL in %s unless it exits", proc_label(p, label, sizeof(label)),
 		signal_name(sig) ? signal_name(sig) : "?", grace);
 	struct event e;
-	if (event_begin(&e, daemon_of(p), "signalled", p->gen->svc, p)) {
+	if (event_begin_proc_at(&e, daemon_of(p), "signalled", p->gen->svc, p, p->signalled_at)) {
 		protocol_record_str(&e.buf, "signal", signal_name(sig) ? signal_name(sig) : "?");
 		protocol_record_secs(&e.buf, "kill_in", conf->stop_grace);
 		event_end(&e, daemon_of(p));
@@ -710,7 +710,12 @@ static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			p->probed = true;
 			set_timer(p, p->kill_at - now(p->gen->svc));
 		} else if (!p->killed) {
-			kill_now(p, NULL);
+			// The whole grace, to the microsecond, whatever the timer's rounding.
+			double left = p->kill_at - now(p->gen->svc);
+			if (left > 0)
+				set_timer(p, left);
+			else
+				kill_now(p, NULL);
 		}
 		break;
 	default:
