@@ -1146,218 +1146,254 @@ static void print_socket(FILE *out, const struct socket_conf *s)
 // The reader's limit: inih's 200-byte line less \r, \n and \0.
 #define INI_LINE_MAX 197
 
+// inih trims these at a line's edges, and a ';' after one starts a comment.
 static bool is_blank_char(char c)
 {
-	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r';
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n';
 }
 
-// How many blanks start at p.
-static size_t blank_run(const char *p)
-{
-	size_t n = 0;
-	while (is_blank_char(p[n]))
-		n++;
-	return n;
-}
+/*
+ * A word is printed as a run of segments, each in one of three forms, so
+ * that parse_words reads it back unchanged: bare (a backslash before ' " \
+ * and before a ';' or '#' that starts the word, where it would start a
+ * comment; no blanks), 'single quoted' (anything but '), "double quoted" (a
+ * backslash before " and \). A plan gives each character its form, with
+ * SEG_NEW where a segment begins.
+ */
+enum segment { SEG_BARE, SEG_SINGLE, SEG_DOUBLE };
+#define SEG_FORM 3
+#define SEG_NEW 4
 
-// inih ends a value at ';' after a blank, even between quotes.
-static bool has_comment_start(const char *w)
-{
-	for (const char *p = w; *p; p++) {
-		if (is_blank_char(*p) && p[1] == ';')
-			return true;
-	}
-	return false;
-}
+static const char *const seg_quote[] = {"", "'", "\""};
 
-// 'word': everything literal but a quote.
-static size_t single_quoted(const char *w, FILE *out)
+// What character i of w costs in form f; SIZE_MAX where it cannot be.
+static size_t seg_cost(const char *w, size_t i, int f)
 {
-	if (strchr(w, '\'') || has_comment_start(w))
+	char c = w[i];
+	if (f == SEG_SINGLE)
+		return c == '\'' ? SIZE_MAX : 1;
+	if (f == SEG_DOUBLE)
+		return c == '"' || c == '\\' ? 2 : 1;
+	if (is_blank_char(c))
 		return SIZE_MAX;
-	if (out)
-		fprintf(out, "'%s'", w);
-	return strlen(w) + 2;
+	return strchr("'\"\\", c) || (i == 0 && strchr(";#", c)) ? 2 : 1;
 }
 
-// "word": \ escapes " \ $ `.
-static size_t double_quoted(const char *w, FILE *out)
+// The plan's step at i; without a plan (out of memory), blanks are quoted
+// one at a time and everything else is bare.
+static int plan_at(const unsigned char *plan, const char *w, size_t i)
 {
-	if (has_comment_start(w))
-		return SIZE_MAX;
-	size_t n = 2;
-	if (out)
-		fputc('"', out);
-	for (const char *p = w; *p; p++) {
-		bool escape = strchr("\"\\$`", *p) != NULL;
-		if (out && escape)
-			fputc('\\', out);
-		if (out)
-			fputc(*p, out);
-		n += 1 + escape;
-	}
-	if (out)
-		fputc('"', out);
-	return n;
+	if (plan)
+		return plan[i];
+	if (is_blank_char(w[i]))
+		return SEG_DOUBLE | SEG_NEW;
+	return i == 0 || is_blank_char(w[i - 1]) ? SEG_BARE | SEG_NEW : SEG_BARE;
 }
 
-// Backslashes before specials, blanks in double quotes: no blank at a line's
-// edge (inih trims them) and no ';' after a blank (a comment to inih). ';' and
-// '#' need a backslash only to start a word, where they would start a comment.
-static size_t escaped(const char *w, FILE *out)
+/*
+ * The plan of the shortest form of w (n characters), fewer segments on a
+ * tie; NULL when out of memory. Costs are counted with quotes, a segment's
+ * two when it opens. A quoted blank may not be followed by a ';' in the
+ * same segment: inih would take the rest of the line for a comment.
+ */
+static unsigned char *plan_word(const char *w, size_t n)
 {
-	size_t n = 0;
-	for (const char *p = w; *p; p++) {
-		if (is_blank_char(*p)) {
-			size_t run = blank_run(p);
-			if (out)
-				fprintf(out, "\"%.*s\"", (int)run, p);
-			n += run + 2;
-			p += run - 1;
-		} else if (strchr("'\"\\$`", *p) || (p == w && strchr(";#", *p))) {
-			if (out)
-				fprintf(out, "\\%c", *p);
-			n += 2;
-		} else {
-			if (out)
-				fputc(*p, out);
-			n++;
+	struct cost {
+		size_t len, segs;
+	} prev[3], cur[3];
+	unsigned char *plan = malloc(4 * n + 1), *back = plan + n;
+	if (!plan)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		for (int f = 0; f < 3; f++) {
+			cur[f] = (struct cost){SIZE_MAX, SIZE_MAX};
+			size_t c = seg_cost(w, i, f), open = f == SEG_BARE ? 0 : 2;
+			if (c == SIZE_MAX)
+				continue;
+			if (i == 0) {
+				cur[f] = (struct cost){c + open, 1};
+				back[f] = SEG_NEW;
+				continue;
+			}
+			for (int p = 0; p < 3; p++) {
+				if (prev[p].len == SIZE_MAX)
+					continue;
+				struct cost go = {prev[p].len + c, prev[p].segs};
+				bool comment = is_blank_char(w[i - 1]) && w[i] == ';';
+				bool cont = p == f && !(f != SEG_BARE && comment);
+				if (!cont) {
+					if (f == SEG_BARE && p == SEG_BARE)
+						continue;
+					go.len += open;
+					go.segs++;
+				}
+				if (go.len < cur[f].len || (go.len == cur[f].len && go.segs < cur[f].segs)) {
+					cur[f] = go;
+					back[3 * i + (size_t)f] = (unsigned char)(p | (cont ? 0 : SEG_NEW));
+				}
+			}
 		}
+		memcpy(prev, cur, sizeof(prev));
+	}
+	int f = 0;
+	for (int g = 1; g < 3; g++) {
+		if (prev[g].len < prev[f].len || (prev[g].len == prev[f].len && prev[g].segs < prev[f].segs))
+			f = g;
+	}
+	for (size_t i = n; i-- > 0;) {
+		unsigned char b = back[3 * i + (size_t)f];
+		plan[i] = (unsigned char)(f | (b & SEG_NEW));
+		f = b & SEG_FORM;
+	}
+	return plan;
+}
+
+// What character i adds to the line, with the quotes that change there.
+static size_t step_length(const char *w, const unsigned char *plan, size_t i)
+{
+	int s = plan_at(plan, w, i), f = s & SEG_FORM;
+	size_t n = seg_cost(w, i, f);
+	if (s & SEG_NEW) {
+		n += strlen(seg_quote[f]);
+		if (i > 0)
+			n += strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]);
 	}
 	return n;
 }
 
-// Writes a word so that parse_words reads it back unchanged, in the shortest
-// of three forms; returns its length.
-static size_t print_word(FILE *out, const char *w)
+// Whether the word may go on to the next line at its character i: a single
+// space, between quotes, and no ';' or '#' to start that line.
+static bool breaks_at(const char *w, const unsigned char *plan, size_t i)
+{
+	const char *p = w + i;
+	return *p == ' ' && (plan_at(plan, w, i) & SEG_FORM) != SEG_BARE && p > w &&
+		!is_blank_char(p[-1]) && p[1] && !is_blank_char(p[1]) && p[1] != ';' && p[1] != '#';
+}
+
+// The length of w from character i to where it may break next, or its end.
+static size_t piece_length(const char *w, const unsigned char *plan, size_t i)
+{
+	size_t n = 0;
+	for (; w[i]; i++) {
+		if (breaks_at(w, plan, i))
+			return n + step_length(w, plan, i) - 1;
+		n += step_length(w, plan, i);
+	}
+	return n + (i > 0 ? strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]) : 0);
+}
+
+/*
+ * Writes w as planned from column col, and returns the column it ends at.
+ * With wrap, a word too long for the line goes on to indented lines at
+ * single spaces between quotes: the reader joins lines with one space.
+ * (A word had to have such spaces to be read at all.)
+ */
+static size_t write_word(FILE *out, const char *w, const unsigned char *plan, size_t col, bool wrap)
 {
 	if (!*w) {
-		if (out)
-			fputs("''", out);
-		return 2;
+		fputs("''", out);
+		return col + 2;
 	}
-	// On a tie, quotes read better than backslashes.
-	size_t (*forms[])(const char *, FILE *) = {single_quoted, double_quoted, escaped};
-	size_t best = 0, len = SIZE_MAX;
-	for (size_t i = 0; i < 3; i++) {
-		size_t n = forms[i](w, NULL);
-		if (n < len) {
-			len = n;
-			best = i;
+	int f = SEG_BARE;
+	for (size_t i = 0; w[i]; i++) {
+		int s = plan_at(plan, w, i);
+		if (s & SEG_NEW) {
+			fprintf(out, "%s%s", i > 0 ? seg_quote[f] : "", seg_quote[s & SEG_FORM]);
+			col += (i > 0 ? strlen(seg_quote[f]) : 0) + strlen(seg_quote[s & SEG_FORM]);
 		}
-	}
-	if (out)
-		forms[best](w, out);
-	return len;
-}
-
-// Whether a long word may go on to the next line at p: a single space, and
-// no ';' or '#' to start that line (inih would take it for a comment).
-static bool breaks_at(const char *w, const char *p)
-{
-	return *p == ' ' && p > w && !is_blank_char(p[-1]) && p[1] && !is_blank_char(p[1]) &&
-		p[1] != ';' && p[1] != '#';
-}
-
-enum word_form {
-	FORM_SINGLE, /* 'word' */
-	FORM_DOUBLE, /* "word" */
-	FORM_ESCAPED, /* word, blanks as " ", specials after a backslash */
-};
-
-// How long c is, written in form.
-static size_t char_length(char c, enum word_form form)
-{
-	if (form == FORM_DOUBLE && strchr("\"\\$`", c))
-		return 2;
-	if (form == FORM_ESCAPED && is_blank_char(c))
-		return 3;
-	if (form == FORM_ESCAPED && strchr("'\"\\$`", c))
-		return 2;
-	return 1;
-}
-
-static void put_char(FILE *out, char c, enum word_form form)
-{
-	if (form == FORM_ESCAPED && is_blank_char(c))
-		fprintf(out, "\"%c\"", c);
-	else if (char_length(c, form) == 2)
-		fprintf(out, "\\%c", c);
-	else
-		fputc(c, out);
-}
-
-// The length of w, written in form, up to where it may break next.
-static size_t piece_length(const char *w, enum word_form form)
-{
-	size_t n = 0;
-	for (const char *p = w; *p && !breaks_at(w, p); p++) {
-		if (form == FORM_ESCAPED && is_blank_char(*p)) {
-			size_t run = blank_run(p);
-			n += run + 2;
-			p += run - 1;
+		f = s & SEG_FORM;
+		if (wrap && breaks_at(w, plan, i) && col + 1 + piece_length(w, plan, i + 1) > INI_LINE_MAX) {
+			fputs("\n ", out);
+			col = 1;
 			continue;
 		}
-		n += char_length(*p, form);
+		size_t c = seg_cost(w, i, f);
+		fprintf(out, c == 2 ? "\\%c" : "%c", w[i]);
+		col += c;
 	}
-	return n;
+	fputs(seg_quote[f], out);
+	return col + strlen(seg_quote[f]);
 }
 
-// A word too long for any line, broken at single spaces: the reader joins
-// continuation lines with one space, which lands inside quotes. (A word had
-// to have such spaces to be read at all.)
-static size_t print_long_word(FILE *out, const char *w, size_t col)
+// The length of w written on one line as planned.
+static size_t word_length(const char *w, const unsigned char *plan)
 {
-	enum word_form form = !strchr(w, '\'') && !has_comment_start(w) ? FORM_SINGLE
-		: !has_comment_start(w)					   ? FORM_DOUBLE
-									   : FORM_ESCAPED;
-	const char *quote = form == FORM_SINGLE ? "'" : form == FORM_DOUBLE ? "\"" : "";
-	fputs(quote, out);
-	col += strlen(quote);
-	for (const char *p = w; *p; p++) {
-		// Break before a piece that would not fit on this line.
-		size_t space = form == FORM_ESCAPED ? 3 : 1;
-		if (breaks_at(w, p) && col + space + piece_length(p + 1, form) + 1 > INI_LINE_MAX) {
-			// One blank of indentation: a piece may fill the rest of a line.
-			fputs(form == FORM_ESCAPED ? "\"\n \"" : "\n ", out);
-			col = form == FORM_ESCAPED ? 2 : 1;
-			continue;
-		}
-		// Unquoted, a word's first ';' or '#' would start a comment.
-		if (form == FORM_ESCAPED && p == w && strchr(";#", *p)) {
-			fputc('\\', out);
-			col++;
-		}
-		if (form == FORM_ESCAPED && is_blank_char(*p)) {
-			size_t run = blank_run(p);
-			fprintf(out, "\"%.*s\"", (int)run, p);
-			col += run + 2;
-			p += run - 1;
-			continue;
-		}
-		put_char(out, *p, form);
-		col += char_length(*p, form);
-	}
-	fputs(quote, out);
-	return col + strlen(quote);
+	if (!*w)
+		return 2;
+	size_t n = 0, i = 0;
+	for (; w[i]; i++)
+		n += step_length(w, plan, i);
+	return n + strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]);
 }
 
 void config_write_words(FILE *out, const char *key, char *const *words, size_t count)
 {
-	size_t col = (size_t)fprintf(out, "%s =", key);
+	size_t col = (size_t)fprintf(out, "%s", key);
+	if (count == 0)
+		fputs(" =", out);
 	for (size_t i = 0; i < count; i++) {
-		size_t len = print_word(NULL, words[i]);
-		if (i > 0 && col + 1 + len > PRINT_LINE_MAX) {
-			fputs("\n   ", out);
-			col = 3;
+		unsigned char *plan = plan_word(words[i], strlen(words[i]));
+		size_t len = word_length(words[i], plan);
+		if (i == 0) {
+			// key=word where the blanks would not leave it room.
+			bool tight = col + 3 + len > INI_LINE_MAX && col + 1 + len <= INI_LINE_MAX;
+			fputs(tight ? "=" : " = ", out);
+			col += tight ? 1 : 3;
+		} else if (col + 1 + len > PRINT_LINE_MAX) {
+			// Indented by three, or by one where three would not leave it room.
+			bool tight = 3 + len > INI_LINE_MAX;
+			fputs(tight ? "\n " : "\n   ", out);
+			col = tight ? 1 : 3;
+		} else {
+			fputc(' ', out);
+			col++;
 		}
-		fputc(' ', out);
-		if (col + 1 + len > INI_LINE_MAX)
-			col = print_long_word(out, words[i], col + 1);
-		else
-			col += 1 + print_word(out, words[i]);
+		col = write_word(out, words[i], plan, col, col + len > INI_LINE_MAX);
+		free(plan);
 	}
 	fputc('\n', out);
+}
+
+char *config_words_text(char *const *words, size_t count)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < count; i++) {
+		const char *w = words[i];
+		if (i > 0)
+			fputc(' ', out);
+		bool control = false;
+		for (const char *p = w; *p; p++)
+			control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+		if (!control) {
+			unsigned char *plan = plan_word(w, strlen(w));
+			write_word(out, w, plan, 0, false);
+			free(plan);
+			continue;
+		}
+		// Shown the way a shell would take it back: $'...'.
+		fputs("$'", out);
+		for (const char *p = w; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			const char *esc = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
+				: c == '\\' ? "\\\\" : c == '\'' ? "\\'" : NULL;
+			if (esc)
+				fputs(esc, out);
+			else if (c < 0x20 || c == 0x7f)
+				fprintf(out, "\\x%02x", c);
+			else
+				fputc(c, out);
+		}
+		fputc('\'', out);
+	}
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
 }
 
 static void print_names(FILE *out, const char *key, char **names, size_t n)

@@ -102,6 +102,12 @@ struct config *config_load_text(const char *name, const char *text, char **error
  */
 void config_write_words(FILE *out, const char *key, char *const *words, size_t count);
 
+/*
+ * The words on one line, for a log or a status: quoted as config_write_words
+ * would, a word with control characters as $'...'. NULL when out of memory.
+ */
+char *config_words_text(char *const *words, size_t count);
+
 /* Frees a configuration; service definitions still referenced live on. */
 void config_destroy(struct config *config);
 

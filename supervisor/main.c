@@ -228,7 +228,7 @@ static int check_config(const struct options *o)
 
 static struct config *load_single(const struct options *o)
 {
-	char err[512], *errors = NULL;
+	char err[512], *errors = NULL, *command = NULL;
 	char *text = single_config(&o->single, err, sizeof(err));
 	if (!text) {
 		fprintf(stderr, "batond: %s\n", err);
@@ -237,6 +237,16 @@ static struct config *load_single(const struct options *o)
 	struct config *config = config_load_text("command line", text, &errors);
 	if (!config)
 		fputs(errors ? errors : "out of memory\n", stderr);
+	else if (config_set_words(config->services[0], false, o->single.argv,
+			 (size_t)o->single.argc) < 0 ||
+		!(command = config_words_text(o->single.argv, (size_t)o->single.argc))) {
+		fputs("batond: out of memory\n", stderr);
+		config_destroy(config);
+		config = NULL;
+	} else {
+		free(config->services[0]->command);
+		config->services[0]->command = command;
+	}
 	free(errors);
 	free(text);
 	return config;

@@ -86,7 +86,9 @@ static void write_service(FILE *f, const struct single_options *o)
 	char name[PROTOCOL_NAME_MAX + 1];
 	service_name(o, name, sizeof(name));
 	fprintf(f, "[service:%s]\n", name);
-	config_write_words(f, "command", o->argv, (size_t)o->argc);
+	// The words themselves are put in after loading (single_set_command): no
+	// quoting has to carry a newline or a word longer than a line.
+	fprintf(f, "command = %s\n", SINGLE_COMMAND_PLACEHOLDER);
 	if (o->nlisten > 0) {
 		fprintf(f, "sockets = listen");
 		for (int i = 1; i < o->nlisten; i++)

@@ -29,10 +29,15 @@ struct single_options {
 /* Tells whether any single-command option was given. */
 int single_wanted(const struct single_options *o);
 
+/* The command the configuration names, until the real words replace it. */
+#define SINGLE_COMMAND_PLACEHOLDER "-"
+
 /*
  * Writes the configuration the options stand for, in baton.conf syntax:
- * sockets `listen`, `listen2`... and one service. Returns it (to free), or
- * NULL with `--option: what was expected` in err.
+ * sockets `listen`, `listen2`... and one service whose command is
+ * SINGLE_COMMAND_PLACEHOLDER: the caller puts o->argv in after loading it
+ * (config_set_words), as they are. Returns it (to free), or NULL with
+ * `--option: what was expected` in err.
  */
 char *single_config(const struct single_options *o, char *err, size_t errlen);
 

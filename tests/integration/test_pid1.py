@@ -81,6 +81,17 @@ class SingleCommandTest(harness.TestCase):
         self.assertEqual(s.wait(), 3)
         self.assertIn("the command has ended: exiting with status 3", s.text())
 
+    def test_arguments_reach_the_command_as_they_are(self):
+        out = os.path.join(tempfile.mkdtemp(prefix="baton-args-"), "args")
+        self.addCleanup(shutil.rmtree, os.path.dirname(out), True)
+        script = "set -e\nprintf '%s\\0' \"$@\" > \"$0\"\n"
+        args = ["two\nlines", "x" * 3000, "it's \"q\" $HOME `id` ; # \\", " \t ", "", "a ;b"]
+        s = Single(self, ["/bin/sh", "-c", script, out] + args)
+        self.assertEqual(s.wait(), 0, s.text())
+        with open(out, "rb") as f:
+            self.assertEqual(f.read().decode().split("\0")[:-1], args)
+        self.assertIn("of /bin/sh -c $'set -e\\nprintf", s.text())
+
     def test_sockets_upgrade_and_sigterm(self):
         reports = tempfile.mkdtemp(prefix="baton-reports-")
         self.addCleanup(shutil.rmtree, reports, True)

@@ -982,6 +982,51 @@ static void print_ready_timeout_without_ready_round_trips(void **state)
 		"[service:web]\ncommand = /bin/true\nready = none\nready_timeout = 5s\n");
 }
 
+// A word of 100 characters with a quote and dollars: in double quotes, with
+// no backslash before a '$', it fits on the line it was read from.
+static void print_long_word_with_quote_and_dollars_round_trips(void **state)
+{
+	char text[512];
+	snprintf(text, sizeof(text), "[service:web]\ncommand = /bin/echo \"it's %.90s x\"\n",
+		"$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$$"
+		"$$$$$$$$$$");
+	assert_print_round_trips(*state, text);
+}
+
+// 80 double quotes, a single quote and 80 backslashes: no one form of the word
+// fits a line; single quotes, a backslash and single quotes again do.
+static void print_word_in_mixed_quotes_round_trips(void **state)
+{
+	char word[200], text[512];
+	memset(word, '"', 80);
+	memcpy(word + 80, "'\\''", 4);
+	memset(word + 84, '\\', 80);
+	word[164] = '\0';
+	snprintf(text, sizeof(text), "[service:web]\ncommand = '%s'\n", word);
+	struct fixture *f = *state;
+	assert_print_round_trips(f, text);
+	const char *again = f->again->services[0]->argv[0];
+	assert_int_equal(strlen(again), 161);
+	assert_memory_equal(again + 79, "\"'\\", 3);
+}
+
+// A blank before a ';' between quotes would start a comment.
+static void print_blank_before_semicolon_round_trips(void **state)
+{
+	assert_print_round_trips(*state,
+		"[service:web]\ncommand = /bin/sh -c a\\ \\;b it\\'s\\ \\;c \\; \\ \\;\n");
+}
+
+static void words_text_shows_control_characters(void **state)
+{
+	(void)state;
+	char *words[] = {"sh", "-c", "echo a\n\techo 'b'", "it's", "a b", "$HOME"};
+	char *text = config_words_text(words, 6);
+	assert_non_null(text);
+	assert_string_equal(text, "sh -c $'echo a\\n\\techo \\'b\\'' it\\'s 'a b' $HOME");
+	free(text);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1054,6 +1099,10 @@ int main(void)
 		T(print_long_continued_command_round_trips),
 		T(print_environment_with_semicolon_round_trips),
 		T(print_ready_timeout_without_ready_round_trips),
+		T(print_long_word_with_quote_and_dollars_round_trips),
+		T(print_word_in_mixed_quotes_round_trips),
+		T(print_blank_before_semicolon_round_trips),
+		T(words_text_shows_control_characters),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
