@@ -1201,9 +1201,10 @@ static unsigned char *plan_word(const char *w, size_t n)
 	struct cost {
 		size_t len, segs;
 	} prev[3], cur[3];
-	unsigned char *plan = malloc(4 * n + 1), *back = plan + n;
-	if (!plan)
-		return NULL;
+	unsigned char *plan = calloc(4 * n + 1, 1);
+	if (!plan || n == 0)
+		return plan;
+	unsigned char *back = plan + n;
 	for (size_t i = 0; i < n; i++) {
 		for (int f = 0; f < 3; f++) {
 			cur[f] = (struct cost){SIZE_MAX, SIZE_MAX};
