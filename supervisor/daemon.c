@@ -432,6 +432,12 @@ int daemon_prepare(struct daemon *d)
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = '\0';
+		// Replaced since this binary started (a re-exec handed the services
+		// back to it): the path is still where batond is installed.
+		const char *deleted = " (deleted)";
+		size_t dl = strlen(deleted);
+		if ((size_t)n > dl && strcmp(exe + n - dl, deleted) == 0 && access(exe, F_OK) < 0)
+			exe[n - dl] = '\0';
 		d->exe = strdup(exe);
 	}
 	return 0;

@@ -1,5 +1,6 @@
 #include "reexec.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -22,6 +23,8 @@
 #include "protocol.h"
 #include "service.h"
 
+extern char **environ;
+
 /*
  * The state is text: "baton-state 1", then two blobs of baton.conf syntax
  * (the running configuration, and the definition of every generation under a
@@ -29,6 +32,11 @@
  * socket, service, generation and process, then "end".
  */
 #define STATE_ENV "BATON_STATE_FD"
+// "EXE,STATE": the binary that wrote the state, and the state, for a new
+// binary that cannot resume to hand the services back (hand_back).
+#define FALLBACK_ENV "BATON_STATE_FALLBACK"
+// Set for the binary the services were handed back to.
+#define HANDED_BACK_ENV "BATON_STATE_HANDED_BACK"
 #define STATE_MAGIC "baton-state 1"
 #define LISTENERS_TEXT (CONFIG_SOCKETS_MAX * 12)
 
@@ -409,9 +417,16 @@ int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
 			close(fd);
 		return -1;
 	}
-	char value[16];
+	char value[32];
 	snprintf(value, sizeof(value), "%d", fd);
 	setenv(STATE_ENV, value, 1);
+	// The binary running now, open across the exec: the new one hands the
+	// services back to it if it cannot resume them.
+	int exe = open("/proc/self/exe", O_RDONLY);
+	if (exe >= 0) {
+		snprintf(value, sizeof(value), "%d,%d", exe, fd);
+		setenv(FALLBACK_ENV, value, 1);
+	}
 	keep_fds(d, reply_fd, true);
 	log_info("re-executing %s", d->exe);
 	// Signals wait, blocked, until the new batond has its handlers: a SIGTERM
@@ -425,6 +440,9 @@ int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
 	log_error("re-exec failed, batond goes on as it was: %s", err);
 	keep_fds(d, reply_fd, false);
 	unsetenv(STATE_ENV);
+	unsetenv(FALLBACK_ENV);
+	if (exe >= 0)
+		close(exe);
 	close(fd);
 	return -1;
 }
@@ -776,13 +794,17 @@ static int resume_records(struct daemon *d, struct state *st)
 	return -1;
 }
 
-static void answer(int fd, bool ok)
+static void answer(int fd, bool ok, bool handed_back)
 {
 	if (fd < 0)
 		return;
-	char msg[128];
+	char msg[192];
+	const char *result = !ok ? "error failed the new batond could not resume"
+		: handed_back	? "error failed the new batond could not resume: the one before "
+				  "took the services back and goes on"
+				: "ok";
 	int n = snprintf(msg, sizeof(msg), "reexec pid=%d version=%s\n%s\n", (int)getpid(),
-		BATON_VERSION_STRING, ok ? "ok" : "error failed the new batond could not resume");
+		BATON_VERSION_STRING, result);
 	ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)rc;
 	close(fd);
@@ -814,14 +836,82 @@ static int resume(struct daemon *d, struct state *st)
 	return resume_records(d, st);
 }
 
+// The descriptors this process was given open across the exec, sorted.
+struct fd_list {
+	int *fds;
+	size_t n;
+};
+
+static struct fd_list inherited_fds(void)
+{
+	struct fd_list l = {0};
+	DIR *dir = opendir("/proc/self/fd");
+	if (!dir)
+		return l;
+	struct dirent *e;
+	while ((e = readdir(dir))) {
+		int fd = atoi(e->d_name), flags;
+		if (fd <= 2 || fd == dirfd(dir) || (flags = fcntl(fd, F_GETFD)) < 0 ||
+			(flags & FD_CLOEXEC))
+			continue;
+		int *fds = realloc(l.fds, (l.n + 1) * sizeof(int));
+		if (!fds)
+			break;
+		l.fds = fds;
+		l.fds[l.n++] = fd;
+	}
+	closedir(dir);
+	return l;
+}
+
+/*
+ * A new batond that cannot resume hands the services back to the binary that
+ * wrote the state, which reads it again and goes on as before: what this one
+ * was given open is open again across the exec, signals wait blocked as they
+ * did. Returns only if that exec fails.
+ */
+static void hand_back(struct daemon *d, int exe, int state, const struct fd_list *kept)
+{
+	log_error("re-exec: cannot resume: handing the services back to the batond before");
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (size_t i = 0; i < kept->n; i++)
+		set_cloexec(kept->fds[i], false);
+	// Executed from its descriptor, which need not stay open in it.
+	set_cloexec(exe, true);
+	char value[16];
+	snprintf(value, sizeof(value), "%d", state);
+	if (lseek(state, 0, SEEK_SET) == 0 && setenv(STATE_ENV, value, 1) == 0 &&
+		setenv(HANDED_BACK_ENV, "1", 1) == 0)
+		fexecve(exe, d->argv, environ);
+	log_error("re-exec: cannot hand the services back: %s", strerror(errno));
+	unsetenv(STATE_ENV);
+	unsetenv(HANDED_BACK_ENV);
+}
+
 int reexec_resume(struct daemon *d)
 {
 	struct state st = {.reply_fd = -1};
-	int fd = atoi(getenv(STATE_ENV));
+	int fd = atoi(getenv(STATE_ENV)), exe = -1, state = -1;
+	const char *fallback = getenv(FALLBACK_ENV);
+	if (!fallback || sscanf(fallback, "%d,%d", &exe, &state) != 2)
+		exe = state = -1;
+	bool handed_back = getenv(HANDED_BACK_ENV) != NULL;
 	unsetenv(STATE_ENV);
+	unsetenv(FALLBACK_ENV);
+	unsetenv(HANDED_BACK_ENV);
+	struct fd_list kept = exe >= 0 ? inherited_fds() : (struct fd_list){0};
 	int rc = read_all(fd, &st) == 0 ? resume(d, &st) : -1;
+	if (rc < 0 && exe >= 0 && state >= 0)
+		hand_back(d, exe, state, &kept);
+	free(kept.fds);
+	if (exe >= 0)
+		close(exe);
+	if (state >= 0 && state != fd)
+		close(state);
 	close(fd);
-	answer(st.reply_fd, rc == 0);
+	answer(st.reply_fd, rc == 0, handed_back);
 	if (st.confs)
 		free_words(&st);
 	config_destroy(st.confs);
@@ -831,6 +921,10 @@ int reexec_resume(struct daemon *d)
 		log_error("re-exec: cannot resume: exiting; the services are left running");
 		return -1;
 	}
+	if (handed_back)
+		log_warn("re-exec: the new batond could not resume: batond %s took the services "
+			 "back",
+			BATON_VERSION_STRING);
 	log_info("batond %s resumed after a re-exec: %zu process%s, control socket %s",
 		BATON_VERSION_STRING, d->procs.count, d->procs.count == 1 ? "" : "es",
 		d->control_path);

@@ -4,6 +4,8 @@
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import time
 import unittest
 
@@ -22,6 +24,50 @@ def same_state(before, after):
         sockets = st["sockets"]
         return services, procs, sockets, st["daemon"]["pid"]
     return strip(before) == strip(after)
+
+
+def start_copy(b):
+    """Starts b's batond from a copy of the binary in its directory; returns the copy's path."""
+    copy = os.path.join(b.dir, "batond-copy")
+    shutil.copy(harness.BATOND, copy)
+    b.logfile = open(b.log_path, "ab")
+    b.proc = subprocess.Popen([copy, "-v", "-c", b.config_path, "-s", b.control],
+                              stdout=b.logfile, stderr=b.logfile, env=b.env)
+    poll(lambda: b.ctl("version").returncode == 0, what="batond to answer")
+    return copy
+
+
+def install(path, source=None, text=None):
+    """Puts a new file at path the way a package manager does (rename); returns its inode."""
+    new = path + ".new"
+    if text is not None:
+        with open(new, "w") as f:
+            f.write(text)
+        os.chmod(new, 0o755)
+    else:
+        shutil.copy(source, new)
+    os.rename(new, path)
+    return os.stat(path).st_ino
+
+
+def own_fds(pid):
+    """A process's fds and what they are, without its control clients'
+    connections (connected UNIX stream sockets), which close when they will."""
+    connected = set()
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[4] == "0001" and fields[5] == "03":
+                connected.add("socket:[%s]" % fields[6])
+    fds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target not in connected:
+            fds[int(fd)] = target
+    return fds
 
 
 @unittest.skipIf(harness.VALGRIND, "a re-exec runs batond outside valgrind")
@@ -128,14 +174,7 @@ command = @TESTCHILD@ --report @REPORTS@
 [service:svc]
 command = @TESTCHILD@ --report @REPORTS@
 """, start=False)
-        copy = os.path.join(b.dir, "batond-copy")
-        shutil.copy(harness.BATOND, copy)
-        b.proc = None
-        import subprocess
-        b.logfile = open(b.log_path, "ab")
-        b.proc = subprocess.Popen([copy, "-v", "-c", b.config_path, "-s", b.control],
-                                  stdout=b.logfile, stderr=b.logfile, env=b.env)
-        poll(lambda: b.ctl("version").returncode == 0, what="batond to answer")
+        copy = start_copy(b)
         pid = list(b.wait_reports(1))[0]
         os.unlink(copy)
         r = b.ctl("reexec")
@@ -148,19 +187,45 @@ command = @TESTCHILD@ --report @REPORTS@
 
     def test_a_new_binary_at_the_path_is_the_one_run(self):
         b = self.batond("[service:svc]\ncommand = @TESTCHILD@\n", start=False)
-        copy = os.path.join(b.dir, "batond-copy")
-        shutil.copy(harness.BATOND, copy)
-        import subprocess
-        b.logfile = open(b.log_path, "ab")
-        b.proc = subprocess.Popen([copy, "-v", "-c", b.config_path, "-s", b.control],
-                                  stdout=b.logfile, stderr=b.logfile, env=b.env)
-        poll(lambda: b.ctl("version").returncode == 0, what="batond to answer")
-        shutil.copy(harness.BATOND, copy + ".new")
-        os.rename(copy + ".new", copy)
-        new_inode = os.stat(copy).st_ino
+        copy = start_copy(b)
+        new_inode = install(copy, harness.BATOND)
         self.assertNotEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, new_inode)
         self.assertEqual(b.ctl("reexec").returncode, 0)
         self.assertEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, new_inode)
+        self.assert_exits_cleanly(b)
+
+    def test_a_binary_that_cannot_resume_hands_the_services_back(self):
+        b = self.batond("""
+[socket:http]
+listen = tcp:127.0.0.1:0
+
+[service:svc]
+command = @TESTCHILD@ --report @REPORTS@
+sockets = http
+""", start=False)
+        copy = start_copy(b)
+        pid = list(b.wait_reports(1))[0]
+        before, fds = b.status(), own_fds(b.pid)
+        old_inode = os.stat("/proc/%d/exe" % b.pid).st_ino
+        # A new version that finds no state where it looks: it cannot resume.
+        install(copy, text="#!/bin/sh\nBATON_STATE_FD=-1 exec %s \"$@\"\n" % harness.BATOND)
+        r = b.ctl("reexec")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("the new batond could not resume: the one before took the services back",
+                      r.stderr)
+        self.assertIsNone(b.proc.poll(), "batond must go on")
+        self.assertEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, old_inode)
+        self.assertTrue(same_state(before, b.status()), "the services must be as they were")
+        self.assertEqual(own_fds(b.pid), fds, "the same fds, no more")
+        b.wait_log("the new batond could not resume: batond %s took the services back"
+                   % subprocess.run([harness.BATOND, "--version"], capture_output=True,
+                                    text=True).stdout.split()[-1])
+        socket.create_connection(("127.0.0.1", b.port("http")), timeout=5).close()
+        # A binary that works, installed at the same path, is the next one run.
+        new_inode = install(copy, harness.BATOND)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, new_inode)
+        self.assertEqual([p["pid"] for p in b.procs("svc")], [pid])
         self.assert_exits_cleanly(b)
 
     def test_refused_during_an_upgrade(self):
