@@ -95,6 +95,12 @@ int daemon_count_conns(struct daemon *d, pid_t pid);
 /* Sets up the event loop, signals and the reaping of orphans. */
 int daemon_prepare(struct daemon *d);
 
+/*
+ * Empties the signal mask: whoever started batond may have left signals
+ * blocked, and a re-exec keeps them blocked until the state is resumed.
+ */
+void daemon_unblock_signals(void);
+
 /* Sends READY=1 to systemd, when batond runs under it. */
 void daemon_tell_systemd(struct daemon *d);
 

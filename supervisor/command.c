@@ -115,6 +115,25 @@ static unsigned count_ready(const struct generation *gen)
 	return n;
 }
 
+// The command as written, cut to STATUS_COMMAND_MAX bytes (at a character's
+// start) and ended with "..." when longer, so that the record fits.
+#define STATUS_COMMAND_MAX 2048
+static void put_command(struct protocol_buf *buf, const char *command)
+{
+	size_t len = strlen(command);
+	if (len <= STATUS_COMMAND_MAX) {
+		protocol_record_str(buf, "command", command);
+		return;
+	}
+	len = STATUS_COMMAND_MAX;
+	while (len > 0 && ((unsigned char)command[len] & 0xc0) == 0x80)
+		len--;
+	char cut[STATUS_COMMAND_MAX + 4];
+	memcpy(cut, command, len);
+	memcpy(cut + len, "...", 4);
+	protocol_record_str(buf, "command", cut);
+}
+
 static void record_service(struct protocol_buf *buf, const struct service *svc)
 {
 	protocol_record_begin(buf, "service");
@@ -131,7 +150,7 @@ static void record_service(struct protocol_buf *buf, const struct service *svc)
 	protocol_record_int(buf, "upgrades", (long long)svc->upgrades);
 	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
 	protocol_record_int(buf, "kills", (long long)svc->kills);
-	protocol_record_str(buf, "command", svc->conf->command);
+	put_command(buf, svc->conf->command);
 	if (svc->removed)
 		protocol_record_str(buf, "removed", "yes");
 	if (svc->reason[0])

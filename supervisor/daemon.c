@@ -379,8 +379,7 @@ static void start_services(struct daemon *d)
 		service_start(container_of(pos, struct service, link));
 }
 
-// Starts with a clean signal mask: whoever started batond may have left signals blocked.
-static void unblock_signals(void)
+void daemon_unblock_signals(void)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -424,9 +423,9 @@ int daemon_prepare(struct daemon *d)
 		log_error("cannot create the event loop");
 		return -1;
 	}
-	// Handlers first: signals a re-exec kept blocked and pending must find them.
+	// Handlers first: signals a re-exec kept blocked and pending must find
+	// them once unblocked (daemon_unblock_signals).
 	setup_signals(d);
-	unblock_signals();
 	become_reaper();
 	char exe[4096];
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -459,7 +458,10 @@ int daemon_start(struct daemon *d)
 	d->started = clock_now();
 	d->wall_started = time(NULL);
 	d->systemd_notify = systemd_take_notify_socket();
-	if (daemon_prepare(d) < 0 || open_sockets(d) < 0 || create_services(d) < 0)
+	if (daemon_prepare(d) < 0)
+		return -1;
+	daemon_unblock_signals();
+	if (open_sockets(d) < 0 || create_services(d) < 0)
 		return -1;
 	log_info("batond %s: %zu service%s, control socket %s", BATON_VERSION_STRING,
 		d->config->nservices, d->config->nservices == 1 ? "" : "s", d->control_path);

@@ -26,10 +26,11 @@
 extern char **environ;
 
 /*
- * The state is text: "baton-state 1", then two blobs of baton.conf syntax
+ * The state is text: "baton-state 2", then two blobs of baton.conf syntax
  * (the running configuration, and the definition of every generation under a
  * name of its own), then one record line (baton-protocol(7) syntax) per
- * socket, service, generation and process, then "end".
+ * socket, service, generation and process, then "end". A word or a command
+ * has no size limit: its record gives its length, and its bytes follow.
  */
 #define STATE_ENV "BATON_STATE_FD"
 // "EXE,STATE": the binary that wrote the state, and the state, for a new
@@ -37,7 +38,7 @@ extern char **environ;
 #define FALLBACK_ENV "BATON_STATE_FALLBACK"
 // Set for the binary the services were handed back to.
 #define HANDED_BACK_ENV "BATON_STATE_HANDED_BACK"
-#define STATE_MAGIC "baton-state 1"
+#define STATE_MAGIC "baton-state 2"
 #define LISTENERS_TEXT (CONFIG_SOCKETS_MAX * 12)
 
 /* ---- writing ---- */
@@ -250,14 +251,24 @@ static char *confs_text(const struct conf_ids *ids, size_t *len)
 	return text;
 }
 
+// Ends a record with length=N, then the N bytes of text and a newline: a
+// record has a size limit, a word or a command none.
+static void end_with_bytes(struct protocol_buf *b, const char *text)
+{
+	size_t len = strlen(text);
+	protocol_record_int(b, "length", (long long)len);
+	protocol_record_end(b);
+	protocol_buf_add(b, text, len);
+	protocol_buf_add(b, "\n", 1);
+}
+
 static void write_words(struct protocol_buf *b, size_t id, bool env, char *const *words, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		protocol_record_begin(b, "word");
 		protocol_record_int(b, "conf", (long long)id);
 		protocol_record_int(b, "env", env);
-		protocol_record_str(b, "value", words[i]);
-		protocol_record_end(b);
+		end_with_bytes(b, words[i]);
 	}
 }
 
@@ -276,8 +287,7 @@ static void write_confs(struct protocol_buf *b, struct daemon *d, struct conf_id
 		const struct service_conf *c = ids->confs[i];
 		protocol_record_begin(b, "conf");
 		protocol_record_int(b, "id", (long long)i);
-		protocol_record_str(b, "command", c->command);
-		protocol_record_end(b);
+		end_with_bytes(b, c->command);
 		write_words(b, i, false, c->argv, c->argc);
 		write_words(b, i, true, c->env, c->nenv);
 	}
@@ -423,9 +433,10 @@ int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
 	// The binary running now, open across the exec: the new one hands the
 	// services back to it if it cannot resume them.
 	int exe = open("/proc/self/exe", O_RDONLY);
-	if (exe >= 0) {
-		snprintf(value, sizeof(value), "%d,%d", exe, fd);
-		setenv(FALLBACK_ENV, value, 1);
+	snprintf(value, sizeof(value), "%d,%d", exe, fd);
+	if (exe >= 0 && setenv(FALLBACK_ENV, value, 1) < 0) {
+		close(exe);
+		exe = -1;
 	}
 	keep_fds(d, reply_fd, true);
 	log_info("re-executing %s", d->exe);
@@ -570,12 +581,15 @@ static int resume_listener(struct daemon *d, struct state *st)
 	size_t id = (size_t)num(st, "id");
 	struct listener **all = realloc(st->listeners, (id > st->nlisteners ? id : st->nlisteners) *
 			sizeof(*all));
+	if (all)
+		st->listeners = all;
 	if (!l || !all || id == 0) {
-		free(all == st->listeners ? NULL : all);
+		// The socket stays open for the batond the services go back to.
+		if (l)
+			l->fd = -1;
 		listener_destroy(l, false);
 		return -1;
 	}
-	st->listeners = all;
 	for (size_t i = st->nlisteners; i < id; i++)
 		all[i] = NULL;
 	st->nlisteners = id > st->nlisteners ? id : st->nlisteners;
@@ -585,6 +599,21 @@ static int resume_listener(struct daemon *d, struct state *st)
 	l->unlink_on_close = num(st, "unlink") != 0;
 	list_append(&d->listeners, &l->link);
 	return 0;
+}
+
+// The bytes that follow the record just read (end_with_bytes), copied.
+static char *take_bytes(struct state *st)
+{
+	const char *len = protocol_record_get(&st->rec, "length");
+	char *end;
+	errno = 0;
+	unsigned long long n = len ? strtoull(len, &end, 10) : 0;
+	if (!len || *end || errno || n >= st->len - st->pos || st->text[st->pos + n] != '\n' ||
+		memchr(st->text + st->pos, '\0', n))
+		return NULL;
+	char *text = strndup(st->text + st->pos, n);
+	st->pos += n + 1;
+	return text;
 }
 
 // The definitions were written [service:c0], [service:c1]... in this order.
@@ -604,7 +633,7 @@ static int add_word(struct state *st)
 	if (!words)
 		return -1;
 	l->words = words;
-	if (!(words[l->n] = strdup(field(st, "value"))))
+	if (!(words[l->n] = take_bytes(st)))
 		return -1;
 	l->n++;
 	return 0;
@@ -616,7 +645,7 @@ static int set_command(struct state *st)
 	if (id >= st->confs->nservices)
 		return -1;
 	struct service_conf *c = st->confs->services[id];
-	char *command = strdup(field(st, "command"));
+	char *command = take_bytes(st);
 	if (!command)
 		return -1;
 	free(c->command);
@@ -921,6 +950,8 @@ int reexec_resume(struct daemon *d)
 		log_error("re-exec: cannot resume: exiting; the services are left running");
 		return -1;
 	}
+	// Signals that came during the exec and the resume are handled now.
+	daemon_unblock_signals();
 	if (handed_back)
 		log_warn("re-exec: the new batond could not resume: batond %s took the services "
 			 "back",

@@ -212,6 +212,25 @@ class Batond:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def own_fds(pid):
+    """A process's fds and what they are, without its control clients'
+    connections (connected UNIX stream sockets), which close when they will."""
+    connected = set()
+    with open("/proc/net/unix") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[4] == "0001" and fields[5] == "03":
+                connected.add("socket:[%s]" % fields[6])
+    fds = {}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except FileNotFoundError:
+            continue
+        if target not in connected:
+            fds[int(fd)] = target
+    return fds
+
 class TestCase(unittest.TestCase):
     """A test case whose batonds are stopped at the end, their logs shown on failure."""
 

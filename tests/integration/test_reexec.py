@@ -50,26 +50,6 @@ def install(path, source=None, text=None):
     return os.stat(path).st_ino
 
 
-def own_fds(pid):
-    """A process's fds and what they are, without its control clients'
-    connections (connected UNIX stream sockets), which close when they will."""
-    connected = set()
-    with open("/proc/net/unix") as f:
-        for line in f.readlines()[1:]:
-            fields = line.split()
-            if fields[4] == "0001" and fields[5] == "03":
-                connected.add("socket:[%s]" % fields[6])
-    fds = {}
-    for fd in os.listdir("/proc/%d/fd" % pid):
-        try:
-            target = os.readlink("/proc/%d/fd/%s" % (pid, fd))
-        except FileNotFoundError:
-            continue
-        if target not in connected:
-            fds[int(fd)] = target
-    return fds
-
-
 @unittest.skipIf(harness.VALGRIND, "a re-exec runs batond outside valgrind")
 class ReexecTest(harness.TestCase):
     def test_reexec_under_load_changes_nothing(self):
@@ -158,6 +138,31 @@ environment = X=semi\\ \\;colon Y=' ' EMPTY=
         self.assertEqual({k: second["env"][k] for k in ("X", "Y", "EMPTY")},
                          {k: first["env"][k] for k in ("X", "Y", "EMPTY")})
 
+    def test_long_words_come_back_the_same(self):
+        # A command of 7,500 control characters (four bytes each in a record)
+        # and a variable of 22,500 bytes: longer than a record.
+        ctrl = "\x01" * 150
+        command = ("command = @TESTCHILD@ --report @REPORTS@\n    '" + ctrl + "\n" +
+                   "".join("    " + ctrl + "\n" for _ in range(48)) + "    " + ctrl + "'\n")
+        env = ("environment = 'BIG=" + "x" * 150 + "\n" +
+               "".join("    " + "x" * 150 + "\n" for _ in range(148)) + "    " + "x" * 150 + "'\n")
+        b = self.batond("[service:long]\n" + command + env)
+        first = list(b.wait_reports(1).values())[0]
+        word = " ".join([ctrl] * 50)
+        self.assertEqual(first["argv"][-1], word)
+        self.assertEqual(len(first["env"]["BIG"]), 150 * 150 + 149)
+        shown = b.service("long")["command"]
+        self.assertTrue(shown.endswith("..."), shown[-10:])
+        self.assertLessEqual(len(shown.encode()), 2048 + 3)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertEqual(b.service("long")["command"], shown)
+        self.assertEqual(b.ctl("restart", "long").returncode, 0)
+        reports = b.wait_reports(2)
+        second = [r for pid, r in reports.items() if pid != first["pid"]][0]
+        self.assertEqual(second["argv"], first["argv"])
+        self.assertEqual(second["env"]["BIG"], first["env"]["BIG"])
+        self.assert_exits_cleanly(b)
+
     def test_sigusr2(self):
         b = self.batond("""
 [service:svc]
@@ -205,7 +210,7 @@ sockets = http
 """, start=False)
         copy = start_copy(b)
         pid = list(b.wait_reports(1))[0]
-        before, fds = b.status(), own_fds(b.pid)
+        before, fds = b.status(), harness.own_fds(b.pid)
         old_inode = os.stat("/proc/%d/exe" % b.pid).st_ino
         # A new version that finds no state where it looks: it cannot resume.
         install(copy, text="#!/bin/sh\nBATON_STATE_FD=-1 exec %s \"$@\"\n" % harness.BATOND)
@@ -216,7 +221,7 @@ sockets = http
         self.assertIsNone(b.proc.poll(), "batond must go on")
         self.assertEqual(os.stat("/proc/%d/exe" % b.pid).st_ino, old_inode)
         self.assertTrue(same_state(before, b.status()), "the services must be as they were")
-        self.assertEqual(own_fds(b.pid), fds, "the same fds, no more")
+        self.assertEqual(harness.own_fds(b.pid), fds, "the same fds, no more")
         b.wait_log("the new batond could not resume: batond %s took the services back"
                    % subprocess.run([harness.BATOND, "--version"], capture_output=True,
                                     text=True).stdout.split()[-1])
