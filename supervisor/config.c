@@ -1154,11 +1154,16 @@ static bool is_blank_char(char c)
 
 /*
  * A word is printed as a run of segments, each in one of three forms, so
- * that parse_words reads it back unchanged: bare (a backslash before ' " \
- * and before a ';' or '#' that starts the word, where it would start a
- * comment; no blanks), 'single quoted' (anything but '), "double quoted" (a
- * backslash before " and \). A plan gives each character its form, with
- * SEG_NEW where a segment begins.
+ * that parse_words reads it back unchanged:
+ * - bare: a backslash before ' " and \, and before a ';' that starts the
+ *   word, or a '#' that starts a line (comments to inih); no blank but \v \f
+ *   \r inside the word, not before a ';';
+ * - 'single quoted': anything but ';
+ * - "double quoted": a backslash before " and before a \ that the reader
+ *   would take for an escape (one before " \ $ ` or the closing quote).
+ * A quoted blank may not be followed by a ';' in the same segment: inih
+ * would take the rest of the line for a comment. A plan gives each character
+ * its form, with SEG_NEW where a segment begins.
  */
 enum segment { SEG_BARE, SEG_SINGLE, SEG_DOUBLE };
 #define SEG_FORM 3
@@ -1166,49 +1171,75 @@ enum segment { SEG_BARE, SEG_SINGLE, SEG_DOUBLE };
 
 static const char *const seg_quote[] = {"", "'", "\""};
 
-// What character i of w costs in form f; SIZE_MAX where it cannot be.
-static size_t seg_cost(const char *w, size_t i, int f)
+struct word {
+	const char *w;
+	unsigned char *plan; /* NULL: out of memory, blanks quoted one by one */
+	bool line_start;     /* the word starts a line */
+};
+
+// Whether a backslash in double quotes must be doubled before c, the next
+// character of the segment ('\0' where the segment ends).
+static bool dq_escapes(char c)
+{
+	return !c || strchr("\"\\$`", c);
+}
+
+// What character i of w costs in form f, not counting a backslash before it
+// in double quotes (dq_escapes); SIZE_MAX where it cannot be.
+static size_t seg_cost(const char *w, size_t i, int f, bool line_start)
 {
 	char c = w[i];
 	if (f == SEG_SINGLE)
 		return c == '\'' ? SIZE_MAX : 1;
 	if (f == SEG_DOUBLE)
-		return c == '"' || c == '\\' ? 2 : 1;
-	if (is_blank_char(c))
+		return c == '"' ? 2 : 1;
+	if (c == ' ' || c == '\t' || c == '\n')
 		return SIZE_MAX;
-	return strchr("'\"\\", c) || (i == 0 && strchr(";#", c)) ? 2 : 1;
+	if (is_blank_char(c))
+		return i > 0 && w[i + 1] && w[i + 1] != ';' ? 1 : SIZE_MAX;
+	bool first = i == 0 && (c == ';' || (c == '#' && line_start));
+	return strchr("'\"\\", c) || first ? 2 : 1;
 }
 
-// The plan's step at i; without a plan (out of memory), blanks are quoted
-// one at a time and everything else is bare.
-static int plan_at(const unsigned char *plan, const char *w, size_t i)
+static int plan_at(const struct word *wd, size_t i)
 {
-	if (plan)
-		return plan[i];
+	if (wd->plan)
+		return wd->plan[i];
+	const char *w = wd->w;
 	if (is_blank_char(w[i]))
 		return SEG_DOUBLE | SEG_NEW;
 	return i == 0 || is_blank_char(w[i - 1]) ? SEG_BARE | SEG_NEW : SEG_BARE;
 }
 
-/*
- * The plan of the shortest form of w (n characters), fewer segments on a
- * tie; NULL when out of memory. Costs are counted with quotes, a segment's
- * two when it opens. A quoted blank may not be followed by a ';' in the
- * same segment: inih would take the rest of the line for a comment.
- */
-static unsigned char *plan_word(const char *w, size_t n)
+// Whether character i is written after a backslash.
+static bool escaped_at(const struct word *wd, size_t i)
 {
+	const char *w = wd->w;
+	int f = plan_at(wd, i) & SEG_FORM;
+	if (f == SEG_DOUBLE && w[i] == '\\')
+		return dq_escapes(w[i + 1] && plan_at(wd, i + 1) == SEG_DOUBLE ? w[i + 1] : '\0');
+	return f != SEG_SINGLE && seg_cost(w, i, f, wd->line_start) == 2;
+}
+
+/*
+ * Plans the shortest form of wd->w (n characters), fewer segments on a tie.
+ * Costs count the quotes, a segment's two when it opens, and a backslash
+ * doubled in double quotes when the character after it is known.
+ */
+static void plan_word(struct word *wd, size_t n)
+{
+	const char *w = wd->w;
 	struct cost {
 		size_t len, segs;
 	} prev[3], cur[3];
-	unsigned char *plan = calloc(4 * n + 1, 1);
-	if (!plan || n == 0)
-		return plan;
-	unsigned char *back = plan + n;
+	wd->plan = calloc(4 * n + 1, 1);
+	if (!wd->plan || n == 0)
+		return;
+	unsigned char *back = wd->plan + n;
 	for (size_t i = 0; i < n; i++) {
 		for (int f = 0; f < 3; f++) {
 			cur[f] = (struct cost){SIZE_MAX, SIZE_MAX};
-			size_t c = seg_cost(w, i, f), open = f == SEG_BARE ? 0 : 2;
+			size_t c = seg_cost(w, i, f, wd->line_start), open = f == SEG_BARE ? 0 : 2;
 			if (c == SIZE_MAX)
 				continue;
 			if (i == 0) {
@@ -1219,15 +1250,13 @@ static unsigned char *plan_word(const char *w, size_t n)
 			for (int p = 0; p < 3; p++) {
 				if (prev[p].len == SIZE_MAX)
 					continue;
-				struct cost go = {prev[p].len + c, prev[p].segs};
-				bool comment = is_blank_char(w[i - 1]) && w[i] == ';';
-				bool cont = p == f && !(f != SEG_BARE && comment);
-				if (!cont) {
-					if (f == SEG_BARE && p == SEG_BARE)
-						continue;
-					go.len += open;
-					go.segs++;
-				}
+				bool comment = f != SEG_BARE && is_blank_char(w[i - 1]) && w[i] == ';';
+				bool cont = p == f && !comment;
+				if (!cont && f == SEG_BARE && p == SEG_BARE)
+					continue;
+				struct cost go = {prev[p].len + c + (cont ? 0 : open), prev[p].segs + !cont};
+				if (p == SEG_DOUBLE && w[i - 1] == '\\')
+					go.len += dq_escapes(cont ? w[i] : '\0');
 				if (go.len < cur[f].len || (go.len == cur[f].len && go.segs < cur[f].segs)) {
 					cur[f] = go;
 					back[3 * i + (size_t)f] = (unsigned char)(p | (cont ? 0 : SEG_NEW));
@@ -1236,6 +1265,8 @@ static unsigned char *plan_word(const char *w, size_t n)
 		}
 		memcpy(prev, cur, sizeof(prev));
 	}
+	if (w[n - 1] == '\\' && prev[SEG_DOUBLE].len != SIZE_MAX)
+		prev[SEG_DOUBLE].len++;
 	int f = 0;
 	for (int g = 1; g < 3; g++) {
 		if (prev[g].len < prev[f].len || (prev[g].len == prev[f].len && prev[g].segs < prev[f].segs))
@@ -1243,88 +1274,97 @@ static unsigned char *plan_word(const char *w, size_t n)
 	}
 	for (size_t i = n; i-- > 0;) {
 		unsigned char b = back[3 * i + (size_t)f];
-		plan[i] = (unsigned char)(f | (b & SEG_NEW));
+		wd->plan[i] = (unsigned char)(f | (b & SEG_NEW));
 		f = b & SEG_FORM;
 	}
-	return plan;
+}
+
+static void word_init(struct word *wd, const char *w, bool line_start)
+{
+	wd->w = w;
+	wd->line_start = line_start;
+	plan_word(wd, strlen(w));
 }
 
 // What character i adds to the line, with the quotes that change there.
-static size_t step_length(const char *w, const unsigned char *plan, size_t i)
+static size_t step_length(const struct word *wd, size_t i)
 {
-	int s = plan_at(plan, w, i), f = s & SEG_FORM;
-	size_t n = seg_cost(w, i, f);
+	int s = plan_at(wd, i);
+	size_t n = 1 + escaped_at(wd, i);
 	if (s & SEG_NEW) {
-		n += strlen(seg_quote[f]);
+		n += strlen(seg_quote[s & SEG_FORM]);
 		if (i > 0)
-			n += strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]);
+			n += strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]);
 	}
 	return n;
 }
 
 // Whether the word may go on to the next line at its character i: a single
 // space, between quotes, and no ';' or '#' to start that line.
-static bool breaks_at(const char *w, const unsigned char *plan, size_t i)
+static bool breaks_at(const struct word *wd, size_t i)
 {
-	const char *p = w + i;
-	return *p == ' ' && (plan_at(plan, w, i) & SEG_FORM) != SEG_BARE && p > w &&
+	const char *p = wd->w + i;
+	return *p == ' ' && (plan_at(wd, i) & SEG_FORM) != SEG_BARE && p > wd->w &&
 		!is_blank_char(p[-1]) && p[1] && !is_blank_char(p[1]) && p[1] != ';' && p[1] != '#';
 }
 
-// The length of w from character i to where it may break next, or its end.
-static size_t piece_length(const char *w, const unsigned char *plan, size_t i)
+// The length of the word from character i to where it may break next, or
+// its end with the closing quote.
+static size_t piece_length(const struct word *wd, size_t i)
 {
 	size_t n = 0;
-	for (; w[i]; i++) {
-		if (breaks_at(w, plan, i))
-			return n + step_length(w, plan, i) - 1;
-		n += step_length(w, plan, i);
+	for (; wd->w[i]; i++) {
+		if (breaks_at(wd, i))
+			return n + step_length(wd, i) - 1;
+		n += step_length(wd, i);
 	}
-	return n + (i > 0 ? strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]) : 0);
+	return n + (i > 0 ? strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]) : 0);
+}
+
+// The length of the word written on one line.
+static size_t word_length(const struct word *wd)
+{
+	if (!*wd->w)
+		return 2;
+	size_t n = 0, i = 0;
+	for (; wd->w[i]; i++)
+		n += step_length(wd, i);
+	return n + strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]);
 }
 
 /*
- * Writes w as planned from column col, and returns the column it ends at.
- * With wrap, a word too long for the line goes on to indented lines at
- * single spaces between quotes: the reader joins lines with one space.
- * (A word had to have such spaces to be read at all.)
+ * Writes the word as planned from column col, and returns the column it ends
+ * at. With wrap, a word too long for the line goes on to indented lines at
+ * single spaces between quotes: the reader joins lines with one space. (A
+ * word had to have such spaces to be read at all.)
  */
-static size_t write_word(FILE *out, const char *w, const unsigned char *plan, size_t col, bool wrap)
+static size_t write_word(FILE *out, const struct word *wd, size_t col, bool wrap)
 {
+	const char *w = wd->w;
 	if (!*w) {
 		fputs("''", out);
 		return col + 2;
 	}
 	int f = SEG_BARE;
 	for (size_t i = 0; w[i]; i++) {
-		int s = plan_at(plan, w, i);
+		int s = plan_at(wd, i);
 		if (s & SEG_NEW) {
-			fprintf(out, "%s%s", i > 0 ? seg_quote[f] : "", seg_quote[s & SEG_FORM]);
-			col += (i > 0 ? strlen(seg_quote[f]) : 0) + strlen(seg_quote[s & SEG_FORM]);
+			const char *close = i > 0 ? seg_quote[f] : "", *open = seg_quote[s & SEG_FORM];
+			fprintf(out, "%s%s", close, open);
+			col += strlen(close) + strlen(open);
 		}
 		f = s & SEG_FORM;
-		if (wrap && breaks_at(w, plan, i) && col + 1 + piece_length(w, plan, i + 1) > INI_LINE_MAX) {
+		if (wrap && breaks_at(wd, i) && col + 1 + piece_length(wd, i + 1) > INI_LINE_MAX) {
 			fputs("\n ", out);
 			col = 1;
 			continue;
 		}
-		size_t c = seg_cost(w, i, f);
-		fprintf(out, c == 2 ? "\\%c" : "%c", w[i]);
-		col += c;
+		bool esc = escaped_at(wd, i);
+		fprintf(out, esc ? "\\%c" : "%c", w[i]);
+		col += 1 + esc;
 	}
 	fputs(seg_quote[f], out);
 	return col + strlen(seg_quote[f]);
-}
-
-// The length of w written on one line as planned.
-static size_t word_length(const char *w, const unsigned char *plan)
-{
-	if (!*w)
-		return 2;
-	size_t n = 0, i = 0;
-	for (; w[i]; i++)
-		n += step_length(w, plan, i);
-	return n + strlen(seg_quote[plan_at(plan, w, i - 1) & SEG_FORM]);
 }
 
 void config_write_words(FILE *out, const char *key, char *const *words, size_t count)
@@ -1333,11 +1373,12 @@ void config_write_words(FILE *out, const char *key, char *const *words, size_t c
 	if (count == 0)
 		fputs(" =", out);
 	for (size_t i = 0; i < count; i++) {
-		unsigned char *plan = plan_word(words[i], strlen(words[i]));
-		size_t len = word_length(words[i], plan);
+		struct word wd;
+		word_init(&wd, words[i], false);
+		size_t len = word_length(&wd);
 		if (i == 0) {
 			// key=word where the blanks would not leave it room.
-			bool tight = col + 3 + len > INI_LINE_MAX && col + 1 + len <= INI_LINE_MAX;
+			bool tight = col + 3 + len > INI_LINE_MAX;
 			fputs(tight ? "=" : " = ", out);
 			col += tight ? 1 : 3;
 		} else if (col + 1 + len > PRINT_LINE_MAX) {
@@ -1345,12 +1386,15 @@ void config_write_words(FILE *out, const char *key, char *const *words, size_t c
 			bool tight = 3 + len > INI_LINE_MAX;
 			fputs(tight ? "\n " : "\n   ", out);
 			col = tight ? 1 : 3;
+			free(wd.plan);
+			word_init(&wd, words[i], true);
+			len = word_length(&wd);
 		} else {
 			fputc(' ', out);
 			col++;
 		}
-		col = write_word(out, words[i], plan, col, col + len > INI_LINE_MAX);
-		free(plan);
+		col = write_word(out, &wd, col, col + len > INI_LINE_MAX);
+		free(wd.plan);
 	}
 	fputc('\n', out);
 }
@@ -1370,9 +1414,10 @@ char *config_words_text(char *const *words, size_t count)
 		for (const char *p = w; *p; p++)
 			control |= (unsigned char)*p < 0x20 || *p == 0x7f;
 		if (!control) {
-			unsigned char *plan = plan_word(w, strlen(w));
-			write_word(out, w, plan, 0, false);
-			free(plan);
+			struct word wd;
+			word_init(&wd, w, false);
+			write_word(out, &wd, 0, false);
+			free(wd.plan);
 			continue;
 		}
 		// Shown the way a shell would take it back: $'...'.

@@ -1017,6 +1017,40 @@ static void print_blank_before_semicolon_round_trips(void **state)
 		"[service:web]\ncommand = /bin/sh -c a\\ \\;b it\\'s\\ \\;c \\; \\ \\;\n");
 }
 
+// In double quotes, a backslash before a plain character is itself: written
+// so, 61 of "'\a" fit the line they were read from.
+static void print_backslashes_in_double_quotes_round_trip(void **state)
+{
+	char text[512] = "[service:web]\ncommand = \"";
+	for (int i = 0; i < 61; i++)
+		strcat(text, "'\\a");
+	strcat(text, "\"\n");
+	assert_print_round_trips(*state, text);
+}
+
+// A first word that fits the line only as command=word.
+static void print_first_word_without_blanks_round_trips(void **state)
+{
+	char text[512] = "[service:web]\ncommand='";
+	memset(text + strlen(text), 'A', 188);
+	strcat(text, "\n B'\n");
+	assert_print_round_trips(*state, text);
+}
+
+// '#' starts a comment only at the start of a line: a word wrapped there.
+static void print_hash_words_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	// Twelve words of ten after "command = /bin/echo #a" fill a printed line.
+	assert_print_round_trips(f, "[service:web]\ncommand = /bin/echo #a 0123456789 0123456789\n"
+				    "    0123456789 0123456789 0123456789 0123456789 0123456789\n"
+				    "    0123456789 0123456789 0123456789 0123456789 0123456789"
+				    " #bbbbbbbbb #c\n");
+	const char *printed = file_text(f, f->printed);
+	assert_non_null(strstr(printed, " #a "));
+	assert_non_null(strstr(printed, "\n   \\#"));
+}
+
 static void words_text_shows_control_characters(void **state)
 {
 	(void)state;
@@ -1103,6 +1137,9 @@ int main(void)
 		T(print_word_in_mixed_quotes_round_trips),
 		T(print_blank_before_semicolon_round_trips),
 		T(words_text_shows_control_characters),
+		T(print_backslashes_in_double_quotes_round_trip),
+		T(print_first_word_without_blanks_round_trips),
+		T(print_hash_words_round_trip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
