@@ -1545,8 +1545,11 @@ int config_set_words(struct service_conf *conf, bool env, char **words, size_t n
 		conf->nenv = n;
 		return 0;
 	}
-	// argv is one block (parse_words): free it whole, then keep copy's strings.
-	free(conf->argv);
+	// argv is one block (parse_words), or copies like these.
+	if (conf->argv_owned)
+		free_names(conf->argv, conf->argc);
+	else
+		free(conf->argv);
 	conf->argv = copy;
 	conf->argc = n;
 	conf->argv_owned = true;

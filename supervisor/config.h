@@ -103,8 +103,9 @@ struct config *config_load_text(const char *name, const char *text, char **error
 void config_write_words(FILE *out, const char *key, char *const *words, size_t count);
 
 /*
- * The words on one line, for a log or a status: quoted as config_write_words
- * would, a word with control characters as $'...'. NULL when out of memory.
+ * The words on one line, for a log or a status, in baton.conf(5) syntax as
+ * config_write_words writes them (a '$' is no expansion there); a word with
+ * control characters as $'...'. NULL when out of memory.
  */
 char *config_words_text(char *const *words, size_t count);
 

@@ -86,7 +86,7 @@ static void write_service(FILE *f, const struct single_options *o)
 	char name[PROTOCOL_NAME_MAX + 1];
 	service_name(o, name, sizeof(name));
 	fprintf(f, "[service:%s]\n", name);
-	// The words themselves are put in after loading (single_set_command): no
+	// The words themselves are put in after loading (config_set_words): no
 	// quoting has to carry a newline or a word longer than a line.
 	fprintf(f, "command = %s\n", SINGLE_COMMAND_PLACEHOLDER);
 	if (o->nlisten > 0) {
