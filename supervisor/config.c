@@ -183,6 +183,16 @@ static void free_names(char **names, size_t n)
 	free(names);
 }
 
+// Frees a definition's command words: one block (parse_words), or copies
+// (config_set_words).
+static void free_argv(struct service_conf *c)
+{
+	if (c->argv_owned)
+		free_names(c->argv, c->argc);
+	else
+		free(c->argv);
+}
+
 static int set_command(struct parser *p, struct section *s, const char *value, char *err,
 	size_t errlen)
 {
@@ -196,10 +206,7 @@ static int set_command(struct parser *p, struct section *s, const char *value, c
 	char **argv = parse_words(value, &argc, err, errlen);
 	if (!argv)
 		return -1;
-	if (c->argv_owned)
-		free_names(c->argv, c->argc);
-	else
-		free(c->argv);
+	free_argv(c);
 	c->argv = argv;
 	c->argc = argc;
 	c->argv_owned = false;
@@ -574,10 +581,7 @@ void service_conf_unref(struct service_conf *c)
 		return;
 	free(c->name);
 	free(c->command);
-	if (c->argv_owned)
-		free_names(c->argv, c->argc);
-	else
-		free(c->argv);
+	free_argv(c);
 	free_names(c->sockets, c->nsockets);
 	free(c->user);
 	free(c->groups);
@@ -1545,11 +1549,7 @@ int config_set_words(struct service_conf *conf, bool env, char **words, size_t n
 		conf->nenv = n;
 		return 0;
 	}
-	// argv is one block (parse_words), or copies like these.
-	if (conf->argv_owned)
-		free_names(conf->argv, conf->argc);
-	else
-		free(conf->argv);
+	free_argv(conf);
 	conf->argv = copy;
 	conf->argc = n;
 	conf->argv_owned = true;

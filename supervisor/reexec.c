@@ -896,15 +896,13 @@ static struct fd_list inherited_fds(void)
 /*
  * A new batond that cannot resume hands the services back to the binary that
  * wrote the state, which reads it again and goes on as before: what this one
- * was given open is open again across the exec, signals wait blocked as they
- * did. Returns only if that exec fails.
+ * was given open is open again across the exec, and signals, still blocked
+ * (daemon_unblock_signals comes after a resume), wait for it. Returns only if
+ * that exec fails.
  */
 static void hand_back(struct daemon *d, int exe, int state, const struct fd_list *kept)
 {
 	log_error("re-exec: cannot resume: handing the services back to the batond before");
-	sigset_t all;
-	sigfillset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
 	for (size_t i = 0; i < kept->n; i++)
 		set_cloexec(kept->fds[i], false);
 	// Executed from its descriptor, which need not stay open in it.

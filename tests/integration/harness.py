@@ -212,6 +212,24 @@ class Batond:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def send_and_read(s, data, errors=(ConnectionResetError,)):
+    """Sends data, which batond may refuse midway, and returns all it answers
+    until it closes the connection or one of errors is raised."""
+    try:
+        s.sendall(data)
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    out = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except errors:
+        pass
+    return out
+
 def own_fds(pid):
     """A process's fds and what they are, without its control clients'
     connections (connected UNIX stream sockets), which close when they will."""

@@ -287,20 +287,8 @@ class ClientsTest(harness.TestCase):
                 if stop.is_set():
                     break
                 with connect(b) as s:
-                    try:
-                        s.sendall(line)
-                    except (BrokenPipeError, ConnectionResetError):
-                        pass
-                    out = b""
-                    try:
-                        while True:
-                            chunk = s.recv(65536)
-                            if not chunk:
-                                break
-                            out += chunk
-                    except (ConnectionResetError, socket.timeout):
-                        pass
-                    results["huge"].append(out)
+                    results["huge"].append(harness.send_and_read(
+                        s, line, (ConnectionResetError, socket.timeout)))
                 time.sleep(0.2)
 
         def garbage():
@@ -672,7 +660,9 @@ instances = 2
 class SignalsTest(harness.TestCase):
     # SIGTERM twice is tested in test_signals.py.
 
-    def check_sighup_during_upgrade(self, new_command):
+    def start_upgrade(self, new_config):
+        """A ready service svc, then its upgrade started to new_config;
+        returns batond and the old process's pid."""
         b = self.batond("""
 [service:svc]
 command = @TESTCHILD@ --notify READY=1 --report @REPORTS@
@@ -680,15 +670,19 @@ ready = notify
 """)
         old = list(b.wait_reports(1))[0]
         b.wait_service("svc", "running")
-        b.write_config(b.expand("""
+        b.write_config(b.expand(new_config))
+        self.assertEqual(b.ctl("upgrade", "svc").returncode, 0)
+        return b, old
+
+    def check_sighup_during_upgrade(self, new_command):
+        b, old = self.start_upgrade("""
 [service:svc]
 command = %s
 ready = notify
 
 [service:extra]
 command = @TESTCHILD@
-""" % new_command))
-        self.assertEqual(b.ctl("upgrade", "svc").returncode, 0)
+""" % new_command)
         self.assertEqual(b.service("svc")["state"], "upgrading")
         b.signal(signal.SIGHUP)
         b.wait_service("extra", "running")
@@ -741,16 +735,8 @@ stop_grace = 2s
         self.assert_exits_cleanly(b)
 
     def test_sigusr2_during_an_upgrade_is_refused(self):
-        b = self.batond("""
-[service:svc]
-command = @TESTCHILD@ --notify READY=1 --report @REPORTS@
-ready = notify
-""")
-        old = list(b.wait_reports(1))[0]
-        b.wait_service("svc", "running")
-        b.write_config(b.expand("[service:svc]\ncommand = @TESTCHILD@ --delay-ms 800 "
-                                "--notify READY=1\nready = notify\n"))
-        self.assertEqual(b.ctl("upgrade", "svc").returncode, 0)
+        b, old = self.start_upgrade("[service:svc]\ncommand = @TESTCHILD@ --delay-ms 800 "
+                                    "--notify READY=1\nready = notify\n")
         b.signal(signal.SIGUSR2)
         b.wait_log("re-exec refused: an upgrade is in progress: svc")
         svc = b.wait_service("svc", "running")

@@ -117,6 +117,16 @@ start_limit = 4/30s
         svc = b.wait_service("loop", "failed")
         self.assertIn("crash loop: restarted 4 times", svc["reason"])
 
+    def reexec_then_restart(self, b, name, first):
+        """Re-execs batond, checks that status shows the same command, restarts
+        the service and returns the report of the process that replaced first."""
+        command = b.service(name)["command"]
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertEqual(b.service(name)["command"], command)
+        self.assertEqual(b.ctl("restart", name).returncode, 0)
+        reports = b.wait_reports(2)
+        return [r for pid, r in reports.items() if pid != first["pid"]][0]
+
     def test_unusual_words_come_back_the_same(self):
         b = self.batond("""
 [service:odd]
@@ -128,12 +138,7 @@ environment = X=semi\\ \\;colon Y=' ' EMPTY=
         self.assertEqual(first["argv"][-5:], ["a b ;c", "ends in a blank ", "$HOME",
                                               "#not a comment", ""])
         self.assertEqual((first["env"]["X"], first["env"]["Y"]), ("semi ;colon", " "))
-        command = b.service("odd")["command"]
-        self.assertEqual(b.ctl("reexec").returncode, 0)
-        self.assertEqual(b.service("odd")["command"], command)
-        self.assertEqual(b.ctl("restart", "odd").returncode, 0)
-        reports = b.wait_reports(2)
-        second = [r for pid, r in reports.items() if pid != first["pid"]][0]
+        second = self.reexec_then_restart(b, "odd", first)
         self.assertEqual(second["argv"], first["argv"])
         self.assertEqual({k: second["env"][k] for k in ("X", "Y", "EMPTY")},
                          {k: first["env"][k] for k in ("X", "Y", "EMPTY")})
@@ -154,11 +159,7 @@ environment = X=semi\\ \\;colon Y=' ' EMPTY=
         shown = b.service("long")["command"]
         self.assertTrue(shown.endswith("..."), shown[-10:])
         self.assertLessEqual(len(shown.encode()), 2048 + 3)
-        self.assertEqual(b.ctl("reexec").returncode, 0)
-        self.assertEqual(b.service("long")["command"], shown)
-        self.assertEqual(b.ctl("restart", "long").returncode, 0)
-        reports = b.wait_reports(2)
-        second = [r for pid, r in reports.items() if pid != first["pid"]][0]
+        second = self.reexec_then_restart(b, "long", first)
         self.assertEqual(second["argv"], first["argv"])
         self.assertEqual(second["env"]["BIG"], first["env"]["BIG"])
         self.assert_exits_cleanly(b)
