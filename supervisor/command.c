@@ -9,6 +9,7 @@
 
 #include "batond.h"
 #include "clock.h"
+#include "config_read.h"
 #include "conns.h"
 #include "control.h"
 #include "listener.h"

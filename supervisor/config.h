@@ -2,15 +2,16 @@
 #define BATON_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
-#include <stdio.h>
 #include <sys/types.h>
 
 #include "parse.h"
 
 /*
- * baton.conf, as described in baton.conf(5): parsed by inih through a reader
- * that counts lines, so every error names file, line and key.
+ * A configuration of baton.conf(5) as objects: config_read makes one from a
+ * file, through the key table and setters of config_keys, and config_print
+ * writes one in normal form.
  */
 
 struct socket_conf {
@@ -86,29 +87,6 @@ struct config {
 #define CONFIG_COMMAND_MAX 8192
 #define CONFIG_SOCKETS_MAX 64
 
-/*
- * Reads and checks the configuration file at path. Returns the configuration,
- * or NULL with every error found, one `FILE:LINE: KEY: message` per line, in
- * *errors (free it).
- */
-struct config *config_load(const char *path, char **errors);
-
-/* Reads a configuration from text in memory; errors cite name as the file. */
-struct config *config_load_text(const char *name, const char *text, char **errors);
-
-/*
- * Writes `key = words` so that the parser reads the words back as they are,
- * continuing on indented lines before a line grows long.
- */
-void config_write_words(FILE *out, const char *key, char *const *words, size_t count);
-
-/*
- * The words on one line, for a log or a status, in baton.conf(5) syntax as
- * config_write_words writes them (a '$' is no expansion there); a word with
- * control characters as $'...'. NULL when out of memory.
- */
-char *config_words_text(char *const *words, size_t count);
-
 /* Frees a configuration; service definitions still referenced live on. */
 void config_destroy(struct config *config);
 
@@ -117,6 +95,18 @@ struct service_conf *config_service(const struct config *config, const char *nam
 
 /* Returns a socket's definition by name, or NULL. */
 struct socket_conf *config_socket(const struct config *config, const char *name);
+
+/* Adds a reference to conf to the services of config (for a re-exec). */
+int config_add_service(struct config *config, struct service_conf *conf);
+
+/* Replaces a definition's command words (or, with env, its environment) by copies. */
+int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);
+
+/*
+ * Creates a service definition named name, at line, with the defaults of
+ * baton.conf(5) and one reference; NULL when out of memory.
+ */
+struct service_conf *service_conf_create(const char *name, unsigned line);
 
 /* Takes a reference on a service definition. */
 struct service_conf *service_conf_ref(struct service_conf *conf);
@@ -127,19 +117,23 @@ void service_conf_unref(struct service_conf *conf);
 /* Tells whether two service definitions would start the same processes. */
 bool service_conf_equal(const struct service_conf *a, const struct service_conf *b);
 
-/* Prints one service's section in normal form, named name (or its own name). */
-void config_print_service(const struct service_conf *conf, const char *name, FILE *out);
+/*
+ * Frees a definition's command words, one block (parse_words) or copies
+ * (config_set_words), for the caller to replace them.
+ */
+void service_conf_free_argv(struct service_conf *conf);
 
-/* Prints the [baton] section and the sockets of a configuration in normal form. */
-void config_print_sockets(const struct config *config, FILE *out);
+/*
+ * Creates a socket definition named name, at line, with the defaults of
+ * baton.conf(5), which config_destroy frees once it is among the sockets of
+ * a configuration; NULL when out of memory.
+ */
+struct socket_conf *socket_conf_create(const char *name, unsigned line);
 
-/* Adds a reference to conf to the services of config (for a re-exec). */
-int config_add_service(struct config *config, struct service_conf *conf);
+/* Appends item to the *n pointers at *array, growing it; -1 when out of memory. */
+int config_append(void ***array, size_t *n, void *item);
 
-/* Replaces a definition's command words (or, with env, its environment) by copies. */
-int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);
-
-/* Prints a configuration in normal form, every default written out. */
-void config_print(const struct config *config, FILE *out);
+/* Frees n strings and the array that holds them. */
+void config_free_names(char **names, size_t n);
 
 #endif

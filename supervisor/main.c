@@ -8,6 +8,8 @@
 
 #include "batond.h"
 #include "config.h"
+#include "config_print.h"
+#include "config_read.h"
 #include "log.h"
 #include "reexec.h"
 #include "single.h"

@@ -15,6 +15,8 @@
 #include "batond.h"
 #include "clock.h"
 #include "config.h"
+#include "config_print.h"
+#include "config_read.h"
 #include "control.h"
 #include "listener.h"
 #include "log.h"

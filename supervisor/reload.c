@@ -9,6 +9,7 @@
 
 #include "batond.h"
 #include "config.h"
+#include "config_read.h"
 #include "listener.h"
 #include "log.h"
 #include "service.h"

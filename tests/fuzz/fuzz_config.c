@@ -8,6 +8,8 @@
 #define LONG_WORD 120
 
 #include "config.h"
+#include "config_print.h"
+#include "config_read.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

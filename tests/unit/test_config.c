@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_print.h"
+#include "config_read.h"
 
 struct fixture {
 	char dir[64];

@@ -1,0 +1,373 @@
+#include "config_keys.h"
+
+#include <grp.h>
+#include <pwd.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+#include "protocol.h"
+
+static int set_string(char **field, const char *value)
+{
+	char *copy = strdup(value);
+	if (!copy)
+		return -1;
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+static int set_control(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	if (value[0] != '/' || strlen(value) >= 108) {
+		snprintf(err, errlen, "expected an absolute path shorter than 108 bytes, got \"%s\"",
+			value);
+		return -1;
+	}
+	return set_string(&t->config->control, value);
+}
+
+static int set_control_group(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	struct group *gr = getgrnam(value);
+	if (!gr) {
+		snprintf(err, errlen, "no such group \"%s\"", value);
+		return -1;
+	}
+	t->config->has_control_group = true;
+	t->config->control_gid = gr->gr_gid;
+	return set_string(&t->config->control_group, value);
+}
+
+static int set_listen(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	if (parse_address(value, &t->socket->addr, err, errlen) < 0)
+		return -1;
+	return set_string(&t->socket->listen, value);
+}
+
+static int set_backlog(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	unsigned long n;
+	if (parse_uint(value, 1, 65535, &n, err, errlen) < 0)
+		return -1;
+	t->socket->backlog = (unsigned)n;
+	return 0;
+}
+
+static int set_mode(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return parse_mode(value, &t->socket->mode, err, errlen);
+}
+
+static int set_command(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	if (strlen(value) > CONFIG_COMMAND_MAX) {
+		snprintf(err, errlen, "longer than %d characters", CONFIG_COMMAND_MAX);
+		return -1;
+	}
+	size_t argc;
+	char **argv = parse_words(value, &argc, err, errlen);
+	if (!argv)
+		return -1;
+	service_conf_free_argv(c);
+	c->argv = argv;
+	c->argc = argc;
+	c->argv_owned = false;
+	return set_string(&c->command, value);
+}
+
+static int set_sockets(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	size_t n = 0;
+	char **names = calloc(strlen(value) / 2 + 2, sizeof(char *));
+	char *copy = strdup(value);
+	if (!names || !copy)
+		goto nomem;
+	for (char *save, *tok = strtok_r(copy, " \t,", &save); tok;
+		tok = strtok_r(NULL, " \t,", &save)) {
+		if (!protocol_name_valid(tok)) {
+			snprintf(err, errlen, "\"%s\" is not a socket name", tok);
+			goto error;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(names[i], tok) == 0) {
+				snprintf(err, errlen, "socket \"%s\" named twice", tok);
+				goto error;
+			}
+		}
+		if (!(names[n++] = strdup(tok)))
+			goto nomem;
+	}
+	free(copy);
+	config_free_names(c->sockets, c->nsockets);
+	c->sockets = names;
+	c->nsockets = n;
+	return 0;
+nomem:
+	snprintf(err, errlen, "out of memory");
+error:
+	free(copy);
+	config_free_names(names, n);
+	return -1;
+}
+
+static int set_instances(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	unsigned long n;
+	if (parse_uint(value, 1, CONFIG_MAX_INSTANCES, &n, err, errlen) < 0)
+		return -1;
+	t->service->instances = (unsigned)n;
+	return 0;
+}
+
+static int set_ready(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return parse_ready(value, &t->service->ready, err, errlen);
+}
+
+static int set_duration(double *field, const char *value, char *err, size_t errlen)
+{
+	return parse_duration(value, field, err, errlen);
+}
+
+static int set_ready_timeout(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	if (set_duration(&t->service->ready_timeout, value, err, errlen) < 0)
+		return -1;
+	if (t->service->ready_timeout <= 0) {
+		snprintf(err, errlen, "must be longer than 0s");
+		return -1;
+	}
+	return 0;
+}
+
+static int set_stop_signal(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return parse_signal(value, &t->service->stop_signal, err, errlen);
+}
+
+static int set_stop_grace(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_duration(&t->service->stop_grace, value, err, errlen);
+}
+
+static int set_stop_delay(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_duration(&t->service->stop_delay, value, err, errlen);
+}
+
+static int set_restart(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return parse_restart(value, &t->service->restart, err, errlen);
+}
+
+static int set_restart_delay(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_duration(&t->service->restart_delay, value, err, errlen);
+}
+
+static int set_restart_delay_max(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_duration(&t->service->restart_delay_max, value, err, errlen);
+}
+
+static int set_start_limit(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	return parse_start_limit(value, &c->start_limit_burst, &c->start_limit_interval, err,
+		errlen);
+}
+
+static int set_upgrade(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return parse_upgrade(value, &t->service->upgrade_batch, err, errlen);
+}
+
+static int set_max_draining(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	unsigned long n;
+	if (parse_uint(value, 1, 1000, &n, err, errlen) < 0)
+		return -1;
+	t->service->max_draining = (unsigned)n;
+	return 0;
+}
+
+static int user_from_number(const char *value, uid_t *uid)
+{
+	unsigned long n;
+	char tmp[1];
+	if (parse_uint(value, 0, 0x7fffffff, &n, tmp, sizeof(tmp)) < 0)
+		return -1;
+	*uid = (uid_t)n;
+	return 0;
+}
+
+static int set_user(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	struct passwd *pw = getpwnam(value);
+	uid_t uid;
+	if (!pw && user_from_number(value, &uid) == 0)
+		pw = getpwuid(uid);
+	if (!pw) {
+		snprintf(err, errlen, "no such user \"%s\"", value);
+		return -1;
+	}
+	c->has_user = true;
+	c->uid = pw->pw_uid;
+	c->gid = pw->pw_gid;
+	int ngroups = 64;
+	gid_t *groups = NULL;
+	for (int tries = 0; tries < 4; tries++) {
+		gid_t *g = realloc(groups, (size_t)ngroups * sizeof(gid_t));
+		if (!g)
+			break;
+		groups = g;
+		int n = ngroups;
+		if (getgrouplist(pw->pw_name, pw->pw_gid, groups, &n) >= 0) {
+			free(c->groups);
+			c->groups = groups;
+			c->ngroups = n;
+			return set_string(&c->user, value);
+		}
+		ngroups = n > ngroups ? n : ngroups * 2;
+	}
+	free(groups);
+	snprintf(err, errlen, "cannot list the groups of user \"%s\"", value);
+	return -1;
+}
+
+static int set_group(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct group *gr = getgrnam(value);
+	uid_t gid;
+	if (!gr && user_from_number(value, &gid) == 0)
+		gr = getgrgid((gid_t)gid);
+	if (!gr) {
+		snprintf(err, errlen, "no such group \"%s\"", value);
+		return -1;
+	}
+	t->service->has_group = true;
+	t->service->group_gid = gr->gr_gid;
+	return set_string(&t->service->group, value);
+}
+
+static int set_directory(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	if (value[0] != '/') {
+		snprintf(err, errlen, "expected an absolute path, got \"%s\"", value);
+		return -1;
+	}
+	return set_string(&t->service->directory, value);
+}
+
+static bool env_name_valid(const char *s, size_t n)
+{
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c == '_'))
+			return false;
+	}
+	return true;
+}
+
+static int set_environment(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	size_t n;
+	char **words = parse_words(value, &n, err, errlen);
+	if (!words)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *eq = strchr(words[i], '=');
+		if (!eq || !env_name_valid(words[i], (size_t)(eq - words[i]))) {
+			snprintf(err, errlen, "expected NAME=VALUE, got \"%s\"", words[i]);
+			free(words);
+			return -1;
+		}
+		if (env_name_reserved(words[i])) {
+			snprintf(err, errlen, "%.*s is set by batond for every process", (int)(eq - words[i]),
+				words[i]);
+			free(words);
+			return -1;
+		}
+	}
+	char **env = calloc(n + 1, sizeof(char *));
+	if (!env)
+		goto nomem;
+	for (size_t i = 0; i < n; i++) {
+		if (!(env[i] = strdup(words[i]))) {
+			config_free_names(env, i);
+			goto nomem;
+		}
+	}
+	free(words);
+	config_free_names(c->env, c->nenv);
+	c->env = env;
+	c->nenv = n;
+	return 0;
+nomem:
+	free(words);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+static int set_forward_signals(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	uint64_t set = 0;
+	if (strcmp(value, "none") != 0 && parse_signal_set(value, &set, err, errlen) < 0)
+		return -1;
+	t->service->forward_signals = set;
+	return 0;
+}
+
+const struct key config_keys[KEY_COUNT] = {
+	[KEY_CONTROL] = {"control", SECTION_BATON, false, set_control},
+	[KEY_CONTROL_GROUP] = {"control_group", SECTION_BATON, false, set_control_group},
+	[KEY_LISTEN] = {"listen", SECTION_SOCKET, false, set_listen},
+	[KEY_BACKLOG] = {"backlog", SECTION_SOCKET, false, set_backlog},
+	[KEY_MODE] = {"mode", SECTION_SOCKET, false, set_mode},
+	[KEY_COMMAND] = {"command", SECTION_SERVICE, true, set_command},
+	[KEY_SOCKETS] = {"sockets", SECTION_SERVICE, true, set_sockets},
+	[KEY_INSTANCES] = {"instances", SECTION_SERVICE, false, set_instances},
+	[KEY_READY] = {"ready", SECTION_SERVICE, false, set_ready},
+	[KEY_READY_TIMEOUT] = {"ready_timeout", SECTION_SERVICE, false, set_ready_timeout},
+	[KEY_STOP_SIGNAL] = {"stop_signal", SECTION_SERVICE, false, set_stop_signal},
+	[KEY_STOP_GRACE] = {"stop_grace", SECTION_SERVICE, false, set_stop_grace},
+	[KEY_STOP_DELAY] = {"stop_delay", SECTION_SERVICE, false, set_stop_delay},
+	[KEY_RESTART] = {"restart", SECTION_SERVICE, false, set_restart},
+	[KEY_RESTART_DELAY] = {"restart_delay", SECTION_SERVICE, false, set_restart_delay},
+	[KEY_RESTART_DELAY_MAX] = {"restart_delay_max", SECTION_SERVICE, false,
+		set_restart_delay_max},
+	[KEY_START_LIMIT] = {"start_limit", SECTION_SERVICE, false, set_start_limit},
+	[KEY_UPGRADE] = {"upgrade", SECTION_SERVICE, false, set_upgrade},
+	[KEY_MAX_DRAINING] = {"max_draining", SECTION_SERVICE, false, set_max_draining},
+	[KEY_USER] = {"user", SECTION_SERVICE, false, set_user},
+	[KEY_GROUP] = {"group", SECTION_SERVICE, false, set_group},
+	[KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, set_directory},
+	[KEY_ENVIRONMENT] = {"environment", SECTION_SERVICE, true, set_environment},
+	[KEY_FORWARD_SIGNALS] = {"forward_signals", SECTION_SERVICE, false, set_forward_signals},
+};
+
+int config_keys_lookup(enum section_type type, const char *name)
+{
+	for (int i = 0; i < KEY_COUNT; i++) {
+		if (config_keys[i].type == type && strcmp(config_keys[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}

@@ -1,0 +1,421 @@
+#include "config_print.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parse.h"
+
+static void print_duration(FILE *out, const char *key, double secs)
+{
+	char buf[64];
+	format_duration(secs, buf, sizeof(buf));
+	fprintf(out, "%s = %s\n", key, buf);
+}
+
+static void print_ready(FILE *out, const struct ready_spec *r)
+{
+	char buf[64];
+	switch (r->mode) {
+	case READY_NONE:
+		fprintf(out, "ready = none\n");
+		break;
+	case READY_NOTIFY:
+		fprintf(out, "ready = notify\n");
+		break;
+	case READY_FD:
+		fprintf(out, "ready = fd:%d\n", r->fd);
+		break;
+	case READY_DELAY:
+		format_duration(r->delay, buf, sizeof(buf));
+		fprintf(out, "ready = delay:%s\n", buf);
+		break;
+	}
+}
+
+static void print_socket(FILE *out, const struct socket_conf *s)
+{
+	fprintf(out, "\n[socket:%s]\nlisten = %s\nbacklog = %u\n", s->name, s->listen, s->backlog);
+	if (s->addr.family == ADDRESS_UNIX)
+		fprintf(out, "mode = %04o\n", (unsigned)s->mode);
+}
+
+// Lines config_print writes wrap past this, well under the reader's limit.
+#define PRINT_LINE_MAX 160
+// The reader's limit: inih's 200-byte line less \r, \n and \0.
+#define INI_LINE_MAX 197
+
+// inih trims these at a line's edges, and a ';' after one starts a comment.
+static bool is_blank_char(char c)
+{
+	return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' || c == '\n';
+}
+
+/*
+ * A word is printed as a run of segments, each in one of three forms, so
+ * that parse_words reads it back unchanged:
+ * - bare: a backslash before ' " and \, and before a ';' that starts the
+ *   word, or a '#' that starts a line (comments to inih); no blank but \v \f
+ *   \r inside the word, not before a ';';
+ * - 'single quoted': anything but ';
+ * - "double quoted": a backslash before " and before a \ that the reader
+ *   would take for an escape (one before " \ $ ` or the closing quote).
+ * A quoted blank may not be followed by a ';' in the same segment: inih
+ * would take the rest of the line for a comment. A plan gives each character
+ * its form, with SEG_NEW where a segment begins.
+ */
+enum segment { SEG_BARE, SEG_SINGLE, SEG_DOUBLE };
+#define SEG_FORM 3
+#define SEG_NEW 4
+
+static const char *const seg_quote[] = {"", "'", "\""};
+
+struct word {
+	const char *w;
+	unsigned char *plan; /* NULL: out of memory, blanks quoted one by one */
+	bool line_start;     /* the word starts a line */
+};
+
+// Whether a backslash in double quotes must be doubled before c, the next
+// character of the segment ('\0' where the segment ends).
+static bool dq_escapes(char c)
+{
+	return !c || strchr("\"\\$`", c);
+}
+
+// What character i of w costs in form f, not counting a backslash before it
+// in double quotes (dq_escapes); SIZE_MAX where it cannot be.
+static size_t seg_cost(const char *w, size_t i, int f, bool line_start)
+{
+	char c = w[i];
+	if (f == SEG_SINGLE)
+		return c == '\'' ? SIZE_MAX : 1;
+	if (f == SEG_DOUBLE)
+		return c == '"' ? 2 : 1;
+	if (c == ' ' || c == '\t' || c == '\n')
+		return SIZE_MAX;
+	if (is_blank_char(c))
+		return i > 0 && w[i + 1] && w[i + 1] != ';' ? 1 : SIZE_MAX;
+	bool first = i == 0 && (c == ';' || (c == '#' && line_start));
+	return strchr("'\"\\", c) || first ? 2 : 1;
+}
+
+static int plan_at(const struct word *wd, size_t i)
+{
+	if (wd->plan)
+		return wd->plan[i];
+	const char *w = wd->w;
+	if (is_blank_char(w[i]))
+		return SEG_DOUBLE | SEG_NEW;
+	return i == 0 || is_blank_char(w[i - 1]) ? SEG_BARE | SEG_NEW : SEG_BARE;
+}
+
+// Whether character i is written after a backslash.
+static bool escaped_at(const struct word *wd, size_t i)
+{
+	const char *w = wd->w;
+	int f = plan_at(wd, i) & SEG_FORM;
+	if (f == SEG_DOUBLE && w[i] == '\\')
+		return dq_escapes(w[i + 1] && plan_at(wd, i + 1) == SEG_DOUBLE ? w[i + 1] : '\0');
+	return f != SEG_SINGLE && seg_cost(w, i, f, wd->line_start) == 2;
+}
+
+/*
+ * Plans the shortest form of wd->w (n characters), fewer segments on a tie.
+ * Costs count the quotes, a segment's two when it opens, and a backslash
+ * doubled in double quotes when the character after it is known.
+ */
+static void plan_word(struct word *wd, size_t n)
+{
+	const char *w = wd->w;
+	struct cost {
+		size_t len, segs;
+	} prev[3], cur[3];
+	wd->plan = calloc(4 * n + 1, 1);
+	if (!wd->plan || n == 0)
+		return;
+	unsigned char *back = wd->plan + n;
+	for (size_t i = 0; i < n; i++) {
+		for (int f = 0; f < 3; f++) {
+			cur[f] = (struct cost){SIZE_MAX, SIZE_MAX};
+			size_t c = seg_cost(w, i, f, wd->line_start), open = f == SEG_BARE ? 0 : 2;
+			if (c == SIZE_MAX)
+				continue;
+			if (i == 0) {
+				cur[f] = (struct cost){c + open, 1};
+				back[f] = SEG_NEW;
+				continue;
+			}
+			for (int p = 0; p < 3; p++) {
+				if (prev[p].len == SIZE_MAX)
+					continue;
+				bool comment = f != SEG_BARE && is_blank_char(w[i - 1]) && w[i] == ';';
+				bool cont = p == f && !comment;
+				if (!cont && f == SEG_BARE && p == SEG_BARE)
+					continue;
+				struct cost go = {prev[p].len + c + (cont ? 0 : open), prev[p].segs + !cont};
+				if (p == SEG_DOUBLE && w[i - 1] == '\\')
+					go.len += dq_escapes(cont ? w[i] : '\0');
+				if (go.len < cur[f].len || (go.len == cur[f].len && go.segs < cur[f].segs)) {
+					cur[f] = go;
+					back[3 * i + (size_t)f] = (unsigned char)(p | (cont ? 0 : SEG_NEW));
+				}
+			}
+		}
+		memcpy(prev, cur, sizeof(prev));
+	}
+	if (w[n - 1] == '\\' && prev[SEG_DOUBLE].len != SIZE_MAX)
+		prev[SEG_DOUBLE].len++;
+	int f = 0;
+	for (int g = 1; g < 3; g++) {
+		if (prev[g].len < prev[f].len || (prev[g].len == prev[f].len && prev[g].segs < prev[f].segs))
+			f = g;
+	}
+	for (size_t i = n; i-- > 0;) {
+		unsigned char b = back[3 * i + (size_t)f];
+		wd->plan[i] = (unsigned char)(f | (b & SEG_NEW));
+		f = b & SEG_FORM;
+	}
+}
+
+static void word_init(struct word *wd, const char *w, bool line_start)
+{
+	wd->w = w;
+	wd->line_start = line_start;
+	plan_word(wd, strlen(w));
+}
+
+// What character i adds to the line, with the quotes that change there.
+static size_t step_length(const struct word *wd, size_t i)
+{
+	int s = plan_at(wd, i);
+	size_t n = 1 + escaped_at(wd, i);
+	if (s & SEG_NEW) {
+		n += strlen(seg_quote[s & SEG_FORM]);
+		if (i > 0)
+			n += strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]);
+	}
+	return n;
+}
+
+// Whether the word may go on to the next line at its character i: a single
+// space, between quotes, and no ';' or '#' to start that line.
+static bool breaks_at(const struct word *wd, size_t i)
+{
+	const char *p = wd->w + i;
+	return *p == ' ' && (plan_at(wd, i) & SEG_FORM) != SEG_BARE && p > wd->w &&
+		!is_blank_char(p[-1]) && p[1] && !is_blank_char(p[1]) && p[1] != ';' && p[1] != '#';
+}
+
+// The length of the word from character i to where it may break next, or
+// its end with the closing quote.
+static size_t piece_length(const struct word *wd, size_t i)
+{
+	size_t n = 0;
+	for (; wd->w[i]; i++) {
+		if (breaks_at(wd, i))
+			return n + step_length(wd, i) - 1;
+		n += step_length(wd, i);
+	}
+	return n + (i > 0 ? strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]) : 0);
+}
+
+// The length of the word written on one line.
+static size_t word_length(const struct word *wd)
+{
+	if (!*wd->w)
+		return 2;
+	size_t n = 0, i = 0;
+	for (; wd->w[i]; i++)
+		n += step_length(wd, i);
+	return n + strlen(seg_quote[plan_at(wd, i - 1) & SEG_FORM]);
+}
+
+/*
+ * Writes the word as planned from column col, and returns the column it ends
+ * at. With wrap, a word too long for the line goes on to indented lines at
+ * single spaces between quotes: the reader joins lines with one space. (A
+ * word had to have such spaces to be read at all.)
+ */
+static size_t write_word(FILE *out, const struct word *wd, size_t col, bool wrap)
+{
+	const char *w = wd->w;
+	if (!*w) {
+		fputs("''", out);
+		return col + 2;
+	}
+	int f = SEG_BARE;
+	for (size_t i = 0; w[i]; i++) {
+		int s = plan_at(wd, i);
+		if (s & SEG_NEW) {
+			const char *close = i > 0 ? seg_quote[f] : "", *open = seg_quote[s & SEG_FORM];
+			fprintf(out, "%s%s", close, open);
+			col += strlen(close) + strlen(open);
+		}
+		f = s & SEG_FORM;
+		if (wrap && breaks_at(wd, i) && col + 1 + piece_length(wd, i + 1) > INI_LINE_MAX) {
+			fputs("\n ", out);
+			col = 1;
+			continue;
+		}
+		bool esc = escaped_at(wd, i);
+		fprintf(out, esc ? "\\%c" : "%c", w[i]);
+		col += 1 + esc;
+	}
+	fputs(seg_quote[f], out);
+	return col + strlen(seg_quote[f]);
+}
+
+void config_write_words(FILE *out, const char *key, char *const *words, size_t count)
+{
+	size_t col = (size_t)fprintf(out, "%s", key);
+	if (count == 0)
+		fputs(" =", out);
+	for (size_t i = 0; i < count; i++) {
+		struct word wd;
+		word_init(&wd, words[i], false);
+		size_t len = word_length(&wd);
+		if (i == 0) {
+			// key=word where the blanks would not leave it room.
+			bool tight = col + 3 + len > INI_LINE_MAX;
+			fputs(tight ? "=" : " = ", out);
+			col += tight ? 1 : 3;
+		} else if (col + 1 + len > PRINT_LINE_MAX) {
+			// Indented by three, or by one where three would not leave it room.
+			bool tight = 3 + len > INI_LINE_MAX;
+			fputs(tight ? "\n " : "\n   ", out);
+			col = tight ? 1 : 3;
+			free(wd.plan);
+			word_init(&wd, words[i], true);
+			len = word_length(&wd);
+		} else {
+			fputc(' ', out);
+			col++;
+		}
+		col = write_word(out, &wd, col, col + len > INI_LINE_MAX);
+		free(wd.plan);
+	}
+	fputc('\n', out);
+}
+
+char *config_words_text(char *const *words, size_t count)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out = open_memstream(&text, &len);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < count; i++) {
+		const char *w = words[i];
+		if (i > 0)
+			fputc(' ', out);
+		bool control = false;
+		for (const char *p = w; *p; p++)
+			control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+		if (!control) {
+			struct word wd;
+			word_init(&wd, w, false);
+			write_word(out, &wd, 0, false);
+			free(wd.plan);
+			continue;
+		}
+		// Shown the way a shell would take it back: $'...'.
+		fputs("$'", out);
+		for (const char *p = w; *p; p++) {
+			unsigned char c = (unsigned char)*p;
+			const char *esc = c == '\n' ? "\\n" : c == '\t' ? "\\t" : c == '\r' ? "\\r"
+				: c == '\\' ? "\\\\" : c == '\'' ? "\\'" : NULL;
+			if (esc)
+				fputs(esc, out);
+			else if (c < 0x20 || c == 0x7f)
+				fprintf(out, "\\x%02x", c);
+			else
+				fputc(c, out);
+		}
+		fputc('\'', out);
+	}
+	if (fclose(out) != 0) {
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+static void print_names(FILE *out, const char *key, char **names, size_t n)
+{
+	if (n > 0)
+		config_write_words(out, key, names, n);
+}
+
+// key = value, or key=value where the blanks would make the line too long.
+static void print_value(FILE *out, const char *key, const char *value)
+{
+	bool tight = strlen(key) + strlen(value) + 3 > PRINT_LINE_MAX;
+	fprintf(out, tight ? "%s=%s\n" : "%s = %s\n", key, value);
+}
+
+void config_print_service(const struct service_conf *c, const char *name, FILE *out)
+{
+	fprintf(out, "\n[service:%s]\n", name ? name : c->name);
+	config_write_words(out, "command", c->argv, c->argc);
+	print_names(out, "sockets", c->sockets, c->nsockets);
+	fprintf(out, "instances = %u\n", c->instances);
+	print_ready(out, &c->ready);
+	print_duration(out, "ready_timeout", c->ready_timeout);
+	if (signal_name(c->stop_signal))
+		fprintf(out, "stop_signal = %s\n", signal_name(c->stop_signal));
+	else
+		fprintf(out, "stop_signal = %d\n", c->stop_signal);
+	print_duration(out, "stop_grace", c->stop_grace);
+	print_duration(out, "stop_delay", c->stop_delay);
+	fprintf(out, "restart = %s\n", restart_name(c->restart));
+	print_duration(out, "restart_delay", c->restart_delay);
+	print_duration(out, "restart_delay_max", c->restart_delay_max);
+	if (c->start_limit_burst) {
+		char buf[64];
+		format_duration(c->start_limit_interval, buf, sizeof(buf));
+		fprintf(out, "start_limit = %u/%s\n", c->start_limit_burst, buf);
+	} else {
+		fprintf(out, "start_limit = none\n");
+	}
+	if (c->upgrade_batch)
+		fprintf(out, "upgrade = rolling:%u\n", c->upgrade_batch);
+	else
+		fprintf(out, "upgrade = all\n");
+	fprintf(out, "max_draining = %u\n", c->max_draining);
+	if (c->user)
+		print_value(out, "user", c->user);
+	if (c->group)
+		print_value(out, "group", c->group);
+	if (c->directory)
+		print_value(out, "directory", c->directory);
+	if (c->nenv)
+		config_write_words(out, "environment", c->env, c->nenv);
+	if (c->forward_signals) {
+		fprintf(out, "forward_signals =");
+		for (int sig = 1; sig < 64; sig++) {
+			if (c->forward_signals & (1ull << sig))
+				fprintf(out, " %s", signal_name(sig));
+		}
+		fprintf(out, "\n");
+	}
+}
+
+void config_print_sockets(const struct config *config, FILE *out)
+{
+	fprintf(out, "[baton]\n");
+	if (config->control)
+		fprintf(out, "control = %s\n", config->control);
+	if (config->control_group)
+		fprintf(out, "control_group = %s\n", config->control_group);
+	for (size_t i = 0; i < config->nsockets; i++)
+		print_socket(out, config->sockets[i]);
+}
+
+void config_print(const struct config *config, FILE *out)
+{
+	config_print_sockets(config, out);
+	for (size_t i = 0; i < config->nservices; i++)
+		config_print_service(config->services[i], NULL, out);
+}
