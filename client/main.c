@@ -12,8 +12,8 @@
 #include "display.h"
 #include "output.h"
 #include "protocol.h"
+#include "version.h"
 
-#define BATONCTL_VERSION "0.1.0"
 #define REPLY_TIMEOUT_MS 30000
 
 enum exit_code {
@@ -114,7 +114,7 @@ static int take_option(struct args *a, const char *opt, const char *next)
 		usage(stdout);
 		exit(EXIT_DONE);
 	} else if (strcmp(opt, "-V") == 0 || strcmp(opt, "--version") == 0) {
-		printf("batonctl %s\n", BATONCTL_VERSION);
+		printf("batonctl %s\n", BATON_VERSION);
 		exit(EXIT_DONE);
 	} else {
 		return usage_error("unknown option %s", opt);
@@ -157,13 +157,7 @@ static char *default_control(void)
 	const char *env = getenv("BATON_CONTROL");
 	if (env && env[0])
 		return strdup(env);
-	if (geteuid() == 0)
-		return strdup("/run/baton/control.sock");
-	const char *dir = getenv("XDG_RUNTIME_DIR");
-	char *path;
-	if (!dir || dir[0] != '/' || asprintf(&path, "%s/baton/control.sock", dir) < 0)
-		return NULL;
-	return path;
+	return protocol_default_control(geteuid() == 0, getenv("XDG_RUNTIME_DIR"));
 }
 
 static int connect_control(const char *path)

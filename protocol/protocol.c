@@ -161,6 +161,18 @@ int protocol_parse_request(struct protocol_request *req, const char *line, size_
 	return 0;
 }
 
+char *protocol_default_control(bool root, const char *runtime_dir)
+{
+	char *path;
+	if (root)
+		return strdup(PROTOCOL_CONTROL_ROOT);
+	if (!runtime_dir || runtime_dir[0] != '/')
+		return NULL;
+	if (asprintf(&path, "%s/baton/control.sock", runtime_dir) < 0)
+		return NULL;
+	return path;
+}
+
 bool protocol_name_valid(const char *s)
 {
 	size_t n = strlen(s);

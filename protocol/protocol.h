@@ -83,6 +83,16 @@ int protocol_parse_request(struct protocol_request *req, const char *line, size_
 /* Tells whether s is a valid service or socket name. */
 bool protocol_name_valid(const char *s);
 
+/* The control socket's path for root when none is given. */
+#define PROTOCOL_CONTROL_ROOT "/run/baton/control.sock"
+
+/*
+ * Returns the control socket's path when none is given (to free): for root,
+ * PROTOCOL_CONTROL_ROOT; for anyone else, baton/control.sock in runtime_dir
+ * ($XDG_RUNTIME_DIR), or NULL when that is not an absolute path.
+ */
+char *protocol_default_control(bool root, const char *runtime_dir);
+
 /* A growable byte buffer that records are encoded into. */
 struct protocol_buf {
 	char *data;

@@ -7,16 +7,30 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "batond.h"
-#include "clock.h"
 #include "config_read.h"
-#include "conns.h"
 #include "control.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
 #include "metrics.h"
 #include "parse.h"
-#include "service.h"
+#include "reexec.h"
+#include "reload.h"
+#include "status.h"
+#include "version.h"
+#include "watch.h"
+
+// What a busy client waits for.
+enum wait {
+	WAIT_NONE,
+	WAIT_STOP,
+	WAIT_UPGRADE,
+};
+
+struct command {
+	struct daemon *d;
+	struct daemon_subscriber sub;
+};
 
 static void reply_error(struct client *c, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -47,175 +61,6 @@ static struct service *find_service(struct daemon *d, struct client *c, const ch
 	return svc;
 }
 
-static const char *const role_names[] = {
-	[GEN_CURRENT] = "current",
-	[GEN_NEXT] = "next",
-	[GEN_DRAINING] = "draining",
-};
-
-static void record_proc_times(struct protocol_buf *buf, const struct proc *p, double t)
-{
-	if (p->pid > 0)
-		protocol_record_secs(buf, "age", t - p->spawned_at);
-	if (p->state == PROC_READY || (p->state == PROC_STOPPING && p->ready_at > 0))
-		protocol_record_secs(buf, "ready_after", p->ready_at - p->spawned_at);
-	if (p->state == PROC_STOPPING && p->signalled)
-		protocol_record_secs(buf, "stopped_for", t - p->signalled_at);
-	if (p->state == PROC_STOPPING && p->signalled && !p->killed)
-		protocol_record_secs(buf, "kill_in", p->kill_at - t);
-}
-
-// Connections are counted only for stopping processes: that is what a drain
-// waits on, and counting every process would make status cost O(fds).
-struct conn_lookup {
-	struct daemon *d;
-};
-
-static int lookup_conns(struct conn_lookup *cl, const struct proc *p)
-{
-	if (p->state != PROC_STOPPING || p->pid <= 0)
-		return -1;
-	return daemon_count_conns(cl->d, p->pid);
-}
-
-static void record_proc(struct protocol_buf *buf, const struct proc *p, double t,
-	struct ev_loop *loop, struct conn_lookup *cl)
-{
-	protocol_record_begin(buf, "proc");
-	protocol_record_str(buf, "service", p->gen->svc->name);
-	protocol_record_int(buf, "gen", p->gen->number);
-	protocol_record_str(buf, "role", role_names[p->gen->role]);
-	protocol_record_int(buf, "instance", p->instance);
-	protocol_record_int(buf, "pid", p->pid);
-	protocol_record_str(buf, "state", proc_state_name(p->state));
-	if (p->state == PROC_WAITING && ev_is_active(&p->timer))
-		protocol_record_secs(buf, "restart_in", ev_timer_remaining(loop, (ev_timer *)&p->timer));
-	else
-		record_proc_times(buf, p, t);
-	if (p->state == PROC_STOPPING && p->killed)
-		protocol_record_str(buf, "killed", "yes");
-	protocol_record_int(buf, "restarts", p->restarts);
-	int conns = lookup_conns(cl, p);
-	if (conns >= 0)
-		protocol_record_int(buf, "conns", conns);
-	if (p->status_text)
-		protocol_record_str(buf, "status", p->status_text);
-	if (p->error)
-		protocol_record_str(buf, "error", p->error);
-	protocol_record_end(buf);
-}
-
-static unsigned count_ready(const struct generation *gen)
-{
-	unsigned n = 0;
-	struct list *pos;
-	list_for_each(pos, &gen->procs) {
-		if (container_of(pos, struct proc, link)->state == PROC_READY)
-			n++;
-	}
-	return n;
-}
-
-// The command as written, cut to STATUS_COMMAND_MAX bytes (at a character's
-// start) and ended with "..." when longer, so that the record fits.
-#define STATUS_COMMAND_MAX 2048
-static void put_command(struct protocol_buf *buf, const char *command)
-{
-	size_t len = strlen(command);
-	if (len <= STATUS_COMMAND_MAX) {
-		protocol_record_str(buf, "command", command);
-		return;
-	}
-	len = STATUS_COMMAND_MAX;
-	while (len > 0 && ((unsigned char)command[len] & 0xc0) == 0x80)
-		len--;
-	char cut[STATUS_COMMAND_MAX + 4];
-	memcpy(cut, command, len);
-	memcpy(cut + len, "...", 4);
-	protocol_record_str(buf, "command", cut);
-}
-
-static void record_service(struct protocol_buf *buf, const struct service *svc)
-{
-	protocol_record_begin(buf, "service");
-	protocol_record_str(buf, "name", svc->name);
-	protocol_record_str(buf, "state", service_state_name(svc));
-	protocol_record_int(buf, "gen", svc->current ? svc->current->number : 0);
-	protocol_record_int(buf, "instances",
-		svc->current ? svc->current->conf->instances : svc->conf->instances);
-	protocol_record_int(buf, "ready", svc->current ? count_ready(svc->current) : 0);
-	protocol_record_int(buf, "running", service_live_procs(svc));
-	if (svc->next)
-		protocol_record_int(buf, "upgrading_to", svc->next->number);
-	protocol_record_int(buf, "restarts", (long long)svc->restarts);
-	protocol_record_int(buf, "upgrades", (long long)svc->upgrades);
-	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
-	protocol_record_int(buf, "kills", (long long)svc->kills);
-	put_command(buf, svc->conf->command);
-	if (svc->removed)
-		protocol_record_str(buf, "removed", "yes");
-	if (svc->reason[0])
-		protocol_record_str(buf, "reason", svc->reason);
-	protocol_record_end(buf);
-}
-
-// Only the processes that need attention: not ready, or not of the current
-// generation. A healthy batond with thousands of processes answers in a line
-// per service.
-static bool notable(const struct proc *p)
-{
-	return p->state != PROC_READY || p->gen->role != GEN_CURRENT;
-}
-
-static void record_procs(struct protocol_buf *buf, const struct service *svc, struct ev_loop *loop,
-	struct conn_lookup *cl, bool all)
-{
-	double t = clock_now();
-	struct list *g, *pos;
-	// Oldest generation first, so a drain reads top to bottom.
-	for (g = svc->gens.prev; g != &svc->gens; g = g->prev) {
-		struct generation *gen = container_of(g, struct generation, link);
-		list_for_each(pos, &gen->procs) {
-			struct proc *p = container_of(pos, struct proc, link);
-			if (all || notable(p))
-				record_proc(buf, p, t, loop, cl);
-		}
-	}
-}
-
-/*
- * The state of one service with all its processes, or of every service with
- * the notable processes only (all: with every process anyway).
- */
-static void record_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
-	bool all)
-{
-	struct conn_lookup cl = {d};
-	struct list *pos;
-	list_for_each(pos, &d->services) {
-		struct service *s = container_of(pos, struct service, link);
-		if (!svc || s == svc)
-			record_service(buf, s);
-	}
-	list_for_each(pos, &d->services) {
-		struct service *s = container_of(pos, struct service, link);
-		if (!svc || s == svc)
-			record_procs(buf, s, d->loop, &cl, all || svc);
-	}
-}
-
-static void record_socket(struct protocol_buf *buf, const struct listener *l)
-{
-	protocol_record_begin(buf, "socket");
-	protocol_record_str(buf, "name", l->name);
-	protocol_record_str(buf, "kind", listener_kind(l));
-	protocol_record_str(buf, "listen", l->listen);
-	protocol_record_str(buf, "bound", l->bound);
-	if (l->retired)
-		protocol_record_str(buf, "retired", "yes");
-	protocol_record_end(buf);
-}
-
 static bool uses_socket(const struct service *svc, const char *name)
 {
 	for (size_t i = 0; i < svc->conf->nsockets; i++) {
@@ -225,23 +70,6 @@ static bool uses_socket(const struct service *svc, const char *name)
 	return false;
 }
 
-static void record_daemon(struct protocol_buf *buf, struct daemon *d)
-{
-	unsigned nsvc = (unsigned)list_length(&d->services);
-	protocol_record_begin(buf, "daemon");
-	protocol_record_int(buf, "pid", getpid());
-	protocol_record_str(buf, "version", BATON_VERSION_STRING);
-	protocol_record_secs(buf, "uptime", clock_now() - d->started);
-	protocol_record_int(buf, "services", nsvc);
-	protocol_record_int(buf, "procs", (long long)d->procs.count);
-	protocol_record_int(buf, "clients", control_clients(d->control));
-	protocol_record_int(buf, "orphans", (long long)d->orphans);
-	protocol_record_str(buf, "state", d->shutting_down ? "stopping" : "running");
-	if (d->config_path)
-		protocol_record_str(buf, "config", d->config_path);
-	protocol_record_end(buf);
-}
-
 static void cmd_status(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	struct service *only = NULL;
@@ -249,14 +77,14 @@ static void cmd_status(struct daemon *d, struct client *c, const struct protocol
 		return;
 	struct protocol_buf buf = {0};
 	if (!only)
-		record_daemon(&buf, d);
+		status_daemon(&buf, d);
 	struct list *pos;
 	list_for_each(pos, &d->listeners) {
 		struct listener *l = container_of(pos, struct listener, link);
 		if (!only || uses_socket(only, l->name))
-			record_socket(&buf, l);
+			status_socket(&buf, l);
 	}
-	record_snapshot(&buf, d, only, false);
+	status_snapshot(&buf, d, only, false);
 	reply_ok(c, &buf);
 }
 
@@ -268,49 +96,27 @@ static bool refuse_while_stopping(struct daemon *d, struct client *c)
 	return true;
 }
 
+static void reply_service(struct client *c, const struct service *svc)
+{
+	struct protocol_buf buf = {0};
+	status_service(&buf, svc);
+	reply_ok(c, &buf);
+}
+
 static void cmd_start(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	struct service *svc = find_service(d, c, req->argv[0]);
 	if (!svc || refuse_while_stopping(d, c))
 		return;
 	service_start(svc);
-	struct protocol_buf buf = {0};
-	record_service(&buf, svc);
-	reply_ok(c, &buf);
+	reply_service(c, svc);
 }
 
-static void begin_wait(struct client *c, struct service *svc, struct list *waiters,
-	void (*done)(struct service_waiter *w, bool ok, const char *message))
+static void begin_wait(struct client *c, struct service *svc, enum wait wait)
 {
 	c->busy = true;
+	c->wait = wait;
 	c->waiting_on = svc;
-	c->waiter.done = done;
-	list_append(waiters, &c->waiter.link);
-}
-
-// Sends the service's state, then its events as they happen.
-static void begin_stream(struct daemon *d, struct client *c, struct service *svc)
-{
-	struct protocol_buf buf = {0};
-	record_snapshot(&buf, d, svc, true);
-	client_send_buf(c, &buf);
-	client_set_streaming(c, svc->name);
-}
-
-static void stop_done(struct service_waiter *w, bool ok, const char *message)
-{
-	struct client *c = container_of(w, struct client, waiter);
-	struct service *svc = c->waiting_on;
-	c->waiting_on = NULL;
-	client_set_streaming(c, NULL);
-	if (!ok) {
-		reply_error(c, PROTOCOL_E_FAILED, "%s", message);
-	} else {
-		struct protocol_buf buf = {0};
-		record_service(&buf, svc);
-		reply_ok(c, &buf);
-	}
-	client_request_done(c);
 }
 
 static void cmd_stop(struct daemon *d, struct client *c, const struct protocol_request *req)
@@ -320,16 +126,14 @@ static void cmd_stop(struct daemon *d, struct client *c, const struct protocol_r
 		return;
 	bool wait = (req->flags & FLAG_WAIT) && service_live_procs(svc) > 0;
 	if (wait)
-		begin_stream(d, c, svc);
+		watch_begin(d->watch, c, svc);
 	service_stop(svc);
 	if (wait && service_live_procs(svc) > 0) {
-		begin_wait(c, svc, &svc->stop_waiters, stop_done);
+		begin_wait(c, svc, WAIT_STOP);
 		return;
 	}
 	client_set_streaming(c, NULL);
-	struct protocol_buf buf = {0};
-	record_service(&buf, svc);
-	reply_ok(c, &buf);
+	reply_service(c, svc);
 }
 
 static void cmd_restart(struct daemon *d, struct client *c, const struct protocol_request *req)
@@ -338,9 +142,7 @@ static void cmd_restart(struct daemon *d, struct client *c, const struct protoco
 	if (!svc || refuse_while_stopping(d, c))
 		return;
 	service_restart(svc);
-	struct protocol_buf buf = {0};
-	record_service(&buf, svc);
-	reply_ok(c, &buf);
+	reply_service(c, svc);
 }
 
 static void cmd_signal(struct daemon *d, struct client *c, const struct protocol_request *req)
@@ -374,20 +176,18 @@ static void record_upgrade(struct protocol_buf *buf, const struct service *svc, 
 	protocol_record_end(buf);
 }
 
-static void upgrade_done(struct service_waiter *w, bool ok, const char *message)
+// Checks that every socket a new definition names is open.
+static bool sockets_open(struct daemon *d, struct client *c, const struct service_conf *conf)
 {
-	struct client *c = container_of(w, struct client, waiter);
-	struct service *svc = c->waiting_on;
-	c->waiting_on = NULL;
-	client_set_streaming(c, NULL);
-	if (!ok) {
-		reply_error(c, PROTOCOL_E_FAILED, "%s", message);
-	} else {
-		struct protocol_buf buf = {0};
-		record_upgrade(&buf, svc, "done", svc->current ? svc->current->number : 0);
-		reply_ok(c, &buf);
+	for (size_t i = 0; i < conf->nsockets; i++) {
+		if (!daemon_listener(d, conf->sockets[i])) {
+			reply_error(c, PROTOCOL_E_INVALID,
+				"socket %s is new in %s: batond has not opened it", conf->sockets[i],
+				d->config_path);
+			return false;
+		}
 	}
-	client_request_done(c);
+	return true;
 }
 
 // Reads the service's definition again from the config file.
@@ -404,21 +204,13 @@ static struct service_conf *reread(struct daemon *d, struct client *c, struct se
 		return NULL;
 	}
 	struct service_conf *conf = config_service(config, svc->name);
-	if (!conf) {
+	if (!conf)
 		reply_error(c, PROTOCOL_E_NOT_FOUND, "no [service:%s] in %s any more", svc->name,
 			d->config_path);
-	} else {
-		for (size_t i = 0; conf && i < conf->nsockets; i++) {
-			if (!daemon_listener(d, conf->sockets[i])) {
-				reply_error(c, PROTOCOL_E_INVALID,
-					"socket %s is new in %s: batond has not opened it",
-					conf->sockets[i], d->config_path);
-				conf = NULL;
-			}
-		}
-	}
-	if (conf)
+	else if (sockets_open(d, c, conf))
 		service_conf_ref(conf);
+	else
+		conf = NULL;
 	config_destroy(config);
 	return conf;
 }
@@ -434,7 +226,7 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 	bool wait = req->flags & FLAG_WAIT;
 	char err[512];
 	if (wait && !svc->upgrade.active)
-		begin_stream(d, c, svc);
+		watch_begin(d->watch, c, svc);
 	int rc = service_upgrade(svc, conf, err, sizeof(err));
 	service_conf_unref(conf);
 	if (rc < 0 || !svc->upgrade.active) {
@@ -445,7 +237,7 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 		return;
 	}
 	if (wait) {
-		begin_wait(c, svc, &svc->upgrade_waiters, upgrade_done);
+		begin_wait(c, svc, WAIT_UPGRADE);
 		return;
 	}
 	struct protocol_buf buf = {0};
@@ -458,10 +250,7 @@ static void cmd_watch(struct daemon *d, struct client *c, const struct protocol_
 	struct service *svc = NULL;
 	if (req->argc > 0 && !(svc = find_service(d, c, req->argv[0])))
 		return;
-	struct protocol_buf buf = {0};
-	record_snapshot(&buf, d, svc, true);
-	client_send_buf(c, &buf);
-	client_set_streaming(c, svc ? svc->name : "");
+	watch_begin(d->watch, c, svc);
 }
 
 static void cmd_reload(struct daemon *d, struct client *c, const struct protocol_request *req)
@@ -473,7 +262,7 @@ static void cmd_reload(struct daemon *d, struct client *c, const struct protocol
 		return;
 	}
 	log_info("reload asked by a control client (pid %d)", (int)c->pid);
-	if (daemon_reload(d, &buf) < 0) {
+	if (reload_run(d, &buf) < 0) {
 		client_send_buf(c, &buf);
 		return;
 	}
@@ -486,7 +275,7 @@ static void cmd_reexec(struct daemon *d, struct client *c, const struct protocol
 	char err[512];
 	log_info("re-exec asked by a control client (pid %d)", (int)c->pid);
 	// On success this does not return: the new batond answers on this socket.
-	daemon_reexec(d, c->io.fd, err, sizeof(err));
+	reexec_run(d, c->io.fd, err, sizeof(err));
 	reply_error(c, PROTOCOL_E_FAILED, "%s", err);
 }
 
@@ -513,7 +302,7 @@ static void cmd_version(struct daemon *d, struct client *c, const struct protoco
 	(void)req;
 	struct protocol_buf buf = {0};
 	protocol_record_begin(&buf, "version");
-	protocol_record_str(&buf, "version", BATON_VERSION_STRING);
+	protocol_record_str(&buf, "version", BATON_VERSION);
 	protocol_record_int(&buf, "protocol", 1);
 	protocol_record_end(&buf);
 	reply_ok(c, &buf);
@@ -536,7 +325,63 @@ static const command_fn commands[VERB_COUNT] = {
 	[VERB_VERSION] = cmd_version,
 };
 
-void command_run(struct daemon *d, struct client *c, const struct protocol_request *req)
+void command_run(struct command *cmd, struct client *c, const struct protocol_request *req)
 {
-	commands[req->verb](d, c, req);
+	commands[req->verb](cmd->d, c, req);
+}
+
+/* ---- the waits ---- */
+
+// The operation a client waits on is over: its reply, and its next request.
+static void wait_over(struct client *c, const struct lifecycle_event *e)
+{
+	const struct service *svc = e->svc;
+	enum wait wait = (enum wait)c->wait;
+	c->wait = WAIT_NONE;
+	c->waiting_on = NULL;
+	client_set_streaming(c, NULL);
+	if (!e->ok) {
+		reply_error(c, PROTOCOL_E_FAILED, "%s", e->reason);
+	} else if (wait == WAIT_STOP) {
+		reply_service(c, svc);
+	} else {
+		struct protocol_buf buf = {0};
+		record_upgrade(&buf, svc, "done", svc->current ? svc->current->number : 0);
+		reply_ok(c, &buf);
+	}
+	client_request_done(c);
+}
+
+static void check_wait(struct client *c, void *data)
+{
+	const struct lifecycle_event *e = data;
+	enum wait wait = e->kind == LC_STOP_OVER ? WAIT_STOP : WAIT_UPGRADE;
+	if (c->wait == (int)wait && c->waiting_on == e->svc)
+		wait_over(c, e);
+}
+
+static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *e)
+{
+	struct command *cmd = container_of(s, struct command, sub);
+	if ((e->kind == LC_STOP_OVER || e->kind == LC_UPGRADE_OVER) && cmd->d->control)
+		control_each_client(cmd->d->control, check_wait, (void *)e);
+}
+
+struct command *command_create(struct daemon *d)
+{
+	struct command *cmd = calloc(1, sizeof(*cmd));
+	if (!cmd)
+		return NULL;
+	cmd->d = d;
+	cmd->sub.event = event_cb;
+	daemon_subscribe(d, &cmd->sub);
+	return cmd;
+}
+
+void command_destroy(struct command *cmd)
+{
+	if (!cmd)
+		return;
+	daemon_unsubscribe(cmd->d, &cmd->sub);
+	free(cmd);
 }

@@ -10,9 +10,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "batond.h"
-#include "command.h"
-#include "event.h"
+#include "daemon.h"
 #include "log.h"
 
 #define ACCEPT_BATCH 32
@@ -22,6 +20,7 @@
 
 struct control {
 	struct daemon *d;
+	struct control_handler handler;
 	char *path;
 	ev_io accept_io;
 	ev_timer accept_pause; /* out of fds: accepting resumes after a pause */
@@ -53,22 +52,20 @@ static void client_close(struct client *c)
 	struct control *ctl = c->control;
 	struct ev_loop *loop = ctl->d->loop;
 	c->dead = true;
-	if (c->streaming) {
-		c->streaming = false;
-		ctl->nstreams--;
-		event_update_progress(ctl->d);
-	}
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timeout);
 	close(c->io.fd);
-	if (c->waiting_on) {
-		list_remove(&c->waiter.link);
-		c->waiting_on = NULL;
-	}
+	c->wait = 0;
+	c->waiting_on = NULL;
 	list_remove(&c->link);
 	list_append(&ctl->dead, &c->link);
 	ctl->nclients--;
 	ev_idle_start(loop, &ctl->reaper);
+	if (c->streaming) {
+		c->streaming = false;
+		ctl->nstreams--;
+		ctl->handler.streams_changed(ctl->handler.data);
+	}
 }
 
 static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -218,7 +215,8 @@ static void run_line(struct client *c, const char *line, size_t len)
 		send_error(c, code, err);
 		return;
 	}
-	command_run(c->control->d, c, &req);
+	struct control_handler *h = &c->control->handler;
+	h->request(h->data, c, &req);
 }
 
 // Runs every complete request in the input, unless one is still waiting.
@@ -381,7 +379,6 @@ static void add_client(struct control *ctl, int fd, const struct ucred *cred)
 	c->control = ctl;
 	c->uid = cred->uid;
 	c->pid = cred->pid;
-	list_init(&c->waiter.link);
 	ev_io_init(&c->io, client_cb, fd, EV_READ);
 	ev_timer_init(&c->timeout, client_timeout_cb, CONTROL_REQUEST_TIMEOUT, 0);
 	list_append(&ctl->clients, &c->link);
@@ -520,7 +517,8 @@ error:
 	return -1;
 }
 
-struct control *control_adopt(struct daemon *d, const char *path, int fd)
+struct control *control_adopt(struct daemon *d, const char *path, int fd,
+	const struct control_handler *handler)
 {
 	struct control *ctl = calloc(1, sizeof(*ctl));
 	if (!ctl || !(ctl->path = strdup(path))) {
@@ -528,6 +526,7 @@ struct control *control_adopt(struct daemon *d, const char *path, int fd)
 		return NULL;
 	}
 	ctl->d = d;
+	ctl->handler = *handler;
 	list_init(&ctl->clients);
 	list_init(&ctl->dead);
 	ev_io_init(&ctl->accept_io, accept_cb, fd, EV_READ);
@@ -537,12 +536,13 @@ struct control *control_adopt(struct daemon *d, const char *path, int fd)
 	return ctl;
 }
 
-struct control *control_create(struct daemon *d, const char *path, char *err, size_t errlen)
+struct control *control_create(struct daemon *d, const char *path,
+	const struct control_handler *handler, char *err, size_t errlen)
 {
 	int fd = bind_control(d, path, err, errlen);
 	if (fd < 0)
 		return NULL;
-	struct control *ctl = control_adopt(d, path, fd);
+	struct control *ctl = control_adopt(d, path, fd, handler);
 	if (!ctl) {
 		snprintf(err, errlen, "control socket: out of memory");
 		close(fd);
@@ -586,7 +586,7 @@ void client_set_streaming(struct client *c, const char *svc)
 	c->control->nstreams += on ? 1 : -1;
 	snprintf(c->watch, sizeof(c->watch), "%s", on ? svc : "");
 	arm_timeout(c);
-	event_update_progress(c->control->d);
+	c->control->handler.streams_changed(c->control->handler.data);
 }
 
 bool control_watched(const struct control *ctl, const char *svc)
@@ -615,5 +615,16 @@ void control_each_stream(struct control *ctl, const char *svc,
 		if (c->watch[0] && svc && strcmp(c->watch, svc) != 0)
 			continue;
 		fn(c, data);
+	}
+}
+
+void control_each_client(struct control *ctl, void (*fn)(struct client *client, void *data),
+	void *data)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &ctl->clients) {
+		struct client *c = container_of(pos, struct client, link);
+		if (!c->dead)
+			fn(c, data);
 	}
 }

@@ -8,7 +8,6 @@
 
 #include "list.h"
 #include "protocol.h"
-#include "service.h"
 
 struct daemon;
 
@@ -25,7 +24,23 @@ struct daemon;
 #define CONTROL_STREAM_OUTPUT_MAX (1u << 20)
 
 struct control;
+struct client;
 
+/* What the control socket's owner does with its clients. */
+struct control_handler {
+	/* Carries out one parsed request of c; replies now, or marks c busy and later. */
+	void (*request)(void *data, struct client *c, const struct protocol_request *req);
+	/* The set of clients receiving events has changed. */
+	void (*streams_changed)(void *data);
+	void *data;
+};
+
+/*
+ * A connected client. Lifetime: control frees a client only from an idle
+ * callback, once it is closed (dead) and every callback of the loop
+ * iteration that closed it has returned; a callback may keep using a client
+ * it was given after closing it, but must check dead.
+ */
 struct client {
 	struct list link;
 	struct control *control;
@@ -41,8 +56,8 @@ struct client {
 	bool read_eof;  /* the peer shut down its side */
 	bool busy;      /* a request is waiting for an operation to end */
 	bool streaming; /* receives events (watch, --wait) */
-	struct service_waiter waiter;
-	struct service *waiting_on;
+	int wait;              /* what its busy request waits for (command.c), 0 for nothing */
+	const void *waiting_on; /* ... and on what */
 	char watch[PROTOCOL_NAME_MAX + 1]; /* the service watched, or "" for all */
 };
 
@@ -50,12 +65,17 @@ struct client {
  * Creates the control socket at path. Refuses, with the reason in err, when a
  * live batond answers there; replaces a stale socket file.
  */
-struct control *control_create(struct daemon *d, const char *path, char *err, size_t errlen);
+struct control *control_create(struct daemon *d, const char *path,
+	const struct control_handler *handler, char *err, size_t errlen);
 
-/* Wraps a control socket fd bound by the batond before a re-exec. */
-struct control *control_adopt(struct daemon *d, const char *path, int fd);
+/* Wraps a control socket fd bound by the batond before a re-exec; NULL when out of memory. */
+struct control *control_adopt(struct daemon *d, const char *path, int fd,
+	const struct control_handler *handler);
 
-/* Closes every client and the socket, removing its file when remove_file is set. */
+/*
+ * Closes every client (a watch is told it ended) and the socket, removing its
+ * file when remove_file is set, and frees c.
+ */
 void control_destroy(struct control *c, bool remove_file);
 
 /* Returns the listening fd. */
@@ -82,9 +102,16 @@ void client_set_streaming(struct client *c, const char *svc);
 /* Tells whether a client receives the events of svc (of any service when NULL). */
 bool control_watched(const struct control *c, const char *svc);
 
-/* Calls fn for every streaming client that watches svc (or everything). */
+/*
+ * Calls fn for every streaming client that watches svc (or everything); fn
+ * may close the client it is given.
+ */
 void control_each_stream(struct control *c, const char *svc,
 	void (*fn)(struct client *client, void *data), void *data);
+
+/* Calls fn for every client that is not closed; fn may close the one it is given. */
+void control_each_client(struct control *c, void (*fn)(struct client *client, void *data),
+	void *data);
 
 /* Counts the connected clients. */
 unsigned control_clients(const struct control *c);

@@ -1,25 +1,20 @@
-#include "batond.h"
+#include "daemon.h"
 
 #include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "clock.h"
-#include "control.h"
-#include "event.h"
 #include "listener.h"
 #include "log.h"
-#include "notify.h"
-#include "reload.h"
-#include "service.h"
-#include "systemd.h"
+#include "parse.h"
+#include "sd_daemon.h"
+#include "version.h"
 
 char *daemon_notify_path(const char *control)
 {
@@ -33,24 +28,7 @@ char *daemon_notify_path(const char *control)
 	return rc < 0 ? NULL : path;
 }
 
-static int make_parent_dir(const char *path)
-{
-	char *copy = strdup(path);
-	if (!copy)
-		return -1;
-	char *dir = dirname(copy);
-	int rc = 0;
-	if (access(dir, F_OK) < 0) {
-		// One level only: the parent of a control socket's directory must exist.
-		rc = mkdir(dir, geteuid() == 0 ? 0755 : 0700);
-		if (rc < 0 && errno == EEXIST)
-			rc = 0;
-	}
-	if (rc < 0)
-		log_error("cannot create the directory %s: %s", dir, strerror(errno));
-	free(copy);
-	return rc;
-}
+/* ---- listeners ---- */
 
 struct listener *daemon_listener(struct daemon *d, const char *name)
 {
@@ -89,10 +67,136 @@ void daemon_listener_release(struct daemon *d, struct listener *l)
 	listener_destroy(l, remove_file);
 }
 
+static struct listener *open_listener(struct socket_conf *conf, struct sd_daemon_fds *sd)
+{
+	char err[512];
+	int fd = sd_daemon_fd(sd, conf->name);
+	struct listener *l = fd >= 0 ? listener_adopt(conf, fd, err, sizeof(err))
+				      : listener_create(conf, err, sizeof(err));
+	if (!l) {
+		log_error("%s", err);
+		return NULL;
+	}
+	log_info("socket %s: %s %s %s", l->name, fd >= 0 ? "from systemd:" : "listening on",
+		listener_kind(l), l->bound);
+	return l;
+}
+
+int daemon_open_listeners(struct daemon *d)
+{
+	struct sd_daemon_fds sd;
+	sd_daemon_take_fds(&sd);
+	int rc = 0;
+	for (size_t i = 0; i < d->config->nsockets && rc == 0; i++) {
+		struct listener *l = open_listener(d->config->sockets[i], &sd);
+		if (l)
+			list_append(&d->listeners, &l->link);
+		else
+			rc = -1;
+	}
+	sd_daemon_finish(&sd);
+	return rc;
+}
+
+/* ---- the lifecycle's host ---- */
+
+static struct daemon *daemon_of(struct lifecycle_host *h)
+{
+	return container_of(h, struct daemon, host);
+}
+
+static struct listener *host_listener(struct lifecycle_host *h, const char *name)
+{
+	struct listener *l = daemon_listener(daemon_of(h), name);
+	if (l)
+		l->users++;
+	return l;
+}
+
+static void host_release(struct lifecycle_host *h, struct listener *l)
+{
+	daemon_listener_release(daemon_of(h), l);
+}
+
+static int host_count_conns(struct lifecycle_host *h, pid_t pid)
+{
+	return daemon_count_conns(daemon_of(h), pid);
+}
+
+static const char *host_notify_path(struct lifecycle_host *h)
+{
+	return daemon_of(h)->notify_path;
+}
+
+static pid_t host_spawn(struct lifecycle_host *h, const struct spawn_request *req, int *errfd)
+{
+	(void)h;
+	return spawn_process(req, errfd);
+}
+
+static int host_kill(struct lifecycle_host *h, pid_t pid, int signo)
+{
+	(void)h;
+	return kill(pid, signo);
+}
+
+static pid_t host_session_of(struct lifecycle_host *h, pid_t pid)
+{
+	(void)h;
+	return getsid(pid);
+}
+
+static void collect_later(struct daemon *d)
+{
+	ev_idle_start(d->loop, &d->collector);
+}
+
+static void check_done(struct daemon *d);
+
+// The daemon's own part in an event, after every subscriber's.
+static void host_event(struct lifecycle_host *h, const struct lifecycle_event *e)
+{
+	struct daemon *d = daemon_of(h);
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &d->subscribers) {
+		struct daemon_subscriber *s = container_of(pos, struct daemon_subscriber, link);
+		s->event(s, e);
+	}
+	if (e->kind != LC_IDLE)
+		return;
+	if (e->svc->removed)
+		collect_later(d);
+	check_done(d);
+}
+
+static const struct lifecycle_host daemon_host = {
+	.listener = host_listener,
+	.release = host_release,
+	.count_conns = host_count_conns,
+	.notify_path = host_notify_path,
+	.spawn = host_spawn,
+	.kill = host_kill,
+	.session_of = host_session_of,
+	.event = host_event,
+};
+
+void daemon_subscribe(struct daemon *d, struct daemon_subscriber *s)
+{
+	list_append(&d->subscribers, &s->link);
+}
+
+void daemon_unsubscribe(struct daemon *d, struct daemon_subscriber *s)
+{
+	(void)d;
+	list_remove(&s->link);
+}
+
+/* ---- services ---- */
+
 static void collector_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	(void)revents;
-	struct daemon *d = w->data;
+	struct daemon *d = container_of(w, struct daemon, collector);
 	struct list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &d->services) {
 		struct service *svc = container_of(pos, struct service, link);
@@ -103,12 +207,7 @@ static void collector_cb(struct ev_loop *loop, ev_idle *w, int revents)
 		}
 	}
 	ev_idle_stop(loop, w);
-	daemon_check_done(d);
-}
-
-void daemon_collect_later(struct daemon *d)
-{
-	ev_idle_start(d->loop, &d->collector);
+	check_done(d);
 }
 
 struct service *daemon_service(struct daemon *d, const char *name)
@@ -120,6 +219,14 @@ struct service *daemon_service(struct daemon *d, const char *name)
 			return svc;
 	}
 	return NULL;
+}
+
+struct service *daemon_add_service(struct daemon *d, struct service_conf *conf)
+{
+	struct service *svc = service_create(&d->lc, conf);
+	if (svc)
+		list_append(&d->services, &svc->link);
+	return svc;
 }
 
 // In single-command mode batond ends with its command, with its status.
@@ -136,7 +243,18 @@ static bool single_done(struct daemon *d)
 	return true;
 }
 
-void daemon_check_done(struct daemon *d)
+static bool all_stopped(struct daemon *d)
+{
+	struct list *pos;
+	list_for_each(pos, &d->services) {
+		if (!list_empty(&container_of(pos, struct service, link)->gens))
+			return false;
+	}
+	return true;
+}
+
+// Ends the loop once batond has nothing left to do.
+static void check_done(struct daemon *d)
 {
 	if (single_done(d)) {
 		int st = d->last_status;
@@ -145,147 +263,46 @@ void daemon_check_done(struct daemon *d)
 		ev_break(d->loop, EVBREAK_ALL);
 		return;
 	}
-	if (!d->shutting_down)
-		return;
-	struct list *pos;
-	list_for_each(pos, &d->services) {
-		if (!list_empty(&container_of(pos, struct service, link)->gens))
-			return;
-	}
-	ev_break(d->loop, EVBREAK_ALL);
+	if (d->shutting_down && all_stopped(d))
+		ev_break(d->loop, EVBREAK_ALL);
+}
+
+int daemon_tell_systemd(struct daemon *d, const char *msg)
+{
+	return d->systemd_notify ? sd_daemon_notify(d->systemd_notify, msg) : 0;
 }
 
 void daemon_shutdown(struct daemon *d)
 {
 	if (d->shutting_down) {
-		log_info("already shutting down: %zu process%s left", d->procs.count,
-			d->procs.count == 1 ? "" : "es");
+		log_info("already shutting down: %zu process%s left", d->lc.procs.count,
+			d->lc.procs.count == 1 ? "" : "es");
 		return;
 	}
 	d->shutting_down = true;
 	log_info("shutting down: stopping every service");
-	if (d->systemd_notify)
-		systemd_notify(d->systemd_notify, "STOPPING=1");
+	daemon_tell_systemd(d, "STOPPING=1");
 	struct list *pos;
 	list_for_each(pos, &d->services)
 		service_stop(container_of(pos, struct service, link));
-	daemon_check_done(d);
+	check_done(d);
 }
 
-int daemon_reload(struct daemon *d, struct protocol_buf *report)
-{
-	char err[1024];
-	struct protocol_buf scratch = {0};
-	if (d->shutting_down) {
-		log_warn("reload: batond is shutting down");
-		return -1;
-	}
-	if (d->systemd_notify)
-		systemd_notify(d->systemd_notify, "RELOADING=1");
-	int rc = reload_config(d, report ? report : &scratch, err, sizeof(err));
-	protocol_buf_finish(&scratch);
-	if (rc < 0) {
-		log_error("reload failed, the running configuration stays: %s", err);
-		if (report)
-			protocol_error(report, PROTOCOL_E_INVALID, err);
-	}
-	if (d->systemd_notify)
-		systemd_notify(d->systemd_notify, "READY=1");
-	return rc;
-}
-
-static void stop_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	struct daemon *d = w->data;
-	log_info("received SIG%s", signal_name(w->signum));
-	daemon_shutdown(d);
-}
-
-// Passes signo on to the processes of every service whose forward_signals has it.
-static bool forward(struct daemon *d, int signo)
-{
-	bool any = false;
-	struct list *pos;
-	list_for_each(pos, &d->services) {
-		struct service *svc = container_of(pos, struct service, link);
-		if (!(svc->conf->forward_signals & (1ull << signo)))
-			continue;
-		unsigned n = service_signal(svc, signo);
-		log_debug("SIG%s passed on to %u process%s of %s", signal_name(signo), n,
-			n == 1 ? "" : "es", svc->name);
-		any = true;
-	}
-	return any;
-}
-
-// HUP, QUIT, USR1, USR2, WINCH and ALRM: passed on where a service asks for
-// them; otherwise HUP reloads, USR2 re-executes batond, the others are
-// ignored. None of them may end batond and orphan its services.
-static void other_signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
-{
-	(void)loop;
-	(void)revents;
-	struct daemon *d = w->data;
-	if (forward(d, w->signum))
-		return;
-	switch (w->signum) {
-	case SIGHUP:
-		log_info("received SIGHUP: reloading %s", d->config_path ? d->config_path : "nothing");
-		daemon_reload(d, NULL);
-		break;
-	case SIGUSR2: {
-		char err[512];
-		log_info("received SIGUSR2");
-		daemon_reexec(d, -1, err, sizeof(err));
-		break;
-	}
-	case SIGWINCH:
-	case SIGALRM:
-		break;
-	default:
-		log_warn("received SIG%s: ignored", signal_name(w->signum));
-	}
-}
+/* ---- children ---- */
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	struct daemon *d = w->data;
-	if (pidmap_get(&d->procs, w->rpid))
+	struct daemon *d = container_of(w, struct daemon, child);
+	if (lifecycle_proc(&d->lc, w->rpid))
 		d->last_status = w->rstatus;
-	if (service_reap(d, w->rpid, w->rstatus))
+	if (lifecycle_reap(&d->lc, w->rpid, w->rstatus))
 		return;
 	char desc[128];
 	describe_status(w->rstatus, desc, sizeof(desc));
 	d->orphans++;
 	log_debug("reaped orphan %d: %s", (int)w->rpid, desc);
-}
-
-static const int other_signals[DAEMON_SIGNALS] = {
-	SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM,
-};
-
-static void setup_signals(struct daemon *d)
-{
-	signal(SIGPIPE, SIG_IGN);
-	ev_signal_init(&d->sigterm, stop_signal_cb, SIGTERM);
-	ev_signal_init(&d->sigint, stop_signal_cb, SIGINT);
-	d->sigterm.data = d->sigint.data = d;
-	ev_signal_start(d->loop, &d->sigterm);
-	ev_signal_start(d->loop, &d->sigint);
-	for (int i = 0; i < DAEMON_SIGNALS; i++) {
-		ev_signal_init(&d->signals[i], other_signal_cb, other_signals[i]);
-		d->signals[i].data = d;
-		ev_signal_start(d->loop, &d->signals[i]);
-	}
-	ev_child_init(&d->child, child_cb, 0, 0);
-	d->child.data = d;
-	ev_child_start(d->loop, &d->child);
-	ev_idle_init(&d->collector, collector_cb);
-	d->collector.data = d;
 }
 
 static void become_reaper(void)
@@ -296,87 +313,6 @@ static void become_reaper(void)
 		log_warn("neither PID 1 nor a subreaper (%s): orphans of services are not "
 			 "reaped by batond",
 			strerror(errno));
-}
-
-static struct listener *open_listener(struct socket_conf *conf, struct systemd_fds *sd)
-{
-	char err[512];
-	int fd = systemd_fd(sd, conf->name);
-	struct listener *l = fd >= 0 ? listener_adopt(conf, fd, err, sizeof(err))
-				      : listener_create(conf, err, sizeof(err));
-	if (!l) {
-		log_error("%s", err);
-		return NULL;
-	}
-	log_info("socket %s: %s %s %s", l->name, fd >= 0 ? "from systemd:" : "listening on",
-		listener_kind(l), l->bound);
-	return l;
-}
-
-static int open_listeners(struct daemon *d)
-{
-	struct systemd_fds sd;
-	systemd_take_fds(&sd);
-	int rc = 0;
-	for (size_t i = 0; i < d->config->nsockets && rc == 0; i++) {
-		struct listener *l = open_listener(d->config->sockets[i], &sd);
-		if (l)
-			list_append(&d->listeners, &l->link);
-		else
-			rc = -1;
-	}
-	systemd_finish(&sd);
-	return rc;
-}
-
-static int open_sockets(struct daemon *d)
-{
-	char err[512];
-	if (!d->control_path) {
-		log_error("no control socket: XDG_RUNTIME_DIR is not set; use -s PATH");
-		return -1;
-	}
-	if (make_parent_dir(d->control_path) < 0)
-		return -1;
-	d->control = control_create(d, d->control_path, err, sizeof(err));
-	if (!d->control) {
-		log_error("%s", err);
-		return -1;
-	}
-	if (open_listeners(d) < 0)
-		return -1;
-	char *npath = daemon_notify_path(d->control_path);
-	if (!npath) {
-		log_error("out of memory");
-		return -1;
-	}
-	d->notify = notify_create(d, npath, err, sizeof(err));
-	free(npath);
-	if (!d->notify) {
-		log_error("%s", err);
-		return -1;
-	}
-	return 0;
-}
-
-static int create_services(struct daemon *d)
-{
-	for (size_t i = 0; i < d->config->nservices; i++) {
-		struct service *svc = service_create(d, d->config->services[i]);
-		if (!svc) {
-			log_error("out of memory");
-			return -1;
-		}
-		list_append(&d->services, &svc->link);
-	}
-	return 0;
-}
-
-static void start_services(struct daemon *d)
-{
-	struct list *pos;
-	list_for_each(pos, &d->services)
-		service_start(container_of(pos, struct service, link));
 }
 
 void daemon_unblock_signals(void)
@@ -391,20 +327,16 @@ int daemon_count_conns(struct daemon *d, pid_t pid)
 	int n = conns_count_pid(pid);
 	if (n >= 0)
 		return n;
-	const struct conns *table = daemon_conns(d);
-	return table ? conns_count(table, pid) : -1;
-}
-
-const struct conns *daemon_conns(struct daemon *d)
-{
+	// Read from the kernel at most once per loop iteration, however many
+	// processes are asked about.
 	unsigned iteration = ev_iteration(d->loop);
-	if (d->conns_loaded && d->conns_iteration == iteration)
-		return &d->conns;
-	if (d->conns_loaded)
-		conns_finish(&d->conns);
-	d->conns_loaded = conns_load(&d->conns) == 0;
-	d->conns_iteration = iteration;
-	return d->conns_loaded ? &d->conns : NULL;
+	if (!d->conns_loaded || d->conns_iteration != iteration) {
+		if (d->conns_loaded)
+			conns_finish(&d->conns);
+		d->conns_loaded = conns_load(&d->conns) == 0;
+		d->conns_iteration = iteration;
+	}
+	return d->conns_loaded ? conns_count(&d->conns, pid) : -1;
 }
 
 void daemon_init(struct daemon *d)
@@ -412,8 +344,25 @@ void daemon_init(struct daemon *d)
 	memset(d, 0, sizeof(*d));
 	list_init(&d->listeners);
 	list_init(&d->services);
-	list_init(&d->kill_reports);
-	pidmap_init(&d->procs);
+	list_init(&d->subscribers);
+	d->host = daemon_host;
+}
+
+// The path of batond's binary, for a re-exec.
+static char *own_exe(void)
+{
+	char exe[4096];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0)
+		return NULL;
+	exe[n] = '\0';
+	// Replaced since this binary started (a re-exec handed the services back
+	// to it): the path is still where batond is installed.
+	const char *deleted = " (deleted)";
+	size_t dl = strlen(deleted);
+	if ((size_t)n > dl && strcmp(exe + n - dl, deleted) == 0 && access(exe, F_OK) < 0)
+		exe[n - dl] = '\0';
+	return strdup(exe);
 }
 
 int daemon_prepare(struct daemon *d)
@@ -423,50 +372,34 @@ int daemon_prepare(struct daemon *d)
 		log_error("cannot create the event loop");
 		return -1;
 	}
-	// Handlers first: signals a re-exec kept blocked and pending must find
-	// them once unblocked (daemon_unblock_signals).
-	setup_signals(d);
+	signal(SIGPIPE, SIG_IGN);
+	ev_child_init(&d->child, child_cb, 0, 0);
+	ev_child_start(d->loop, &d->child);
+	ev_idle_init(&d->collector, collector_cb);
+	lifecycle_init(&d->lc, d->loop, &d->host);
 	become_reaper();
-	char exe[4096];
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n > 0) {
-		exe[n] = '\0';
-		// Replaced since this binary started (a re-exec handed the services
-		// back to it): the path is still where batond is installed.
-		const char *deleted = " (deleted)";
-		size_t dl = strlen(deleted);
-		if ((size_t)n > dl && strcmp(exe + n - dl, deleted) == 0 && access(exe, F_OK) < 0)
-			exe[n - dl] = '\0';
-		d->exe = strdup(exe);
-	}
+	d->exe = own_exe();
 	return 0;
-}
-
-void daemon_tell_systemd(struct daemon *d)
-{
-	if (!d->systemd_notify)
-		return;
-	char msg[128];
-	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%zu services started\nMAINPID=%d",
-		d->config->nservices, (int)getpid());
-	if (systemd_notify(d->systemd_notify, msg) < 0)
-		log_warn("NOTIFY_SOCKET %s: %s", d->systemd_notify, strerror(errno));
 }
 
 int daemon_start(struct daemon *d)
 {
-	d->started = clock_now();
-	d->wall_started = time(NULL);
-	d->systemd_notify = systemd_take_notify_socket();
-	if (daemon_prepare(d) < 0)
-		return -1;
-	daemon_unblock_signals();
-	if (open_sockets(d) < 0 || create_services(d) < 0)
-		return -1;
-	log_info("batond %s: %zu service%s, control socket %s", BATON_VERSION_STRING,
+	for (size_t i = 0; i < d->config->nservices; i++) {
+		if (!daemon_add_service(d, d->config->services[i])) {
+			log_error("out of memory");
+			return -1;
+		}
+	}
+	log_info("batond %s: %zu service%s, control socket %s", BATON_VERSION,
 		d->config->nservices, d->config->nservices == 1 ? "" : "s", d->control_path);
-	start_services(d);
-	daemon_tell_systemd(d);
+	struct list *pos;
+	list_for_each(pos, &d->services)
+		service_start(container_of(pos, struct service, link));
+	char msg[128];
+	snprintf(msg, sizeof(msg), "READY=1\nSTATUS=%zu services started\nMAINPID=%d",
+		d->config->nservices, (int)getpid());
+	if (daemon_tell_systemd(d, msg) < 0)
+		log_warn("NOTIFY_SOCKET %s: %s", d->systemd_notify, strerror(errno));
 	return 0;
 }
 
@@ -478,33 +411,31 @@ int daemon_run(struct daemon *d)
 	return d->exit_status;
 }
 
-void daemon_finish(struct daemon *d)
+void daemon_destroy_services(struct daemon *d)
 {
 	while (!list_empty(&d->services)) {
 		struct service *svc = container_of(d->services.next, struct service, link);
 		list_remove(&svc->link);
 		service_destroy(svc);
 	}
+}
+
+void daemon_finish(struct daemon *d)
+{
+	daemon_destroy_services(d);
 	while (!list_empty(&d->listeners)) {
 		struct listener *l = container_of(d->listeners.next, struct listener, link);
 		list_remove(&l->link);
 		listener_destroy(l, true);
 	}
 	if (d->loop)
-		event_finish(d);
-	notify_destroy(d->notify, true);
-	control_destroy(d->control, true);
+		lifecycle_finish(&d->lc);
 	config_destroy(d->config);
-	pidmap_finish(&d->procs);
 	free(d->control_path);
+	free(d->notify_path);
 	free(d->config_path);
 	free(d->systemd_notify);
 	free(d->exe);
-	while (!list_empty(&d->kill_reports)) {
-		struct list *r = d->kill_reports.next;
-		list_remove(r);
-		free(r);
-	}
 	if (d->conns_loaded)
 		conns_finish(&d->conns);
 	if (d->loop)

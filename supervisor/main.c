@@ -4,15 +4,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
-#include "batond.h"
+#include "clock.h"
 #include "config.h"
 #include "config_print.h"
 #include "config_read.h"
+#include "daemon.h"
+#include "faces.h"
 #include "log.h"
+#include "protocol.h"
 #include "reexec.h"
+#include "sd_daemon.h"
 #include "single.h"
+#include "version.h"
 
 #define DEFAULT_CONFIG "/etc/baton/baton.conf"
 
@@ -130,7 +136,7 @@ static int take_option(struct options *o, int ch)
 		usage(stdout);
 		exit(0);
 	case 'V':
-		printf("batond %s\n", BATON_VERSION_STRING);
+		printf("batond %s\n", BATON_VERSION);
 		exit(0);
 	default:
 		return take_single(&o->single, ch, optarg);
@@ -186,19 +192,6 @@ static void sanitize_stdio(void)
 	}
 }
 
-static char *default_control(void)
-{
-	char *path;
-	if (geteuid() == 0)
-		return strdup("/run/baton/control.sock");
-	const char *dir = getenv("XDG_RUNTIME_DIR");
-	if (!dir || dir[0] != '/')
-		return NULL;
-	if (asprintf(&path, "%s/baton/control.sock", dir) < 0)
-		return NULL;
-	return path;
-}
-
 static char *control_path(const struct options *o, const struct config *config)
 {
 	const char *env = getenv("BATON_CONTROL");
@@ -208,7 +201,7 @@ static char *control_path(const struct options *o, const struct config *config)
 		return strdup(env);
 	if (config && config->control)
 		return strdup(config->control);
-	return default_control();
+	return protocol_default_control(geteuid() == 0, getenv("XDG_RUNTIME_DIR"));
 }
 
 static int check_config(const struct options *o)
@@ -269,6 +262,34 @@ static int load(struct daemon *d, const struct options *o)
 	if (!d->config)
 		return -1;
 	d->control_path = control_path(o, d->config);
+	if (d->control_path && !(d->notify_path = daemon_notify_path(d->control_path)))
+		return -1;
+	return 0;
+}
+
+// Starts batond afresh on its configuration; returns 0, or -1 after logging why.
+static int start(struct daemon *d)
+{
+	d->started = clock_now();
+	d->wall_started = time(NULL);
+	d->systemd_notify = sd_daemon_take_notify_socket();
+	if (daemon_prepare(d) < 0 || faces_start(d, -1, -1) < 0)
+		return -1;
+	daemon_unblock_signals();
+	if (daemon_open_listeners(d) < 0)
+		return -1;
+	return daemon_start(d);
+}
+
+// Goes on with the state a re-exec left; returns 0, or -1 after logging why.
+static int resume(struct daemon *d)
+{
+	struct reexec_fds fds;
+	if (reexec_resume(d, &fds) < 0 || faces_start(d, fds.control, fds.notify) < 0)
+		return -1;
+	// Signals that came during the exec and the resume are handled now.
+	daemon_unblock_signals();
+	reexec_resumed(d, &fds);
 	return 0;
 }
 
@@ -290,14 +311,16 @@ int main(int argc, char **argv)
 	d.argv = argv;
 	int status = 1;
 	if (reexec_resuming()) {
-		if (reexec_resume(&d) == 0)
+		if (resume(&d) == 0)
 			status = daemon_run(&d);
 	} else if (load(&d, &o) < 0) {
 		// A bad option value of single-command mode is a usage error.
 		status = d.single ? 2 : 1;
-	} else if (daemon_start(&d) == 0) {
+	} else if (start(&d) == 0) {
 		status = daemon_run(&d);
 	}
+	daemon_destroy_services(&d);
+	faces_finish(&d);
 	daemon_finish(&d);
 	return status;
 }

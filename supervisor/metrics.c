@@ -4,23 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "batond.h"
 #include "clock.h"
-#include "service.h"
-
-static const double bounds[HISTOGRAM_BOUNDS] = {
-	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300,
-};
-
-void histogram_add(struct histogram *h, double secs)
-{
-	size_t i = 0;
-	while (i < HISTOGRAM_BOUNDS && secs > bounds[i])
-		i++;
-	h->buckets[i]++;
-	h->sum += secs;
-	h->count++;
-}
+#include "daemon.h"
+#include "histogram.h"
+#include "version.h"
 
 static void line(struct protocol_buf *buf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -56,7 +43,7 @@ static void histogram(struct protocol_buf *buf, const char *name, const char *sv
 	unsigned long cumulative = 0;
 	for (size_t i = 0; i < HISTOGRAM_BOUNDS; i++) {
 		cumulative += h->buckets[i];
-		line(buf, "%s_bucket{service=\"%s\",le=\"%g\"} %lu", name, svc, bounds[i],
+		line(buf, "%s_bucket{service=\"%s\",le=\"%g\"} %lu", name, svc, histogram_bounds[i],
 			cumulative);
 	}
 	line(buf, "%s_bucket{service=\"%s\",le=\"+Inf\"} %lu", name, svc, h->count);
@@ -114,7 +101,7 @@ void metrics_render(struct daemon *d, struct protocol_buf *buf)
 {
 	struct service *svc;
 	header(buf, "baton_build_info", "gauge", "The version of batond.");
-	line(buf, "baton_build_info{version=\"%s\"} 1", BATON_VERSION_STRING);
+	line(buf, "baton_build_info{version=\"%s\"} 1", BATON_VERSION);
 	header(buf, "baton_uptime_seconds", "gauge", "Seconds since batond started.");
 	line(buf, "baton_uptime_seconds %.3f", clock_now() - d->started);
 	header(buf, "baton_orphans_reaped_total", "counter",

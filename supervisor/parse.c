@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <strings.h>
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -512,4 +513,20 @@ bool env_name_reserved(const char *var)
 			return true;
 	}
 	return strncmp(var, "EINHORN_FD_", 11) == 0;
+}
+
+void describe_status(int status, char *out, size_t outlen)
+{
+	if (WIFEXITED(status)) {
+		snprintf(out, outlen, "exited with status %d", WEXITSTATUS(status));
+		return;
+	}
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *name = signal_name(sig);
+		snprintf(out, outlen, "killed by signal %d (%s)%s", sig, name ? name : "?",
+			WCOREDUMP(status) ? ", core dumped" : "");
+		return;
+	}
+	snprintf(out, outlen, "ended with wait status 0x%x", (unsigned)status);
 }

@@ -34,6 +34,9 @@ int parse_signal(const char *s, int *signo, char *err, size_t errlen);
  */
 int parse_signal_set(const char *s, uint64_t *set, char *err, size_t errlen);
 
+/* Describes a wait status: "exited with status 1", "killed by signal 9 (KILL)". */
+void describe_status(int status, char *out, size_t outlen);
+
 /* Returns a signal's name without the SIG prefix ("TERM"), or NULL. */
 const char *signal_name(int signo);
 

@@ -12,18 +12,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "batond.h"
 #include "clock.h"
 #include "config.h"
 #include "config_print.h"
 #include "config_read.h"
 #include "control.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
-#include "notify.h"
+#include "notify_socket.h"
 #include "parse.h"
 #include "protocol.h"
-#include "service.h"
+#include "version.h"
 
 extern char **environ;
 
@@ -106,8 +106,8 @@ static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
 	put_opt(b, "config_path", d->config_path);
 	put_opt(b, "control_path", d->control_path);
 	protocol_record_int(b, "control_fd", control_fd(d->control));
-	put_opt(b, "notify_path", notify_path(d->notify));
-	protocol_record_int(b, "notify_fd", notify_fd(d->notify));
+	put_opt(b, "notify_path", d->notify_path);
+	protocol_record_int(b, "notify_fd", notify_socket_fd(d->notify));
 	put_time(b, "started", d->started);
 	protocol_record_int(b, "wall_started", (long long)d->wall_started);
 	protocol_record_int(b, "orphans", (long long)d->orphans);
@@ -377,7 +377,7 @@ static void set_cloexec(int fd, bool on)
 static void keep_fds(struct daemon *d, int reply_fd, bool keep)
 {
 	set_cloexec(control_fd(d->control), !keep);
-	set_cloexec(notify_fd(d->notify), !keep);
+	set_cloexec(notify_socket_fd(d->notify), !keep);
 	set_cloexec(reply_fd, !keep);
 	struct list *pos, *g, *pp;
 	list_for_each(pos, &d->listeners)
@@ -417,7 +417,7 @@ static int check_reexec(struct daemon *d, char *err, size_t errlen)
 	return 0;
 }
 
-int daemon_reexec(struct daemon *d, int reply_fd, char *err, size_t errlen)
+int reexec_run(struct daemon *d, int reply_fd, char *err, size_t errlen)
 {
 	if (check_reexec(d, err, errlen) < 0)
 		return -1;
@@ -482,6 +482,7 @@ struct state {
 	struct listener **listeners; /* by id - 1 */
 	size_t nlisteners;
 	int reply_fd;
+	struct reexec_fds *fds;
 };
 
 static int read_all(int fd, struct state *st)
@@ -563,12 +564,12 @@ static int resume_daemon(struct daemon *d, struct state *st)
 	d->last_status = (int)num(st, "last_status");
 	d->systemd_notify = opt(st, "systemd_notify");
 	st->reply_fd = (int)num(st, "reply_fd");
-	int cfd = (int)num(st, "control_fd"), nfd = (int)num(st, "notify_fd");
-	set_cloexec(cfd, true);
-	set_cloexec(nfd, true);
-	d->control = control_adopt(d, d->control_path, cfd);
-	d->notify = notify_adopt(d, field(st, "notify_path"), nfd);
-	return d->control && d->notify ? 0 : -1;
+	d->notify_path = opt(st, "notify_path");
+	st->fds->control = (int)num(st, "control_fd");
+	st->fds->notify = (int)num(st, "notify_fd");
+	set_cloexec(st->fds->control, true);
+	set_cloexec(st->fds->notify, true);
+	return d->control_path && d->notify_path ? 0 : -1;
 }
 
 static int resume_listener(struct daemon *d, struct state *st)
@@ -717,7 +718,7 @@ static struct service *resume_service(struct daemon *d, struct state *st)
 {
 	const char *name = field(st, "name");
 	struct service_conf *conf = conf_of(st, name);
-	struct service *svc = conf ? service_create(d, conf) : NULL;
+	struct service *svc = conf ? daemon_add_service(d, conf) : NULL;
 	if (!svc)
 		return NULL;
 	long flags = num(st, "flags");
@@ -731,7 +732,6 @@ static struct service *resume_service(struct daemon *d, struct state *st)
 	svc->rollbacks = (unsigned long)num(st, "rollbacks");
 	svc->kills = (unsigned long)num(st, "kills");
 	snprintf(svc->reason, sizeof(svc->reason), "%s", field(st, "reason"));
-	list_append(&d->services, &svc->link);
 	return svc;
 }
 
@@ -762,7 +762,7 @@ static struct generation *resume_gen(struct service *svc, struct state *st)
 		.role = (enum gen_role)num(st, "role"), .started_at = when(st, "started_at"),
 		.drain_at = when(st, "drain_at")};
 	struct listener **ls = gen_listeners(st, conf->nsockets);
-	struct generation *gen = ls ? service_restore_gen(svc, &saved, conf, ls) : NULL;
+	struct generation *gen = ls ? generation_restore(svc, &saved, conf, ls) : NULL;
 	if (!gen)
 		free(ls);
 	return gen;
@@ -789,7 +789,7 @@ static int resume_proc(struct generation *gen, struct state *st)
 	int exec_fd = (int)num(st, "exec_fd"), ready_fd = (int)num(st, "ready_fd");
 	set_cloexec(exec_fd, true);
 	set_cloexec(ready_fd, true);
-	return service_restore_proc(gen, &saved, when(st, "timer_at"), exec_fd, ready_fd) ? 0
+	return proc_restore(gen, &saved, when(st, "timer_at"), exec_fd, ready_fd) ? 0
 											    : -1;
 }
 
@@ -835,7 +835,7 @@ static void answer(int fd, bool ok, bool handed_back)
 				  "took the services back and goes on"
 				: "ok";
 	int n = snprintf(msg, sizeof(msg), "reexec pid=%d version=%s\n%s\n", (int)getpid(),
-		BATON_VERSION_STRING, result);
+		BATON_VERSION, result);
 	ssize_t rc = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)rc;
 	close(fd);
@@ -919,14 +919,15 @@ static void hand_back(struct daemon *d, int exe, int state, const struct fd_list
 	unsetenv(HANDED_BACK_ENV);
 }
 
-int reexec_resume(struct daemon *d)
+int reexec_resume(struct daemon *d, struct reexec_fds *fds)
 {
-	struct state st = {.reply_fd = -1};
+	struct state st = {.reply_fd = -1, .fds = fds};
+	fds->control = fds->notify = -1;
 	int fd = atoi(getenv(STATE_ENV)), exe = -1, state = -1;
 	const char *fallback = getenv(FALLBACK_ENV);
 	if (!fallback || sscanf(fallback, "%d,%d", &exe, &state) != 2)
 		exe = state = -1;
-	bool handed_back = getenv(HANDED_BACK_ENV) != NULL;
+	bool handed_back = fds->handed_back = getenv(HANDED_BACK_ENV) != NULL;
 	unsetenv(STATE_ENV);
 	unsetenv(FALLBACK_ENV);
 	unsetenv(HANDED_BACK_ENV);
@@ -950,16 +951,18 @@ int reexec_resume(struct daemon *d)
 		log_error("re-exec: cannot resume: exiting; the services are left running");
 		return -1;
 	}
-	// Signals that came during the exec and the resume are handled now.
-	daemon_unblock_signals();
-	if (handed_back)
+	return 0;
+}
+
+void reexec_resumed(struct daemon *d, const struct reexec_fds *fds)
+{
+	if (fds->handed_back)
 		log_warn("re-exec: the new batond could not resume: batond %s took the services "
 			 "back",
-			BATON_VERSION_STRING);
+			BATON_VERSION);
 	log_info("batond %s resumed after a re-exec: %zu process%s, control socket %s",
-		BATON_VERSION_STRING, d->procs.count, d->procs.count == 1 ? "" : "es",
+		BATON_VERSION, d->lc.procs.count, d->lc.procs.count == 1 ? "" : "es",
 		d->control_path);
 	// Children that ended during the exec were not reaped: reap them now.
 	ev_feed_signal_event(d->loop, SIGCHLD);
-	return 0;
 }

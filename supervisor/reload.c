@@ -7,12 +7,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "batond.h"
-#include "config.h"
 #include "config_read.h"
+#include "daemon.h"
 #include "listener.h"
 #include "log.h"
-#include "service.h"
 
 // A socket of the new configuration, with the listener it will be.
 struct socket_plan {
@@ -34,7 +32,8 @@ static void report_change(struct protocol_buf *report, const char *kind, const c
 	log_info("reload: %s %s: %s%s%s", kind, name, change, detail ? ": " : "", detail ? detail : "");
 }
 
-static bool same_address(const struct listener *l, const struct socket_conf *c)
+// A kept socket is one whose address is written the same way.
+static bool listens_as_configured(const struct listener *l, const struct socket_conf *c)
 {
 	return strcmp(l->listen, c->listen) == 0;
 }
@@ -59,7 +58,7 @@ static struct socket_plan *plan_sockets(struct daemon *d, struct config *next, c
 	for (size_t i = 0; i < next->nsockets; i++) {
 		plan[i].conf = next->sockets[i];
 		plan[i].old = daemon_listener(d, next->sockets[i]->name);
-		if (plan[i].old && same_address(plan[i].old, plan[i].conf))
+		if (plan[i].old && listens_as_configured(plan[i].old, plan[i].conf))
 			continue;
 		plan[i].opened = listener_create(plan[i].conf, err, errlen);
 		if (!plan[i].opened) {
@@ -140,12 +139,11 @@ static void commit_services(struct daemon *d, struct config *next, struct protoc
 		struct service *svc = daemon_service(d, next->services[i]->name);
 		if (svc && !svc->removed)
 			continue;
-		svc = service_create(d, next->services[i]);
+		svc = daemon_add_service(d, next->services[i]);
 		if (!svc) {
 			log_error("reload: %s: out of memory", next->services[i]->name);
 			continue;
 		}
-		list_append(&d->services, &svc->link);
 		report_change(report, "service", svc->name, "added", "starting");
 		service_start(svc);
 	}
@@ -193,4 +191,24 @@ int reload_config(struct daemon *d, struct protocol_buf *report, char *err, size
 	commit_services(d, next, report);
 	config_destroy(old);
 	return 0;
+}
+
+int reload_run(struct daemon *d, struct protocol_buf *report)
+{
+	char err[1024];
+	struct protocol_buf scratch = {0};
+	if (d->shutting_down) {
+		log_warn("reload: batond is shutting down");
+		return -1;
+	}
+	daemon_tell_systemd(d, "RELOADING=1");
+	int rc = reload_config(d, report ? report : &scratch, err, sizeof(err));
+	protocol_buf_finish(&scratch);
+	if (rc < 0) {
+		log_error("reload failed, the running configuration stays: %s", err);
+		if (report)
+			protocol_error(report, PROTOCOL_E_INVALID, err);
+	}
+	daemon_tell_systemd(d, "READY=1");
+	return rc;
 }

@@ -8,6 +8,13 @@
 struct daemon;
 
 /*
+ * Reloads the configuration file (reload_config) and logs the outcome, telling
+ * batond's own systemd. With a report, the changes, or on failure an `error`
+ * line, are appended to it. Returns 0 or -1.
+ */
+int reload_run(struct daemon *d, struct protocol_buf *report);
+
+/*
  * Reads the configuration file again and applies it: new sockets are
  * opened, sockets whose address changed are opened anew, unchanged ones stay
  * as they are; new services start, removed ones stop (with their grace) and

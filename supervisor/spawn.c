@@ -105,12 +105,19 @@ void spawn_env_finish(struct spawn_env *env)
 	env->n = env->cap = 0;
 }
 
-static void child_fail(int errfd, int err, const char *what, const char *arg)
+void spawn_write_error(int errfd, int err, const char *what)
 {
 	struct child_error ce = {.err = err};
-	snprintf(ce.what, sizeof(ce.what), "%s%s%s", what, arg ? " " : "", arg ? arg : "");
+	snprintf(ce.what, sizeof(ce.what), "%s", what);
 	ssize_t rc = write(errfd, &ce, sizeof(ce));
 	(void)rc;
+}
+
+static void child_fail(int errfd, int err, const char *what, const char *arg)
+{
+	char text[256];
+	snprintf(text, sizeof(text), "%s%s%s", what, arg ? " " : "", arg ? arg : "");
+	spawn_write_error(errfd, err, text);
 	_exit(127);
 }
 

@@ -48,6 +48,12 @@ pid_t spawn_process(const struct spawn_request *req, int *errfd);
  */
 int spawn_read_error(int errfd, char *msg, size_t msglen);
 
+/*
+ * Reports a failure before exec on errfd, as the child does: what failed
+ * ("exec /usr/bin/app") and its errno. For a stand-in child in tests.
+ */
+void spawn_write_error(int errfd, int err, const char *what);
+
 /* A child's environment under construction. */
 struct spawn_env {
 	char **vars;

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sdnotify.h"
+#include "notify_message.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -12,7 +12,7 @@ static void require(bool ok, const char *what)
 {
 	if (ok)
 		return;
-	fprintf(stderr, "fuzz_sdnotify: broken invariant: %s\n", what);
+	fprintf(stderr, "fuzz_notify_message: broken invariant: %s\n", what);
 	abort();
 }
 
@@ -39,18 +39,18 @@ static bool is_control(unsigned char c)
 }
 
 // The status is the last STATUS= value, truncated, control characters blanked.
-static void check_status(const struct sdnotify_msg *msg, const char *buf, size_t size)
+static void check_status(const struct notify_message *msg, const char *buf, size_t size)
 {
 	size_t vlen = 0;
 	const char *v = last_value(buf, size, "STATUS", &vlen);
 	require(msg->has_status == (v != NULL), "has_status when a STATUS= line is there");
 	size_t n = strnlen(msg->status, sizeof(msg->status));
-	require(n < SDNOTIFY_STATUS_MAX, "status is NUL-terminated and shorter than the maximum");
+	require(n < NOTIFY_MESSAGE_STATUS_MAX, "status is NUL-terminated and shorter than the maximum");
 	if (!msg->has_status) {
 		require(n == 0, "no status is an empty status");
 		return;
 	}
-	require(n == (vlen < SDNOTIFY_STATUS_MAX ? vlen : SDNOTIFY_STATUS_MAX - 1),
+	require(n == (vlen < NOTIFY_MESSAGE_STATUS_MAX ? vlen : NOTIFY_MESSAGE_STATUS_MAX - 1),
 		"status is the value, truncated");
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)msg->status[i];
@@ -67,7 +67,7 @@ static void check_flag(bool flag, const char *buf, size_t size, const char *key)
 	require(flag == (v && vlen == 1 && v[0] == '1'), "a flag is set by its last KEY=1 line");
 }
 
-static void check_message(const struct sdnotify_msg *msg, const char *buf, size_t size)
+static void check_message(const struct notify_message *msg, const char *buf, size_t size)
 {
 	check_status(msg, buf, size);
 	check_flag(msg->ready, buf, size, "READY");
@@ -79,9 +79,9 @@ static void check_message(const struct sdnotify_msg *msg, const char *buf, size_
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *buf = (const char *)data;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	memset(&msg, 0xa5, sizeof(msg));
-	int rc = sdnotify_parse(buf, size, &msg);
+	int rc = notify_message_parse(buf, size, &msg);
 	bool nul = size == 0 || memchr(buf, '\0', size) != NULL;
 	require(!nul || rc < 0, "an empty datagram or one with a NUL is refused");
 	if (rc == 0)

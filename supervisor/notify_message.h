@@ -1,5 +1,5 @@
-#ifndef BATON_SDNOTIFY_H
-#define BATON_SDNOTIFY_H
+#ifndef BATON_NOTIFY_MESSAGE_H
+#define BATON_NOTIFY_MESSAGE_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -11,13 +11,13 @@
  * unit tests and a fuzzer drive it.
  */
 
-#define SDNOTIFY_STATUS_MAX 256
+#define NOTIFY_MESSAGE_STATUS_MAX 256
 
-struct sdnotify_msg {
+struct notify_message {
 	bool ready;
 	bool stopping;
 	bool has_status;
-	char status[SDNOTIFY_STATUS_MAX]; /* truncated, control characters replaced */
+	char status[NOTIFY_MESSAGE_STATUS_MAX]; /* truncated, control characters replaced */
 	bool has_extend;
 	uint64_t extend_usec;
 	pid_t mainpid; /* 0 when absent */
@@ -28,6 +28,6 @@ struct sdnotify_msg {
  * are ignored, as systemd does. Returns -1 when the datagram holds a NUL
  * byte or no assignment at all.
  */
-int sdnotify_parse(const char *buf, size_t len, struct sdnotify_msg *msg);
+int notify_message_parse(const char *buf, size_t len, struct notify_message *msg);
 
 #endif

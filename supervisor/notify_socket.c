@@ -1,4 +1,4 @@
-#include "notify.h"
+#include "notify_socket.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -10,19 +10,19 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "batond.h"
+#include "daemon.h"
 #include "log.h"
-#include "sdnotify.h"
-#include "service.h"
+#include "notify_message.h"
 
 #define NOTIFY_DATAGRAM_MAX 4096
 #define NOTIFY_BATCH 64
 
-struct notify {
+struct notify_socket {
 	struct daemon *d;
 	char *path;
 	ev_io io;
 	struct log_limit stranger_limit;
+	struct log_limit mainpid_limit; /* MAINPID= refused: a service may send many */
 };
 
 static void close_passed_fds(struct msghdr *mh)
@@ -47,7 +47,7 @@ static const struct ucred *sender(struct msghdr *mh)
 	return NULL;
 }
 
-static void ignore_stranger(struct notify *n, pid_t pid)
+static void ignore_stranger(struct notify_socket *n, pid_t pid)
 {
 	unsigned dropped;
 	if (!log_limit_pass(&n->stranger_limit, ev_now(n->d->loop), &dropped))
@@ -57,7 +57,21 @@ static void ignore_stranger(struct notify *n, pid_t pid)
 		(int)pid, dropped ? " (and more since)" : "");
 }
 
-static void apply(struct proc *p, const struct sdnotify_msg *msg)
+static void set_main_pid(struct notify_socket *n, struct proc *p, pid_t pid)
+{
+	if (proc_set_main_pid(p, pid) == 0)
+		return;
+	char label[128];
+	proc_label(p, label, sizeof(label));
+	unsigned dropped;
+	if (errno == ENOMEM)
+		log_error("%s: MAINPID=%d ignored: out of memory", label, (int)pid);
+	else if (log_limit_pass(&n->mainpid_limit, ev_now(n->d->loop), &dropped))
+		log_warn("%s: MAINPID=%d ignored: not a process of this service%s", label, (int)pid,
+			dropped ? " (and more since)" : "");
+}
+
+static void apply(struct notify_socket *n, struct proc *p, const struct notify_message *msg)
 {
 	if (msg->has_status)
 		proc_set_status(p, msg->status);
@@ -68,11 +82,11 @@ static void apply(struct proc *p, const struct sdnotify_msg *msg)
 	if (msg->stopping)
 		log_debug("%s[%d]: STOPPING=1", p->gen->svc->name, (int)p->pid);
 	if (msg->mainpid && msg->mainpid != p->pid)
-		proc_set_main_pid(p, msg->mainpid);
+		set_main_pid(n, p, msg->mainpid);
 }
 
 // Reads one datagram; returns -1 when none is left.
-static int receive_one(struct notify *n)
+static int receive_one(struct notify_socket *n)
 {
 	char buf[NOTIFY_DATAGRAM_MAX];
 	union {
@@ -89,14 +103,14 @@ static int receive_one(struct notify *n)
 	const struct ucred *cred = sender(&mh);
 	if (!cred || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)))
 		return 0;
-	struct proc *p = pidmap_get(&n->d->procs, cred->pid);
+	struct proc *p = lifecycle_proc(&n->d->lc, cred->pid);
 	if (!p) {
 		ignore_stranger(n, cred->pid);
 		return 0;
 	}
-	struct sdnotify_msg msg;
-	if (sdnotify_parse(buf, (size_t)len, &msg) == 0)
-		apply(p, &msg);
+	struct notify_message msg;
+	if (notify_message_parse(buf, (size_t)len, &msg) == 0)
+		apply(n, p, &msg);
 	return 0;
 }
 
@@ -104,7 +118,7 @@ static void notify_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	struct notify *n = container_of(w, struct notify, io);
+	struct notify_socket *n = container_of(w, struct notify_socket, io);
 	// Bounded, so that a flood of datagrams cannot starve everything else.
 	for (int i = 0; i < NOTIFY_BATCH; i++) {
 		if (receive_one(n) < 0)
@@ -112,9 +126,9 @@ static void notify_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-static struct notify *notify_alloc(struct daemon *d, const char *path, int fd)
+static struct notify_socket *notify_alloc(struct daemon *d, const char *path, int fd)
 {
-	struct notify *n = calloc(1, sizeof(*n));
+	struct notify_socket *n = calloc(1, sizeof(*n));
 	if (!n || !(n->path = strdup(path))) {
 		free(n);
 		return NULL;
@@ -154,12 +168,12 @@ error:
 	return -1;
 }
 
-struct notify *notify_create(struct daemon *d, const char *path, char *err, size_t errlen)
+struct notify_socket *notify_socket_create(struct daemon *d, const char *path, char *err, size_t errlen)
 {
 	int fd = bind_notify(path, err, errlen);
 	if (fd < 0)
 		return NULL;
-	struct notify *n = notify_alloc(d, path, fd);
+	struct notify_socket *n = notify_alloc(d, path, fd);
 	if (!n) {
 		snprintf(err, errlen, "notify socket: out of memory");
 		close(fd);
@@ -168,12 +182,12 @@ struct notify *notify_create(struct daemon *d, const char *path, char *err, size
 	return n;
 }
 
-struct notify *notify_adopt(struct daemon *d, const char *path, int fd)
+struct notify_socket *notify_socket_adopt(struct daemon *d, const char *path, int fd)
 {
 	return notify_alloc(d, path, fd);
 }
 
-void notify_destroy(struct notify *n, bool remove_file)
+void notify_socket_destroy(struct notify_socket *n, bool remove_file)
 {
 	if (!n)
 		return;
@@ -185,12 +199,7 @@ void notify_destroy(struct notify *n, bool remove_file)
 	free(n);
 }
 
-const char *notify_path(const struct notify *n)
-{
-	return n->path;
-}
-
-int notify_fd(const struct notify *n)
+int notify_socket_fd(const struct notify_socket *n)
 {
 	return n->io.fd;
 }

@@ -6,17 +6,17 @@
 
 #include <string.h>
 
-#include "sdnotify.h"
+#include "notify_message.h"
 
-static int parse(const char *s, struct sdnotify_msg *msg)
+static int parse(const char *s, struct notify_message *msg)
 {
-	return sdnotify_parse(s, strlen(s), msg);
+	return notify_message_parse(s, strlen(s), msg);
 }
 
 static void ready(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("READY=1", &msg), 0);
 	assert_true(msg.ready);
 	assert_false(msg.stopping);
@@ -28,7 +28,7 @@ static void ready(void **state)
 static void ready_with_trailing_newline(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("READY=1\n", &msg), 0);
 	assert_true(msg.ready);
 }
@@ -36,7 +36,7 @@ static void ready_with_trailing_newline(void **state)
 static void ready_zero_is_not_ready(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("READY=0", &msg), 0);
 	assert_false(msg.ready);
 	assert_int_equal(parse("READY=11", &msg), 0);
@@ -48,7 +48,7 @@ static void ready_zero_is_not_ready(void **state)
 static void stopping(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STOPPING=1", &msg), 0);
 	assert_true(msg.stopping);
 	assert_false(msg.ready);
@@ -57,7 +57,7 @@ static void stopping(void **state)
 static void status_copied(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STATUS=Serving 12 clients", &msg), 0);
 	assert_true(msg.has_status);
 	assert_string_equal(msg.status, "Serving 12 clients");
@@ -67,7 +67,7 @@ static void status_copied(void **state)
 static void status_may_be_empty(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STATUS=", &msg), 0);
 	assert_true(msg.has_status);
 	assert_string_equal(msg.status, "");
@@ -76,7 +76,7 @@ static void status_may_be_empty(void **state)
 static void status_keeps_equals_and_utf8(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STATUS=a=b caf\xc3\xa9", &msg), 0);
 	assert_string_equal(msg.status, "a=b caf\xc3\xa9");
 }
@@ -89,20 +89,20 @@ static void status_truncated(void **state)
 	for (int i = 0; i < 1000; i++)
 		buf[7 + i] = (char)('a' + i % 26);
 	buf[7 + 1000] = '\0';
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse(buf, &msg), 0);
-	assert_int_equal(strlen(msg.status), SDNOTIFY_STATUS_MAX - 1);
-	assert_memory_equal(msg.status, buf + 7, SDNOTIFY_STATUS_MAX - 1);
+	assert_int_equal(strlen(msg.status), NOTIFY_MESSAGE_STATUS_MAX - 1);
+	assert_memory_equal(msg.status, buf + 7, NOTIFY_MESSAGE_STATUS_MAX - 1);
 }
 
 static void status_of_exact_capacity_kept(void **state)
 {
 	(void)state;
-	char buf[7 + SDNOTIFY_STATUS_MAX];
+	char buf[7 + NOTIFY_MESSAGE_STATUS_MAX];
 	memcpy(buf, "STATUS=", 7);
-	memset(buf + 7, 'x', SDNOTIFY_STATUS_MAX - 1);
-	buf[7 + SDNOTIFY_STATUS_MAX - 1] = '\0';
-	struct sdnotify_msg msg;
+	memset(buf + 7, 'x', NOTIFY_MESSAGE_STATUS_MAX - 1);
+	buf[7 + NOTIFY_MESSAGE_STATUS_MAX - 1] = '\0';
+	struct notify_message msg;
 	assert_int_equal(parse(buf, &msg), 0);
 	assert_string_equal(msg.status, buf + 7);
 }
@@ -110,7 +110,7 @@ static void status_of_exact_capacity_kept(void **state)
 static void status_control_characters_replaced(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STATUS=a\tb\rc\033[31md\x7f" "e", &msg), 0);
 	assert_string_equal(msg.status, "a b c [31md e");
 }
@@ -118,7 +118,7 @@ static void status_control_characters_replaced(void **state)
 static void status_ends_at_newline(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("STATUS=one\nREADY=1", &msg), 0);
 	assert_string_equal(msg.status, "one");
 	assert_true(msg.ready);
@@ -127,7 +127,7 @@ static void status_ends_at_newline(void **state)
 static void extend_timeout(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("EXTEND_TIMEOUT_USEC=5000000", &msg), 0);
 	assert_true(msg.has_extend);
 	assert_int_equal(msg.extend_usec, 5000000);
@@ -139,7 +139,7 @@ static void extend_timeout(void **state)
 static void extend_timeout_overflow_rejected(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("EXTEND_TIMEOUT_USEC=18446744073709551616", &msg), 0);
 	assert_false(msg.has_extend);
 	assert_int_equal(parse("EXTEND_TIMEOUT_USEC=99999999999999999999", &msg), 0);
@@ -151,7 +151,7 @@ static void extend_timeout_overflow_rejected(void **state)
 static void extend_timeout_malformed_ignored(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("EXTEND_TIMEOUT_USEC=", &msg), 0);
 	assert_false(msg.has_extend);
 	assert_int_equal(parse("EXTEND_TIMEOUT_USEC=-5", &msg), 0);
@@ -163,7 +163,7 @@ static void extend_timeout_malformed_ignored(void **state)
 static void mainpid(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("MAINPID=4242", &msg), 0);
 	assert_int_equal(msg.mainpid, 4242);
 }
@@ -171,7 +171,7 @@ static void mainpid(void **state)
 static void mainpid_zero_and_garbage_ignored(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("MAINPID=0", &msg), 0);
 	assert_int_equal(msg.mainpid, 0);
 	assert_int_equal(parse("MAINPID=abc", &msg), 0);
@@ -187,7 +187,7 @@ static void mainpid_zero_and_garbage_ignored(void **state)
 static void several_assignments(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("READY=1\nSTATUS=up\nMAINPID=77\nEXTEND_TIMEOUT_USEC=10\n", &msg),
 		0);
 	assert_true(msg.ready);
@@ -201,7 +201,7 @@ static void several_assignments(void **state)
 static void unknown_keys_ignored(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("WATCHDOG=1\nFDSTORE=1\nREADYX=1\nXREADY=1", &msg), 0);
 	assert_false(msg.ready);
 	assert_false(msg.has_status);
@@ -212,7 +212,7 @@ static void unknown_keys_ignored(void **state)
 static void previous_result_cleared(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	assert_int_equal(parse("READY=1\nSTATUS=x\nMAINPID=5", &msg), 0);
 	assert_int_equal(parse("STOPPING=1", &msg), 0);
 	assert_false(msg.ready);
@@ -224,17 +224,17 @@ static void previous_result_cleared(void **state)
 static void nul_byte_rejected(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
+	struct notify_message msg;
 	static const char buf[] = "READY=1\0STATUS=x";
-	assert_int_equal(sdnotify_parse(buf, sizeof(buf) - 1, &msg), -1);
+	assert_int_equal(notify_message_parse(buf, sizeof(buf) - 1, &msg), -1);
 	assert_false(msg.ready);
 }
 
 static void no_assignment_rejected(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
-	assert_int_equal(sdnotify_parse("", 0, &msg), -1);
+	struct notify_message msg;
+	assert_int_equal(notify_message_parse("", 0, &msg), -1);
 	assert_int_equal(parse("\n\n", &msg), -1);
 	assert_int_equal(parse("READY", &msg), -1);
 	assert_int_equal(parse("hello world\nbye", &msg), -1);
@@ -243,8 +243,8 @@ static void no_assignment_rejected(void **state)
 static void length_bounds_the_datagram(void **state)
 {
 	(void)state;
-	struct sdnotify_msg msg;
-	assert_int_equal(sdnotify_parse("READY=1\nSTATUS=hidden", 8, &msg), 0);
+	struct notify_message msg;
+	assert_int_equal(notify_message_parse("READY=1\nSTATUS=hidden", 8, &msg), 0);
 	assert_true(msg.ready);
 	assert_false(msg.has_status);
 }

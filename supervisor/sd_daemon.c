@@ -1,4 +1,4 @@
-#include "systemd.h"
+#include "sd_daemon.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -12,7 +12,7 @@
 #include "log.h"
 #include "parse.h"
 
-static void take_names(struct systemd_fds *s, const char *names)
+static void take_names(struct sd_daemon_fds *s, const char *names)
 {
 	char *copy = names ? strdup(names) : NULL, *save = NULL, *tok = copy;
 	for (int i = 0; i < s->n; i++) {
@@ -23,7 +23,7 @@ static void take_names(struct systemd_fds *s, const char *names)
 	free(copy);
 }
 
-void systemd_take_fds(struct systemd_fds *s)
+void sd_daemon_take_fds(struct sd_daemon_fds *s)
 {
 	memset(s, 0, sizeof(*s));
 	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
@@ -33,7 +33,7 @@ void systemd_take_fds(struct systemd_fds *s)
 		(pid_t)p == getpid();
 	if (fds && !mine)
 		log_warn("LISTEN_FDS ignored: LISTEN_PID is not batond's pid");
-	else if (fds && parse_uint(fds, 0, SYSTEMD_FDS_MAX, &n, err, sizeof(err)) < 0)
+	else if (fds && parse_uint(fds, 0, SD_DAEMON_FDS_MAX, &n, err, sizeof(err)) < 0)
 		log_warn("LISTEN_FDS ignored: %s", err);
 	else if (fds) {
 		s->n = (int)n;
@@ -46,7 +46,7 @@ void systemd_take_fds(struct systemd_fds *s)
 	unsetenv("LISTEN_FDNAMES");
 }
 
-int systemd_fd(struct systemd_fds *s, const char *name)
+int sd_daemon_fd(struct sd_daemon_fds *s, const char *name)
 {
 	for (int i = 0; i < s->n; i++) {
 		if (!s->used[i] && s->names[i] && strcmp(s->names[i], name) == 0) {
@@ -57,7 +57,7 @@ int systemd_fd(struct systemd_fds *s, const char *name)
 	return -1;
 }
 
-void systemd_finish(struct systemd_fds *s)
+void sd_daemon_finish(struct sd_daemon_fds *s)
 {
 	for (int i = 0; i < s->n; i++) {
 		if (!s->used[i]) {
@@ -71,7 +71,7 @@ void systemd_finish(struct systemd_fds *s)
 	s->n = 0;
 }
 
-char *systemd_take_notify_socket(void)
+char *sd_daemon_take_notify_socket(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	char *copy = path && (path[0] == '/' || path[0] == '@') ? strdup(path) : NULL;
@@ -79,7 +79,7 @@ char *systemd_take_notify_socket(void)
 	return copy;
 }
 
-int systemd_notify(const char *path, const char *msg)
+int sd_daemon_notify(const char *path, const char *msg)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t len = strlen(path);

@@ -1,4 +1,4 @@
-#include "sdnotify.h"
+#include "notify_message.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -32,7 +32,7 @@ static bool key_is(const char *line, size_t n, const char *key, const char **val
 	return true;
 }
 
-static void set_status(struct sdnotify_msg *msg, const char *v, size_t n)
+static void set_status(struct notify_message *msg, const char *v, size_t n)
 {
 	if (n >= sizeof(msg->status))
 		n = sizeof(msg->status) - 1;
@@ -44,7 +44,7 @@ static void set_status(struct sdnotify_msg *msg, const char *v, size_t n)
 	msg->has_status = true;
 }
 
-static void parse_line(struct sdnotify_msg *msg, const char *line, size_t n)
+static void parse_line(struct notify_message *msg, const char *line, size_t n)
 {
 	const char *v;
 	size_t vn;
@@ -64,7 +64,7 @@ static void parse_line(struct sdnotify_msg *msg, const char *line, size_t n)
 	}
 }
 
-int sdnotify_parse(const char *buf, size_t len, struct sdnotify_msg *msg)
+int notify_message_parse(const char *buf, size_t len, struct notify_message *msg)
 {
 	memset(msg, 0, sizeof(*msg));
 	if (len == 0 || memchr(buf, '\0', len))

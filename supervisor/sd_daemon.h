@@ -1,5 +1,5 @@
-#ifndef BATON_SYSTEMD_H
-#define BATON_SYSTEMD_H
+#ifndef BATON_SD_DAEMON_H
+#define BATON_SD_DAEMON_H
 
 #include <stdbool.h>
 
@@ -9,31 +9,31 @@
  * NOTIFY_SOCKET.
  */
 
-#define SYSTEMD_FDS_MAX 64
+#define SD_DAEMON_FDS_MAX 64
 
-struct systemd_fds {
+struct sd_daemon_fds {
 	int n;
-	int fds[SYSTEMD_FDS_MAX];
-	char *names[SYSTEMD_FDS_MAX];
-	bool used[SYSTEMD_FDS_MAX];
+	int fds[SD_DAEMON_FDS_MAX];
+	char *names[SD_DAEMON_FDS_MAX];
+	bool used[SD_DAEMON_FDS_MAX];
 };
 
 /*
  * Takes the fds passed with LISTEN_FDS when LISTEN_PID is batond's pid, and
  * removes the three variables from the environment.
  */
-void systemd_take_fds(struct systemd_fds *s);
+void sd_daemon_take_fds(struct sd_daemon_fds *s);
 
 /* Returns the passed fd named name and marks it used, or -1. */
-int systemd_fd(struct systemd_fds *s, const char *name);
+int sd_daemon_fd(struct sd_daemon_fds *s, const char *name);
 
 /* Closes, with a warning, every passed fd no socket used; frees the names. */
-void systemd_finish(struct systemd_fds *s);
+void sd_daemon_finish(struct sd_daemon_fds *s);
 
 /* Returns NOTIFY_SOCKET (to free) and removes it from the environment, or NULL. */
-char *systemd_take_notify_socket(void);
+char *sd_daemon_take_notify_socket(void);
 
 /* Sends one sd_notify datagram to path ('@' for the abstract namespace). */
-int systemd_notify(const char *path, const char *msg);
+int sd_daemon_notify(const char *path, const char *msg);
 
 #endif

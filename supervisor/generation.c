@@ -1,0 +1,157 @@
+#include "lifecycle_impl.h"
+
+#include <stdlib.h>
+
+static const char *const role_names[] = {
+	[GEN_CURRENT] = "current",
+	[GEN_NEXT] = "next",
+	[GEN_DRAINING] = "draining",
+};
+
+const char *generation_role_name(enum gen_role role)
+{
+	return role_names[role];
+}
+
+// A generation holds on to the sockets it started with: a reload that
+// replaces or removes one leaves it open until this generation is gone.
+static struct listener **take_listeners(struct lifecycle_host *host, struct service_conf *conf)
+{
+	struct listener **ls = calloc(conf->nsockets ? conf->nsockets : 1, sizeof(*ls));
+	for (size_t i = 0; ls && i < conf->nsockets; i++)
+		ls[i] = host->listener(host, conf->sockets[i]);
+	return ls;
+}
+
+struct generation *generation_create(struct service *svc, struct service_conf *conf,
+	enum gen_role role)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+	if (!gen)
+		return NULL;
+	gen->listeners = take_listeners(svc->lc->host, conf);
+	if (!gen->listeners) {
+		free(gen);
+		return NULL;
+	}
+	gen->svc = svc;
+	gen->number = ++svc->last_gen;
+	gen->conf = service_conf_ref(conf);
+	gen->role = role;
+	gen->started_at = lifecycle_now();
+	list_init(&gen->procs);
+	list_insert_after(&svc->gens, &gen->link);
+	return gen;
+}
+
+void generation_destroy(struct generation *gen)
+{
+	struct service *svc = gen->svc;
+	struct lifecycle_host *host = svc->lc->host;
+	if (svc->current == gen)
+		svc->current = NULL;
+	if (svc->next == gen)
+		svc->next = NULL;
+	list_remove(&gen->link);
+	for (size_t i = 0; i < gen->conf->nsockets; i++) {
+		if (gen->listeners[i])
+			host->release(host, gen->listeners[i]);
+	}
+	free(gen->listeners);
+	service_conf_unref(gen->conf);
+	free(gen);
+}
+
+unsigned generation_count(const struct generation *gen, enum proc_state state)
+{
+	unsigned n = 0;
+	struct list *pos;
+	list_for_each(pos, &gen->procs) {
+		if (container_of(pos, struct proc, link)->state == state)
+			n++;
+	}
+	return n;
+}
+
+void generation_drain(struct generation *gen)
+{
+	struct service *svc = gen->svc;
+	if (svc->current == gen)
+		svc->current = NULL;
+	if (svc->next == gen)
+		svc->next = NULL;
+	if (gen->role != GEN_DRAINING) {
+		gen->role = GEN_DRAINING;
+		gen->drain_at = lifecycle_now();
+	}
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &gen->procs) {
+		struct proc *p = container_of(pos, struct proc, link);
+		if (p->state == PROC_WAITING)
+			proc_remove(p);
+		else
+			proc_stop(p);
+	}
+	generation_check_empty(gen);
+}
+
+static bool has_instance(const struct generation *gen, unsigned instance)
+{
+	struct list *pos;
+	list_for_each(pos, &gen->procs) {
+		struct proc *p = container_of(pos, struct proc, link);
+		if (p->instance == instance && p->state != PROC_STOPPING)
+			return true;
+	}
+	return false;
+}
+
+void generation_fill(struct generation *gen)
+{
+	unsigned n = gen->conf->instances;
+	for (unsigned i = 0; i < n; i++) {
+		if (!has_instance(gen, i))
+			proc_spawn_new(gen, i);
+	}
+}
+
+void generation_check_empty(struct generation *gen)
+{
+	if (!list_empty(&gen->procs))
+		return;
+	struct service *svc = gen->svc;
+	if (gen->role == GEN_NEXT)
+		return;
+	if (gen->role == GEN_CURRENT && svc->wanted) {
+		struct lifecycle_event e = lifecycle_gen_event(LC_GEN_EMPTY, gen);
+		lifecycle_emit(svc->lc, &e);
+	}
+	if (gen->role == GEN_DRAINING) {
+		struct lifecycle_event e = lifecycle_gen_event(LC_DRAINED, gen);
+		e.secs = e.t - gen->drain_at;
+		lifecycle_emit(svc->lc, &e);
+	}
+	generation_destroy(gen);
+	service_check_idle(svc);
+}
+
+struct generation *generation_restore(struct service *svc, const struct generation *saved,
+	struct service_conf *conf, struct listener **listeners)
+{
+	struct generation *gen = calloc(1, sizeof(*gen));
+	if (!gen)
+		return NULL;
+	gen->svc = svc;
+	gen->number = saved->number;
+	gen->conf = service_conf_ref(conf);
+	gen->role = saved->role;
+	gen->started_at = saved->started_at;
+	gen->drain_at = saved->drain_at;
+	gen->listeners = listeners;
+	list_init(&gen->procs);
+	// Oldest first in the state: each one goes in front of the ones before.
+	list_insert_after(&svc->gens, &gen->link);
+	if (gen->role == GEN_CURRENT)
+		svc->current = gen;
+	return gen;
+}

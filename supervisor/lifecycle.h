@@ -1,0 +1,334 @@
+#ifndef BATON_LIFECYCLE_H
+#define BATON_LIFECYCLE_H
+
+#include <ev.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "backoff.h"
+#include "config.h"
+#include "histogram.h"
+#include "list.h"
+#include "pidmap.h"
+#include "spawn.h"
+
+/*
+ * The lifecycle: services, their generations and their processes, the state
+ * machines of batond(8). Per process: waiting (for a restart) -> starting ->
+ * ready -> stopping -> exited or killed. Per service: one current
+ * generation, one being started by an upgrade, and any number draining.
+ *
+ * It runs on a libev loop and knows nothing of batond beyond it: what it
+ * needs (a socket by name, a process's connections, the notify socket's
+ * path, starting and signalling processes) it asks of a struct
+ * lifecycle_host, and what happens it reports to the host's observer as
+ * typed events. It formats nothing for the wire and logs nothing.
+ *
+ * Lifetime rules, for every call below: a call may free processes and
+ * generations of the service it acts on (a process that is removed, a
+ * generation whose last process is gone), never a service; only
+ * service_destroy frees a service. The observer is called from inside these
+ * calls: it may read any structure, and must not start, stop, upgrade or
+ * destroy anything from there. A struct proc or struct generation pointer
+ * held across a return to the loop is stale unless the holder was told,
+ * by an event, that it still exists; hold a pid or a number instead.
+ */
+
+/* Connections are counted this long before a SIGKILL deadline, not at it. */
+#define KILL_PROBE_LEAD 0.1
+
+enum proc_state {
+	PROC_WAITING,
+	PROC_STARTING,
+	PROC_READY,
+	PROC_STOPPING,
+	PROC_EXITED,
+	PROC_KILLED,
+};
+
+struct proc {
+	struct list link; /* in generation.procs */
+	struct generation *gen;
+	unsigned instance;
+	pid_t pid; /* the main process; 0 while waiting */
+	pid_t sid; /* the session batond started it in: the first pid */
+	enum proc_state state;
+	ev_timer timer; /* restart delay, ready deadline, stop delay or kill deadline */
+	ev_io exec_io;  /* the spawn error pipe, until exec succeeded or failed */
+	ev_io ready_io; /* the fd:N readiness pipe, until ready */
+	double spawned_at, ready_at, stop_at, signalled_at, kill_at; /* clock_now() */
+	bool exec_done;    /* exec succeeded */
+	bool signalled;    /* the stop signal was sent */
+	bool killed;       /* SIGKILL was sent at the deadline */
+	bool killed_early; /* ... or before it, past max_draining */
+	bool probed;       /* its connections were counted before the deadline */
+	bool replace;      /* stopped because it failed: restart it when it exits */
+	char *error;       /* why it failed to start, or NULL */
+	char *status_text; /* its last STATUS= */
+	char *fail_reason; /* why it is being replaced */
+	int conns_at_kill; /* connections it held when SIGKILL was sent, or -1 */
+	struct backoff backoff;
+	unsigned restarts;
+	int wait_status; /* as waitpid reported the last exit */
+};
+
+enum gen_role {
+	GEN_CURRENT,
+	GEN_NEXT,
+	GEN_DRAINING,
+};
+
+struct generation {
+	struct list link; /* in service.gens, newest first */
+	struct service *svc;
+	unsigned number;
+	struct service_conf *conf;   /* a reference */
+	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
+	struct list procs;
+	enum gen_role role;
+	double started_at, drain_at;
+};
+
+struct upgrade {
+	bool active;
+	struct service_conf *from; /* the definition to return to on rollback */
+	double started_at;
+	unsigned spawned; /* new processes started so far */
+	unsigned stopped; /* old processes stopped so far */
+};
+
+struct service {
+	struct list link; /* for its owner's list */
+	struct lifecycle *lc;
+	char *name;
+	struct service_conf *conf; /* what the next generation will run; a reference */
+	struct list gens;
+	struct generation *current;
+	struct generation *next;
+	unsigned last_gen;
+	bool wanted;           /* start was asked and no stop since */
+	bool removed;          /* gone from the config: freed once stopped */
+	bool failed;           /* a crash loop or a failed exit */
+	bool start_when_empty; /* restart: start once the old processes are gone */
+	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
+	struct upgrade upgrade;
+	unsigned long restarts, upgrades, rollbacks, kills;
+	struct histogram ready_latency; /* from start to ready */
+	struct histogram drain_time;    /* from the stop to the exit */
+};
+
+/* ---- events ---- */
+
+enum lifecycle_kind {
+	LC_SPAWNED,      /* proc: a process started */
+	LC_SPAWN_FAILED, /* proc: no process could start (reason); it retries in secs,
+			    or, with secs < 0, its upgrade rolls back */
+	LC_READY,        /* proc: it became ready, secs after it started */
+	LC_STATUS,       /* proc: it sent a new STATUS= (proc->status_text) */
+	LC_MAIN_PID,     /* proc: its main process is now proc->pid (MAINPID=); pid
+			    is the one before */
+	LC_UNREADY,      /* proc: not ready in time (reason): it is replaced */
+	LC_STOPPING,     /* proc: asked to stop; secs of stop_delay first, or 0 */
+	LC_SIGNALLED,    /* proc: sent signo at t; SIGKILL in secs unless it exits */
+	LC_SIGKILL,      /* no proc: SIGKILL was sent at t to number/instance/pid,
+			    holding conns (-1: unknown), for reason */
+	LC_EXITED,       /* proc: it exited (reason); see stopped and failed */
+	LC_KILLED,       /* proc: it exited after SIGKILL (reason) */
+	LC_RESTARTING,   /* proc: it exited on its own (reason); restarts in secs */
+	LC_FAILED,       /* svc: failed (svc->reason). With a proc, its exit is
+			    told next by LC_EXITED */
+	LC_GEN_STARTED,  /* gen: a generation started, not by an upgrade */
+	LC_GEN_EMPTY,    /* gen: the current generation of a wanted service has no
+			    process left */
+	LC_DRAINED,      /* gen: a draining generation is gone, secs after its drain began */
+	LC_MAX_DRAINING, /* gen: killed at once: more generations drain than max_draining */
+	LC_UPGRADE,      /* svc: an upgrade moved to state (see the upgrade fields) */
+	LC_UPGRADE_OVER, /* svc: an upgrade has ended: ok, or reason */
+	LC_STOP,         /* svc: a stop began, count processes running */
+	LC_STOPPED,      /* svc: stopped: no process left */
+	LC_IDLE,         /* svc: no generation left, none to start */
+	LC_STOP_OVER,    /* svc: a stop has ended (ok), or was overridden (reason) */
+	LC_ERROR,        /* svc, maybe proc: something failed for want of memory (reason) */
+};
+
+enum upgrade_state {
+	UPGRADE_STARTED,
+	UPGRADE_BATCH,
+	UPGRADE_DONE,
+	UPGRADE_ROLLED_BACK,
+	UPGRADE_ABORTED,
+};
+
+/*
+ * What happened, passed to the observer and valid only during that call.
+ * Process events carry the process and, copied, its generation's number,
+ * instance and pid; generation events the generation and its number.
+ */
+struct lifecycle_event {
+	enum lifecycle_kind kind;
+	double t; /* when it happened: clock_now() time */
+	struct service *svc;
+	const struct proc *proc;
+	const struct generation *gen;
+	unsigned number; /* the generation's */
+	unsigned instance;
+	pid_t pid;
+	int signo;
+	int conns;
+	double secs;
+	const char *reason;
+	bool ok;
+	bool stopped; /* LC_EXITED: it had been asked to stop */
+	bool failed;  /* LC_EXITED: it ended in failure (status, signal, exec error) */
+	enum upgrade_state state;   /* LC_UPGRADE */
+	unsigned from;              /* LC_UPGRADE: the current generation, or 0 */
+	unsigned spawned, instances; /* LC_UPGRADE: of the new generation (0: none) */
+	unsigned count;             /* LC_STOP */
+};
+
+/* ---- what the lifecycle asks of its host ---- */
+
+struct listener;
+
+/*
+ * Implemented by batond's daemon, and by a fake in the unit tests. Every
+ * function is required.
+ */
+struct lifecycle_host {
+	/* Returns the open socket named name, taking a use of it, or NULL. */
+	struct listener *(*listener)(struct lifecycle_host *h, const char *name);
+	/* Drops a use taken by listener(). */
+	void (*release)(struct lifecycle_host *h, struct listener *l);
+	/* Counts the connections pid holds, or returns -1 when they cannot be read. */
+	int (*count_conns)(struct lifecycle_host *h, pid_t pid);
+	/* Returns NOTIFY_SOCKET for processes with ready = notify, or NULL for none. */
+	const char *(*notify_path)(struct lifecycle_host *h);
+	/* Starts a process, as spawn_process() does. */
+	pid_t (*spawn)(struct lifecycle_host *h, const struct spawn_request *req, int *errfd);
+	/* Sends signo to pid (a process group when negative), as kill(2). */
+	int (*kill)(struct lifecycle_host *h, pid_t pid, int signo);
+	/* Returns the session of pid, as getsid(2). */
+	pid_t (*session_of)(struct lifecycle_host *h, pid_t pid);
+	/* Observes every event, in the order they happen. */
+	void (*event)(struct lifecycle_host *h, const struct lifecycle_event *e);
+};
+
+/* ---- the lifecycle's context ---- */
+
+struct lifecycle {
+	struct ev_loop *loop;
+	struct lifecycle_host *host;
+	struct pidmap procs; /* pid -> struct proc, every process with a pid */
+	unsigned nstopping;  /* processes in the stopping state */
+	struct list kill_reports;
+	ev_idle kill_reporter; /* tells of SIGKILLs once the burst of deadlines is over */
+};
+
+/* Starts an empty lifecycle on loop, asking host for what it needs. */
+void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle_host *host);
+
+/* Frees what the context holds; its services must be destroyed first. */
+void lifecycle_finish(struct lifecycle *lc);
+
+/*
+ * Handles the exit of pid with a wait status: the process exits, restarts,
+ * fails its service or rolls back its upgrade. Returns false when pid is no
+ * process of a service. May free the process and its generation.
+ */
+bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status);
+
+/* Returns the process whose main process is pid, or NULL. */
+struct proc *lifecycle_proc(const struct lifecycle *lc, pid_t pid);
+
+/* ---- services ---- */
+
+/* Creates a stopped service for conf (taking a reference), or NULL. */
+struct service *service_create(struct lifecycle *lc, struct service_conf *conf);
+
+/*
+ * Frees a service at once, with its generations and processes, without
+ * signalling any (batond is exiting, or its processes are gone); waits on it
+ * end with LC_UPGRADE_OVER and LC_STOP_OVER. svc must not be used after.
+ */
+void service_destroy(struct service *svc);
+
+/* Starts the service's processes; instances that ended for good start again. */
+void service_start(struct service *svc);
+
+/* Stops every process of the service: stop signal, grace, then SIGKILL. */
+void service_stop(struct service *svc);
+
+/* Stops every process, then starts a new generation once they are gone. */
+void service_restart(struct service *svc);
+
+/*
+ * Starts an upgrade to conf (taking a reference). Returns 0, or -1 with the
+ * reason in err when none can start now. An upgrade that fails at once has
+ * rolled back before this returns: svc->upgrade.active is then false.
+ */
+int service_upgrade(struct service *svc, struct service_conf *conf, char *err, size_t errlen);
+
+/* Sends signo to every running process of the service; returns how many. */
+unsigned service_signal(struct service *svc, int signo);
+
+/* Tells the service's state as status shows it: running, upgrading, failed... */
+const char *service_state_name(const struct service *svc);
+
+/* Counts the service's processes with a pid. */
+unsigned service_live_procs(const struct service *svc);
+
+/* Counts the processes of gen in state. */
+unsigned generation_count(const struct generation *gen, enum proc_state state);
+
+/* ---- processes ---- */
+
+/* Tells a process state's name. */
+const char *proc_state_name(enum proc_state state);
+
+/* Tells a generation role's name: current, next or draining. */
+const char *generation_role_name(enum gen_role role);
+
+/* Tells an upgrade state's name, as baton-protocol(7) writes it. */
+const char *upgrade_state_name(enum upgrade_state state);
+
+/* Marks a starting process ready (READY=1, its readiness fd, its delay). */
+void proc_set_ready(struct proc *p);
+
+/*
+ * Makes pid the process's main process (MAINPID=). Returns 0, or -1 with
+ * errno EPERM when pid is no process of the session batond started it in
+ * (or already another process's), ENOMEM when it cannot be recorded.
+ */
+int proc_set_main_pid(struct proc *p, pid_t pid);
+
+/* Records a process's STATUS= text. */
+void proc_set_status(struct proc *p, const char *text);
+
+/* Moves a process's current deadline (EXTEND_TIMEOUT_USEC) to at least now+secs. */
+void proc_extend_timeout(struct proc *p, double secs);
+
+/* Tells when the process's timer is due (clock_now() time), or 0. */
+double proc_timer_at(const struct proc *p);
+
+/* Writes "web[4242] gen 3", or "web instance 0 gen 3" while it has no pid. */
+const char *proc_label(const struct proc *p, char *buf, size_t len);
+
+/* ---- a re-exec ---- */
+
+/*
+ * Recreates a generation of svc (call oldest first) from the fields of
+ * saved, running conf (taking a reference), with its sockets (taking the
+ * array and the uses it holds). Returns NULL when out of memory.
+ */
+struct generation *generation_restore(struct service *svc, const struct generation *saved,
+	struct service_conf *conf, struct listener **listeners);
+
+/*
+ * Recreates a process of gen from the fields of saved, its timer due at
+ * timer_at (clock_now() time, 0 for none), with the pipes it had (-1 for
+ * none, taken otherwise). Returns NULL when out of memory.
+ */
+struct proc *proc_restore(struct generation *gen, const struct proc *saved, double timer_at,
+	int exec_fd, int ready_fd);
+
+#endif

@@ -1,0 +1,112 @@
+#ifndef BATON_LIFECYCLE_IMPL_H
+#define BATON_LIFECYCLE_IMPL_H
+
+#include <stdarg.h>
+
+#include "lifecycle.h"
+
+/*
+ * Between the files of the lifecycle only: lifecycle.c (the context, the
+ * clock, events), proc.c, generation.c, service.c and upgrade.c. A process
+ * exit may end its generation, fail its service or roll back its upgrade,
+ * and an upgrade starts and stops processes: the four sections call each
+ * other through these, and nothing outside the lifecycle does.
+ */
+
+/* ---- lifecycle.c ---- */
+
+/* Seconds on the monotonic clock (clock.h). */
+double lifecycle_now(void);
+
+/* Fills an event of kind about svc, happening now. */
+struct lifecycle_event lifecycle_event(enum lifecycle_kind kind, struct service *svc);
+
+/* Fills an event of kind about p (its service, generation number, instance, pid). */
+struct lifecycle_event lifecycle_proc_event(enum lifecycle_kind kind, const struct proc *p);
+
+/* Fills an event of kind about gen. */
+struct lifecycle_event lifecycle_gen_event(enum lifecycle_kind kind, const struct generation *gen);
+
+/* Passes an event to the host's observer. */
+void lifecycle_emit(struct lifecycle *lc, const struct lifecycle_event *e);
+
+/* Sends an event that has only the fields of its subject. */
+void lifecycle_emit_proc(enum lifecycle_kind kind, const struct proc *p);
+
+/* Reports an error (reason formatted like printf) about svc, and p when not NULL. */
+void lifecycle_error(struct service *svc, const struct proc *p, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+/* Queues the report of a SIGKILL sent to p, told when the loop is idle. */
+void lifecycle_report_kill(struct proc *p, const char *why);
+
+/* Tells every queued SIGKILL now, so that it comes before what came of it. */
+void lifecycle_flush_kills(struct lifecycle *lc);
+
+/* ---- proc.c ---- */
+
+/* Creates a process of gen for instance and starts it. */
+void proc_spawn_new(struct generation *gen, unsigned instance);
+
+/* Begins the stop of a running process: stop_delay, stop signal, grace, SIGKILL. */
+void proc_stop(struct proc *p);
+
+/* Sends SIGKILL to the process's group now; why is NULL for its grace's end. */
+void proc_kill_now(struct proc *p, const char *why);
+
+/* Makes p stopping, so that the drain counts it. */
+void proc_set_stopping(struct proc *p);
+
+/* Frees a process that has no pid any more; the caller checks its generation. */
+void proc_remove(struct proc *p);
+
+/* ---- generation.c ---- */
+
+/* Creates a generation of svc running conf, newest of the service's. */
+struct generation *generation_create(struct service *svc, struct service_conf *conf,
+	enum gen_role role);
+
+/* Frees a generation with no process left. */
+void generation_destroy(struct generation *gen);
+
+/* Stops every process of gen; the generation ends with its last process. */
+void generation_drain(struct generation *gen);
+
+/* Starts a process for every instance of gen that has none running. */
+void generation_fill(struct generation *gen);
+
+/* Ends gen, and maybe its service's run, when its last process is gone. */
+void generation_check_empty(struct generation *gen);
+
+/* ---- service.c ---- */
+
+/* Starts a new current generation of svc->conf. */
+void service_start_generation(struct service *svc);
+
+/* Called whenever a generation may have been the service's last. */
+void service_check_idle(struct service *svc);
+
+/* Fails the service: its processes stop, it is not restarted. */
+void service_fail(struct service *svc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Tells the service's waiters on a stop that it has ended (ok) or why not. */
+void service_stop_over(struct service *svc, bool ok, const char *reason);
+
+/* ---- upgrade.c ---- */
+
+/* Moves an upgrade on: the next batch, the old processes it replaces, the end. */
+void upgrade_step(struct service *svc);
+
+/* Ends an upgrade in failure: its generation drains, the old one serves. */
+void upgrade_rollback(struct service *svc, const char *reason);
+
+/* Ends an upgrade that was interrupted (a stop, a failure) with why. */
+void upgrade_abort(struct service *svc, const char *why);
+
+/* Forgets the upgrade's own state; the generations are the caller's. */
+void upgrade_clear(struct service *svc);
+
+/* Ends the waits on an upgrade: ok, or why not. */
+void upgrade_over(struct service *svc, bool ok, const char *reason);
+
+#endif

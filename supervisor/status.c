@@ -1,0 +1,167 @@
+#include "status.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "control.h"
+#include "daemon.h"
+#include "listener.h"
+#include "version.h"
+
+static void proc_times(struct protocol_buf *buf, const struct proc *p, double t)
+{
+	if (p->pid > 0)
+		protocol_record_secs(buf, "age", t - p->spawned_at);
+	if (p->state == PROC_READY || (p->state == PROC_STOPPING && p->ready_at > 0))
+		protocol_record_secs(buf, "ready_after", p->ready_at - p->spawned_at);
+	if (p->state == PROC_STOPPING && p->signalled)
+		protocol_record_secs(buf, "stopped_for", t - p->signalled_at);
+	if (p->state == PROC_STOPPING && p->signalled && !p->killed)
+		protocol_record_secs(buf, "kill_in", p->kill_at - t);
+}
+
+// Connections are counted only for stopping processes: that is what a drain
+// waits on, and counting every process would make status cost O(fds).
+static int proc_conns(struct daemon *d, const struct proc *p)
+{
+	if (p->state != PROC_STOPPING || p->pid <= 0)
+		return -1;
+	return daemon_count_conns(d, p->pid);
+}
+
+static void status_proc(struct protocol_buf *buf, struct daemon *d, const struct proc *p, double t)
+{
+	protocol_record_begin(buf, "proc");
+	protocol_record_str(buf, "service", p->gen->svc->name);
+	protocol_record_int(buf, "gen", p->gen->number);
+	protocol_record_str(buf, "role", generation_role_name(p->gen->role));
+	protocol_record_int(buf, "instance", p->instance);
+	protocol_record_int(buf, "pid", p->pid);
+	protocol_record_str(buf, "state", proc_state_name(p->state));
+	double timer_at = proc_timer_at(p);
+	if (p->state == PROC_WAITING && timer_at > 0)
+		protocol_record_secs(buf, "restart_in", timer_at - t);
+	else
+		proc_times(buf, p, t);
+	if (p->state == PROC_STOPPING && p->killed)
+		protocol_record_str(buf, "killed", "yes");
+	protocol_record_int(buf, "restarts", p->restarts);
+	int conns = proc_conns(d, p);
+	if (conns >= 0)
+		protocol_record_int(buf, "conns", conns);
+	if (p->status_text)
+		protocol_record_str(buf, "status", p->status_text);
+	if (p->error)
+		protocol_record_str(buf, "error", p->error);
+	protocol_record_end(buf);
+}
+
+// The command as written, cut to STATUS_COMMAND_MAX bytes (at a character's
+// start) and ended with "..." when longer, so that the record fits.
+#define STATUS_COMMAND_MAX 2048
+static void put_command(struct protocol_buf *buf, const char *command)
+{
+	size_t len = strlen(command);
+	if (len <= STATUS_COMMAND_MAX) {
+		protocol_record_str(buf, "command", command);
+		return;
+	}
+	len = STATUS_COMMAND_MAX;
+	while (len > 0 && ((unsigned char)command[len] & 0xc0) == 0x80)
+		len--;
+	char cut[STATUS_COMMAND_MAX + 4];
+	memcpy(cut, command, len);
+	memcpy(cut + len, "...", 4);
+	protocol_record_str(buf, "command", cut);
+}
+
+void status_service(struct protocol_buf *buf, const struct service *svc)
+{
+	const struct generation *cur = svc->current;
+	protocol_record_begin(buf, "service");
+	protocol_record_str(buf, "name", svc->name);
+	protocol_record_str(buf, "state", service_state_name(svc));
+	protocol_record_int(buf, "gen", cur ? cur->number : 0);
+	protocol_record_int(buf, "instances", cur ? cur->conf->instances : svc->conf->instances);
+	protocol_record_int(buf, "ready", cur ? generation_count(cur, PROC_READY) : 0);
+	protocol_record_int(buf, "running", service_live_procs(svc));
+	if (svc->next)
+		protocol_record_int(buf, "upgrading_to", svc->next->number);
+	protocol_record_int(buf, "restarts", (long long)svc->restarts);
+	protocol_record_int(buf, "upgrades", (long long)svc->upgrades);
+	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
+	protocol_record_int(buf, "kills", (long long)svc->kills);
+	put_command(buf, svc->conf->command);
+	if (svc->removed)
+		protocol_record_str(buf, "removed", "yes");
+	if (svc->reason[0])
+		protocol_record_str(buf, "reason", svc->reason);
+	protocol_record_end(buf);
+}
+
+static bool notable(const struct proc *p)
+{
+	return p->state != PROC_READY || p->gen->role != GEN_CURRENT;
+}
+
+static void status_procs(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all)
+{
+	double t = clock_now();
+	struct list *g, *pos;
+	// Oldest generation first, so a drain reads top to bottom.
+	for (g = svc->gens.prev; g != &svc->gens; g = g->prev) {
+		struct generation *gen = container_of(g, struct generation, link);
+		list_for_each(pos, &gen->procs) {
+			struct proc *p = container_of(pos, struct proc, link);
+			if (all || notable(p))
+				status_proc(buf, d, p, t);
+		}
+	}
+}
+
+void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all)
+{
+	struct list *pos;
+	list_for_each(pos, &d->services) {
+		struct service *s = container_of(pos, struct service, link);
+		if (!svc || s == svc)
+			status_service(buf, s);
+	}
+	list_for_each(pos, &d->services) {
+		struct service *s = container_of(pos, struct service, link);
+		if (!svc || s == svc)
+			status_procs(buf, d, s, all || svc);
+	}
+}
+
+void status_socket(struct protocol_buf *buf, const struct listener *l)
+{
+	protocol_record_begin(buf, "socket");
+	protocol_record_str(buf, "name", l->name);
+	protocol_record_str(buf, "kind", listener_kind(l));
+	protocol_record_str(buf, "listen", l->listen);
+	protocol_record_str(buf, "bound", l->bound);
+	if (l->retired)
+		protocol_record_str(buf, "retired", "yes");
+	protocol_record_end(buf);
+}
+
+void status_daemon(struct protocol_buf *buf, struct daemon *d)
+{
+	unsigned nsvc = (unsigned)list_length(&d->services);
+	protocol_record_begin(buf, "daemon");
+	protocol_record_int(buf, "pid", getpid());
+	protocol_record_str(buf, "version", BATON_VERSION);
+	protocol_record_secs(buf, "uptime", clock_now() - d->started);
+	protocol_record_int(buf, "services", nsvc);
+	protocol_record_int(buf, "procs", (long long)d->lc.procs.count);
+	protocol_record_int(buf, "clients", control_clients(d->control));
+	protocol_record_int(buf, "orphans", (long long)d->orphans);
+	protocol_record_str(buf, "state", d->shutting_down ? "stopping" : "running");
+	if (d->config_path)
+		protocol_record_str(buf, "config", d->config_path);
+	protocol_record_end(buf);
+}
