@@ -525,6 +525,10 @@ struct control *control_adopt(struct daemon *d, const char *path, int fd,
 		free(ctl);
 		return NULL;
 	}
+	// Accepting in batches must never wait, whoever made the socket.
+	int flags = fcntl(fd, F_GETFL);
+	if (flags >= 0)
+		fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 	ctl->d = d;
 	ctl->handler = *handler;
 	list_init(&ctl->clients);

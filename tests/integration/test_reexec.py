@@ -249,5 +249,177 @@ ready = notify
         self.assertIn("an upgrade is in progress: svc", r.stderr)
 
 
+STATE_V2 = os.path.join(harness.SOURCE_ROOT, "tests", "data", "state", "v2.state")
+
+# The configuration the state of tests/data/state/v2.state was written with.
+V2_CONFIG = """[socket:http]
+listen = tcp:127.0.0.1:0
+
+[service:web]
+command = sh -c 'echo >&5; exec sleep 1000'
+sockets = http
+instances = 2
+ready = fd:5
+stop_grace = 30s
+stop_delay = 100ms
+environment = GREETING="hello world" EMPTY=
+upgrade = rolling:1
+max_draining = 3
+forward_signals = HUP USR1
+
+[service:worker]
+command = sleep 1000
+instances = 1
+restart = on-failure
+stop_signal = INT
+"""
+
+
+class StateFromBefore:
+    """
+    Starts batond as a re-exec of the batond that wrote a state of version 2
+    (tests/data/state/v2.state, as batond 0.1.0 wrote it, its fds, pids and
+    times filled in): its sockets are opened here and passed on, and its
+    processes are started by the process that then becomes batond, so that
+    they are batond's children as they would be after a re-exec.
+    """
+
+    def __init__(self, b):
+        self.b = b
+        self.http = socket.socket()
+        self.http.bind(("127.0.0.1", 0))
+        self.http.listen(128)
+        self.control = self.unix(socket.SOCK_STREAM, b.control)
+        self.control.listen(128)
+        self.notify = self.unix(socket.SOCK_DGRAM, os.path.join(b.dir, "control-notify.sock"))
+        self.notify.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.state = os.memfd_create("baton-state", 0)
+        self.pids_r, self.pids_w = os.pipe()
+
+    def unix(self, kind, path):
+        s = socket.socket(socket.AF_UNIX, kind)
+        s.bind(path)
+        return s
+
+    def fill(self, pids):
+        now = time.monotonic()
+        values = {"CONFIG": self.b.config_path, "CONTROL": self.b.control,
+                  "NOTIFY": self.notify.getsockname(), "CONTROL_FD": self.control.fileno(),
+                  "NOTIFY_FD": self.notify.fileno(), "LISTENER_FD": self.http.fileno(),
+                  "BOUND": "127.0.0.1:%d" % self.http.getsockname()[1],
+                  "T0": "%.6f" % (now - 60), "T1": "%.6f" % (now - 1),
+                  "KILL_AT": "%.6f" % (now + 2), "PROBE_AT": "%.6f" % (now + 1.9)}
+        values.update(pids)
+        text = harness.read(STATE_V2)
+        for key, value in values.items():
+            text = text.replace("@%s@" % key, str(value))
+        return text
+
+    @staticmethod
+    def spawn(*argv):
+        """Starts a process in a session of its own, as batond does; returns its pid."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setsid()
+                os.execvp(argv[0], list(argv))
+            finally:
+                os._exit(127)
+        return pid
+
+    def before_exec(self):
+        """In the process about to become batond: its processes, then its state."""
+        pids = {"WEB0": self.spawn("sleep", "1000"), "WEB1": self.spawn("sleep", "1000"),
+                "DRAINING": self.spawn("sh", "-c", "trap '' TERM; exec sleep 1000"),
+                "WORKER": self.spawn("sleep", "1000")}
+        os.write(self.state, self.fill(pids).encode())
+        os.lseek(self.state, 0, os.SEEK_SET)
+        os.write(self.pids_w, (" ".join("%s=%d" % kv for kv in pids.items())).encode())
+
+    def start(self):
+        b = self.b
+        b.env["BATON_STATE_FD"] = str(self.state)
+        keep = [self.http.fileno(), self.control.fileno(), self.notify.fileno(), self.state]
+        b.logfile = open(b.log_path, "ab")
+        b.proc = subprocess.Popen([harness.BATOND, "-v", "-c", b.config_path, "-s", b.control],
+                                  stdout=b.logfile, stderr=b.logfile, env=b.env,
+                                  pass_fds=keep, preexec_fn=self.before_exec)
+        del b.env["BATON_STATE_FD"]
+        os.close(self.pids_w)
+        pids = dict(kv.split("=") for kv in os.read(self.pids_r, 4096).decode().split())
+        os.close(self.pids_r)
+        for s in (self.http, self.control, self.notify):
+            s.close()
+        os.close(self.state)
+        return {k: int(v) for k, v in pids.items()}
+
+
+@unittest.skipIf(harness.VALGRIND, "the state's processes are started outside valgrind")
+class StateVersionTest(harness.TestCase):
+    def resume_v2(self):
+        b = self.batond(V2_CONFIG, start=False)
+        pids = StateFromBefore(b).start()
+        poll(lambda: b.proc.poll() is not None or b.ctl("version").returncode == 0,
+             what="batond to answer")
+        self.assertIsNone(b.proc.poll(), b.log())
+        return b, pids
+
+    def test_a_state_of_the_version_before_is_resumed(self):
+        b, pids = self.resume_v2()
+        b.wait_log("resumed after a re-exec: 4 processes")
+        st = b.status()
+        web = [s for s in st["services"] if s["name"] == "web"][0]
+        self.assertEqual((web["state"], web["gen"], web["upgrades"], web["rollbacks"],
+                          web["restarts"], web["kills"]), ("running", 2, 1, 1, 4, 2))
+        self.assertEqual(st["daemon"]["orphans"], 3)
+        draining = b.procs("web", "stopping")
+        self.assertEqual([(p["pid"], p["gen"], p["role"]) for p in draining],
+                         [(pids["DRAINING"], 1, "draining")])
+        self.assertLess(draining[0]["kill_in"], 2.5)
+        ready = sorted(p["pid"] for p in b.procs("web", "ready"))
+        self.assertEqual(ready, sorted([pids["WEB0"], pids["WEB1"]]))
+        self.assertEqual([p["pid"] for p in b.procs("worker", "ready")], [pids["WORKER"]])
+        self.assertEqual(st["sockets"][0]["bound"], "127.0.0.1:%d" % b.port("http"))
+        # The draining process ignores SIGTERM: SIGKILL at the deadline the state gave.
+        b.wait_log("[%d] gen 1: killed by signal 9 (KILL)" % pids["DRAINING"], timeout=10)
+
+    def test_the_definitions_of_the_version_before_run_and_stop(self):
+        b, pids = self.resume_v2()
+        port = b.port("http")
+        # gen 3 runs the command and environment the state carried, byte for byte.
+        r = b.ctl("upgrade", "--wait", "web")
+        self.assertEqual(r.returncode, 0, r.stderr + b.log())
+        new = [p for p in b.procs("web", "ready") if p["gen"] == 3]
+        self.assertEqual(len(new), 2)
+        with open("/proc/%d/environ" % new[0]["pid"], "rb") as f:
+            env = f.read().split(b"\0")
+        self.assertIn(b"GREETING=hello world", env)
+        self.assertIn(b"EMPTY=", env)
+        self.assertIn(b"LISTEN_FDNAMES=http", env)
+        poll(lambda: not alive(pids["WEB0"]) and not alive(pids["WEB1"]),
+             what="gen 2 to drain")
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        # worker's stop_signal is INT, as its definition said.
+        self.assertEqual(b.ctl("stop", "--wait", "worker").returncode, 0)
+        b.wait_log("worker[%d] gen 1: stopped: killed by signal 2 (INT)" % pids["WORKER"])
+        # Written again, as version 3, and read back: nothing changes.
+        before = b.status()
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertTrue(same_state(before, b.status()))
+        self.assert_exits_cleanly(b)
+
+    def test_a_state_of_an_unknown_version_is_refused(self):
+        b = self.batond(V2_CONFIG, start=False)
+        state = os.memfd_create("baton-state", 0)
+        os.write(state, b"baton-state 9\ndaemon\nend\n")
+        os.lseek(state, 0, os.SEEK_SET)
+        env = dict(b.env, BATON_STATE_FD=str(state))
+        r = subprocess.run([harness.BATOND, "-c", b.config_path, "-s", b.control], env=env,
+                           pass_fds=[state], capture_output=True, text=True, timeout=10)
+        os.close(state)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("re-exec: the state is not of a version this batond reads", r.stderr)
+
+
 if __name__ == "__main__":
     harness.main()

@@ -1,0 +1,320 @@
+#include "conf_record.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- writing ---- */
+
+static void put_double(struct protocol_buf *b, const char *key, double v)
+{
+	char text[40];
+	snprintf(text, sizeof(text), "%.17g", v);
+	protocol_record_str(b, key, text);
+}
+
+static void put_opt(struct protocol_buf *b, const char *key, const char *value)
+{
+	if (value)
+		protocol_record_str(b, key, value);
+}
+
+// Ends a record with length=N, then the N bytes of text and a newline.
+static void end_with_bytes(struct protocol_buf *b, const char *text)
+{
+	size_t len = strlen(text);
+	protocol_record_int(b, "length", (long long)len);
+	protocol_record_end(b);
+	protocol_buf_add(b, text, len);
+	protocol_buf_add(b, "\n", 1);
+}
+
+static void put_groups(struct protocol_buf *b, const gid_t *groups, int n)
+{
+	char text[12 * 64] = "";
+	size_t len = 0;
+	for (int i = 0; i < n && len < sizeof(text); i++)
+		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%u", i ? "," : "",
+			(unsigned)groups[i]);
+	protocol_record_str(b, "groups", n ? text : "-");
+}
+
+static void put_ids(struct protocol_buf *b, const struct service_conf *c)
+{
+	protocol_record_int(b, "has_user", c->has_user);
+	put_opt(b, "user", c->user);
+	protocol_record_int(b, "uid", c->uid);
+	protocol_record_int(b, "gid", c->gid);
+	put_groups(b, c->groups, c->ngroups);
+	protocol_record_int(b, "has_group", c->has_group);
+	put_opt(b, "group", c->group);
+	protocol_record_int(b, "group_gid", c->group_gid);
+}
+
+static void put_timing(struct protocol_buf *b, const struct service_conf *c)
+{
+	protocol_record_int(b, "ready_mode", c->ready.mode);
+	protocol_record_int(b, "ready_fd", c->ready.fd);
+	put_double(b, "ready_delay", c->ready.delay);
+	put_double(b, "ready_timeout", c->ready_timeout);
+	protocol_record_int(b, "stop_signal", c->stop_signal);
+	put_double(b, "stop_grace", c->stop_grace);
+	put_double(b, "stop_delay", c->stop_delay);
+	protocol_record_int(b, "restart", c->restart);
+	put_double(b, "restart_delay", c->restart_delay);
+	put_double(b, "restart_delay_max", c->restart_delay_max);
+	protocol_record_int(b, "start_limit_burst", c->start_limit_burst);
+	put_double(b, "start_limit_interval", c->start_limit_interval);
+}
+
+static void put_words(struct protocol_buf *b, size_t id, const char *list, char *const *words,
+	size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		protocol_record_begin(b, "word");
+		protocol_record_int(b, "conf", (long long)id);
+		protocol_record_str(b, "list", list);
+		end_with_bytes(b, words[i]);
+	}
+}
+
+void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c)
+{
+	char signals[24];
+	snprintf(signals, sizeof(signals), "%" PRIu64, c->forward_signals);
+	protocol_record_begin(b, "conf");
+	protocol_record_int(b, "id", (long long)id);
+	protocol_record_str(b, "name", c->name);
+	protocol_record_int(b, "line", c->line);
+	protocol_record_int(b, "instances", c->instances);
+	put_timing(b, c);
+	protocol_record_int(b, "upgrade_batch", c->upgrade_batch);
+	protocol_record_int(b, "max_draining", c->max_draining);
+	put_ids(b, c);
+	put_opt(b, "directory", c->directory);
+	protocol_record_str(b, "forward_signals", signals);
+	end_with_bytes(b, c->command);
+	put_words(b, id, "argv", c->argv, c->argc);
+	put_words(b, id, "env", c->env, c->nenv);
+	put_words(b, id, "socket", c->sockets, c->nsockets);
+}
+
+static void write_socket(struct protocol_buf *b, const struct socket_conf *s)
+{
+	protocol_record_begin(b, "socket_conf");
+	protocol_record_str(b, "name", s->name);
+	protocol_record_str(b, "listen", s->listen);
+	protocol_record_int(b, "backlog", s->backlog);
+	protocol_record_int(b, "mode", s->mode);
+	protocol_record_int(b, "line", s->line);
+	protocol_record_end(b);
+}
+
+void conf_record_write_config(struct protocol_buf *b, const struct config *c)
+{
+	protocol_record_begin(b, "config");
+	put_opt(b, "path", c->path);
+	put_opt(b, "control", c->control);
+	put_opt(b, "control_group", c->control_group);
+	protocol_record_int(b, "has_control_group", c->has_control_group);
+	protocol_record_int(b, "control_gid", c->control_gid);
+	protocol_record_end(b);
+	for (size_t i = 0; i < c->nsockets; i++)
+		write_socket(b, c->sockets[i]);
+}
+
+/* ---- reading ---- */
+
+// A field read: strict, so that a state from another build is refused
+// rather than misread.
+struct fields {
+	const struct protocol_record *rec;
+	bool bad;
+};
+
+static const char *get(struct fields *f, const char *key)
+{
+	const char *v = protocol_record_get(f->rec, key);
+	if (!v)
+		f->bad = true;
+	return v ? v : "0";
+}
+
+static unsigned long long get_uint(struct fields *f, const char *key)
+{
+	const char *v = get(f, key);
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(v, &end, 10);
+	if (errno || *end || *v == '-')
+		f->bad = true;
+	return n;
+}
+
+static int get_int(struct fields *f, const char *key)
+{
+	const char *v = get(f, key);
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (errno || *end || n < -1 || n > 0x7fffffff)
+		f->bad = true;
+	return (int)n;
+}
+
+static double get_double(struct fields *f, const char *key)
+{
+	const char *v = get(f, key);
+	char *end;
+	double d = strtod(v, &end);
+	if (*end || d != d)
+		f->bad = true;
+	return d;
+}
+
+// Copies an optional string field; false when out of memory.
+static bool copy_opt(const struct protocol_record *rec, const char *key, char **out)
+{
+	const char *v = protocol_record_get(rec, key);
+	*out = v ? strdup(v) : NULL;
+	return !v || *out;
+}
+
+static void get_timing(struct fields *f, struct service_conf *c)
+{
+	c->ready.mode = (enum ready_mode)get_uint(f, "ready_mode");
+	c->ready.fd = get_int(f, "ready_fd");
+	c->ready.delay = get_double(f, "ready_delay");
+	c->ready_timeout = get_double(f, "ready_timeout");
+	c->stop_signal = get_int(f, "stop_signal");
+	c->stop_grace = get_double(f, "stop_grace");
+	c->stop_delay = get_double(f, "stop_delay");
+	c->restart = (enum restart_policy)get_uint(f, "restart");
+	c->restart_delay = get_double(f, "restart_delay");
+	c->restart_delay_max = get_double(f, "restart_delay_max");
+	c->start_limit_burst = (unsigned)get_uint(f, "start_limit_burst");
+	c->start_limit_interval = get_double(f, "start_limit_interval");
+	if (c->ready.mode > READY_DELAY || c->restart > RESTART_NEVER)
+		f->bad = true;
+}
+
+static bool get_groups(struct fields *f, struct service_conf *c)
+{
+	const char *v = get(f, "groups");
+	if (strcmp(v, "-") == 0)
+		return true;
+	size_t n = 1;
+	for (const char *p = v; *p; p++)
+		n += *p == ',';
+	if (!(c->groups = calloc(n, sizeof(gid_t))))
+		return false;
+	for (const char *p = v; *p && !f->bad; p += *p == ',') {
+		char *end;
+		c->groups[c->ngroups++] = (gid_t)strtoul(p, &end, 10);
+		if (end == p || (*end && *end != ','))
+			f->bad = true;
+		p = end;
+	}
+	return true;
+}
+
+static bool get_ids(struct fields *f, struct service_conf *c)
+{
+	c->has_user = get_uint(f, "has_user") != 0;
+	c->uid = (uid_t)get_uint(f, "uid");
+	c->gid = (gid_t)get_uint(f, "gid");
+	c->has_group = get_uint(f, "has_group") != 0;
+	c->group_gid = (gid_t)get_uint(f, "group_gid");
+	return get_groups(f, c) && copy_opt(f->rec, "user", &c->user) &&
+		copy_opt(f->rec, "group", &c->group) &&
+		copy_opt(f->rec, "directory", &c->directory);
+}
+
+struct service_conf *conf_record_read_service(const struct protocol_record *rec, char *command)
+{
+	struct fields f = {rec, false};
+	struct service_conf *c = service_conf_create(get(&f, "name"), (unsigned)get_uint(&f, "line"));
+	if (!c) {
+		free(command);
+		return NULL;
+	}
+	c->command = command;
+	c->instances = (unsigned)get_uint(&f, "instances");
+	get_timing(&f, c);
+	c->upgrade_batch = (unsigned)get_uint(&f, "upgrade_batch");
+	c->max_draining = (unsigned)get_uint(&f, "max_draining");
+	c->forward_signals = get_uint(&f, "forward_signals");
+	if (!get_ids(&f, c) || f.bad || !command) {
+		service_conf_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+// Appends word to a NULL-terminated list of n words.
+static int append_word(char ***list, size_t *n, char *word)
+{
+	char **l = realloc(*list, (*n + 2) * sizeof(char *));
+	if (!l) {
+		free(word);
+		return -1;
+	}
+	l[(*n)++] = word;
+	l[*n] = NULL;
+	*list = l;
+	return 0;
+}
+
+int conf_record_add_word(struct service_conf *c, const char *list, char *word)
+{
+	if (strcmp(list, "env") == 0)
+		return append_word(&c->env, &c->nenv, word);
+	if (strcmp(list, "socket") == 0)
+		return append_word(&c->sockets, &c->nsockets, word);
+	if (strcmp(list, "argv") != 0) {
+		free(word);
+		return -1;
+	}
+	if (c->argv && !c->argv_owned)
+		service_conf_free_argv(c);
+	c->argv_owned = true;
+	return append_word(&c->argv, &c->argc, word);
+}
+
+struct config *conf_record_read_config(const struct protocol_record *rec)
+{
+	struct fields f = {rec, false};
+	struct config *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->has_control_group = get_uint(&f, "has_control_group") != 0;
+	c->control_gid = (gid_t)get_uint(&f, "control_gid");
+	if (f.bad || !copy_opt(rec, "path", &c->path) || !copy_opt(rec, "control", &c->control) ||
+		!copy_opt(rec, "control_group", &c->control_group)) {
+		config_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+int conf_record_add_socket(struct config *config, const struct protocol_record *rec)
+{
+	struct fields f = {rec, false};
+	char err[256];
+	struct socket_conf *s = socket_conf_create(get(&f, "name"), (unsigned)get_uint(&f, "line"));
+	if (!s)
+		return -1;
+	s->backlog = (unsigned)get_uint(&f, "backlog");
+	s->mode = (mode_t)get_uint(&f, "mode");
+	if (f.bad || !copy_opt(rec, "listen", &s->listen) || !s->listen ||
+		parse_address(s->listen, &s->addr, err, sizeof(err)) < 0 ||
+		config_append((void ***)&config->sockets, &config->nsockets, s) < 0) {
+		free(s->listen);
+		free(s->name);
+		free(s);
+		return -1;
+	}
+	return 0;
+}

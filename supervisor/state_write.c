@@ -1,0 +1,230 @@
+#include "state.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf_record.h"
+#include "control.h"
+#include "daemon.h"
+#include "listener.h"
+#include "notify_socket.h"
+#include "protocol.h"
+
+#define LISTENERS_TEXT (CONFIG_SOCKETS_MAX * 12)
+
+// The distinct definitions in use, by id.
+struct conf_ids {
+	const struct service_conf **confs;
+	size_t n;
+	bool failed;
+};
+
+static size_t conf_id(struct conf_ids *ids, const struct service_conf *c)
+{
+	for (size_t i = 0; i < ids->n; i++) {
+		if (ids->confs[i] == c)
+			return i;
+	}
+	const struct service_conf **confs = realloc(ids->confs, (ids->n + 1) * sizeof(*confs));
+	if (!confs) {
+		ids->failed = true;
+		return 0;
+	}
+	ids->confs = confs;
+	confs[ids->n] = c;
+	return ids->n++;
+}
+
+// Gives every definition in use an id, before anything refers to one.
+static void collect_confs(struct daemon *d, struct conf_ids *ids)
+{
+	for (size_t i = 0; i < d->config->nservices; i++)
+		conf_id(ids, d->config->services[i]);
+	struct list *pos, *g;
+	list_for_each(pos, &d->services) {
+		struct service *svc = container_of(pos, struct service, link);
+		conf_id(ids, svc->conf);
+		list_for_each(g, &svc->gens)
+			conf_id(ids, container_of(g, struct generation, link)->conf);
+	}
+}
+
+static size_t listener_id(struct daemon *d, const struct listener *l)
+{
+	size_t i = 1;
+	struct list *pos;
+	list_for_each(pos, &d->listeners) {
+		if (container_of(pos, struct listener, link) == l)
+			return i;
+		i++;
+	}
+	return 0;
+}
+
+static void put_time(struct protocol_buf *b, const char *key, double t)
+{
+	char v[64];
+	snprintf(v, sizeof(v), "%.6f", t);
+	protocol_record_str(b, key, v);
+}
+
+static void put_opt(struct protocol_buf *b, const char *key, const char *value)
+{
+	if (value)
+		protocol_record_str(b, key, value);
+}
+
+static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
+{
+	protocol_record_begin(b, "daemon");
+	put_opt(b, "config_path", d->config_path);
+	put_opt(b, "control_path", d->control_path);
+	protocol_record_int(b, "control_fd", control_fd(d->control));
+	put_opt(b, "notify_path", d->notify_path);
+	protocol_record_int(b, "notify_fd", notify_socket_fd(d->notify));
+	put_time(b, "started", d->started);
+	protocol_record_int(b, "wall_started", (long long)d->wall_started);
+	protocol_record_int(b, "orphans", (long long)d->orphans);
+	protocol_record_int(b, "single", d->single);
+	protocol_record_int(b, "last_status", d->last_status);
+	put_opt(b, "systemd_notify", d->systemd_notify);
+	protocol_record_int(b, "reply_fd", reply_fd);
+	protocol_record_end(b);
+}
+
+static void write_listeners(struct protocol_buf *b, struct daemon *d)
+{
+	struct list *pos;
+	list_for_each(pos, &d->listeners) {
+		struct listener *l = container_of(pos, struct listener, link);
+		protocol_record_begin(b, "listener");
+		protocol_record_int(b, "id", (long long)listener_id(d, l));
+		protocol_record_str(b, "name", l->name);
+		protocol_record_str(b, "listen", l->listen);
+		protocol_record_int(b, "backlog", l->backlog);
+		protocol_record_int(b, "mode", l->mode);
+		protocol_record_int(b, "fd", l->fd);
+		protocol_record_str(b, "bound", l->bound);
+		protocol_record_int(b, "users", l->users);
+		protocol_record_int(b, "retired", l->retired);
+		protocol_record_int(b, "unlink", l->unlink_on_close);
+		protocol_record_end(b);
+	}
+}
+
+static void write_proc(struct protocol_buf *b, const struct proc *p)
+{
+	protocol_record_begin(b, "proc");
+	protocol_record_str(b, "service", p->gen->svc->name);
+	protocol_record_int(b, "gen", p->gen->number);
+	protocol_record_int(b, "instance", p->instance);
+	protocol_record_int(b, "pid", p->pid);
+	protocol_record_int(b, "sid", p->sid);
+	protocol_record_int(b, "state", p->state);
+	put_time(b, "spawned_at", p->spawned_at);
+	put_time(b, "ready_at", p->ready_at);
+	put_time(b, "stop_at", p->stop_at);
+	put_time(b, "signalled_at", p->signalled_at);
+	put_time(b, "kill_at", p->kill_at);
+	put_time(b, "timer_at", proc_timer_at(p));
+	protocol_record_int(b, "flags", p->exec_done | p->signalled << 1 | p->killed << 2 |
+			p->killed_early << 3 | p->replace << 4 | p->probed << 5);
+	protocol_record_int(b, "restarts", p->restarts);
+	put_time(b, "backoff_delay", p->backoff.delay);
+	put_time(b, "backoff_window", p->backoff.window_start);
+	protocol_record_int(b, "backoff_count", p->backoff.count);
+	protocol_record_int(b, "conns_at_kill", p->conns_at_kill);
+	protocol_record_int(b, "exec_fd", p->exec_io.fd);
+	protocol_record_int(b, "ready_fd", p->ready_io.fd);
+	put_opt(b, "status", p->status_text);
+	put_opt(b, "error", p->error);
+	put_opt(b, "fail_reason", p->fail_reason);
+	protocol_record_end(b);
+}
+
+static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
+	const struct generation *gen)
+{
+	char listeners[LISTENERS_TEXT] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < gen->conf->nsockets && n < sizeof(listeners); i++)
+		n += (size_t)snprintf(listeners + n, sizeof(listeners) - n, "%s%zu", i ? "," : "",
+			gen->listeners[i] ? listener_id(d, gen->listeners[i]) : 0);
+	protocol_record_begin(b, "gen");
+	protocol_record_str(b, "service", gen->svc->name);
+	protocol_record_int(b, "number", gen->number);
+	protocol_record_int(b, "role", gen->role);
+	protocol_record_int(b, "conf", (long long)conf_id(ids, gen->conf));
+	protocol_record_str(b, "listeners", n ? listeners : "-");
+	put_time(b, "started_at", gen->started_at);
+	put_time(b, "drain_at", gen->drain_at);
+	protocol_record_end(b);
+	struct list *pos;
+	list_for_each(pos, &gen->procs)
+		write_proc(b, container_of(pos, struct proc, link));
+}
+
+static void write_service(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
+	const struct service *svc)
+{
+	protocol_record_begin(b, "service");
+	protocol_record_str(b, "name", svc->name);
+	protocol_record_int(b, "conf", (long long)conf_id(ids, svc->conf));
+	protocol_record_int(b, "flags", svc->wanted | svc->failed << 1 | svc->removed << 2 |
+			svc->start_when_empty << 3);
+	protocol_record_int(b, "last_gen", svc->last_gen);
+	protocol_record_int(b, "restarts", (long long)svc->restarts);
+	protocol_record_int(b, "upgrades", (long long)svc->upgrades);
+	protocol_record_int(b, "rollbacks", (long long)svc->rollbacks);
+	protocol_record_int(b, "kills", (long long)svc->kills);
+	put_opt(b, "reason", svc->reason[0] ? svc->reason : NULL);
+	protocol_record_end(b);
+	// Oldest generation first, so that the new batond rebuilds the same order.
+	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
+		write_gen(b, d, ids, container_of(g, struct generation, link));
+}
+
+// The definitions, then which of them the running configuration has.
+static void write_confs(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids)
+{
+	for (size_t i = 0; i < ids->n; i++)
+		conf_record_write_service(b, i, ids->confs[i]);
+	for (size_t i = 0; i < d->config->nservices; i++) {
+		protocol_record_begin(b, "config_service");
+		protocol_record_int(b, "conf", (long long)conf_id(ids, d->config->services[i]));
+		protocol_record_end(b);
+	}
+}
+
+static int write_all(int fd, const struct protocol_buf *b)
+{
+	for (size_t off = 0; off < b->len;) {
+		ssize_t n = write(fd, b->data + off, b->len - off);
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+int state_write(struct daemon *d, int fd, int reply_fd)
+{
+	struct protocol_buf b = {0};
+	struct conf_ids ids = {0};
+	collect_confs(d, &ids);
+	protocol_buf_printf(&b, "baton-state %d\n", STATE_VERSION);
+	write_daemon(&b, d, reply_fd);
+	conf_record_write_config(&b, d->config);
+	write_listeners(&b, d);
+	write_confs(&b, d, &ids);
+	struct list *pos;
+	list_for_each(pos, &d->services)
+		write_service(&b, d, &ids, container_of(pos, struct service, link));
+	protocol_buf_printf(&b, "end\n");
+	int rc = b.failed || ids.failed ? -1 : write_all(fd, &b);
+	free(ids.confs);
+	protocol_buf_finish(&b);
+	return rc;
+}

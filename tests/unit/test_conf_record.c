@@ -1,0 +1,198 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf_record.h"
+#include "config.h"
+#include "config_read.h"
+
+// Reads back what conf_record wrote: records, each maybe followed by bytes.
+struct reader {
+	const char *text;
+	size_t len, pos;
+	struct protocol_record rec;
+};
+
+static int next(struct reader *r)
+{
+	if (r->pos >= r->len)
+		return -1;
+	const char *line = r->text + r->pos, *nl = memchr(line, '\n', r->len - r->pos);
+	size_t n = nl ? (size_t)(nl - line) : r->len - r->pos;
+	r->pos += n + 1;
+	return protocol_parse_record(&r->rec, line, n);
+}
+
+static char *bytes(struct reader *r)
+{
+	size_t n = strtoul(protocol_record_get(&r->rec, "length"), NULL, 10);
+	char *text = strndup(r->text + r->pos, n);
+	r->pos += n + 1;
+	return text;
+}
+
+// Writes c as records and reads them back as a new definition.
+static struct service_conf *round_trip(const struct service_conf *c)
+{
+	struct protocol_buf b = {0};
+	conf_record_write_service(&b, 7, c);
+	assert_false(b.failed);
+	struct reader r = {b.data, b.len, 0, {0}};
+	assert_int_equal(next(&r), 0);
+	assert_string_equal(r.rec.type, "conf");
+	assert_string_equal(protocol_record_get(&r.rec, "id"), "7");
+	struct service_conf *back = conf_record_read_service(&r.rec, bytes(&r));
+	assert_non_null(back);
+	while (next(&r) == 0) {
+		assert_string_equal(r.rec.type, "word");
+		char list[16];
+		snprintf(list, sizeof(list), "%s", protocol_record_get(&r.rec, "list"));
+		assert_int_equal(conf_record_add_word(back, list, bytes(&r)), 0);
+	}
+	protocol_buf_finish(&b);
+	return back;
+}
+
+static void assert_same(const struct service_conf *a, const struct service_conf *b)
+{
+	assert_true(service_conf_equal(a, b));
+	assert_string_equal(a->name, b->name);
+	assert_string_equal(a->command, b->command);
+	assert_int_equal(a->line, b->line);
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->gid, b->gid);
+	assert_int_equal(a->group_gid, b->group_gid);
+	assert_int_equal(a->has_user, b->has_user);
+	assert_int_equal(a->has_group, b->has_group);
+	assert_int_equal(a->ngroups, b->ngroups);
+	for (int i = 0; i < a->ngroups; i++)
+		assert_int_equal(a->groups[i], b->groups[i]);
+	assert_null(b->argv[b->argc]);
+	assert_null(b->env[b->nenv]);
+}
+
+static struct config *load(const char *text)
+{
+	char *errors = NULL;
+	struct config *c = config_load_text("test", text, &errors);
+	if (!c)
+		fail_msg("%s", errors);
+	return c;
+}
+
+static void every_field_of_every_definition_comes_back(void **state)
+{
+	(void)state;
+	char path[512], *errors = NULL;
+	snprintf(path, sizeof(path), "%s/configs/full.conf", getenv("BATON_TEST_DATA"));
+	struct config *c = config_load(path, &errors);
+	if (!c)
+		fail_msg("%s", errors);
+	for (size_t i = 0; i < c->nservices; i++) {
+		struct service_conf *back = round_trip(c->services[i]);
+		assert_same(c->services[i], back);
+		service_conf_unref(back);
+	}
+	config_destroy(c);
+}
+
+static void words_come_back_byte_for_byte(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	char *words[] = {"sh", "-c", "printf '%s\\n' \"$1\"\n\t\x01 ;#=", "", "a b", NULL};
+	char *env[] = {"A=line one\nline two", "B=", "C=\"quoted\" 'and' \\back", NULL};
+	assert_int_equal(config_set_words(c->services[0], false, words, 5), 0);
+	assert_int_equal(config_set_words(c->services[0], true, env, 3), 0);
+	struct service_conf *back = round_trip(c->services[0]);
+	assert_same(c->services[0], back);
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(back->argv[i], words[i]);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+static void resolved_ids_are_kept_not_looked_up_again(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *s = c->services[0];
+	static gid_t groups[] = {4, 27, 1000};
+	s->has_user = true;
+	s->user = strdup("someone-who-is-gone");
+	s->uid = 4242;
+	s->gid = 4343;
+	s->groups = malloc(sizeof(groups));
+	memcpy(s->groups, groups, sizeof(groups));
+	s->ngroups = 3;
+	s->forward_signals = 1ull << 63 | 1ull << SIGHUP;
+	struct service_conf *back = round_trip(s);
+	assert_same(s, back);
+	assert_string_equal(back->user, "someone-who-is-gone");
+	assert_true(back->forward_signals == s->forward_signals);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+static void a_record_with_a_field_missing_is_refused(void **state)
+{
+	(void)state;
+	struct protocol_record rec;
+	const char *line = "conf id=0 name=s line=1 instances=1 length=1";
+	assert_int_equal(protocol_parse_record(&rec, line, strlen(line)), 0);
+	assert_null(conf_record_read_service(&rec, strdup("x")));
+}
+
+static void an_unknown_word_list_is_refused(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	assert_int_equal(conf_record_add_word(c->services[0], "argc", strdup("x")), -1);
+	config_destroy(c);
+}
+
+static void the_configuration_and_its_sockets_come_back(void **state)
+{
+	(void)state;
+	struct config *c = load("[baton]\ncontrol = /run/x.sock\n[socket:a]\nlisten = "
+				"unix:/run/a.sock\nmode = 0600\nbacklog = 7\n[socket:b]\nlisten = "
+				"tcp:[::1]:80\n");
+	struct protocol_buf b = {0};
+	conf_record_write_config(&b, c);
+	struct reader r = {b.data, b.len, 0, {0}};
+	assert_int_equal(next(&r), 0);
+	struct config *back = conf_record_read_config(&r.rec);
+	assert_non_null(back);
+	while (next(&r) == 0)
+		assert_int_equal(conf_record_add_socket(back, &r.rec), 0);
+	assert_string_equal(back->control, "/run/x.sock");
+	assert_int_equal(back->nsockets, 2);
+	assert_string_equal(back->sockets[0]->listen, "unix:/run/a.sock");
+	assert_int_equal(back->sockets[0]->mode, 0600);
+	assert_int_equal(back->sockets[0]->backlog, 7);
+	assert_string_equal(back->sockets[1]->addr.host, c->sockets[1]->addr.host);
+	assert_int_equal(back->sockets[1]->addr.port, 80);
+	protocol_buf_finish(&b);
+	config_destroy(back);
+	config_destroy(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_field_of_every_definition_comes_back),
+		cmocka_unit_test(words_come_back_byte_for_byte),
+		cmocka_unit_test(resolved_ids_are_kept_not_looked_up_again),
+		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
+		cmocka_unit_test(an_unknown_word_list_is_refused),
+		cmocka_unit_test(the_configuration_and_its_sockets_come_back),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
