@@ -247,7 +247,7 @@ def bench_upgrade():
         steady, during, walls = [], [], []
         for _ in range(3):
             steady.append(run_load(port, 4.0))
-            load = test_load.Load(port, conns=32)
+            load = harness.Load(port, conns=32)
             t_start = time.monotonic()
             for i in range(4):
                 time.sleep(max(0, t_start + i + 0.5 - time.monotonic()))

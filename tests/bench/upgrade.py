@@ -27,7 +27,7 @@ def main():
     b = harness.Batond(test_load.config(mode="all", instances=8))
     try:
         b.wait_service("web", "running")
-        load = test_load.Load(b.port("http"), conns=32)
+        load = harness.Load(b.port("http"), conns=32)
         time.sleep(0.5)
         to_ready, to_gone = [], []
         for _ in range(UPGRADES):

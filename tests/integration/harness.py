@@ -280,12 +280,35 @@ class TestCase(unittest.TestCase):
         self.assertLess(late, 0.1, "SIGKILL %.3fs after the grace" % late)
         w.find(lambda o: o.get("kind") == "killed" and o.get("pid") == pid)
 
+    def assert_no_failure(self, result, err):
+        """Checks the load generator's counts: no request failed, and enough were served."""
+        failures = {k: result[k] for k in ("bad_status", "refused", "reset", "eof", "timeout",
+                                           "other")}
+        self.assertEqual(failures, dict.fromkeys(failures, 0), "%s\n%s" % (result, err))
+        self.assertGreater(result["ok"], 100, result)
+
     def assert_exits_cleanly(self, b):
         """Stops batond and checks the exit status and that no child is left."""
         pid = b.pid
         code = b.stop()
         self.assertEqual(code, 0, "batond exited with %s:\n%s" % (code, b.log()))
         self.assertEqual(children_of(pid), {}, "processes left behind by batond")
+
+
+class Load:
+    """The load generator running against a port until stopped."""
+
+    def __init__(self, port, conns=16):
+        self.proc = subprocess.Popen(
+            [LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(conns), "-q"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def stop(self, settle=0.2):
+        time.sleep(settle)
+        self.proc.send_signal(signal.SIGTERM)
+        out, err = self.proc.communicate(timeout=30)
+        fields = dict(kv.split("=", 1) for kv in out.split())
+        return {k: float(v) if "." in v else int(v) for k, v in fields.items()}, err
 
 
 class Result(unittest.TextTestResult):

@@ -6,9 +6,6 @@ and non-200 answer; the promise is that there are none.
 """
 
 import os
-import signal
-import subprocess
-import time
 
 import harness
 from harness import poll
@@ -35,22 +32,6 @@ def config(mode="all", instances=2, timeout="10s", args=""):
     return CONFIG % dict(mode=mode, instances=instances, timeout=timeout, args=args)
 
 
-class Load:
-    """The load generator running against a port until stopped."""
-
-    def __init__(self, port, conns=16):
-        self.proc = subprocess.Popen(
-            [harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(conns), "-q"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    def stop(self, settle=0.2):
-        time.sleep(settle)
-        self.proc.send_signal(signal.SIGTERM)
-        out, err = self.proc.communicate(timeout=30)
-        fields = dict(kv.split("=", 1) for kv in out.split())
-        return {k: float(v) if "." in v else int(v) for k, v in fields.items()}, err
-
-
 class LoadTest(harness.TestCase):
     def setUp(self):
         super().setUp()
@@ -68,16 +49,10 @@ class LoadTest(harness.TestCase):
     def start(self, conf):
         b = self.batond(conf)
         b.wait_service("web", "running")
-        load = Load(b.port("http"))
+        load = harness.Load(b.port("http"))
         self.loads.append(load)
         poll(lambda: harness.http_get(b.port("http"))[0] == 200, what="the server to answer")
         return b, load
-
-    def assert_no_failure(self, result, err):
-        failures = {k: result[k] for k in ("bad_status", "refused", "reset", "eof", "timeout",
-                                           "other")}
-        self.assertEqual(failures, dict.fromkeys(failures, 0), "%s\n%s" % (result, err))
-        self.assertGreater(result["ok"], 100, result)
 
     def upgrades(self, mode):
         b, load = self.start(config(mode=mode))
