@@ -57,10 +57,10 @@ class GoldenTest(harness.TestCase):
         self.assertIn("baton.conf:3: bogus: unknown key in [service:NAME]", r.stderr)
 
     def test_examples_are_valid(self):
-        confs = glob.glob(os.path.join(EXAMPLES, "*.conf"))
+        confs = glob.glob(os.path.join(EXAMPLES, "**", "*.conf"), recursive=True)
         self.assertGreater(len(confs), 0)
         for conf in confs:
-            with self.subTest(conf=os.path.basename(conf)):
+            with self.subTest(conf=os.path.relpath(conf, EXAMPLES)):
                 r = check(conf)
                 self.assertEqual(r.returncode, 0, r.stderr)
                 self.assertIn("configuration OK", r.stdout)
