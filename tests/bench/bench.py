@@ -3,7 +3,8 @@
 
 Usage: bench.py [NAME...] (default: all). Each prints its figures and its
 target. Run with `meson test -C build --benchmark -v` or scripts/bench; the
-binaries come from BATOND, BATONCTL, TESTCHILD, HTTPD and LOADGEN.
+binaries come from BATOND, BATONCTL, TESTCHILD, HTTPD (the test server,
+build/tests/testhttpd) and LOADGEN.
 """
 
 import json
@@ -236,7 +237,7 @@ def bench_escalation():
 
 def bench_upgrade():
     if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):
-        print("upgrade: the example server or the load generator is not built, skipped")
+        print("upgrade: the test server or the load generator is not built, skipped")
         return
     b = start(test_load.config(mode="all", instances=8))
     try:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
-"""Benchmark: upgrades of the example server under load.
+"""Benchmark: upgrades of the test HTTP server under load.
 
 Prints, over a series of upgrades of 8 instances with ready = notify: the time
 from `upgrade` to the new generation ready, to the old generation gone, and
 the requests served (and failed) meanwhile. Run with `meson test --benchmark`
-or directly with BATOND, BATONCTL, HTTPD and LOADGEN in the environment.
+or directly with BATOND, BATONCTL, HTTPD (the test server, build/tests/testhttpd) and
+LOADGEN in the environment.
 """
 
 import os

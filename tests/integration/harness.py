@@ -20,7 +20,7 @@ import unittest
 BATOND = os.environ.get("BATOND", "batond")
 BATONCTL = os.environ.get("BATONCTL", "batonctl")
 TESTCHILD = os.environ.get("TESTCHILD", "testchild")
-HTTPD = os.environ.get("HTTPD", "baton-example-httpd")
+HTTPD = os.environ.get("HTTPD", "testhttpd")
 LOADGEN = os.environ.get("LOADGEN", "loadgen")
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 

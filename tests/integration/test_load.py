@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Upgrades and rollbacks of the example HTTP server under continuous load.
+"""Upgrades and rollbacks of the test HTTP server (HTTPD, tests/helpers/httpd.c) under
+continuous load.
 
 The load generator counts every refused connect, reset, early close, timeout
 and non-200 answer; the promise is that there are none.
@@ -36,7 +37,7 @@ class LoadTest(harness.TestCase):
     def setUp(self):
         super().setUp()
         if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):
-            self.skipTest("the example server or the load generator is not built")
+            self.skipTest("the test server or the load generator is not built")
         self.loads = []
 
     def tearDown(self):

@@ -54,7 +54,7 @@ def install(path, source=None, text=None):
 class ReexecTest(harness.TestCase):
     def test_reexec_under_load_changes_nothing(self):
         if not os.path.exists(harness.HTTPD) or not os.path.exists(harness.LOADGEN):
-            self.skipTest("the example server or the load generator is not built")
+            self.skipTest("the test server or the load generator is not built")
         b = self.batond(test_load.config(instances=3))
         b.wait_service("web", "running")
         self.assertEqual(b.ctl("upgrade", "--wait", "web").returncode, 0)

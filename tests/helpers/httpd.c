@@ -1,4 +1,6 @@
-// baton-example-httpd: the small HTTP/1.1 server baton supervises in its examples and tests.
+// testhttpd: the HTTP/1.1 server of baton's integration tests, benchmarks and valgrind runs.
+// It has what a test needs and a service does not (--no-ready, slow routes and more); the
+// example services for users are under examples/.
 //
 // It serves on the listening socket passed in LISTEN_FDS (or binds --listen itself), reports
 // readiness over NOTIFY_SOCKET or --ready-fd, and on SIGTERM drains: it stops accepting, finishes
@@ -28,7 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROG "baton-example-httpd"
+#define PROG "testhttpd"
 #define LISTEN_FD 3
 #define LISTEN_FDS_MAX 1024
 #define HEAD_MAX 8192
