@@ -21,6 +21,7 @@ BATOND = os.environ.get("BATOND", "batond")
 BATONCTL = os.environ.get("BATONCTL", "batonctl")
 TESTCHILD = os.environ.get("TESTCHILD", "testchild")
 HTTPD = os.environ.get("HTTPD", "testhttpd")
+EXAMPLE_C = os.environ.get("EXAMPLE_C", "baton-example-c")
 LOADGEN = os.environ.get("LOADGEN", "loadgen")
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 

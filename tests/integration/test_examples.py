@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The example services of examples/, each run as its baton.conf says and
+upgraded under load: not one request fails, every old process drains and runs
+its cleanup, and one that ignores SIGTERM is killed at its stop_grace without.
+
+What the tests ask of an example, beside its baton.conf: its cleanup prints
+`example: pid PID gen GEN: drained, cleanup done` and appends that line to
+$EXAMPLE_CLEANUP_FILE when set; EXAMPLE_IGNORE_TERM=1 makes it ignore SIGTERM.
+"""
+
+import os
+import re
+
+import harness
+from harness import poll
+
+TRACE = re.compile(r"^example: pid (\d+) gen (\d+): drained, cleanup done$", re.M)
+
+
+def example_config(name, command, **keys):
+    """examples/NAME/baton.conf on 127.0.0.1 port 0, running command: each of
+    keys replaces the key of that name, or follows the command."""
+    with open(os.path.join(harness.SOURCE_ROOT, "examples", name, "baton.conf")) as f:
+        text = f.read()
+    for key, value in dict(keys, listen="tcp:127.0.0.1:0", command=command).items():
+        line = "%s = %s" % (key, value)
+        text, n = re.subn(r"^%s = .*$" % key, lambda m: line, text, flags=re.M)
+        if n == 0:
+            text, n = re.subn(r"^command = .*$", lambda m: m.group(0) + "\n" + line, text,
+                              flags=re.M)
+        if n != 1:
+            raise AssertionError("examples/%s/baton.conf: no single %s line" % (name, key))
+    return text
+
+
+class Example:
+    """The tests of one example: NAME is its folder under examples/, COMMAND runs it."""
+
+    name = None
+    command = None
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(self.command) or not os.path.exists(harness.LOADGEN):
+            self.skipTest("the example or the load generator is not built")
+
+    def start(self, **keys):
+        b = self.batond(example_config(self.name, self.command, **keys), start=False)
+        self.trace_path = os.path.join(b.dir, "cleanup")
+        b.env["EXAMPLE_CLEANUP_FILE"] = self.trace_path
+        b.start()
+        b.wait_service("web", "running")
+        return b
+
+    def cleaned_up(self):
+        """The pids whose cleanup ran, one per line of the trace."""
+        return [int(pid) for pid, _ in TRACE.findall(harness.read(self.trace_path))]
+
+    def test_10_upgrades_under_load(self):
+        b = self.start()
+        status, body = harness.http_get(b.port("http"))
+        self.assertEqual(status, 200)
+        self.assertRegex(body, r"^hello from pid \d+ gen 1\n$")
+        load = harness.Load(b.port("http"))
+        self.addCleanup(lambda: load.proc.poll() is None and load.proc.kill())
+        poll(lambda: any(t.startswith("socket:") for t in harness.own_fds(load.proc.pid).values()),
+             what="the load generator to connect")
+        stopped = set()
+        for mode in ["rolling:1"] * 5 + ["all"] * 5:
+            b.write_config(example_config(self.name, self.command, upgrade=mode))
+            stopped |= {p["pid"] for p in b.procs("web")}
+            r = b.ctl("upgrade", "--wait", "web")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            # As after a deployment: the old generation drains before the next one comes.
+            poll(lambda: all(p["role"] != "draining" for p in b.procs("web")),
+                 what="the old generation to drain")
+        self.assert_no_failure(*load.stop())
+        modes = re.findall(r"web: upgrading gen \d+ to gen \d+ \((\w+)", b.log())
+        self.assertEqual(modes, ["rolling"] * 5 + ["all"] * 5)
+        self.assertEqual(sorted(self.cleaned_up()), sorted(stopped))
+        svc = b.service("web")
+        self.assertEqual((svc["gen"], svc["upgrades"], svc["kills"]), (11, 10, 0))
+        status, body = harness.http_get(b.port("http"))
+        self.assertRegex(body, r"^hello from pid \d+ gen 11\n$")
+        current = {p["pid"] for p in b.procs("web")}
+        self.assert_exits_cleanly(b)
+        self.assertEqual(sorted(self.cleaned_up()), sorted(stopped | current))
+
+    def test_a_process_ignoring_sigterm_is_killed_before_its_cleanup(self):
+        b = self.start(instances=1, stop_grace="500ms", environment="EXAMPLE_IGNORE_TERM=1")
+        [old] = [p["pid"] for p in b.procs("web")]
+        w = self.watch(b, "watch", "web")
+        w.read_until(lambda o: o.get("type") == "proc")
+        b.write_config(example_config(self.name, self.command, instances=1, stop_grace="500ms"))
+        r = b.ctl("upgrade", "--wait", "web")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        killed = w.find(lambda o: o.get("kind") == "killed" and o.get("pid") == old)
+        self.assertEqual(killed["signal"], "KILL")
+        b.wait_log("web[%d] gen 1: killed by signal 9 (KILL)" % old)
+        self.assertRegex(b.log(), r"web\[%d\] gen 1: killed .* its cleanup did not run" % old)
+        self.assertEqual(b.service("web")["kills"], 1)
+        self.assertEqual(self.cleaned_up(), [])
+        # The new generation does not ignore SIGTERM: it drains and cleans up.
+        [new] = [p["pid"] for p in b.procs("web")]
+        self.assert_exits_cleanly(b)
+        self.assertEqual(self.cleaned_up(), [new])
+
+
+class CExample(Example, harness.TestCase):
+    name = "c"
+    command = harness.EXAMPLE_C
+
+
+if __name__ == "__main__":
+    harness.main()
