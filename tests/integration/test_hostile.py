@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import unittest
@@ -239,6 +240,13 @@ class ClientsTest(harness.TestCase):
         def flood():
             for _ in range(1000):
                 self.socks.append(connect(b))
+        # The guard's status connects, then sends its request: a client idle in
+        # between, which 256 newer connections make the oldest and evict. Python
+        # hands its lock between threads every 5 ms, time for hundreds of
+        # connects; every 0.1 ms, as for batonctl, which sends at once.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0001)
+        self.addCleanup(sys.setswitchinterval, switch)
         flooder = threading.Thread(target=flood)
         flooder.start()
         while flooder.is_alive():
