@@ -162,7 +162,6 @@ void service_fail(struct service *svc, const char *fmt, ...)
 	svc->failed = true;
 	upgrade_abort(svc, svc->reason);
 	drain_all(svc);
-	service_check_idle(svc);
 }
 
 unsigned service_signal(struct service *svc, int signo)
