@@ -133,7 +133,8 @@ enum lifecycle_kind {
 	LC_SIGKILL,      /* no proc: SIGKILL was sent at t to number/instance/pid,
 			    holding conns (-1: unknown), for reason */
 	LC_EXITED,       /* proc: it exited (reason); see stopped and failed */
-	LC_KILLED,       /* proc: it exited after SIGKILL (reason) */
+	LC_KILLED,       /* proc: it ended after SIGKILL was sent (reason); one that
+			    exited by itself meanwhile is LC_EXITED */
 	LC_RESTARTING,   /* proc: it exited on its own (reason); restarts in secs */
 	LC_FAILED,       /* svc: failed (svc->reason). With a proc, its exit is
 			    told next by LC_EXITED */
@@ -147,7 +148,8 @@ enum lifecycle_kind {
 	LC_STOP,         /* svc: a stop began, count processes running */
 	LC_STOPPED,      /* svc: stopped: no process left */
 	LC_IDLE,         /* svc: no generation left, none to start */
-	LC_STOP_OVER,    /* svc: a stop has ended (ok), or was overridden (reason) */
+	LC_STOP_OVER,    /* svc: any wait for a stop ends: ok once no process is
+			    left, or not (reason) when a start or restart comes first */
 	LC_ERROR,        /* svc, maybe proc: something failed for want of memory (reason) */
 };
 

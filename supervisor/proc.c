@@ -621,7 +621,7 @@ static void emit_exit(struct proc *p, enum lifecycle_kind kind, const char *desc
 	e.reason = desc;
 	e.stopped = stopped;
 	e.failed = failed_exit(p);
-	e.conns = p->killed ? p->conns_at_kill : -1;
+	e.conns = kind == LC_KILLED ? p->conns_at_kill : -1;
 	e.secs = stopped ? e.t - p->stop_at : -1;
 	lifecycle_emit(lc_of(p), &e);
 }
@@ -635,10 +635,12 @@ static void proc_finished(struct proc *p)
 	histogram_add(&gen->svc->drain_time, lifecycle_now() - p->stop_at);
 	// The SIGKILL is told before what came of it.
 	lifecycle_flush_kills(lc_of(p));
-	emit_exit(p, p->killed ? LC_KILLED : LC_EXITED, desc, true);
-	if (p->killed)
+	// One that exited by itself as SIGKILL was sent ran its cleanup: not killed.
+	bool killed = p->killed && !WIFEXITED(p->wait_status);
+	emit_exit(p, killed ? LC_KILLED : LC_EXITED, desc, true);
+	if (killed)
 		gen->svc->kills++;
-	set_state(p, p->killed ? PROC_KILLED : PROC_EXITED);
+	set_state(p, killed ? PROC_KILLED : PROC_EXITED);
 	proc_remove(p);
 	generation_check_empty(gen);
 }

@@ -137,11 +137,13 @@ void upgrade_step(struct service *svc)
 	if (gen->conf->upgrade_batch && ready > u->stopped)
 		retire_old(svc, ready - u->stopped);
 	if (u->spawned < n) {
-		unsigned first = u->spawned;
+		unsigned first = u->spawned, number = gen->number;
 		u->spawned += batch < n - first ? batch : n - first;
-		upgrade_event(svc, first == 0 ? UPGRADE_STARTED : UPGRADE_BATCH, gen->number, NULL);
-		for (unsigned i = first; i < u->spawned && svc->next == gen; i++)
-			proc_spawn_new(gen, i);
+		upgrade_event(svc, first == 0 ? UPGRADE_STARTED : UPGRADE_BATCH, number, NULL);
+		// A start that fails rolls the upgrade back and frees gen: stop then.
+		for (unsigned i = first; i < u->spawned && svc->next && svc->next->number == number;
+			i++)
+			proc_spawn_new(svc->next, i);
 		return;
 	}
 	upgrade_finish(svc);

@@ -892,7 +892,6 @@ static void sigkill_comes_exactly_at_the_end_of_stop_grace(void **state)
 	expect_no_signal(w);
 	expect_no_event(w);
 	advance(w, 1e-6);
-	// As batond(8) logs it; baton-protocol(7) says the sigkill event has "stop_grace ended".
 	const struct rec *r = expect_sigkill(w, 1, nth(0), nth(0), GRACE_ENDED);
 	assert_float_equal(r->t, deadline, EPS);
 	assert_int_equal(r->conns, 3);
@@ -914,6 +913,21 @@ static void killed_process_is_told_after_its_sigkill(void **state)
 	expect_service_stopped(w, 1);
 	assert_int_equal(w->svc->kills, 1);
 	assert_string_equal(service_state_name(w->svc), "stopped");
+}
+
+static void exit_by_itself_as_sigkill_is_sent_is_no_kill(void **state)
+{
+	struct world *w = *state;
+	run_then_stop(w, stop_keys);
+	advance(w, 5);
+	expect_sigkill(w, 1, nth(0), nth(0), GRACE_ENDED);
+	// Its cleanup ran and it exited 0 just before SIGKILL could land.
+	reap(w, nth(0), W_EXITCODE(0, 0));
+	const struct rec *r = expect_stopped_exit(w, LC_EXITED, 1, 0, nth(0));
+	assert_string_equal(r->reason, "exited with status 0");
+	assert_int_equal(r->conns, -1);
+	expect_service_stopped(w, 1);
+	assert_int_equal(w->svc->kills, 0);
 }
 
 static void sigkill_reaped_before_the_loop_idles_is_told_first(void **state)
@@ -1395,6 +1409,7 @@ int main(void)
 		T(stop_signal_comes_after_stop_delay),
 		T(sigkill_comes_exactly_at_the_end_of_stop_grace),
 		T(killed_process_is_told_after_its_sigkill),
+		T(exit_by_itself_as_sigkill_is_sent_is_no_kill),
 		T(sigkill_reaped_before_the_loop_idles_is_told_first),
 		T(stop_signal_kill_sends_no_sigcont),
 		T(exit_after_the_stop_signal_ends_the_stop),
