@@ -283,7 +283,7 @@ static void cmd_metrics(struct daemon *d, struct client *c, const struct protoco
 {
 	(void)req;
 	struct protocol_buf buf = {0};
-	metrics_render(d, &buf);
+	metrics_render(d->metrics, &buf);
 	reply_ok(c, &buf);
 }
 

@@ -30,6 +30,7 @@ struct notify_socket;
 struct watch;
 struct command;
 struct eventlog;
+struct metrics;
 struct signals;
 
 /* Receives every lifecycle event (daemon_subscribe), in subscription order. */
@@ -70,6 +71,7 @@ struct daemon {
 	struct watch *watch;
 	struct command *command;
 	struct eventlog *eventlog;
+	struct metrics *metrics;
 	struct signals *signals;
 };
 

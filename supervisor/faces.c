@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "eventlog.h"
 #include "log.h"
+#include "metrics.h"
 #include "notify_socket.h"
 #include "signals.h"
 #include "watch.h"
@@ -83,7 +84,8 @@ static int open_notify(struct daemon *d, int fd)
 int faces_start(struct daemon *d, int control_fd, int notify_fd)
 {
 	if (!(d->signals = signals_create(d)) || !(d->eventlog = eventlog_create(d)) ||
-		!(d->watch = watch_create(d)) || !(d->command = command_create(d))) {
+		!(d->watch = watch_create(d)) || !(d->command = command_create(d)) ||
+		!(d->metrics = metrics_create(d))) {
 		log_error("out of memory");
 		return -1;
 	}
@@ -101,9 +103,11 @@ void faces_finish(struct daemon *d)
 	command_destroy(d->command);
 	watch_destroy(d->watch);
 	eventlog_destroy(d->eventlog);
+	metrics_destroy(d->metrics);
 	signals_destroy(d->signals);
 	d->command = NULL;
 	d->watch = NULL;
 	d->eventlog = NULL;
+	d->metrics = NULL;
 	d->signals = NULL;
 }

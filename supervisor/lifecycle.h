@@ -7,7 +7,6 @@
 
 #include "backoff.h"
 #include "config.h"
-#include "histogram.h"
 #include "list.h"
 #include "pidmap.h"
 #include "spawn.h"
@@ -113,8 +112,6 @@ struct service {
 	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
 	struct upgrade upgrade;
 	unsigned long restarts, upgrades, rollbacks, kills;
-	struct histogram ready_latency; /* from start to ready */
-	struct histogram drain_time;    /* from the stop to the exit */
 };
 
 /* ---- events ---- */

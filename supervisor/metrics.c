@@ -2,12 +2,27 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
 #include "daemon.h"
 #include "histogram.h"
 #include "version.h"
+
+// The histograms of one service, from its first event to its removal.
+struct series {
+	struct list link;
+	const struct service *svc;
+	struct histogram ready; /* from start to ready */
+	struct histogram drain; /* from the stop to the exit */
+};
+
+struct metrics {
+	struct daemon *d;
+	struct daemon_subscriber sub;
+	struct list series;
+};
 
 static void line(struct protocol_buf *buf, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -97,8 +112,34 @@ static void service_counters(struct daemon *d, struct protocol_buf *buf)
 	}
 }
 
-void metrics_render(struct daemon *d, struct protocol_buf *buf)
+static struct series *find(struct metrics *m, const struct service *svc)
 {
+	struct list *pos;
+	list_for_each(pos, &m->series) {
+		struct series *s = container_of(pos, struct series, link);
+		if (s->svc == svc)
+			return s;
+	}
+	return NULL;
+}
+
+static const struct histogram *ready_of(struct metrics *m, const struct service *svc)
+{
+	static const struct histogram none;
+	struct series *s = find(m, svc);
+	return s ? &s->ready : &none;
+}
+
+static const struct histogram *drain_of(struct metrics *m, const struct service *svc)
+{
+	static const struct histogram none;
+	struct series *s = find(m, svc);
+	return s ? &s->drain : &none;
+}
+
+void metrics_render(struct metrics *m, struct protocol_buf *buf)
+{
+	struct daemon *d = m->d;
 	struct service *svc;
 	header(buf, "baton_build_info", "gauge", "The version of batond.");
 	line(buf, "baton_build_info{version=\"%s\"} 1", BATON_VERSION);
@@ -114,9 +155,60 @@ void metrics_render(struct daemon *d, struct protocol_buf *buf)
 	header(buf, "baton_ready_seconds", "histogram",
 		"Seconds from a process's start until it was ready.");
 	EACH_SERVICE(d, svc)
-	histogram(buf, "baton_ready_seconds", svc->name, &svc->ready_latency);
+	histogram(buf, "baton_ready_seconds", svc->name, ready_of(m, svc));
 	header(buf, "baton_drain_seconds", "histogram",
 		"Seconds from a process's stop until it was gone.");
 	EACH_SERVICE(d, svc)
-	histogram(buf, "baton_drain_seconds", svc->name, &svc->drain_time);
+	histogram(buf, "baton_drain_seconds", svc->name, drain_of(m, svc));
+}
+
+static struct series *series_of(struct metrics *m, const struct service *svc)
+{
+	struct series *s = find(m, svc);
+	if (s || !(s = calloc(1, sizeof(*s))))
+		return s;
+	s->svc = svc;
+	list_append(&m->series, &s->link);
+	return s;
+}
+
+static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event *e)
+{
+	struct metrics *m = container_of(sub, struct metrics, sub);
+	struct series *s;
+	if (e->kind == LC_READY && (s = series_of(m, e->svc)))
+		histogram_add(&s->ready, e->secs);
+	else if ((e->kind == LC_EXITED || e->kind == LC_KILLED) && e->stopped &&
+		(s = series_of(m, e->svc)))
+		histogram_add(&s->drain, e->secs);
+	else if (e->kind == LC_IDLE && e->svc->removed && (s = find(m, e->svc))) {
+		// The collector frees it next: a service added later may take its address.
+		list_remove(&s->link);
+		free(s);
+	}
+}
+
+struct metrics *metrics_create(struct daemon *d)
+{
+	struct metrics *m = calloc(1, sizeof(*m));
+	if (!m)
+		return NULL;
+	m->d = d;
+	m->sub.event = event_cb;
+	list_init(&m->series);
+	daemon_subscribe(d, &m->sub);
+	return m;
+}
+
+void metrics_destroy(struct metrics *m)
+{
+	if (!m)
+		return;
+	daemon_unsubscribe(m->d, &m->sub);
+	while (!list_empty(&m->series)) {
+		struct list *pos = m->series.next;
+		list_remove(pos);
+		free(container_of(pos, struct series, link));
+	}
+	free(m);
 }

@@ -525,7 +525,6 @@ void proc_set_ready(struct proc *p)
 	p->ready_at = lifecycle_now();
 	ev_timer_stop(loop_of(p), &p->timer);
 	close_watched_fd(loop_of(p), &p->ready_io);
-	histogram_add(&svc->ready_latency, p->ready_at - p->spawned_at);
 	struct lifecycle_event e = lifecycle_proc_event(LC_READY, p);
 	e.secs = p->ready_at - p->spawned_at;
 	lifecycle_emit(svc->lc, &e);
@@ -632,7 +631,6 @@ static void proc_finished(struct proc *p)
 	struct generation *gen = p->gen;
 	char desc[384];
 	describe_end(p, desc, sizeof(desc));
-	histogram_add(&gen->svc->drain_time, lifecycle_now() - p->stop_at);
 	// The SIGKILL is told before what came of it.
 	lifecycle_flush_kills(lc_of(p));
 	// One that exited by itself as SIGKILL was sent ran its cleanup: not killed.
