@@ -269,6 +269,8 @@ static int append_word(char ***list, size_t *n, char *word)
 
 int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 {
+	if (!word)
+		return -1;
 	if (strcmp(list, "env") == 0)
 		return append_word(&c->env, &c->nenv, word);
 	if (strcmp(list, "socket") == 0)

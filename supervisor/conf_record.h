@@ -30,7 +30,10 @@ void conf_record_write_config(struct protocol_buf *b, const struct config *c);
  */
 struct service_conf *conf_record_read_service(const struct protocol_record *rec, char *command);
 
-/* Appends word (taken) to c's list: "argv", "env" or "socket". Returns 0, or -1 (word freed). */
+/*
+ * Appends word (taken; NULL is refused) to c's list: "argv", "env" or
+ * "socket". Returns 0, or -1 with word freed.
+ */
 int conf_record_add_word(struct service_conf *c, const char *list, char *word);
 
 /* Creates an empty configuration from a `config` record, or NULL. */
