@@ -31,23 +31,12 @@ static void end_with_bytes(struct protocol_buf *b, const char *text)
 	protocol_buf_add(b, "\n", 1);
 }
 
-static void put_groups(struct protocol_buf *b, const gid_t *groups, int n)
-{
-	char text[12 * 64] = "";
-	size_t len = 0;
-	for (int i = 0; i < n && len < sizeof(text); i++)
-		len += (size_t)snprintf(text + len, sizeof(text) - len, "%s%u", i ? "," : "",
-			(unsigned)groups[i]);
-	protocol_record_str(b, "groups", n ? text : "-");
-}
-
 static void put_ids(struct protocol_buf *b, const struct service_conf *c)
 {
 	protocol_record_int(b, "has_user", c->has_user);
 	put_opt(b, "user", c->user);
 	protocol_record_int(b, "uid", c->uid);
 	protocol_record_int(b, "gid", c->gid);
-	put_groups(b, c->groups, c->ngroups);
 	protocol_record_int(b, "has_group", c->has_group);
 	put_opt(b, "group", c->group);
 	protocol_record_int(b, "group_gid", c->group_gid);
@@ -99,6 +88,13 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 	put_words(b, id, "argv", c->argv, c->argc);
 	put_words(b, id, "env", c->env, c->nenv);
 	put_words(b, id, "socket", c->sockets, c->nsockets);
+	// Supplementary groups, as many as the user has: a word each.
+	for (int i = 0; i < c->ngroups; i++) {
+		char gid[16];
+		snprintf(gid, sizeof(gid), "%u", (unsigned)c->groups[i]);
+		char *one[] = {gid};
+		put_words(b, id, "group", one, 1);
+	}
 }
 
 static void write_socket(struct protocol_buf *b, const struct socket_conf *s)
@@ -200,26 +196,6 @@ static void get_timing(struct fields *f, struct service_conf *c)
 		f->bad = true;
 }
 
-static bool get_groups(struct fields *f, struct service_conf *c)
-{
-	const char *v = get(f, "groups");
-	if (strcmp(v, "-") == 0)
-		return true;
-	size_t n = 1;
-	for (const char *p = v; *p; p++)
-		n += *p == ',';
-	if (!(c->groups = calloc(n, sizeof(gid_t))))
-		return false;
-	for (const char *p = v; *p && !f->bad; p += *p == ',') {
-		char *end;
-		c->groups[c->ngroups++] = (gid_t)strtoul(p, &end, 10);
-		if (end == p || (*end && *end != ','))
-			f->bad = true;
-		p = end;
-	}
-	return true;
-}
-
 static bool get_ids(struct fields *f, struct service_conf *c)
 {
 	c->has_user = get_uint(f, "has_user") != 0;
@@ -227,7 +203,7 @@ static bool get_ids(struct fields *f, struct service_conf *c)
 	c->gid = (gid_t)get_uint(f, "gid");
 	c->has_group = get_uint(f, "has_group") != 0;
 	c->group_gid = (gid_t)get_uint(f, "group_gid");
-	return get_groups(f, c) && copy_opt(f->rec, "user", &c->user) &&
+	return copy_opt(f->rec, "user", &c->user) &&
 		copy_opt(f->rec, "group", &c->group) &&
 		copy_opt(f->rec, "directory", &c->directory);
 }
@@ -267,10 +243,29 @@ static int append_word(char ***list, size_t *n, char *word)
 	return 0;
 }
 
+// Appends the gid written in word (freed).
+static int add_group(struct service_conf *c, char *word)
+{
+	char *end;
+	errno = 0;
+	unsigned long gid = strtoul(word, &end, 10);
+	bool bad = errno || end == word || *end || *word == '-' || gid > 0xfffffffful ||
+		c->ngroups == 0x7fffffff;
+	free(word);
+	gid_t *groups = bad ? NULL : realloc(c->groups, ((size_t)c->ngroups + 1) * sizeof(gid_t));
+	if (!groups)
+		return -1;
+	groups[c->ngroups++] = (gid_t)gid;
+	c->groups = groups;
+	return 0;
+}
+
 int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 {
 	if (!word)
 		return -1;
+	if (strcmp(list, "group") == 0)
+		return add_group(c, word);
 	if (strcmp(list, "env") == 0)
 		return append_word(&c->env, &c->nenv, word);
 	if (strcmp(list, "socket") == 0)

@@ -16,7 +16,8 @@
 
 /*
  * Appends `conf id=ID ...` with every field of c and its command's bytes, then
- * a `word conf=ID list=argv|env|socket` record and its bytes per word.
+ * a `word conf=ID list=argv|env|socket|group` record and its bytes per word
+ * (a supplementary group's gid is a word).
  */
 void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c);
 
@@ -31,8 +32,8 @@ void conf_record_write_config(struct protocol_buf *b, const struct config *c);
 struct service_conf *conf_record_read_service(const struct protocol_record *rec, char *command);
 
 /*
- * Appends word (taken; NULL is refused) to c's list: "argv", "env" or
- * "socket". Returns 0, or -1 with word freed.
+ * Appends word (taken; NULL is refused) to c's list: "argv", "env",
+ * "socket" or "group" (a gid). Returns 0, or -1 with word freed.
  */
 int conf_record_add_word(struct service_conf *c, const char *list, char *word);
 

@@ -25,6 +25,8 @@ struct control {
 	ev_io accept_io;
 	ev_timer accept_pause; /* out of fds: accepting resumes after a pause */
 	ev_idle reaper;        /* frees closed clients once the loop is back */
+	ev_timer resumer;      /* reads the next requests of clients whose wait ended */
+	struct list resuming;  /* struct client, by resume_link */
 	struct list clients;
 	struct list dead;
 	unsigned nclients;
@@ -57,6 +59,7 @@ static void client_close(struct client *c)
 	close(c->io.fd);
 	c->wait = 0;
 	c->waiting_on = NULL;
+	list_remove(&c->resume_link);
 	list_remove(&c->link);
 	list_append(&ctl->dead, &c->link);
 	ctl->nclients--;
@@ -251,9 +254,27 @@ void client_request_done(struct client *c)
 	if (c->dead)
 		return;
 	c->busy = false;
-	process_input(c);
-	if (!c->dead && c->read_eof && !c->busy && !c->streaming)
-		client_close_later(c);
+	// Not from here: this runs inside the operation that ended the wait.
+	if (list_empty(&c->resume_link))
+		list_append(&c->control->resuming, &c->resume_link);
+	// At once, in the loop's next turn: an idle callback could wait on a busy loop.
+	ev_timer_start(c->control->d->loop, &c->control->resumer);
+}
+
+static void resumer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	struct control *ctl = container_of(w, struct control, resumer);
+	while (!list_empty(&ctl->resuming)) {
+		struct client *c = container_of(ctl->resuming.next, struct client, resume_link);
+		list_remove(&c->resume_link);
+		if (c->dead || c->busy)
+			continue;
+		process_input(c);
+		if (!c->dead && c->read_eof && !c->busy && !c->streaming)
+			client_close_later(c);
+	}
+	ev_timer_stop(loop, w);
 }
 
 static void client_read(struct client *c)
@@ -379,6 +400,7 @@ static void add_client(struct control *ctl, int fd, const struct ucred *cred)
 	c->control = ctl;
 	c->uid = cred->uid;
 	c->pid = cred->pid;
+	list_init(&c->resume_link);
 	ev_io_init(&c->io, client_cb, fd, EV_READ);
 	ev_timer_init(&c->timeout, client_timeout_cb, CONTROL_REQUEST_TIMEOUT, 0);
 	list_append(&ctl->clients, &c->link);
@@ -533,9 +555,11 @@ struct control *control_adopt(struct daemon *d, const char *path, int fd,
 	ctl->handler = *handler;
 	list_init(&ctl->clients);
 	list_init(&ctl->dead);
+	list_init(&ctl->resuming);
 	ev_io_init(&ctl->accept_io, accept_cb, fd, EV_READ);
 	ev_timer_init(&ctl->accept_pause, accept_pause_cb, ACCEPT_PAUSE, 0);
 	ev_idle_init(&ctl->reaper, reaper_cb);
+	ev_timer_init(&ctl->resumer, resumer_cb, 0, 0);
 	ev_io_start(d->loop, &ctl->accept_io);
 	return ctl;
 }
@@ -571,6 +595,7 @@ void control_destroy(struct control *ctl, bool remove_file)
 		if (!c->dead)
 			client_close(c);
 	}
+	ev_timer_stop(loop, &ctl->resumer);
 	reaper_cb(loop, &ctl->reaper, 0);
 	ev_io_stop(loop, &ctl->accept_io);
 	ev_timer_stop(loop, &ctl->accept_pause);

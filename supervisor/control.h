@@ -43,6 +43,7 @@ struct control_handler {
  */
 struct client {
 	struct list link;
+	struct list resume_link; /* in the control's clients to resume, or empty */
 	struct control *control;
 	ev_io io;
 	ev_timer timeout;
@@ -87,7 +88,10 @@ void client_send(struct client *c, const char *data, size_t len);
 /* Queues a buffer of records for the client and empties the buffer. */
 void client_send_buf(struct client *c, struct protocol_buf *buf);
 
-/* Ends the client's current request: the next one in its input is read. */
+/*
+ * Ends the client's current request: the next one in its input is read once
+ * the loop is back, outside the callback that ended it.
+ */
 void client_request_done(struct client *c);
 
 /* Closes the client once what is queued has been written. */

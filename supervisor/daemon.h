@@ -17,12 +17,14 @@
  * nothing of the faces above it (control socket, commands, watch stream,
  * log of events, signals, reload, re-exec): they hold on to it.
  *
- * Lifetime rules: a service is freed only by daemon_finish and, once a
- * reload removed it and its last process is gone, by the collector, an idle
- * callback that runs outside every other callback; a subscriber's event()
- * may therefore keep a struct service pointer until it is told LC_IDLE for a
- * removed service. A listener is freed when it is retired and its last
- * generation releases it.
+ * Lifetime rules: a service is freed only by daemon_destroy_services (from
+ * daemon_finish) and, once a reload removed it and its last process is gone,
+ * by the collector, an idle callback that runs outside every other callback.
+ * A subscriber may keep a struct service pointer until it is told LC_IDLE for
+ * a removed service; service_destroy then still ends the waits on it
+ * (LC_UPGRADE_OVER, LC_STOP_OVER), which must not bring anything back to life.
+ * A listener is freed when it is retired and its last generation releases
+ * it.
  */
 
 struct control;
@@ -102,7 +104,7 @@ void daemon_destroy_services(struct daemon *d);
 /* Frees what is left, removing the sockets' files; the faces must be gone. */
 void daemon_finish(struct daemon *d);
 
-/* Adds fn to the subscribers of lifecycle events. */
+/* Adds s to the subscribers of lifecycle events, after those before it. */
 void daemon_subscribe(struct daemon *d, struct daemon_subscriber *s);
 
 /* Removes a subscriber. */

@@ -134,7 +134,7 @@ static void log_proc(const struct lifecycle_event *e, const char *label)
 	case LC_KILLED: log_killed(e, label); break;
 	case LC_EXITED: log_exited(e, label); break;
 	case LC_RESTARTING: log_restarting(e, label); break;
-	case LC_ERROR: log_error("%s: %s", label, e->reason); break;
+	case LC_ERROR: log_error("%s[%d]: %s", e->svc->name, (int)e->pid, e->reason); break;
 	default: break;
 	}
 }

@@ -54,7 +54,8 @@ static int open_control(struct daemon *d, int fd)
 	struct control_handler handler = {on_request, on_streams_changed, d};
 	char err[512];
 	if (fd >= 0) {
-		d->control = control_adopt(d, d->control_path, fd, &handler);
+		if (!(d->control = control_adopt(d, d->control_path, fd, &handler)))
+			log_error("control socket: out of memory");
 		return d->control ? 0 : -1;
 	}
 	if (!d->control_path) {

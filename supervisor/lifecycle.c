@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "clock.h"
-#include "protocol.h"
 
 // What a SIGKILL leaves to tell, told once the burst of deadlines is over.
 struct kill_report {
@@ -123,6 +122,20 @@ static void flush_kills(struct lifecycle *lc, int max)
 void lifecycle_flush_kills(struct lifecycle *lc)
 {
 	flush_kills(lc, 1 << 30);
+}
+
+void lifecycle_forget_kills(struct lifecycle *lc, const struct service *svc)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &lc->kill_reports) {
+		struct kill_report *r = container_of(pos, struct kill_report, link);
+		if (r->svc == svc) {
+			list_remove(&r->link);
+			free(r);
+		}
+	}
+	if (list_empty(&lc->kill_reports))
+		ev_idle_stop(lc->loop, &lc->kill_reporter);
 }
 
 static void report_kills_cb(struct ev_loop *loop, ev_idle *w, int revents)

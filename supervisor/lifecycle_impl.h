@@ -43,6 +43,9 @@ void lifecycle_report_kill(struct proc *p, const char *why);
 /* Tells every queued SIGKILL now, so that it comes before what came of it. */
 void lifecycle_flush_kills(struct lifecycle *lc);
 
+/* Drops the SIGKILLs of svc not told yet: svc is being freed. */
+void lifecycle_forget_kills(struct lifecycle *lc, const struct service *svc);
+
 /* ---- proc.c ---- */
 
 /* Creates a process of gen for instance and starts it. */

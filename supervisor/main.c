@@ -262,8 +262,10 @@ static int load(struct daemon *d, const struct options *o)
 	if (!d->config)
 		return -1;
 	d->control_path = control_path(o, d->config);
-	if (d->control_path && !(d->notify_path = daemon_notify_path(d->control_path)))
+	if (d->control_path && !(d->notify_path = daemon_notify_path(d->control_path))) {
+		fputs("batond: out of memory\n", stderr);
 		return -1;
+	}
 	return 0;
 }
 
@@ -285,7 +287,7 @@ static int start(struct daemon *d)
 static int resume(struct daemon *d)
 {
 	struct reexec_fds fds;
-	if (reexec_resume(d, &fds) < 0 || faces_start(d, fds.control, fds.notify) < 0)
+	if (reexec_resume(d, &fds, faces_start) < 0)
 		return -1;
 	// Signals that came during the exec and the resume are handled now.
 	daemon_unblock_signals();

@@ -613,9 +613,11 @@ static void describe_end(const struct proc *p, char *out, size_t outlen)
 		snprintf(out, outlen, "%s", st);
 }
 
-// Tells of an exit; a process that was asked to stop tells how long it took.
+// Tells of an exit, once its process is in its last state (so that the drain
+// counts it no more); one that was asked to stop tells how long it took.
 static void emit_exit(struct proc *p, enum lifecycle_kind kind, const char *desc, bool stopped)
 {
+	set_state(p, kind == LC_KILLED ? PROC_KILLED : PROC_EXITED);
 	struct lifecycle_event e = lifecycle_proc_event(kind, p);
 	e.reason = desc;
 	e.stopped = stopped;
@@ -635,10 +637,9 @@ static void proc_finished(struct proc *p)
 	lifecycle_flush_kills(lc_of(p));
 	// One that exited by itself as SIGKILL was sent ran its cleanup: not killed.
 	bool killed = p->killed && !WIFEXITED(p->wait_status);
-	emit_exit(p, killed ? LC_KILLED : LC_EXITED, desc, true);
 	if (killed)
 		gen->svc->kills++;
-	set_state(p, killed ? PROC_KILLED : PROC_EXITED);
+	emit_exit(p, killed ? LC_KILLED : LC_EXITED, desc, true);
 	proc_remove(p);
 	generation_check_empty(gen);
 }
@@ -662,11 +663,11 @@ static void restart_later(struct proc *p, const char *desc)
 	struct lifecycle_event e = lifecycle_proc_event(LC_RESTARTING, p);
 	e.reason = desc;
 	e.secs = delay;
-	lifecycle_emit(svc->lc, &e);
 	set_state(p, PROC_WAITING);
 	p->pid = 0;
 	p->restarts++;
 	svc->restarts++;
+	lifecycle_emit(svc->lc, &e);
 	set_timer(p, delay);
 }
 
@@ -678,7 +679,6 @@ static void next_died(struct proc *p, const char *desc)
 	snprintf(msg, sizeof(msg), "%s: %s %s", proc_label(p, label, sizeof(label)), desc,
 		p->state == PROC_READY ? "during the upgrade" : "before it was ready");
 	emit_exit(p, LC_EXITED, desc, false);
-	set_state(p, PROC_EXITED);
 	proc_remove(p);
 	upgrade_rollback(svc, msg);
 }
@@ -698,7 +698,6 @@ static void proc_ended(struct proc *p, const char *desc)
 			lifecycle_emit_proc(LC_FAILED, p);
 	}
 	emit_exit(p, LC_EXITED, desc, false);
-	set_state(p, PROC_EXITED);
 	proc_remove(p);
 	generation_check_empty(gen);
 }

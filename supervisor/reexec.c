@@ -201,7 +201,16 @@ static void hand_back(struct daemon *d, int exe, int state, const struct fd_list
 	unsetenv(HANDED_BACK_ENV);
 }
 
-int reexec_resume(struct daemon *d, struct reexec_fds *fds)
+// The services go on without batond: the files of their unix sockets stay.
+static void leave_sockets(struct daemon *d)
+{
+	struct list *pos;
+	list_for_each(pos, &d->listeners)
+		container_of(pos, struct listener, link)->unlink_on_close = false;
+	log_error("re-exec: cannot resume: exiting; the services are left running");
+}
+
+int reexec_resume(struct daemon *d, struct reexec_fds *fds, reexec_faces_fn start_faces)
 {
 	int reply_fd = -1;
 	fds->control = fds->notify = -1;
@@ -215,6 +224,8 @@ int reexec_resume(struct daemon *d, struct reexec_fds *fds)
 	unsetenv(HANDED_BACK_ENV);
 	struct fd_list kept = exe >= 0 ? inherited_fds() : (struct fd_list){0};
 	int rc = state_read(d, fd, fds, &reply_fd);
+	if (rc == 0)
+		rc = start_faces(d, fds->control, fds->notify);
 	if (rc < 0 && exe >= 0 && state >= 0)
 		hand_back(d, exe, state, &kept);
 	free(kept.fds);
@@ -224,11 +235,9 @@ int reexec_resume(struct daemon *d, struct reexec_fds *fds)
 		close(state);
 	close(fd);
 	answer(reply_fd, rc == 0, handed_back);
-	if (rc < 0) {
-		log_error("re-exec: cannot resume: exiting; the services are left running");
-		return -1;
-	}
-	return 0;
+	if (rc < 0)
+		leave_sockets(d);
+	return rc;
 }
 
 void reexec_resumed(struct daemon *d, const struct reexec_fds *fds)

@@ -30,15 +30,19 @@ struct reexec_fds {
 /* Tells whether this batond was started by a re-exec (BATON_STATE_FD is set). */
 bool reexec_resuming(void);
 
+/* Creates batond's faces around d, on the control and notify sockets' fds. */
+typedef int (*reexec_faces_fn)(struct daemon *d, int control_fd, int notify_fd);
+
 /*
  * Rebuilds d (daemon_prepare included) from the state the previous batond
- * left, then answers the client that asked for the re-exec; the control and
- * notify sockets' fds go into fds, for faces_start. When it cannot, hands the
- * services back to the binary that wrote the state, or returns -1 after
- * logging why. Signals stay blocked: the caller unblocks them once it handles
- * them, then calls reexec_resumed.
+ * left, creates its faces with start_faces on the control and notify
+ * sockets' fds (also left in fds), then answers the client that asked for
+ * the re-exec. When it cannot, hands the services back to the binary that
+ * wrote the state, or returns -1 after logging why (the services are left
+ * running, and their unix sockets' files stay). Signals stay blocked: the
+ * caller unblocks them, then calls reexec_resumed.
  */
-int reexec_resume(struct daemon *d, struct reexec_fds *fds);
+int reexec_resume(struct daemon *d, struct reexec_fds *fds, reexec_faces_fn start_faces);
 
 /* Logs the resume and reaps the children that ended during it. */
 void reexec_resumed(struct daemon *d, const struct reexec_fds *fds);

@@ -73,8 +73,7 @@ struct service *service_create(struct lifecycle *lc, struct service_conf *conf)
 
 void service_destroy(struct service *svc)
 {
-	// Reports of SIGKILLs sent to its processes are told while it exists.
-	lifecycle_flush_kills(svc->lc);
+	lifecycle_forget_kills(svc->lc, svc);
 	while (!list_empty(&svc->gens)) {
 		struct generation *gen = container_of(svc->gens.next, struct generation, link);
 		while (!list_empty(&gen->procs))

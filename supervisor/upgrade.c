@@ -83,9 +83,9 @@ static void enforce_max_draining(struct service *svc)
 		struct generation *gen = container_of(pos, struct generation, link);
 		if (gen->role != GEN_DRAINING || ++n <= max)
 			continue;
+		kill_generation(gen);
 		struct lifecycle_event e = lifecycle_gen_event(LC_MAX_DRAINING, gen);
 		lifecycle_emit(svc->lc, &e);
-		kill_generation(gen);
 	}
 }
 

@@ -141,6 +141,21 @@ static void resolved_ids_are_kept_not_looked_up_again(void **state)
 	config_destroy(c);
 }
 
+static void a_long_list_of_groups_comes_back_whole(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *s = c->services[0];
+	s->ngroups = 300;
+	s->groups = calloc(300, sizeof(gid_t));
+	for (int i = 0; i < 300; i++)
+		s->groups[i] = 4000000000u + (gid_t)i;
+	struct service_conf *back = round_trip(s);
+	assert_same(s, back);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
 static void a_record_with_a_field_missing_is_refused(void **state)
 {
 	(void)state;
@@ -190,6 +205,7 @@ int main(void)
 		cmocka_unit_test(every_field_of_every_definition_comes_back),
 		cmocka_unit_test(words_come_back_byte_for_byte),
 		cmocka_unit_test(resolved_ids_are_kept_not_looked_up_again),
+		cmocka_unit_test(a_long_list_of_groups_comes_back_whole),
 		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
 		cmocka_unit_test(an_unknown_word_list_is_refused),
 		cmocka_unit_test(the_configuration_and_its_sockets_come_back),
