@@ -10,6 +10,7 @@ $EXAMPLE_CLEANUP_FILE when set; EXAMPLE_IGNORE_TERM=1 makes it ignore SIGTERM.
 
 import os
 import re
+import sys
 
 import harness
 from harness import poll
@@ -74,7 +75,11 @@ class Example:
             # As after a deployment: the old generation drains before the next one comes.
             poll(lambda: all(p["role"] != "draining" for p in b.procs("web")),
                  what="the old generation to drain")
-        self.assert_no_failure(*load.stop())
+        result, err = load.stop()
+        print("\n%s example: %d requests served, %d failed in %.1fs" % (
+            self.name, result["ok"], result["requests"] - result["ok"], result["seconds"]),
+            file=sys.stderr)
+        self.assert_no_failure(result, err)
         modes = re.findall(r"web: upgrading gen \d+ to gen \d+ \((\w+)", b.log())
         self.assertEqual(modes, ["rolling"] * 5 + ["all"] * 5)
         self.assertEqual(sorted(self.cleaned_up()), sorted(stopped))
