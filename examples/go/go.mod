@@ -1,0 +1,3 @@
+module example.invalid/baton-example-go
+
+go 1.19
