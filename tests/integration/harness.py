@@ -22,6 +22,8 @@ BATONCTL = os.environ.get("BATONCTL", "batonctl")
 TESTCHILD = os.environ.get("TESTCHILD", "testchild")
 HTTPD = os.environ.get("HTTPD", "testhttpd")
 EXAMPLE_C = os.environ.get("EXAMPLE_C", "baton-example-c")
+# Empty when go is not installed: the Go example is then not built.
+EXAMPLE_GO = os.environ.get("EXAMPLE_GO", "baton-example-go")
 LOADGEN = os.environ.get("LOADGEN", "loadgen")
 SOURCE_ROOT = os.environ.get("SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
 

@@ -39,9 +39,12 @@ class Example:
 
     name = None
     command = None
+    not_built = "the example is not built"
 
     def setUp(self):
         super().setUp()
+        if not self.command:
+            self.skipTest(self.not_built)
         if not os.path.exists(self.command) or not os.path.exists(harness.LOADGEN):
             self.skipTest("the example or the load generator is not built")
 
@@ -114,6 +117,12 @@ class Example:
 class CExample(Example, harness.TestCase):
     name = "c"
     command = harness.EXAMPLE_C
+
+
+class GoExample(Example, harness.TestCase):
+    name = "go"
+    command = harness.EXAMPLE_GO
+    not_built = "go is not installed (scripts/deps installs golang-go)"
 
 
 if __name__ == "__main__":
