@@ -10,6 +10,7 @@ $EXAMPLE_CLEANUP_FILE when set; EXAMPLE_IGNORE_TERM=1 makes it ignore SIGTERM.
 
 import os
 import re
+import shutil
 import sys
 
 import harness
@@ -35,21 +36,25 @@ def example_config(name, command, **keys):
 
 
 class Example:
-    """The tests of one example: NAME is its folder under examples/, COMMAND runs it."""
+    """The tests of one example: NAME is its folder under examples/, COMMAND runs it (its program
+    and arguments), MISSING says why its program may not be there."""
 
     name = None
     command = None
-    not_built = "the example is not built"
+    missing = "the example is not built"
 
     def setUp(self):
         super().setUp()
-        if not self.command:
-            self.skipTest(self.not_built)
-        if not os.path.exists(self.command) or not os.path.exists(harness.LOADGEN):
-            self.skipTest("the example or the load generator is not built")
+        if not os.path.exists(harness.LOADGEN):
+            self.skipTest("the load generator is not built")
+        if not shutil.which(self.command[0]):
+            self.skipTest("%s: not found: %s" % (self.command[0], self.missing))
+
+    def config(self, **keys):
+        return example_config(self.name, " ".join(self.command), **keys)
 
     def start(self, **keys):
-        b = self.batond(example_config(self.name, self.command, **keys), start=False)
+        b = self.batond(self.config(**keys), start=False)
         self.trace_path = os.path.join(b.dir, "cleanup")
         b.env["EXAMPLE_CLEANUP_FILE"] = self.trace_path
         b.start()
@@ -71,7 +76,7 @@ class Example:
              what="the load generator to connect")
         stopped = set()
         for mode in ["rolling:1"] * 5 + ["all"] * 5:
-            b.write_config(example_config(self.name, self.command, upgrade=mode))
+            b.write_config(self.config(upgrade=mode))
             stopped |= {p["pid"] for p in b.procs("web")}
             r = b.ctl("upgrade", "--wait", "web")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
@@ -79,9 +84,9 @@ class Example:
             poll(lambda: all(p["role"] != "draining" for p in b.procs("web")),
                  what="the old generation to drain")
         result, err = load.stop()
-        print("\n%s example: %d requests served, %d failed in %.1fs" % (
-            self.name, result["ok"], result["requests"] - result["ok"], result["seconds"]),
-            file=sys.stderr)
+        print("examples/%s: %d requests served, %d failed, in %.1fs"
+              % (self.name, result["ok"], result["requests"] - result["ok"], result["seconds"]),
+              file=sys.stderr)
         self.assert_no_failure(result, err)
         modes = re.findall(r"web: upgrading gen \d+ to gen \d+ \((\w+)", b.log())
         self.assertEqual(modes, ["rolling"] * 5 + ["all"] * 5)
@@ -99,7 +104,7 @@ class Example:
         [old] = [p["pid"] for p in b.procs("web")]
         w = self.watch(b, "watch", "web")
         w.read_until(lambda o: o.get("type") == "proc")
-        b.write_config(example_config(self.name, self.command, instances=1, stop_grace="500ms"))
+        b.write_config(self.config(instances=1, stop_grace="500ms"))
         r = b.ctl("upgrade", "--wait", "web")
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
         killed = w.find(lambda o: o.get("kind") == "killed" and o.get("pid") == old)
@@ -116,13 +121,13 @@ class Example:
 
 class CExample(Example, harness.TestCase):
     name = "c"
-    command = harness.EXAMPLE_C
+    command = [harness.EXAMPLE_C]
 
 
 class GoExample(Example, harness.TestCase):
     name = "go"
-    command = harness.EXAMPLE_GO
-    not_built = "go is not installed (scripts/deps installs golang-go)"
+    command = [harness.EXAMPLE_GO]
+    missing = "go is not installed (scripts/deps installs golang-go)"
 
 
 if __name__ == "__main__":
