@@ -130,5 +130,11 @@ class GoExample(Example, harness.TestCase):
     missing = "go is not installed (scripts/deps installs golang-go)"
 
 
+class PythonExample(Example, harness.TestCase):
+    name = "python"
+    # The Python of the tests: Debian's, as tests/meson.build finds it.
+    command = [sys.executable, os.path.join(harness.SOURCE_ROOT, "examples", "python", "server.py")]
+
+
 if __name__ == "__main__":
     harness.main()
