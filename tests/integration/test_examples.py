@@ -136,5 +136,11 @@ class PythonExample(Example, harness.TestCase):
     command = [sys.executable, os.path.join(harness.SOURCE_ROOT, "examples", "python", "server.py")]
 
 
+class NodeExample(Example, harness.TestCase):
+    name = "node"
+    command = ["node", os.path.join(harness.SOURCE_ROOT, "examples", "node", "server.js")]
+    missing = "scripts/deps installs nodejs"
+
+
 if __name__ == "__main__":
     harness.main()
