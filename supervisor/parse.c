@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -112,6 +113,62 @@ void format_duration(double secs, char *out, size_t outlen)
 		snprintf(out, outlen, "%lldm%llds", s / 60, s % 60);
 	else
 		snprintf(out, outlen, "%llds", s);
+}
+
+// Each unit has its short and its long name; the largest that fits comes first.
+static const struct {
+	const char *name, *longname;
+	unsigned shift;
+} size_units[] = {
+	{"T", "TiB", 40}, {"G", "GiB", 30}, {"M", "MiB", 20}, {"K", "KiB", 10}, {"B", "B", 0},
+};
+
+static int size_unit(const char *u, unsigned *shift)
+{
+	if (!*u) {
+		*shift = 0;
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(size_units) / sizeof(size_units[0]); i++) {
+		if (strcmp(u, size_units[i].name) == 0 || strcmp(u, size_units[i].longname) == 0) {
+			*shift = size_units[i].shift;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+int parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen)
+{
+	uint64_t n = 0;
+	const char *p = s;
+	unsigned shift;
+	if (!isdigit((unsigned char)*p))
+		goto error;
+	for (; isdigit((unsigned char)*p); p++) {
+		unsigned digit = (unsigned)(*p - '0');
+		if (n > (UINT64_MAX - digit) / 10)
+			goto error;
+		n = n * 10 + digit;
+	}
+	if (size_unit(p, &shift) < 0 || n > UINT64_MAX >> shift)
+		goto error;
+	*bytes = n << shift;
+	return 0;
+error:
+	return fail(err, errlen, "expected a size like 512, 64KiB, 10MiB or 1GiB, got \"%s\"", s);
+}
+
+void format_size(uint64_t bytes, char *out, size_t outlen)
+{
+	for (size_t i = 0; bytes && i < sizeof(size_units) / sizeof(size_units[0]) - 1; i++) {
+		uint64_t unit = (uint64_t)1 << size_units[i].shift;
+		if (bytes % unit == 0) {
+			snprintf(out, outlen, "%" PRIu64 "%s", bytes / unit, size_units[i].longname);
+			return;
+		}
+	}
+	snprintf(out, outlen, "%" PRIu64, bytes);
 }
 
 static const struct {

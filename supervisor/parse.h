@@ -25,6 +25,21 @@ int parse_duration(const char *s, double *secs, char *err, size_t errlen);
 /* Writes a duration the way parse_duration reads it ("1m30s", "250ms"). */
 void format_duration(double secs, char *out, size_t outlen);
 
+/*
+ * Parses a byte count: digits, then nothing or B for bytes, K or KiB (1024),
+ * M or MiB (1024^2), G or GiB (1024^3), T or TiB (1024^4), with no blank,
+ * sign or fraction: 512, 4096B, 64KiB, 10M. KB, MB and GB are refused, as
+ * they mean powers of 1000 to some and of 1024 to others. A count past
+ * 2^64 - 1 bytes is refused.
+ */
+int parse_size(const char *s, uint64_t *bytes, char *err, size_t errlen);
+
+/*
+ * Writes a byte count the way parse_size reads it, in its shortest exact
+ * form: 65536 as "64KiB", 1000 as "1000", 0 as "0".
+ */
+void format_size(uint64_t bytes, char *out, size_t outlen);
+
 /* Parses a signal given as TERM, SIGTERM or 15. */
 int parse_signal(const char *s, int *signo, char *err, size_t errlen);
 

@@ -1,3 +1,4 @@
+#include <inttypes.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -292,6 +293,33 @@ static int fuzz_env_name(const char *s)
 	return 0;
 }
 
+static void check_size_round_trip(uint64_t bytes, const char *from)
+{
+	char text[32];
+	uint64_t again = 0;
+	format_size(bytes, text, sizeof(text));
+	require(parse_size(text, &again, err, sizeof(err)) == 0, "a formatted size parses", from);
+	require(again == bytes, "a formatted size reads back the same", text);
+	require(strlen(text) <= strlen(from) || strspn(from, "0123456789") != strlen(from),
+		"a formatted size is no longer than its digits", from);
+}
+
+// The value's own bytes are a count to format too, whatever parse_size says.
+static int fuzz_size(const char *s)
+{
+	uint64_t bytes = 0;
+	char digits[32];
+	size_t n = strlen(s) < sizeof(bytes) ? strlen(s) : sizeof(bytes);
+	memcpy(&bytes, s, n);
+	snprintf(digits, sizeof(digits), "%" PRIu64, bytes);
+	check_size_round_trip(bytes, digits);
+	if (parse_size(s, &bytes, err, sizeof(err)) < 0)
+		return -1;
+	require(strspn(s, "0123456789") > 0, "a size starts with a digit", s);
+	check_size_round_trip(bytes, s);
+	return 0;
+}
+
 static int (*const parsers[])(const char *s) = {
 	fuzz_duration,
 	fuzz_signal,
@@ -306,6 +334,7 @@ static int (*const parsers[])(const char *s) = {
 	fuzz_uint,
 	fuzz_mode,
 	fuzz_env_name,
+	fuzz_size,
 };
 
 #define NPARSERS (sizeof(parsers) / sizeof(parsers[0]))

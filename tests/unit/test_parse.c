@@ -154,6 +154,128 @@ static void format_duration_round_trips_decimal_seconds(void **state)
 	assert_format_round_trips("2.036s");
 }
 
+/* Sizes */
+
+static uint64_t size_of(const char *s)
+{
+	uint64_t bytes = 12345;
+	err[0] = '\0';
+	assert_int_equal(parse_size(s, &bytes, err, sizeof(err)), 0);
+	return bytes;
+}
+
+static void assert_size_rejected(const char *s)
+{
+	uint64_t bytes = 12345;
+	err[0] = '\0';
+	assert_int_equal(parse_size(s, &bytes, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "expected a size like"));
+	assert_true(bytes == 12345);
+}
+
+static void size_units(void **state)
+{
+	(void)state;
+	assert_true(size_of("512") == 512);
+	assert_true(size_of("4096B") == 4096);
+	assert_true(size_of("0") == 0);
+	assert_true(size_of("0KiB") == 0);
+	assert_true(size_of("64KiB") == 65536);
+	assert_true(size_of("64K") == 65536);
+	assert_true(size_of("10MiB") == 10485760);
+	assert_true(size_of("10M") == 10485760);
+	assert_true(size_of("1GiB") == 1073741824);
+	assert_true(size_of("1G") == 1073741824);
+	assert_true(size_of("2TiB") == 2ull << 40);
+	assert_true(size_of("2T") == 2ull << 40);
+	assert_true(size_of("007KiB") == 7168);
+}
+
+static void size_limit_is_uint64(void **state)
+{
+	(void)state;
+	assert_true(size_of("18446744073709551615") == UINT64_MAX);
+	assert_true(size_of("18446744073709551615B") == UINT64_MAX);
+	assert_true(size_of("16777215TiB") == 16777215ull << 40);
+	assert_size_rejected("18446744073709551616");
+	assert_size_rejected("99999999999999999999999999");
+	assert_size_rejected("16777216TiB");
+	assert_size_rejected("18014398509481984KiB");
+}
+
+static void size_malformed_rejected(void **state)
+{
+	(void)state;
+	assert_size_rejected("");
+	assert_size_rejected("KiB");
+	assert_size_rejected("-1");
+	assert_size_rejected("-1KiB");
+	assert_size_rejected("+1KiB");
+	assert_size_rejected("1.5MiB");
+	assert_size_rejected(".5M");
+	assert_size_rejected(" 64KiB");
+	assert_size_rejected("64KiB ");
+	assert_size_rejected("64 KiB");
+	assert_size_rejected("64KB");
+	assert_size_rejected("64kB");
+	assert_size_rejected("64MB");
+	assert_size_rejected("64k");
+	assert_size_rejected("64kib");
+	assert_size_rejected("64Ki");
+	assert_size_rejected("64KiBB");
+	assert_size_rejected("1e3");
+	assert_size_rejected("0x10");
+	assert_size_rejected("1PiB");
+}
+
+static void size_error_quotes_input(void **state)
+{
+	(void)state;
+	uint64_t bytes;
+	assert_int_equal(parse_size("10MB", &bytes, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected a size like 512, 64KiB, 10MiB or 1GiB, got \"10MB\"");
+}
+
+static const char *size_text(uint64_t bytes)
+{
+	static char out[32];
+	format_size(bytes, out, sizeof(out));
+	return out;
+}
+
+static void format_size_shortest_exact(void **state)
+{
+	(void)state;
+	assert_string_equal(size_text(0), "0");
+	assert_string_equal(size_text(1), "1");
+	assert_string_equal(size_text(1000), "1000");
+	assert_string_equal(size_text(1023), "1023");
+	assert_string_equal(size_text(1024), "1KiB");
+	assert_string_equal(size_text(1536), "1536");
+	assert_string_equal(size_text(65536), "64KiB");
+	assert_string_equal(size_text(1024000), "1000KiB");
+	assert_string_equal(size_text(10485760), "10MiB");
+	assert_string_equal(size_text(1073741824), "1GiB");
+	assert_string_equal(size_text(3ull << 39), "1536GiB");
+	assert_string_equal(size_text(1ull << 40), "1TiB");
+	assert_string_equal(size_text(1ull << 63), "8388608TiB");
+	assert_string_equal(size_text(UINT64_MAX), "18446744073709551615");
+}
+
+static void format_size_round_trips(void **state)
+{
+	(void)state;
+	static const uint64_t values[] = {
+		0, 1, 512, 1023, 1024, 1025, 4096, 65536, 1536, 10485760, 1ull << 40,
+		(1ull << 40) + 1024, 1ull << 63, UINT64_MAX, UINT64_MAX - 1023,
+	};
+	for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
+		const char *text = size_text(values[i]);
+		if (size_of(text) != values[i])
+			fail_msg("%llu formats as \"%s\"", (unsigned long long)values[i], text);
+	}
+}
+
 /* Signals */
 
 static int signal_of(const char *s)
@@ -627,6 +749,12 @@ int main(void)
 		cmocka_unit_test(format_duration_normal_form),
 		cmocka_unit_test(format_duration_round_trips),
 		cmocka_unit_test(format_duration_round_trips_decimal_seconds),
+		cmocka_unit_test(size_units),
+		cmocka_unit_test(size_limit_is_uint64),
+		cmocka_unit_test(size_malformed_rejected),
+		cmocka_unit_test(size_error_quotes_input),
+		cmocka_unit_test(format_size_shortest_exact),
+		cmocka_unit_test(format_size_round_trips),
 		cmocka_unit_test(signal_by_name_prefix_case_and_number),
 		cmocka_unit_test(signal_invalid_rejected),
 		cmocka_unit_test(signal_name_of_number),
