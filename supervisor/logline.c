@@ -1,0 +1,207 @@
+#include "logline.h"
+
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+// 9999-12-31T23:59:59Z, the last second a four-digit year can show.
+#define LAST_SECOND 253402300799LL
+
+static const char hex[] = "0123456789abcdef";
+
+const char *logline_stream_name(enum logline_stream stream)
+{
+	return stream == LOGLINE_ERR ? "err" : "out";
+}
+
+// The length of the valid UTF-8 sequence at s, of the n bytes there, or 0.
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	unsigned char lo = 0x80, hi = 0xbf;
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	// The second byte's range rules out overlong forms, surrogates and past U+10FFFF.
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	}
+	return len;
+}
+
+/*
+ * Appends n bytes: the valid UTF-8 sequences that plain accepts as they are,
+ * the others through escape, which gets a byte that is not UTF-8 with len 0.
+ * Returns false when some bytes were not UTF-8.
+ */
+static bool add_escaped(struct protocol_buf *b, const char *s, size_t n,
+	bool (*plain)(const unsigned char *p, size_t len),
+	void (*escape)(struct protocol_buf *b, const unsigned char *p, size_t len))
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, run = 0;
+	bool valid = true;
+	while (i < n) {
+		size_t len = utf8_len(p + i, n - i);
+		if (len && plain(p + i, len)) {
+			i += len;
+			continue;
+		}
+		protocol_buf_add(b, s + run, i - run);
+		escape(b, p + i, len);
+		valid = valid && len;
+		i += len ? len : 1;
+		run = i;
+	}
+	protocol_buf_add(b, s + run, i - run);
+	return valid;
+}
+
+// What the text form shows as it is: all but control characters and separators.
+static bool text_plain(const unsigned char *p, size_t len)
+{
+	if (len == 1)
+		return (p[0] >= 0x20 && p[0] != 0x7f) || p[0] == '\t';
+	if (len == 2)
+		return !(p[0] == 0xc2 && p[1] < 0xa0);
+	if (len == 3)
+		return !(p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9));
+	return true;
+}
+
+static void text_escape(struct protocol_buf *b, const unsigned char *p, size_t len)
+{
+	for (size_t i = 0; i < (len ? len : 1); i++) {
+		char esc[4] = {'\\', 'x', hex[p[i] >> 4], hex[p[i] & 15]};
+		protocol_buf_add(b, esc, sizeof(esc));
+	}
+}
+
+static void add_time(struct protocol_buf *b, double time)
+{
+	long long secs = 0, usec = 0;
+	if (time >= (double)LAST_SECOND + 1) {
+		secs = LAST_SECOND;
+		usec = 999999;
+	} else if (time > 0) {
+		secs = (long long)time;
+		usec = (long long)((time - (double)secs) * 1e6 + 0.5);
+	}
+	if (usec > 999999) {
+		secs++;
+		usec -= 1000000;
+	}
+	if (secs > LAST_SECOND) {
+		secs = LAST_SECOND;
+		usec = 999999;
+	}
+	time_t t = (time_t)secs;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	protocol_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+}
+
+void logline_text(struct protocol_buf *b, const struct logline *l, bool with_time)
+{
+	size_t len = l->len;
+	if (len && l->text[len - 1] == '\r')
+		len--;
+	if (with_time) {
+		add_time(b, l->time);
+		protocol_buf_add(b, " ", 1);
+	}
+	add_escaped(b, l->service, strlen(l->service), text_plain, text_escape);
+	protocol_buf_printf(b, "[%ld] gen %u %s: ", (long)l->pid, l->gen,
+		logline_stream_name(l->stream));
+	add_escaped(b, l->text, len, text_plain, text_escape);
+	if (l->cut)
+		protocol_buf_add(b, " [cut]", 6);
+	protocol_buf_add(b, "\n", 1);
+}
+
+static bool json_plain(const unsigned char *p, size_t len)
+{
+	return len > 1 || (p[0] >= 0x20 && p[0] != '"' && p[0] != '\\' && p[0] != 0x7f);
+}
+
+static void json_escape(struct protocol_buf *b, const unsigned char *p, size_t len)
+{
+	static const char from[] = "\b\f\n\r\t\"\\", to[] = "bfnrt\"\\";
+	if (len == 0) {
+		protocol_buf_add(b, "\xef\xbf\xbd", 3);
+		return;
+	}
+	const char *at = memchr(from, p[0], sizeof(from) - 1);
+	if (at) {
+		char esc[2] = {'\\', to[at - from]};
+		protocol_buf_add(b, esc, sizeof(esc));
+	} else {
+		protocol_buf_add(b, "\\u00", 4);
+		protocol_buf_add(b, &hex[p[0] >> 4], 1);
+		protocol_buf_add(b, &hex[p[0] & 15], 1);
+	}
+}
+
+// Appends n bytes as a JSON string; returns false when some were not UTF-8.
+static bool add_json_string(struct protocol_buf *b, const char *s, size_t n)
+{
+	protocol_buf_add(b, "\"", 1);
+	bool valid = add_escaped(b, s, n, json_plain, json_escape);
+	protocol_buf_add(b, "\"", 1);
+	return valid;
+}
+
+static void add_base64(struct protocol_buf *b, const char *s, size_t n)
+{
+	static const char digits[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	protocol_buf_add(b, "\"", 1);
+	for (size_t i = 0; i < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < n)
+			v |= p[i + 2];
+		char out[4] = {digits[v >> 18], digits[(v >> 12) & 63],
+			i + 1 < n ? digits[(v >> 6) & 63] : '=', i + 2 < n ? digits[v & 63] : '='};
+		protocol_buf_add(b, out, sizeof(out));
+	}
+	protocol_buf_add(b, "\"", 1);
+}
+
+void logline_json(struct protocol_buf *b, const struct logline *l)
+{
+	protocol_buf_add(b, "{\"time\":\"", 9);
+	add_time(b, l->time);
+	protocol_buf_add(b, "\",\"service\":", 12);
+	add_json_string(b, l->service, strlen(l->service));
+	protocol_buf_printf(b, ",\"pid\":%ld,\"gen\":%u,\"stream\":\"%s\",\"line\":", (long)l->pid,
+		l->gen, logline_stream_name(l->stream));
+	if (!add_json_string(b, l->text, l->len)) {
+		protocol_buf_add(b, ",\"line_base64\":", 15);
+		add_base64(b, l->text, l->len);
+	}
+	if (l->cut)
+		protocol_buf_add(b, ",\"cut\":true", 11);
+	protocol_buf_add(b, "}\n", 2);
+}
