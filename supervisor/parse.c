@@ -164,7 +164,8 @@ void format_size(uint64_t bytes, char *out, size_t outlen)
 	for (size_t i = 0; bytes && i < sizeof(size_units) / sizeof(size_units[0]) - 1; i++) {
 		uint64_t unit = (uint64_t)1 << size_units[i].shift;
 		if (bytes % unit == 0) {
-			snprintf(out, outlen, "%" PRIu64 "%s", bytes / unit, size_units[i].longname);
+			snprintf(out, outlen, "%" PRIu64 "%s", bytes / unit,
+				size_units[i].longname);
 			return;
 		}
 	}
