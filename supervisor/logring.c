@@ -1,0 +1,100 @@
+#include "logring.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct logring_line {
+	struct logring_line *next; /* newer */
+	double time;
+	pid_t pid;
+	unsigned gen;
+	uint32_t len;
+	unsigned char stream; /* enum logline_stream */
+	bool cut;
+	char text[];
+};
+
+// glibc's malloc adds 8 bytes to a block and rounds it up to 16.
+_Static_assert(sizeof(struct logring_line) + 16 <= LOGRING_LINE_COST,
+	"LOGRING_LINE_COST covers a line's header");
+
+void logring_init(struct logring *r, size_t max_bytes)
+{
+	memset(r, 0, sizeof(*r));
+	r->max_bytes = max_bytes;
+}
+
+static void drop_oldest(struct logring *r)
+{
+	struct logring_line *line = r->oldest;
+	r->oldest = line->next;
+	if (!r->oldest)
+		r->newest = NULL;
+	r->used -= LOGRING_LINE_COST + line->len;
+	r->count--;
+	free(line);
+}
+
+int logring_add(struct logring *r, const struct logline *l)
+{
+	if (r->max_bytes <= LOGRING_LINE_COST)
+		return 0;
+	size_t room = r->max_bytes - LOGRING_LINE_COST, len = l->len;
+	if (room > UINT32_MAX)
+		room = UINT32_MAX;
+	if (len > room)
+		len = room;
+	struct logring_line *line = malloc(sizeof(*line) + len);
+	if (!line)
+		return -1;
+	*line = (struct logring_line){
+		.time = l->time,
+		.pid = l->pid,
+		.gen = l->gen,
+		.len = (uint32_t)len,
+		.stream = (unsigned char)l->stream,
+		.cut = l->cut || len < l->len,
+	};
+	if (len)
+		memcpy(line->text, l->text, len);
+	while (r->oldest && r->used + LOGRING_LINE_COST + len > r->max_bytes)
+		drop_oldest(r);
+	if (r->newest)
+		r->newest->next = line;
+	else
+		r->oldest = line;
+	r->newest = line;
+	r->used += LOGRING_LINE_COST + len;
+	r->count++;
+	return 0;
+}
+
+void logring_each(const struct logring *r, const char *service,
+	void (*fn)(void *data, const struct logline *l), void *data)
+{
+	for (const struct logring_line *line = r->oldest; line; line = line->next) {
+		struct logline l = {
+			.time = line->time,
+			.service = service,
+			.pid = line->pid,
+			.gen = line->gen,
+			.stream = (enum logline_stream)line->stream,
+			.text = line->text,
+			.len = line->len,
+			.cut = line->cut,
+		};
+		fn(data, &l);
+	}
+}
+
+size_t logring_count(const struct logring *r)
+{
+	return r->count;
+}
+
+void logring_finish(struct logring *r)
+{
+	while (r->oldest)
+		drop_oldest(r);
+}

@@ -1,0 +1,55 @@
+#ifndef BATON_LOGRING_H
+#define BATON_LOGRING_H
+
+#include <stddef.h>
+
+#include "logline.h"
+
+/*
+ * A service's last lines, within a budget of bytes, for `batonctl logs`:
+ * each line is a copy of its text and of what logline tells of it but the
+ * service. Pure: a list of lines in memory, one allocation each, nothing
+ * allocated beyond the lines held.
+ */
+
+/*
+ * What a line costs against the budget besides its text: its header and
+ * what the allocator adds, so that the budget is about what the lines take.
+ */
+#define LOGRING_LINE_COST 48
+
+struct logring {
+	struct logring_line *oldest, *newest;
+	size_t max_bytes; /* the budget */
+	size_t used;      /* what the lines held cost: their text and LOGRING_LINE_COST each */
+	size_t count;     /* lines held */
+};
+
+/* Initialises an empty ring with a budget of max_bytes; it allocates nothing. */
+void logring_init(struct logring *r, size_t max_bytes);
+
+/*
+ * Keeps a copy of the line as the newest, then drops the oldest lines while
+ * the lines cost more than the budget. A line whose text alone would cost
+ * more is cut to fit and kept alone, marked cut; with a budget of
+ * LOGRING_LINE_COST bytes or less, nothing is kept. l->service is not kept.
+ * Returns 0, or -1 with errno ENOMEM, the ring then unchanged. O(1)
+ * amortised.
+ */
+int logring_add(struct logring *r, const struct logline *l);
+
+/*
+ * Calls fn for each line held, oldest first, with service as the line's
+ * service. The logline is valid during the call only, and fn must not add
+ * to the ring or finish it.
+ */
+void logring_each(const struct logring *r, const char *service,
+	void (*fn)(void *data, const struct logline *l), void *data);
+
+/* Returns how many lines the ring holds. */
+size_t logring_count(const struct logring *r);
+
+/* Frees every line; the ring is then empty, with the same budget. */
+void logring_finish(struct logring *r);
+
+#endif

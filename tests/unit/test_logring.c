@@ -1,0 +1,189 @@
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "logring.h"
+
+static struct logring ring;
+
+static int finish(void **state)
+{
+	(void)state;
+	logring_finish(&ring);
+	return 0;
+}
+
+static void add(const char *text, unsigned gen)
+{
+	struct logline l = {
+		.time = 1000 + gen,
+		.service = "ignored",
+		.pid = (pid_t)(100 + gen),
+		.gen = gen,
+		.stream = gen % 2 ? LOGLINE_ERR : LOGLINE_OUT,
+		.text = text,
+		.len = strlen(text),
+	};
+	assert_int_equal(logring_add(&ring, &l), 0);
+	assert_true(ring.used <= ring.max_bytes);
+}
+
+/* The lines held, as "gen:text" words joined by blanks, cut ones marked. */
+struct seen {
+	char words[4096];
+	size_t lines;
+};
+
+static void see(void *data, const struct logline *l)
+{
+	struct seen *seen = data;
+	size_t at = strlen(seen->words);
+	assert_string_equal(l->service, "web");
+	assert_true(l->time == 1000 + l->gen);
+	assert_int_equal(l->pid, 100 + l->gen);
+	assert_int_equal(l->stream, l->gen % 2 ? LOGLINE_ERR : LOGLINE_OUT);
+	snprintf(seen->words + at, sizeof(seen->words) - at, "%s%u:%.*s%s", at ? " " : "", l->gen,
+		(int)l->len, l->text, l->cut ? "[cut]" : "");
+	seen->lines++;
+}
+
+static const char *held(void)
+{
+	static struct seen seen;
+	memset(&seen, 0, sizeof(seen));
+	logring_each(&ring, "web", see, &seen);
+	assert_int_equal(seen.lines, logring_count(&ring));
+	return seen.words;
+}
+
+// A budget for n lines of len bytes.
+#define BUDGET(n, len) ((n) * (LOGRING_LINE_COST + (len)))
+
+static void lines_kept_oldest_first(void **state)
+{
+	(void)state;
+	logring_init(&ring, 65536);
+	assert_int_equal(logring_count(&ring), 0);
+	assert_string_equal(held(), "");
+	add("one", 1);
+	add("two", 2);
+	add("", 3);
+	assert_int_equal(logring_count(&ring), 3);
+	assert_string_equal(held(), "1:one 2:two 3:");
+	assert_int_equal(ring.used, BUDGET(3, 0) + 6);
+}
+
+static void oldest_lines_dropped_past_the_budget(void **state)
+{
+	(void)state;
+	logring_init(&ring, BUDGET(3, 4));
+	add("aaaa", 1);
+	add("bbbb", 2);
+	add("cccc", 3);
+	assert_string_equal(held(), "1:aaaa 2:bbbb 3:cccc");
+	assert_int_equal(ring.used, ring.max_bytes);
+	add("dddd", 4);
+	assert_string_equal(held(), "2:bbbb 3:cccc 4:dddd");
+	// A longer line takes the room of two.
+	add("eeeeeeee", 5);
+	assert_string_equal(held(), "4:dddd 5:eeeeeeee");
+	add("", 6);
+	assert_string_equal(held(), "4:dddd 5:eeeeeeee 6:");
+	for (unsigned gen = 7; gen < 1000; gen++)
+		add("ffff", gen);
+	assert_string_equal(held(), "997:ffff 998:ffff 999:ffff");
+}
+
+static void line_larger_than_the_budget_cut_and_kept_alone(void **state)
+{
+	(void)state;
+	logring_init(&ring, BUDGET(1, 5));
+	add("abc", 1);
+	add("0123456789", 2);
+	assert_string_equal(held(), "2:01234[cut]");
+	assert_int_equal(ring.used, ring.max_bytes);
+	add("xyz", 3);
+	assert_string_equal(held(), "3:xyz");
+}
+
+static void cut_line_stays_cut(void **state)
+{
+	(void)state;
+	logring_init(&ring, 65536);
+	struct logline l = {.time = 1002, .pid = 102, .gen = 2, .text = "long", .len = 4, .cut = true};
+	assert_int_equal(logring_add(&ring, &l), 0);
+	assert_string_equal(held(), "2:long[cut]");
+}
+
+static void same_bytes(void *data, const struct logline *l)
+{
+	assert_int_equal(l->len, 4);
+	assert_memory_equal(l->text, data, 4);
+}
+
+static void bytes_are_copied(void **state)
+{
+	(void)state;
+	char text[] = "a\0b\n";
+	logring_init(&ring, 65536);
+	struct logline l = {.time = 1002, .pid = 102, .gen = 2, .text = text, .len = 4};
+	assert_int_equal(logring_add(&ring, &l), 0);
+	memset(text, 'x', sizeof(text));
+	logring_each(&ring, "web", same_bytes, "a\0b\n");
+	assert_int_equal(ring.used, LOGRING_LINE_COST + 4);
+}
+
+static void budget_too_small_keeps_nothing(void **state)
+{
+	(void)state;
+	logring_init(&ring, 0);
+	add("x", 1);
+	assert_int_equal(logring_count(&ring), 0);
+	logring_init(&ring, LOGRING_LINE_COST);
+	add("", 1);
+	assert_int_equal(logring_count(&ring), 0);
+	assert_null(ring.oldest);
+	logring_init(&ring, LOGRING_LINE_COST + 1);
+	add("xy", 1);
+	assert_string_equal(held(), "1:x[cut]");
+}
+
+// The lines are freed (ASan checks), and the ring is used again afterwards.
+static void finish_frees_every_line(void **state)
+{
+	(void)state;
+	logring_init(&ring, 65536);
+	for (unsigned gen = 1; gen <= 100; gen++)
+		add("a line of some length", gen);
+	assert_int_equal(logring_count(&ring), 100);
+	logring_finish(&ring);
+	assert_int_equal(logring_count(&ring), 0);
+	assert_int_equal(ring.used, 0);
+	assert_null(ring.oldest);
+	assert_null(ring.newest);
+	assert_int_equal(ring.max_bytes, 65536);
+	add("again", 1);
+	assert_string_equal(held(), "1:again");
+}
+
+#define TEST(f) cmocka_unit_test_teardown(f, finish)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		TEST(lines_kept_oldest_first),
+		TEST(oldest_lines_dropped_past_the_budget),
+		TEST(line_larger_than_the_budget_cut_and_kept_alone),
+		TEST(cut_line_stays_cut),
+		TEST(bytes_are_copied),
+		TEST(budget_too_small_keeps_nothing),
+		TEST(finish_frees_every_line),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
