@@ -3,7 +3,8 @@
 build produced (scripts/container-context), and run: batond as the
 container's PID 1 serves the Go example, upgrades it under load through
 `podman exec` with no request failed, reaps orphans, drains on `podman stop`
-and exits with the service's status.
+and exits with the service's status. And the manifests of examples/kubernetes/
+say what they must.
 
 podman keeps its storage, its state and its configuration in the test's
 temporary directory: a run leaves nothing behind, and runs can go in
@@ -34,6 +35,7 @@ from harness import children_of, poll
 GO = "/usr/local/bin/baton-example-go"
 TESTCHILD = "/usr/local/bin/testchild"
 CONTAINERFILE = os.path.join(harness.SOURCE_ROOT, "examples", "Containerfile")
+KUBERNETES = os.path.join(harness.SOURCE_ROOT, "examples", "kubernetes")
 
 
 def limit(which, value):
@@ -309,6 +311,76 @@ class ContainerTest(harness.TestCase):
                                volumes=[(conf, "/etc/baton.conf")])
             self.assertEqual(self.exit_status(c), code, self.logs(c))
             self.assertIn(message, self.logs(c))
+
+
+def duration(text):
+    """Seconds of a batond duration: 500ms, 5s, 2m, 1h."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
+    if not m:
+        raise AssertionError("not a duration: %r" % text)
+    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[m.group(2)]
+
+
+def containerfile_array(instruction):
+    """The JSON array of an instruction of examples/Containerfile."""
+    with open(CONTAINERFILE) as f:
+        text = f.read().replace("\\\n", "")
+    m = re.search(r"^%s (\[.*\])$" % instruction, text, re.M)
+    if not m:
+        raise AssertionError("examples/Containerfile: no %s [...]" % instruction)
+    return json.loads(m.group(1))
+
+
+class KubernetesTest(unittest.TestCase):
+    """The manifests of examples/kubernetes/ run the image as it is built."""
+
+    def setUp(self):
+        try:
+            import yaml
+        except ImportError:
+            self.skipTest("python3-yaml is not installed (scripts/deps installs it)")
+        self.docs = {}
+        for name in sorted(os.listdir(KUBERNETES)):
+            with open(os.path.join(KUBERNETES, name)) as f:
+                for doc in yaml.safe_load_all(f):
+                    self.docs.setdefault(doc["kind"], []).append(doc)
+
+    def pod(self):
+        [deployment] = self.docs["Deployment"]
+        return deployment["spec"]["template"]
+
+    def test_kinds(self):
+        self.assertEqual(sorted(self.docs), ["Deployment", "Service"])
+
+    def test_the_deployment_runs_the_image_with_its_cmd(self):
+        [container] = self.pod()["spec"]["containers"]
+        self.assertEqual(container["image"], "baton-example")
+        self.assertEqual(containerfile_array("ENTRYPOINT"), ["/usr/sbin/batond"])
+        self.assertEqual(container["args"], containerfile_array("CMD"))
+
+    def test_the_grace_period_exceeds_stop_delay_and_grace(self):
+        spec = self.pod()["spec"]
+        args = spec["containers"][0]["args"]
+        options = dict(zip(args[:args.index("--")][::2], args[:args.index("--")][1::2]))
+        need = duration(options["--stop-delay"]) + duration(options["--stop-grace"])
+        self.assertGreater(spec["terminationGracePeriodSeconds"], need)
+
+    def test_the_readiness_probe_asks_the_service(self):
+        [container] = self.pod()["spec"]["containers"]
+        args = container["args"]
+        port = int(args[args.index("--listen") + 1].rsplit(":", 1)[1])
+        [declared] = container["ports"]
+        self.assertEqual(declared["containerPort"], port)
+        probe = container["readinessProbe"]["httpGet"]
+        self.assertIn(probe["port"], (port, declared["name"]))
+
+    def test_the_service_selects_the_pods(self):
+        [service] = self.docs["Service"]
+        labels = self.pod()["metadata"]["labels"]
+        self.assertLessEqual(service["spec"]["selector"].items(), labels.items())
+        [declared] = self.pod()["spec"]["containers"][0]["ports"]
+        for p in service["spec"]["ports"]:
+            self.assertIn(p["targetPort"], (declared["containerPort"], declared["name"]))
 
 
 if __name__ == "__main__":
