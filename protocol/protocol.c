@@ -19,13 +19,23 @@ static const struct protocol_verb_info verbs[VERB_COUNT] = {
 	[VERB_SHUTDOWN] = {"shutdown", 0, 0, 0, "shutdown"},
 	[VERB_METRICS] = {"metrics", 0, 0, 0, "metrics"},
 	[VERB_VERSION] = {"version", 0, 0, 0, "version"},
+	[VERB_LOGS] = {"logs", 0, 1, FLAG_FOLLOW | FLAG_REOPEN | FLAG_LINES | FLAG_GEN | FLAG_PID,
+		"logs [--follow] [--lines=N] [--gen=N] [--pid=PID] [SERVICE] | logs --reopen"},
 };
 
-static const struct {
+struct protocol_flag_name {
 	const char *name;
 	enum protocol_flag flag;
-} flag_names[] = {
-	{"--wait", FLAG_WAIT},
+	int value; /* the enum protocol_value it carries, or -1 */
+};
+
+static const struct protocol_flag_name flag_names[] = {
+	{"--wait", FLAG_WAIT, -1},
+	{"--follow", FLAG_FOLLOW, -1},
+	{"--reopen", FLAG_REOPEN, -1},
+	{"--lines", FLAG_LINES, VALUE_LINES},
+	{"--gen", FLAG_GEN, VALUE_GEN},
+	{"--pid", FLAG_PID, VALUE_PID},
 };
 
 const struct protocol_verb_info *protocol_verb_info(enum protocol_verb verb)
@@ -44,13 +54,31 @@ static int verb_lookup(const char *name)
 	return -1;
 }
 
-static unsigned flag_lookup(const char *name)
+// Finds the flag of a word, "--lines=N" included; NULL for none.
+static const struct protocol_flag_name *flag_lookup(const char *word, const char **value)
 {
+	size_t n = strcspn(word, "=");
+	*value = word[n] == '=' ? word + n + 1 : NULL;
 	for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++) {
-		if (strcmp(flag_names[i].name, name) == 0)
-			return flag_names[i].flag;
+		if (strlen(flag_names[i].name) == n && strncmp(flag_names[i].name, word, n) == 0)
+			return &flag_names[i];
 	}
-	return 0;
+	return NULL;
+}
+
+// A flag's number: decimal digits, at most 2^31 - 1.
+static bool parse_value(const char *s, unsigned long *out)
+{
+	unsigned long v = 0;
+	if (!*s || strlen(s) > 10)
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v;
+	return v <= 0x7fffffff;
 }
 
 static bool is_blank(char c)
@@ -120,11 +148,17 @@ static int take_flags(struct protocol_request *req, char **words, int nwords, co
 			req->argv[req->argc++] = words[i];
 			continue;
 		}
-		unsigned flag = flag_lookup(words[i]);
-		if (!flag || !(info->flags & flag))
-			return fail(code, PROTOCOL_E_USAGE, err, errlen, "%s: unknown option %s",
-				info->name, words[i]);
-		req->flags |= flag;
+		const char *value;
+		const struct protocol_flag_name *f = flag_lookup(words[i], &value);
+		if (!f || !(info->flags & f->flag))
+			return fail(code, PROTOCOL_E_USAGE, err, errlen, "%s: unknown option %.*s",
+				info->name, (int)strcspn(words[i], "="), words[i]);
+		if ((f->value >= 0) != (value != NULL) ||
+			(value && !parse_value(value, &req->values[f->value])))
+			return fail(code, PROTOCOL_E_USAGE, err, errlen,
+				f->value >= 0 ? "%s: %s takes a number: %s=N" : "%s: %s takes no value",
+				info->name, f->name, f->name);
+		req->flags |= f->flag;
 	}
 	return 0;
 }
@@ -140,6 +174,7 @@ int protocol_parse_request(struct protocol_request *req, const char *line, size_
 	req->buf[len] = '\0';
 	req->flags = 0;
 	req->argc = 0;
+	memset(req->values, 0, sizeof(req->values));
 
 	char *words[PROTOCOL_WORDS_MAX];
 	int nwords = split_words(req->buf, words, PROTOCOL_WORDS_MAX);
@@ -476,7 +511,8 @@ const char *protocol_record_get(const struct protocol_record *rec, const char *k
 static const char *const int_keys[] = {
 	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "from", "gen", "instance",
 	"instances", "kills", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
-	"running", "services", "spawned", "starting", "stopping", "uid", "upgrades", "upgrading_to",
+	"running", "services", "skipped", "spawned", "starting", "stopping", "uid", "upgrades",
+	"upgrading_to",
 };
 
 static const char *const number_keys[] = {

@@ -34,12 +34,26 @@ enum protocol_verb {
 	VERB_SHUTDOWN,
 	VERB_METRICS,
 	VERB_VERSION,
+	VERB_LOGS,
 	VERB_COUNT,
 };
 
-/* Flags a request may carry after its verb. */
+/* Flags a request may carry after its verb; the last three carry a number (--lines=N). */
 enum protocol_flag {
 	FLAG_WAIT = 1 << 0,
+	FLAG_FOLLOW = 1 << 1,
+	FLAG_REOPEN = 1 << 2,
+	FLAG_LINES = 1 << 3,
+	FLAG_GEN = 1 << 4,
+	FLAG_PID = 1 << 5,
+};
+
+/* The numbers of --lines=N, --gen=N and --pid=N, by their flag. */
+enum protocol_value {
+	VALUE_LINES,
+	VALUE_GEN,
+	VALUE_PID,
+	VALUE_COUNT,
 };
 
 struct protocol_verb_info {
@@ -52,6 +66,7 @@ struct protocol_verb_info {
 struct protocol_request {
 	enum protocol_verb verb;
 	unsigned flags;
+	unsigned long values[VALUE_COUNT]; /* of the flags given with a number */
 	int argc;
 	char *argv[PROTOCOL_WORDS_MAX]; /* point into buf */
 	char buf[PROTOCOL_REQUEST_MAX];

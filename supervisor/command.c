@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
+#include "logs.h"
 #include "metrics.h"
 #include "parse.h"
 #include "reexec.h"
@@ -308,6 +309,37 @@ static void cmd_version(struct daemon *d, struct client *c, const struct protoco
 	reply_ok(c, &buf);
 }
 
+static void cmd_logs(struct daemon *d, struct client *c, const struct protocol_request *req)
+{
+	struct service *svc = NULL;
+	char err[512];
+	if (req->flags & FLAG_REOPEN) {
+		if (req->argc > 0 || (req->flags & ~FLAG_REOPEN)) {
+			reply_error(c, PROTOCOL_E_USAGE, "logs --reopen takes nothing else");
+			return;
+		}
+		log_info("log files reopened, as a control client (pid %d) asked", (int)c->pid);
+		struct protocol_buf none = {0};
+		if (logs_reopen(d->logs, err, sizeof(err)) < 0)
+			reply_error(c, PROTOCOL_E_FAILED, "%s", err);
+		else
+			reply_ok(c, &none);
+		return;
+	}
+	if (req->argc > 0 && !(svc = find_service(d, c, req->argv[0])))
+		return;
+	struct logs_filter f = {req->values[VALUE_LINES], req->values[VALUE_GEN],
+		(pid_t)req->values[VALUE_PID]};
+	struct protocol_buf buf = {0};
+	logs_snapshot(d->logs, &buf, svc, &f);
+	if (!(req->flags & FLAG_FOLLOW)) {
+		reply_ok(c, &buf);
+		return;
+	}
+	client_send_buf(c, &buf);
+	logs_follow(d->logs, c, svc, &f);
+}
+
 typedef void (*command_fn)(struct daemon *d, struct client *c, const struct protocol_request *req);
 
 static const command_fn commands[VERB_COUNT] = {
@@ -323,6 +355,7 @@ static const command_fn commands[VERB_COUNT] = {
 	[VERB_SHUTDOWN] = cmd_shutdown,
 	[VERB_METRICS] = cmd_metrics,
 	[VERB_VERSION] = cmd_version,
+	[VERB_LOGS] = cmd_logs,
 };
 
 void command_run(struct command *cmd, struct client *c, const struct protocol_request *req)

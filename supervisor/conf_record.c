@@ -58,6 +58,20 @@ static void put_timing(struct protocol_buf *b, const struct service_conf *c)
 	put_double(b, "start_limit_interval", c->start_limit_interval);
 }
 
+static void put_log(struct protocol_buf *b, const struct log_conf *l)
+{
+	char size[24];
+	protocol_record_int(b, "log", l->sink);
+	put_opt(b, "log_path", l->path);
+	protocol_record_int(b, "log_json", l->json);
+	snprintf(size, sizeof(size), "%" PRIu64, l->max_size);
+	protocol_record_str(b, "log_max_size", size);
+	protocol_record_int(b, "log_keep", l->keep);
+	snprintf(size, sizeof(size), "%" PRIu64, l->buffer);
+	protocol_record_str(b, "log_buffer", size);
+	protocol_record_int(b, "log_drop", l->drop);
+}
+
 static void put_words(struct protocol_buf *b, size_t id, const char *list, char *const *words,
 	size_t n)
 {
@@ -84,6 +98,7 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 	put_ids(b, c);
 	put_opt(b, "directory", c->directory);
 	protocol_record_str(b, "forward_signals", signals);
+	put_log(b, &c->log);
 	end_with_bytes(b, c->command);
 	put_words(b, id, "argv", c->argv, c->argc);
 	put_words(b, id, "env", c->env, c->nenv);
@@ -208,6 +223,22 @@ static bool get_ids(struct fields *f, struct service_conf *c)
 		copy_opt(f->rec, "directory", &c->directory);
 }
 
+// A state written before the log keys carries none: the defaults then.
+static bool get_log(struct fields *f, struct log_conf *l)
+{
+	if (!protocol_record_get(f->rec, "log"))
+		return true;
+	l->sink = (enum log_sink)get_uint(f, "log");
+	l->json = get_uint(f, "log_json") != 0;
+	l->max_size = get_uint(f, "log_max_size");
+	l->keep = (unsigned)get_uint(f, "log_keep");
+	l->buffer = get_uint(f, "log_buffer");
+	l->drop = get_uint(f, "log_drop") != 0;
+	if (l->sink > LOG_INHERIT || (l->sink == LOG_FILE) != !!protocol_record_get(f->rec, "log_path"))
+		f->bad = true;
+	return copy_opt(f->rec, "log_path", &l->path);
+}
+
 struct service_conf *conf_record_read_service(const struct protocol_record *rec, char *command)
 {
 	struct fields f = {rec, false};
@@ -222,7 +253,7 @@ struct service_conf *conf_record_read_service(const struct protocol_record *rec,
 	c->upgrade_batch = (unsigned)get_uint(&f, "upgrade_batch");
 	c->max_draining = (unsigned)get_uint(&f, "max_draining");
 	c->forward_signals = get_uint(&f, "forward_signals");
-	if (!get_ids(&f, c) || f.bad || !command) {
+	if (!get_ids(&f, c) || !get_log(&f, &c->log) || f.bad || !command) {
 		service_conf_unref(c);
 		return NULL;
 	}

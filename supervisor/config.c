@@ -43,6 +43,9 @@ struct service_conf *service_conf_create(const char *name, unsigned line)
 	c->start_limit_burst = CONFIG_START_LIMIT_BURST;
 	c->start_limit_interval = CONFIG_START_LIMIT_INTERVAL;
 	c->max_draining = CONFIG_MAX_DRAINING;
+	c->log.max_size = CONFIG_LOG_MAX_SIZE;
+	c->log.keep = CONFIG_LOG_KEEP;
+	c->log.buffer = CONFIG_LOG_BUFFER;
 	return c;
 }
 
@@ -65,6 +68,7 @@ void service_conf_unref(struct service_conf *c)
 	free(c->group);
 	free(c->directory);
 	config_free_names(c->env, c->nenv);
+	free(c->log.path);
 	free(c);
 }
 
@@ -86,6 +90,13 @@ static bool names_equal(char **a, size_t na, char **b, size_t nb)
 	return true;
 }
 
+static bool log_conf_equal(const struct log_conf *a, const struct log_conf *b)
+{
+	return a->sink == b->sink && str_equal(a->path, b->path) && a->json == b->json &&
+		a->max_size == b->max_size && a->keep == b->keep && a->buffer == b->buffer &&
+		a->drop == b->drop;
+}
+
 bool service_conf_equal(const struct service_conf *a, const struct service_conf *b)
 {
 	return names_equal(a->argv, a->argc, b->argv, b->argc) &&
@@ -100,7 +111,8 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		a->start_limit_interval == b->start_limit_interval &&
 		a->upgrade_batch == b->upgrade_batch && a->max_draining == b->max_draining &&
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
-		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals;
+		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals &&
+		log_conf_equal(&a->log, &b->log);
 }
 
 static void socket_conf_destroy(struct socket_conf *s)

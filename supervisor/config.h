@@ -23,6 +23,23 @@ struct socket_conf {
 	unsigned line;
 };
 
+/* Where a service's processes' output goes (log =). */
+enum log_sink {
+	LOG_STDERR,  /* batond's stderr, a line each, attributed */
+	LOG_FILE,    /* a file, with a time on each line, rotated by size */
+	LOG_INHERIT, /* the processes write to batond's own stdout and stderr */
+};
+
+struct log_conf {
+	enum log_sink sink;
+	char *path;        /* LOG_FILE */
+	bool json;         /* log_format = json */
+	uint64_t max_size; /* log_max_size: rotate past it; 0 never */
+	unsigned keep;     /* log_keep: old files kept */
+	uint64_t buffer;   /* log_buffer: the last lines kept in memory */
+	bool drop;         /* log_overflow = drop, else block */
+};
+
 struct service_conf {
 	unsigned refs;
 	char *name;
@@ -59,6 +76,7 @@ struct service_conf {
 	char **env; /* KEY=VALUE, NULL-terminated */
 	size_t nenv;
 	uint64_t forward_signals; /* bit n: batond passes signal n on to the processes */
+	struct log_conf log;
 };
 
 struct config {
@@ -83,6 +101,10 @@ struct config {
 #define CONFIG_START_LIMIT_BURST 5
 #define CONFIG_START_LIMIT_INTERVAL 10.0
 #define CONFIG_MAX_DRAINING 2
+#define CONFIG_LOG_MAX_SIZE (10ull << 20)
+#define CONFIG_LOG_KEEP 5
+#define CONFIG_LOG_BUFFER (64ull << 10)
+#define CONFIG_LOG_BUFFER_MAX (64ull << 20)
 #define CONFIG_MAX_INSTANCES 10000
 #define CONFIG_COMMAND_MAX 8192
 #define CONFIG_SOCKETS_MAX 64

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logfile.h"
 #include "parse.h"
 #include "protocol.h"
 
@@ -335,6 +336,72 @@ static int set_forward_signals(const struct key_target *t, const char *value, ch
 	return 0;
 }
 
+static int set_log(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct log_conf *l = &t->service->log;
+	if (strcmp(value, "stderr") == 0 || strcmp(value, "inherit") == 0) {
+		l->sink = value[0] == 's' ? LOG_STDERR : LOG_INHERIT;
+		return 0;
+	}
+	if (strncmp(value, "file:/", 6) != 0) {
+		snprintf(err, errlen, "expected stderr, inherit or file:/PATH, got \"%s\"", value);
+		return -1;
+	}
+	l->sink = LOG_FILE;
+	return set_string(&l->path, value + 5);
+}
+
+static int set_log_format(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	if (strcmp(value, "text") != 0 && strcmp(value, "json") != 0) {
+		snprintf(err, errlen, "expected text or json, got \"%s\"", value);
+		return -1;
+	}
+	t->service->log.json = value[0] == 'j';
+	return 0;
+}
+
+static int set_log_max_size(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return parse_size(value, &t->service->log.max_size, err, errlen);
+}
+
+static int set_log_keep(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	unsigned long n;
+	if (parse_uint(value, 0, LOGFILE_KEEP_MAX, &n, err, errlen) < 0)
+		return -1;
+	t->service->log.keep = (unsigned)n;
+	return 0;
+}
+
+static int set_log_buffer(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	uint64_t n;
+	if (parse_size(value, &n, err, errlen) < 0)
+		return -1;
+	if (n > CONFIG_LOG_BUFFER_MAX) {
+		snprintf(err, errlen, "at most 64MiB");
+		return -1;
+	}
+	t->service->log.buffer = n;
+	return 0;
+}
+
+static int set_log_overflow(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	if (strcmp(value, "block") != 0 && strcmp(value, "drop") != 0) {
+		snprintf(err, errlen, "expected block or drop, got \"%s\"", value);
+		return -1;
+	}
+	t->service->log.drop = value[0] == 'd';
+	return 0;
+}
+
 const struct key config_keys[KEY_COUNT] = {
 	[KEY_CONTROL] = {"control", SECTION_BATON, false, set_control},
 	[KEY_CONTROL_GROUP] = {"control_group", SECTION_BATON, false, set_control_group},
@@ -361,6 +428,12 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, set_directory},
 	[KEY_ENVIRONMENT] = {"environment", SECTION_SERVICE, true, set_environment},
 	[KEY_FORWARD_SIGNALS] = {"forward_signals", SECTION_SERVICE, false, set_forward_signals},
+	[KEY_LOG] = {"log", SECTION_SERVICE, false, set_log},
+	[KEY_LOG_FORMAT] = {"log_format", SECTION_SERVICE, false, set_log_format},
+	[KEY_LOG_MAX_SIZE] = {"log_max_size", SECTION_SERVICE, false, set_log_max_size},
+	[KEY_LOG_KEEP] = {"log_keep", SECTION_SERVICE, false, set_log_keep},
+	[KEY_LOG_BUFFER] = {"log_buffer", SECTION_SERVICE, false, set_log_buffer},
+	[KEY_LOG_OVERFLOW] = {"log_overflow", SECTION_SERVICE, false, set_log_overflow},
 };
 
 int config_keys_lookup(enum section_type type, const char *name)

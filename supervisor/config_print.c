@@ -355,6 +355,29 @@ static void print_value(FILE *out, const char *key, const char *value)
 	fprintf(out, tight ? "%s=%s\n" : "%s = %s\n", key, value);
 }
 
+static void print_size(FILE *out, const char *key, uint64_t bytes)
+{
+	char buf[32];
+	format_size(bytes, buf, sizeof(buf));
+	fprintf(out, "%s = %s\n", key, buf);
+}
+
+static void print_log(FILE *out, const struct log_conf *l)
+{
+	if (l->sink == LOG_FILE) {
+		char value[8 + 4096];
+		snprintf(value, sizeof(value), "file:%s", l->path);
+		print_value(out, "log", value);
+	} else {
+		fprintf(out, "log = %s\n", l->sink == LOG_INHERIT ? "inherit" : "stderr");
+	}
+	fprintf(out, "log_format = %s\n", l->json ? "json" : "text");
+	print_size(out, "log_max_size", l->max_size);
+	fprintf(out, "log_keep = %u\n", l->keep);
+	print_size(out, "log_buffer", l->buffer);
+	fprintf(out, "log_overflow = %s\n", l->drop ? "drop" : "block");
+}
+
 void config_print_service(const struct service_conf *c, const char *name, FILE *out)
 {
 	fprintf(out, "\n[service:%s]\n", name ? name : c->name);
@@ -400,6 +423,7 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 		}
 		fprintf(out, "\n");
 	}
+	print_log(out, &c->log);
 }
 
 void config_print_sockets(const struct config *config, FILE *out)

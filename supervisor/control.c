@@ -30,7 +30,8 @@ struct control {
 	struct list clients;
 	struct list dead;
 	unsigned nclients;
-	unsigned nstreams; /* clients receiving events */
+	unsigned nstreams;   /* clients receiving events */
+	unsigned nfollowers; /* clients receiving output (client_follow_logs) */
 	struct log_limit denied_limit, accept_limit, evict_limit;
 };
 
@@ -66,7 +67,10 @@ static void client_close(struct client *c)
 	ev_idle_start(loop, &ctl->reaper);
 	if (c->streaming) {
 		c->streaming = false;
-		ctl->nstreams--;
+		if (c->follows_logs)
+			ctl->nfollowers--;
+		else
+			ctl->nstreams--;
 		ctl->handler.streams_changed(ctl->handler.data);
 	}
 }
@@ -134,7 +138,7 @@ void client_send(struct client *c, const char *data, size_t len)
 	size_t max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX : CONTROL_OUTPUT_MAX;
 	if (c->out.len + len > max) {
 		log_warn("control: dropped a client (pid %d) that does not read its %s",
-			(int)c->pid, c->streaming ? "events" : "replies");
+			(int)c->pid, c->follows_logs ? "output" : c->streaming ? "events" : "replies");
 		client_close(c);
 		return;
 	}
@@ -618,33 +622,66 @@ void client_set_streaming(struct client *c, const char *svc)
 	c->control->handler.streams_changed(c->control->handler.data);
 }
 
-bool control_watched(const struct control *ctl, const char *svc)
+void client_follow_logs(struct client *c, const char *svc)
 {
-	if (ctl->nstreams == 0)
+	if (c->dead || c->streaming)
+		return;
+	c->streaming = c->follows_logs = true;
+	c->control->nfollowers++;
+	snprintf(c->watch, sizeof(c->watch), "%s", svc);
+	arm_timeout(c);
+}
+
+// Whether c streams what follows and svc is among what it streams.
+static bool streams(const struct client *c, bool logs, const char *svc)
+{
+	return c->streaming && !c->dead && c->follows_logs == logs &&
+		(!c->watch[0] || !svc || strcmp(c->watch, svc) == 0);
+}
+
+static bool any_stream(const struct control *ctl, bool logs, const char *svc)
+{
+	if ((logs ? ctl->nfollowers : ctl->nstreams) == 0)
 		return false;
-	if (!svc)
-		return true;
 	struct list *pos;
 	list_for_each(pos, &ctl->clients) {
-		const struct client *c = container_of(pos, struct client, link);
-		if (c->streaming && (!c->watch[0] || strcmp(c->watch, svc) == 0))
+		if (streams(container_of(pos, struct client, link), logs, svc))
 			return true;
 	}
 	return false;
 }
 
-void control_each_stream(struct control *ctl, const char *svc,
+bool control_watched(const struct control *ctl, const char *svc)
+{
+	return any_stream(ctl, false, svc);
+}
+
+bool control_followed(const struct control *ctl, const char *svc)
+{
+	return any_stream(ctl, true, svc);
+}
+
+static void each_stream(struct control *ctl, bool logs, const char *svc,
 	void (*fn)(struct client *client, void *data), void *data)
 {
 	struct list *pos, *tmp;
 	list_for_each_safe(pos, tmp, &ctl->clients) {
 		struct client *c = container_of(pos, struct client, link);
-		if (!c->streaming || c->dead)
-			continue;
-		if (c->watch[0] && svc && strcmp(c->watch, svc) != 0)
-			continue;
-		fn(c, data);
+		if (streams(c, logs, svc))
+			fn(c, data);
 	}
+}
+
+void control_each_stream(struct control *ctl, const char *svc,
+	void (*fn)(struct client *client, void *data), void *data)
+{
+	each_stream(ctl, false, svc, fn, data);
+}
+
+void control_each_follower(struct control *ctl, const char *svc,
+	void (*fn)(struct client *client, void *data), void *data)
+{
+	each_stream(ctl, true, svc, fn, data);
 }
 
 void control_each_client(struct control *ctl, void (*fn)(struct client *client, void *data),

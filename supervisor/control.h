@@ -56,7 +56,10 @@ struct client {
 	bool closing;   /* close once the output is written */
 	bool read_eof;  /* the peer shut down its side */
 	bool busy;      /* a request is waiting for an operation to end */
-	bool streaming; /* receives events (watch, --wait) */
+	bool streaming; /* receives events (watch, --wait) or output (logs --follow) */
+	bool follows_logs; /* ...output */
+	unsigned long follow_gen; /* logs --follow: only this generation's, or 0 */
+	pid_t follow_pid;         /* ...only this process's, or 0 */
 	int wait;              /* what its busy request waits for (command.c), 0 for nothing */
 	const void *waiting_on; /* ... and on what */
 	char watch[PROTOCOL_NAME_MAX + 1]; /* the service watched, or "" for all */
@@ -103,14 +106,27 @@ void client_close_later(struct client *c);
  */
 void client_set_streaming(struct client *c, const char *svc);
 
+/*
+ * Makes the client receive the output of svc's processes ("" for every
+ * service's) as the logs face sends it, for good: it reads no more requests.
+ */
+void client_follow_logs(struct client *c, const char *svc);
+
 /* Tells whether a client receives the events of svc (of any service when NULL). */
 bool control_watched(const struct control *c, const char *svc);
+
+/* Tells whether a client receives the output of svc (of any service when NULL). */
+bool control_followed(const struct control *c, const char *svc);
 
 /*
  * Calls fn for every streaming client that watches svc (or everything); fn
  * may close the client it is given.
  */
 void control_each_stream(struct control *c, const char *svc,
+	void (*fn)(struct client *client, void *data), void *data);
+
+/* Calls fn for every client that follows the output of svc; fn may close it. */
+void control_each_follower(struct control *c, const char *svc,
 	void (*fn)(struct client *client, void *data), void *data);
 
 /* Calls fn for every client that is not closed; fn may close the one it is given. */

@@ -32,6 +32,7 @@ struct notify_socket;
 struct watch;
 struct command;
 struct eventlog;
+struct logs;
 struct metrics;
 struct signals;
 
@@ -73,6 +74,7 @@ struct daemon {
 	struct watch *watch;
 	struct command *command;
 	struct eventlog *eventlog;
+	struct logs *logs;
 	struct metrics *metrics;
 	struct signals *signals;
 };

@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "eventlog.h"
 #include "log.h"
+#include "logs.h"
 #include "metrics.h"
 #include "notify_socket.h"
 #include "signals.h"
@@ -84,7 +85,9 @@ static int open_notify(struct daemon *d, int fd)
 
 int faces_start(struct daemon *d, int control_fd, int notify_fd)
 {
-	if (!(d->signals = signals_create(d)) || !(d->eventlog = eventlog_create(d)) ||
+	// The lines a process wrote go out before what batond logs of it next.
+	if (!(d->signals = signals_create(d)) || !(d->logs = logs_create(d)) ||
+		!(d->eventlog = eventlog_create(d)) ||
 		!(d->watch = watch_create(d)) || !(d->command = command_create(d)) ||
 		!(d->metrics = metrics_create(d))) {
 		log_error("out of memory");
@@ -105,10 +108,12 @@ void faces_finish(struct daemon *d)
 	watch_destroy(d->watch);
 	eventlog_destroy(d->eventlog);
 	metrics_destroy(d->metrics);
+	logs_destroy(d->logs);
 	signals_destroy(d->signals);
 	d->command = NULL;
 	d->watch = NULL;
 	d->eventlog = NULL;
 	d->metrics = NULL;
+	d->logs = NULL;
 	d->signals = NULL;
 }

@@ -7,6 +7,7 @@
 
 #include "backoff.h"
 #include "config.h"
+#include "linebuf.h"
 #include "list.h"
 #include "pidmap.h"
 #include "spawn.h"
@@ -35,6 +36,15 @@
 
 /* Connections are counted this long before a SIGKILL deadline, not at it. */
 #define KILL_PROBE_LEAD 0.1
+
+/* A process's last line is kept cut to this many bytes, for the views of a drain. */
+#define PROC_LAST_LINE_MAX 200
+
+/* What a process writes on stdout or stderr, read from a pipe, line by line. */
+struct proc_output {
+	ev_io io; /* the pipe's read end, until its end; fd -1 without one */
+	struct linebuf lines;
+};
 
 enum proc_state {
 	PROC_WAITING,
@@ -66,6 +76,8 @@ struct proc {
 	char *status_text; /* its last STATUS= */
 	char *fail_reason; /* why it is being replaced */
 	int conns_at_kill; /* connections it held when SIGKILL was sent, or -1 */
+	struct proc_output out, err; /* unless its service's log = inherit */
+	char *last_line;   /* the last line it wrote, cut to PROC_LAST_LINE_MAX, or NULL */
 	struct backoff backoff;
 	unsigned restarts;
 	int wait_status; /* as waitpid reported the last exit */
@@ -109,6 +121,7 @@ struct service {
 	bool removed;          /* gone from the config: freed once stopped */
 	bool failed;           /* a crash loop or a failed exit */
 	bool start_when_empty; /* restart: start once the old processes are gone */
+	bool output_paused;    /* its processes' output is not read (service_pause_output) */
 	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
 	struct upgrade upgrade;
 	unsigned long restarts, upgrades, rollbacks, kills;
@@ -148,6 +161,8 @@ enum lifecycle_kind {
 	LC_STOP_OVER,    /* svc: any wait for a stop ends: ok once no process is
 			    left, or not (reason) when a start or restart comes first */
 	LC_ERROR,        /* svc, maybe proc: something failed for want of memory (reason) */
+	LC_OUTPUT,       /* proc: it wrote a line (text, len) on stream, with LINEBUF_*
+			    flags; an exit is told after its last line */
 };
 
 enum upgrade_state {
@@ -183,6 +198,10 @@ struct lifecycle_event {
 	unsigned from;              /* LC_UPGRADE: the current generation, or 0 */
 	unsigned spawned, instances; /* LC_UPGRADE: of the new generation (0: none) */
 	unsigned count;             /* LC_STOP */
+	int stream;                 /* LC_OUTPUT: 1 stdout, 2 stderr */
+	const char *text;           /* LC_OUTPUT: the line's bytes, without its '\n' */
+	size_t len;
+	unsigned flags;             /* LC_OUTPUT: LINEBUF_CUT, LINEBUF_PARTIAL */
 };
 
 /* ---- what the lifecycle asks of its host ---- */
@@ -276,6 +295,12 @@ const char *service_state_name(const struct service *svc);
 /* Counts the service's processes with a pid. */
 unsigned service_live_procs(const struct service *svc);
 
+/*
+ * Stops reading the output of the service's processes, or starts again: a
+ * process whose pipe is full then waits to write, as under a slow log.
+ */
+void service_pause_output(struct service *svc, bool paused);
+
 /* Counts the processes of gen in state. */
 unsigned generation_count(const struct generation *gen, enum proc_state state);
 
@@ -322,12 +347,18 @@ const char *proc_label(const struct proc *p, char *buf, size_t len);
 struct generation *generation_restore(struct service *svc, const struct generation *saved,
 	struct service_conf *conf, struct listener **listeners);
 
+/* The pipes of a process across a re-exec: -1 for none. */
+struct proc_fds {
+	int exec, ready, out, err;
+};
+
 /*
  * Recreates a process of gen from the fields of saved, its timer due at
- * timer_at (clock_now() time, 0 for none), with the pipes it had (-1 for
- * none, taken otherwise). Returns NULL when out of memory.
+ * timer_at (clock_now() time, 0 for none), with the pipes it had (taken)
+ * and the unfinished lines of its output (saved->out.lines and
+ * saved->err.lines, copied). Returns NULL when out of memory.
  */
 struct proc *proc_restore(struct generation *gen, const struct proc *saved, double timer_at,
-	int exec_fd, int ready_fd);
+	const struct proc_fds *fds);
 
 #endif

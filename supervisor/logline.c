@@ -205,3 +205,40 @@ void logline_json(struct protocol_buf *b, const struct logline *l)
 		protocol_buf_add(b, ",\"cut\":true", 11);
 	protocol_buf_add(b, "}\n", 2);
 }
+
+static bool record_plain(const unsigned char *p, size_t len)
+{
+	return len > 1 || p[0] != '\0';
+}
+
+static void record_escape(struct protocol_buf *b, const unsigned char *p, size_t len)
+{
+	(void)p;
+	(void)len;
+	protocol_buf_add(b, "\xef\xbf\xbd", 3);
+}
+
+void logline_record(struct protocol_buf *b, const struct logline *l)
+{
+	struct protocol_buf text = {0}, when = {0};
+	bool exact = add_escaped(&text, l->text, l->len, record_plain, record_escape);
+	protocol_buf_add(&text, "", 1);
+	add_time(&when, l->time);
+	protocol_buf_add(&when, "", 1);
+	protocol_record_begin(b, "log");
+	protocol_record_str(b, "time", when.failed ? "" : when.data);
+	protocol_record_str(b, "service", l->service);
+	protocol_record_int(b, "gen", l->gen);
+	protocol_record_int(b, "pid", l->pid);
+	protocol_record_str(b, "stream", logline_stream_name(l->stream));
+	protocol_record_str(b, "line", text.failed ? "" : text.data);
+	if (!exact || memchr(l->text, '\0', l->len)) {
+		protocol_buf_printf(b, " line_base64=");
+		add_base64(b, l->text, l->len);
+	}
+	if (l->cut)
+		protocol_record_str(b, "cut", "yes");
+	protocol_record_end(b);
+	protocol_buf_finish(&text);
+	protocol_buf_finish(&when);
+}

@@ -72,4 +72,16 @@ void logline_text(struct protocol_buf *b, const struct logline *l, bool with_tim
  */
 void logline_json(struct protocol_buf *b, const struct logline *l);
 
+/*
+ * Appends the line as a record of baton-protocol(7), for a client:
+ *
+ *   log time=2026-12-01T19:45:00.123456Z service=web gen=3 pid=4242
+ *       stream=err line=TEXT [line_base64=BYTES] [cut=yes]
+ *
+ * A record carries no NUL byte and is read as UTF-8: in "line", each NUL and
+ * each byte that is not part of valid UTF-8 becomes U+FFFD, and
+ * "line_base64" then has the line's exact bytes, as logline_json does.
+ */
+void logline_record(struct protocol_buf *b, const struct logline *l);
+
 #endif

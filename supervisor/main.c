@@ -61,6 +61,7 @@ static void usage(FILE *out)
 		"  --stop-delay DUR        wait before the stop signal (default 0s)\n"
 		"  --restart POLICY        always, on-failure or never (default never)\n"
 		"  --forward-signals LIST  signals passed on (default HUP QUIT USR1 USR2 WINCH)\n"
+		"  --log SINK              inherit, stderr or file:/PATH (default inherit)\n"
 		"\n"
 		"Signals: TERM or INT stops every service gracefully, then exits (0, or the\n"
 		"command's status); HUP reloads; USR2 re-executes batond.\n"
@@ -79,6 +80,7 @@ enum {
 	OPT_STOP_DELAY,
 	OPT_RESTART,
 	OPT_FORWARD,
+	OPT_LOG,
 };
 
 static const struct option longopts[] = {
@@ -98,6 +100,7 @@ static const struct option longopts[] = {
 	{"stop-delay", required_argument, NULL, OPT_STOP_DELAY},
 	{"restart", required_argument, NULL, OPT_RESTART},
 	{"forward-signals", required_argument, NULL, OPT_FORWARD},
+	{"log", required_argument, NULL, OPT_LOG},
 	{0},
 };
 
@@ -121,6 +124,7 @@ static int take_single(struct single_options *s, int ch, const char *arg)
 	case OPT_STOP_DELAY: s->stop_delay = arg; return 0;
 	case OPT_RESTART: s->restart = arg; return 0;
 	case OPT_FORWARD: s->forward = arg; return 0;
+	case OPT_LOG: s->log = arg; return 0;
 	default: return -1;
 	}
 }

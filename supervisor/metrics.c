@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "histogram.h"
+#include "logs.h"
 #include "version.h"
 
 // The histograms of one service, from its first event to its removal.
@@ -137,6 +138,33 @@ static const struct histogram *drain_of(struct metrics *m, const struct service 
 	return s ? &s->drain : &none;
 }
 
+static void log_counters(struct metrics *m, struct protocol_buf *buf)
+{
+	static const struct {
+		const char *name, *help;
+		size_t offset;
+	} counters[] = {
+		{"baton_log_lines_total", "Lines the service's processes wrote.",
+			offsetof(struct logs_counters, lines)},
+		{"baton_log_bytes_total", "Bytes of those lines, newlines not counted.",
+			offsetof(struct logs_counters, bytes)},
+		{"baton_log_dropped_total", "Lines not written to the service's log: "
+			"log_overflow = drop, or the log could not be written.",
+			offsetof(struct logs_counters, dropped)},
+		{"baton_log_cut_total", "Lines cut at 16384 bytes.",
+			offsetof(struct logs_counters, cut)},
+	};
+	struct service *svc;
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		header(buf, counters[i].name, "counter", counters[i].help);
+		EACH_SERVICE(m->d, svc) {
+			struct logs_counters n = logs_counters_of(m->d->logs, svc);
+			counter(buf, counters[i].name, svc->name,
+				*(const unsigned long *)((const char *)&n + counters[i].offset));
+		}
+	}
+}
+
 void metrics_render(struct metrics *m, struct protocol_buf *buf)
 {
 	struct daemon *d = m->d;
@@ -160,6 +188,7 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 		"Seconds from a process's stop until it was gone.");
 	EACH_SERVICE(d, svc)
 	histogram(buf, "baton_drain_seconds", svc->name, drain_of(m, svc));
+	log_counters(m, buf);
 }
 
 static struct series *series_of(struct metrics *m, const struct service *svc)

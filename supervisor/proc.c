@@ -102,6 +102,123 @@ static void replace_string(char **field, const char *value)
 static void proc_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void ready_io_cb(struct ev_loop *loop, ev_io *w, int revents);
+static void output_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* ---- output ---- */
+
+// A read takes this much at most: a flooding process waits for the others.
+#define OUTPUT_READ_MAX 65536
+// At an exit, what its pipes hold is read, up to this much: a descendant
+// that keeps writing must not hold the exit.
+#define OUTPUT_DRAIN_MAX (1 << 20)
+
+static void output_init(struct proc *p, struct proc_output *o)
+{
+	ev_io_init(&o->io, output_cb, -1, EV_READ);
+	o->io.data = p;
+	linebuf_init(&o->lines);
+}
+
+struct output_line {
+	struct proc *p;
+	int stream;
+};
+
+static void keep_last_line(struct proc *p, const char *text, size_t len)
+{
+	if (!p->last_line && !(p->last_line = malloc(PROC_LAST_LINE_MAX + 1)))
+		return;
+	if (len > PROC_LAST_LINE_MAX)
+		len = PROC_LAST_LINE_MAX;
+	memcpy(p->last_line, text, len);
+	p->last_line[len] = '\0';
+}
+
+static void emit_line(void *data, const char *text, size_t len, unsigned flags)
+{
+	struct output_line *l = data;
+	keep_last_line(l->p, text, len);
+	struct lifecycle_event e = lifecycle_proc_event(LC_OUTPUT, l->p);
+	e.stream = l->stream;
+	e.text = text;
+	e.len = len;
+	e.flags = flags;
+	lifecycle_emit(lc_of(l->p), &e);
+}
+
+static void output_close(struct proc *p, struct proc_output *o)
+{
+	struct output_line l = {p, o == &p->out ? 1 : 2};
+	linebuf_flush(&o->lines, emit_line, &l);
+	close_watched_fd(loop_of(p), &o->io);
+}
+
+// Reads what the pipe holds, at most max bytes; returns -1 at its end.
+static int output_read(struct proc *p, struct proc_output *o, size_t max)
+{
+	static char buf[OUTPUT_READ_MAX];
+	struct output_line l = {p, o == &p->out ? 1 : 2};
+	ssize_t n = read(o->io.fd, buf, max < sizeof(buf) ? max : sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	linebuf_feed(&o->lines, buf, (size_t)n, emit_line, &l);
+	return (int)n;
+}
+
+static void output_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct proc *p = w->data;
+	struct proc_output *o = w == &p->out.io ? &p->out : &p->err;
+	if (output_read(p, o, OUTPUT_READ_MAX) < 0)
+		output_close(p, o);
+}
+
+// At an exit: what it wrote is told before the exit, its last line too.
+static void drain_output(struct proc *p, struct proc_output *o)
+{
+	if (o->io.fd < 0)
+		return;
+	int n = 0;
+	for (size_t total = 0; total < OUTPUT_DRAIN_MAX && n >= 0; total += (size_t)n) {
+		if ((n = output_read(p, o, OUTPUT_DRAIN_MAX - total)) == 0)
+			break;
+	}
+	output_close(p, o);
+}
+
+static void output_start(struct proc *p, struct proc_output *o, int fd)
+{
+	ev_io_set(&o->io, fd, EV_READ);
+	if (!p->gen->svc->output_paused)
+		ev_io_start(loop_of(p), &o->io);
+}
+
+void service_pause_output(struct service *svc, bool paused)
+{
+	if (svc->output_paused == paused)
+		return;
+	svc->output_paused = paused;
+	struct list *g, *pos;
+	list_for_each(g, &svc->gens) {
+		struct generation *gen = container_of(g, struct generation, link);
+		list_for_each(pos, &gen->procs) {
+			struct proc *p = container_of(pos, struct proc, link);
+			struct proc_output *outs[] = {&p->out, &p->err};
+			for (int i = 0; i < 2; i++) {
+				if (outs[i]->io.fd < 0)
+					continue;
+				if (paused)
+					ev_io_stop(svc->lc->loop, &outs[i]->io);
+				else
+					ev_io_start(svc->lc->loop, &outs[i]->io);
+			}
+		}
+	}
+}
 
 static struct proc *proc_create(struct generation *gen, unsigned instance)
 {
@@ -117,6 +234,8 @@ static struct proc *proc_create(struct generation *gen, unsigned instance)
 	ev_set_priority(&p->timer, EV_MAXPRI);
 	ev_io_init(&p->exec_io, exec_io_cb, -1, EV_READ);
 	ev_io_init(&p->ready_io, ready_io_cb, -1, EV_READ);
+	output_init(p, &p->out);
+	output_init(p, &p->err);
 	backoff_init(&p->backoff);
 	list_append(&gen->procs, &p->link);
 	return p;
@@ -126,6 +245,8 @@ static void proc_clear_fds(struct proc *p)
 {
 	close_watched_fd(loop_of(p), &p->exec_io);
 	close_watched_fd(loop_of(p), &p->ready_io);
+	close_watched_fd(loop_of(p), &p->out.io);
+	close_watched_fd(loop_of(p), &p->err.io);
 }
 
 void proc_remove(struct proc *p)
@@ -138,6 +259,9 @@ void proc_remove(struct proc *p)
 	ev_timer_stop(lc->loop, &p->timer);
 	proc_clear_fds(p);
 	list_remove(&p->link);
+	linebuf_finish(&p->out.lines);
+	linebuf_finish(&p->err.lines);
+	free(p->last_line);
 	free(p->error);
 	free(p->status_text);
 	free(p->fail_reason);
@@ -280,6 +404,36 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 	lifecycle_emit_proc(LC_SPAWNED, p);
 }
 
+static void close_pair(int fds[2]);
+
+// Makes the stdout and stderr pipes of a process whose output is captured:
+// out and err get {read end, write end}, or -1s.
+static int output_pipes(struct proc *p, int out[2], int err[2])
+{
+	out[0] = out[1] = err[0] = err[1] = -1;
+	if (p->gen->conf->log.sink == LOG_INHERIT)
+		return 0;
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return -1;
+	if (pipe2(err, O_CLOEXEC) == 0 && fcntl(out[0], F_SETFL, O_NONBLOCK) == 0 &&
+		fcntl(err[0], F_SETFL, O_NONBLOCK) == 0)
+		return 0;
+	int saved = errno;
+	close_pair(out);
+	close_pair(err);
+	errno = saved;
+	return -1;
+}
+
+static void close_pair(int fds[2])
+{
+	for (int i = 0; i < 2; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
 static int ready_pipe(struct proc *p, int fds[2])
 {
 	fds[0] = fds[1] = -1;
@@ -290,13 +444,17 @@ static int ready_pipe(struct proc *p, int fds[2])
 	return fcntl(fds[0], F_SETFL, O_NONBLOCK);
 }
 
-// Starts the request's process; returns its pid, or -1 with errno set.
+// Starts the request's process; returns its pid, or -1 with errno set. The
+// pipes' write ends are the child's only.
 static pid_t start(struct proc *p, struct spawn_request *req, int *errfd)
 {
 	pid_t pid = host_of(p)->spawn(host_of(p), req, errfd);
 	int saved = errno;
-	if (req->ready_source >= 0)
-		close(req->ready_source);
+	int ends[] = {req->ready_source, req->out_fd, req->err_fd};
+	for (size_t i = 0; i < 3; i++) {
+		if (ends[i] >= 0)
+			close(ends[i]);
+	}
 	errno = saved;
 	return pid;
 }
@@ -314,10 +472,11 @@ static void proc_spawn(struct proc *p)
 	for (size_t i = 0; i < conf->nsockets; i++)
 		fds[i] = ls[i]->fd;
 	struct spawn_env env;
-	int listen_pid = build_env(p, &env, ls);
-	if (env.failed || ready_pipe(p, rfds) < 0) {
+	int listen_pid = build_env(p, &env, ls), out[2], errp[2];
+	if (env.failed || ready_pipe(p, rfds) < 0 || output_pipes(p, out, errp) < 0) {
 		snprintf(err, sizeof(err), "%s", env.failed ? "out of memory" : strerror(errno));
 		spawn_env_finish(&env);
+		close_pair(rfds);
 		spawn_failed(p, err);
 		return;
 	}
@@ -329,6 +488,8 @@ static void proc_spawn(struct proc *p)
 		.nfds = conf->nsockets,
 		.ready_fd = conf->ready.mode == READY_FD ? conf->ready.fd : -1,
 		.ready_source = rfds[1],
+		.out_fd = out[1],
+		.err_fd = errp[1],
 	};
 	spawn_request_ids(&req, conf);
 	int errfd = -1;
@@ -336,12 +497,17 @@ static void proc_spawn(struct proc *p)
 	snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 	spawn_env_finish(&env);
 	if (pid < 0) {
-		if (rfds[0] >= 0)
-			close(rfds[0]);
+		int reads[] = {rfds[0], out[0], errp[0], -1};
+		close_pair(reads);
+		close_pair(reads + 2);
 		spawn_failed(p, err);
 		return;
 	}
 	proc_started(p, pid, errfd, rfds[0]);
+	if (out[0] >= 0) {
+		output_start(p, &p->out, out[0]);
+		output_start(p, &p->err, errp[0]);
+	}
 }
 
 static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -736,6 +902,8 @@ bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 	pidmap_remove(&lc->procs, pid);
 	p->wait_status = status;
 	collect_exec_error(p);
+	drain_output(p, &p->out);
+	drain_output(p, &p->err);
 	proc_clear_fds(p);
 	ev_timer_stop(lc->loop, &p->timer);
 	if (p->state == PROC_STOPPING && !p->replace)
@@ -770,8 +938,26 @@ static void restore_fields(struct proc *p, const struct proc *saved)
 	replace_string(&p->fail_reason, saved->fail_reason);
 }
 
+static void restore_io(struct proc *p, ev_io *io, int fd)
+{
+	if (fd < 0)
+		return;
+	ev_io_set(io, fd, EV_READ);
+	ev_io_start(loop_of(p), io);
+}
+
+// The unfinished line of a stream, as the batond before kept it.
+static void restore_lines(struct proc_output *o, const struct proc_output *saved)
+{
+	size_t len;
+	bool dropping;
+	const char *bytes = linebuf_pending(&saved->lines, &len, &dropping);
+	if (len || dropping)
+		linebuf_restore(&o->lines, bytes, len, dropping);
+}
+
 struct proc *proc_restore(struct generation *gen, const struct proc *saved, double timer_at,
-	int exec_fd, int ready_fd)
+	const struct proc_fds *fds)
 {
 	struct proc *p = proc_create(gen, saved->instance);
 	if (!p)
@@ -781,13 +967,13 @@ struct proc *proc_restore(struct generation *gen, const struct proc *saved, doub
 	set_state(p, saved->state);
 	if (p->pid > 0 && pidmap_put(&lc->procs, p->pid, p) < 0)
 		lifecycle_error(gen->svc, p, "out of memory: its exit will go unnoticed");
-	if (exec_fd >= 0) {
-		ev_io_set(&p->exec_io, exec_fd, EV_READ);
-		ev_io_start(lc->loop, &p->exec_io);
-	}
-	if (ready_fd >= 0) {
-		ev_io_set(&p->ready_io, ready_fd, EV_READ);
-		ev_io_start(lc->loop, &p->ready_io);
+	restore_io(p, &p->exec_io, fds->exec);
+	restore_io(p, &p->ready_io, fds->ready);
+	restore_lines(&p->out, &saved->out);
+	restore_lines(&p->err, &saved->err);
+	if (fds->out >= 0) {
+		output_start(p, &p->out, fds->out);
+		output_start(p, &p->err, fds->err);
 	}
 	if (timer_at > 0)
 		set_timer(p, timer_at - lifecycle_now());

@@ -16,6 +16,7 @@
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
+#include "logs.h"
 #include "notify_socket.h"
 #include "state.h"
 #include "version.h"
@@ -58,6 +59,8 @@ static void keep_fds(struct daemon *d, int reply_fd, bool keep)
 				struct proc *p = container_of(pp, struct proc, link);
 				set_cloexec(p->exec_io.fd, !keep);
 				set_cloexec(p->ready_io.fd, !keep);
+				set_cloexec(p->out.io.fd, !keep);
+				set_cloexec(p->err.io.fd, !keep);
 			}
 		}
 	}
@@ -89,6 +92,8 @@ int reexec_run(struct daemon *d, int reply_fd, char *err, size_t errlen)
 {
 	if (check_reexec(d, err, errlen) < 0)
 		return -1;
+	// What the services wrote reaches its sinks before the exec.
+	logs_flush(d->logs);
 	int fd = memfd_create("baton-state", 0);
 	if (fd < 0 || state_write(d, fd, reply_fd) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
 		snprintf(err, errlen, "cannot save the state: %s", strerror(errno));

@@ -13,7 +13,19 @@ int single_wanted(const struct single_options *o)
 {
 	return o->argc > 0 || o->nlisten > 0 || o->name || o->instances || o->ready ||
 		o->ready_timeout || o->stop_signal || o->stop_grace || o->stop_delay || o->restart ||
-		o->forward;
+		o->forward || o->log;
+}
+
+// stderr, inherit or file:/PATH, all on one line of the configuration it makes.
+static int check_log(const char *s, char *err, size_t errlen)
+{
+	bool ok = strcmp(s, "stderr") == 0 || strcmp(s, "inherit") == 0 ||
+		strncmp(s, "file:/", 6) == 0;
+	for (const char *p = s; ok && *p; p++)
+		ok = (unsigned char)*p >= 0x20 && *p != 0x7f;
+	if (!ok)
+		snprintf(err, errlen, "expected stderr, inherit or file:/PATH, got \"%s\"", s);
+	return ok ? 0 : -1;
 }
 
 // Checks every option with the parser its config key uses, for its own message.
@@ -50,6 +62,8 @@ static int check(const struct single_options *o, char *err, size_t errlen)
 	if (!bad && o->forward && strcmp(o->forward, "none") != 0 &&
 		parse_signal_set(o->forward, &set, msg, sizeof(msg)) < 0)
 		bad = "--forward-signals";
+	if (!bad && o->log && check_log(o->log, msg, sizeof(msg)) < 0)
+		bad = "--log";
 	if (bad) {
 		snprintf(err, errlen, "%s: %s", bad, msg);
 		return -1;
@@ -98,6 +112,8 @@ static void write_service(FILE *f, const struct single_options *o)
 	// A container's command ends the container when it exits: no restart.
 	fprintf(f, "restart = %s\n", o->restart ? o->restart : "never");
 	fprintf(f, "forward_signals = %s\n", o->forward ? o->forward : "HUP QUIT USR1 USR2 WINCH");
+	// The one program's output reaches the container runtime byte for byte.
+	fprintf(f, "log = %s\n", o->log ? o->log : "inherit");
 	const char *keys[][2] = {{"instances", o->instances}, {"ready", o->ready},
 		{"ready_timeout", o->ready_timeout}, {"stop_signal", o->stop_signal},
 		{"stop_grace", o->stop_grace}, {"stop_delay", o->stop_delay}};

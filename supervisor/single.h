@@ -22,6 +22,7 @@ struct single_options {
 	const char *stop_delay;
 	const char *restart;
 	const char *forward;
+	const char *log;
 	char **argv; /* the command */
 	int argc;
 };

@@ -136,10 +136,20 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+// Puts the output pipes at 1 and 2, first: the sockets' places may be theirs.
+static void place_output(const struct spawn_request *req, int errfd)
+{
+	if (req->out_fd >= 0 && dup2(req->out_fd, 1) < 0)
+		child_fail(errfd, errno, "dup2", "stdout");
+	if (req->err_fd >= 0 && dup2(req->err_fd, 2) < 0)
+		child_fail(errfd, errno, "dup2", "stderr");
+}
+
 // Puts the sockets at 3.. and the readiness pipe at its place; everything else
 // beyond 2 is closed at exec. Returns the error pipe's new fd.
 static int place_fds(const struct spawn_request *req, int errfd)
 {
+	place_output(req, errfd);
 	int top = 3 + (int)req->nfds;
 	if (req->ready_fd >= top)
 		top = req->ready_fd + 1;

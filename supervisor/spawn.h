@@ -7,7 +7,7 @@
 
 /*
  * Starting one child with exactly what baton.conf(5) promises it: its
- * sockets at fds 3.., no other fd beyond 0-2, an empty signal mask, default
+ * output where it is captured, its sockets at fds 3.., no other fd beyond 0-2, an empty signal mask, default
  * signal dispositions, its own session, the configured ids and directory.
  */
 
@@ -21,6 +21,8 @@ struct spawn_request {
 	size_t nfds;
 	int ready_fd;     /* where the readiness pipe goes in the child, or -1 */
 	int ready_source; /* the pipe's write end in batond */
+	int out_fd;       /* placed at 1 (stdout), or -1 to keep batond's */
+	int err_fd;       /* placed at 2 (stderr), or -1 to keep batond's */
 	bool set_user;
 	uid_t uid;
 	bool set_group;

@@ -33,6 +33,7 @@ struct state {
 	bool words_applied;
 	struct listener **listeners; /* by id - 1 */
 	size_t nlisteners;
+	struct linebuf pending[2]; /* the next process's unfinished lines: stdout, stderr */
 	int reply_fd;
 	struct reexec_fds *fds;
 };
@@ -164,17 +165,32 @@ static int resume_listener(struct daemon *d, struct state *st)
 }
 
 // The bytes that follow the record just read (end_with_bytes), copied.
-static char *take_bytes(struct state *st)
+static char *take_raw(struct state *st, size_t *len)
 {
-	const char *len = protocol_record_get(&st->rec, "length");
+	const char *length = protocol_record_get(&st->rec, "length");
 	char *end;
 	errno = 0;
-	unsigned long long n = len ? strtoull(len, &end, 10) : 0;
-	if (!len || *end || errno || n >= st->len - st->pos || st->text[st->pos + n] != '\n' ||
-		memchr(st->text + st->pos, '\0', n))
+	unsigned long long n = length ? strtoull(length, &end, 10) : 0;
+	if (!length || *end || errno || n >= st->len - st->pos || st->text[st->pos + n] != '\n')
 		return NULL;
-	char *text = strndup(st->text + st->pos, n);
+	char *bytes = malloc(n + 1);
+	if (!bytes)
+		return NULL;
+	memcpy(bytes, st->text + st->pos, n);
+	bytes[n] = '\0';
 	st->pos += n + 1;
+	*len = n;
+	return bytes;
+}
+
+static char *take_bytes(struct state *st)
+{
+	size_t n;
+	char *text = take_raw(st, &n);
+	if (text && memchr(text, '\0', n)) {
+		free(text);
+		return NULL;
+	}
 	return text;
 }
 
@@ -411,6 +427,8 @@ static struct generation *resume_gen(struct service *svc, struct state *st)
 	return gen;
 }
 
+static int fd_or_none(struct state *st, const char *key);
+
 static int resume_proc(struct generation *gen, struct state *st)
 {
 	long flags = num(st, "flags");
@@ -429,11 +447,37 @@ static int resume_proc(struct generation *gen, struct state *st)
 	saved.status_text = (char *)protocol_record_get(&st->rec, "status");
 	saved.error = (char *)protocol_record_get(&st->rec, "error");
 	saved.fail_reason = (char *)protocol_record_get(&st->rec, "fail_reason");
-	int exec_fd = (int)num(st, "exec_fd"), ready_fd = (int)num(st, "ready_fd");
-	set_cloexec(exec_fd);
-	set_cloexec(ready_fd);
-	return proc_restore(gen, &saved, when(st, "timer_at"), exec_fd, ready_fd) ? 0
-											    : -1;
+	struct proc_fds fds = {(int)num(st, "exec_fd"), (int)num(st, "ready_fd"),
+		fd_or_none(st, "out_fd"), fd_or_none(st, "err_fd")};
+	set_cloexec(fds.exec);
+	set_cloexec(fds.ready);
+	set_cloexec(fds.out);
+	set_cloexec(fds.err);
+	saved.out.lines = st->pending[0];
+	saved.err.lines = st->pending[1];
+	struct proc *p = proc_restore(gen, &saved, when(st, "timer_at"), &fds);
+	linebuf_finish(&st->pending[0]);
+	linebuf_finish(&st->pending[1]);
+	return p ? 0 : -1;
+}
+
+// A field that is a descriptor, -1 when absent (version 2 had no output pipes).
+static int fd_or_none(struct state *st, const char *key)
+{
+	return protocol_record_get(&st->rec, key) ? (int)num(st, key) : -1;
+}
+
+// The unfinished line of a stream of the next process record.
+static int read_pending(struct state *st)
+{
+	const char *stream = field(st, "stream");
+	struct linebuf *lb = &st->pending[strcmp(stream, "err") == 0];
+	bool dropping = num(st, "dropping") != 0;
+	size_t len;
+	char *bytes = take_raw(st, &len);
+	int rc = bytes ? linebuf_restore(lb, bytes, len, dropping) : -1;
+	free(bytes);
+	return rc;
 }
 
 // Reads a record of the definitions or the configuration.
@@ -471,6 +515,8 @@ static int resume_records(struct daemon *d, struct state *st)
 			rc = svc && (gen = resume_gen(svc, st)) ? 0 : -1;
 		else if (strcmp(type, "proc") == 0)
 			rc = gen ? resume_proc(gen, st) : -1;
+		else if (strcmp(type, "pending") == 0)
+			rc = read_pending(st);
 		else
 			rc = resume_conf_record(d, st, type);
 		if (rc < 0) {
@@ -495,6 +541,8 @@ static int read_version(struct state *st)
 
 static void free_state(struct state *st)
 {
+	linebuf_finish(&st->pending[0]);
+	linebuf_finish(&st->pending[1]);
 	if (st->confs)
 		free_words(st);
 	for (size_t i = 0; i < st->ndefs; i++)

@@ -114,8 +114,27 @@ static void write_listeners(struct protocol_buf *b, struct daemon *d)
 	}
 }
 
+// The unfinished line of a stream, before the process it is of.
+static void write_pending(struct protocol_buf *b, const char *stream, const struct linebuf *lb)
+{
+	size_t len;
+	bool dropping;
+	const char *bytes = linebuf_pending(lb, &len, &dropping);
+	if (!len && !dropping)
+		return;
+	protocol_record_begin(b, "pending");
+	protocol_record_str(b, "stream", stream);
+	protocol_record_int(b, "dropping", dropping);
+	protocol_record_int(b, "length", (long long)len);
+	protocol_record_end(b);
+	protocol_buf_add(b, bytes, len);
+	protocol_buf_add(b, "\n", 1);
+}
+
 static void write_proc(struct protocol_buf *b, const struct proc *p)
 {
+	write_pending(b, "out", &p->out.lines);
+	write_pending(b, "err", &p->err.lines);
 	protocol_record_begin(b, "proc");
 	protocol_record_str(b, "service", p->gen->svc->name);
 	protocol_record_int(b, "gen", p->gen->number);
@@ -138,6 +157,8 @@ static void write_proc(struct protocol_buf *b, const struct proc *p)
 	protocol_record_int(b, "conns_at_kill", p->conns_at_kill);
 	protocol_record_int(b, "exec_fd", p->exec_io.fd);
 	protocol_record_int(b, "ready_fd", p->ready_io.fd);
+	protocol_record_int(b, "out_fd", p->out.io.fd);
+	protocol_record_int(b, "err_fd", p->err.io.fd);
 	put_opt(b, "status", p->status_text);
 	put_opt(b, "error", p->error);
 	put_opt(b, "fail_reason", p->fail_reason);

@@ -12,11 +12,17 @@
 #include "status.h"
 
 #define PROGRESS_INTERVAL 1.0
+// Lines of draining processes sent as events, at most, each second: the
+// rest are counted, so that a flood cannot drown the events that matter.
+#define OUTPUT_EVENTS_MAX 50
 
 struct watch {
 	struct daemon *d;
 	struct daemon_subscriber sub;
 	ev_timer progress;
+	double output_second;    /* the second whose output events are counted */
+	unsigned output_events;  /* ...and how many were sent in it */
+	unsigned long skipped;   /* lines not sent since the last output event */
 };
 
 static const char *const kind_names[] = {
@@ -34,6 +40,7 @@ static const char *const kind_names[] = {
 	[LC_DRAINED] = "drained",
 	[LC_UPGRADE] = "upgrade",
 	[LC_STOPPED] = "stopped",
+	[LC_OUTPUT] = "output",
 };
 
 // Starts an event record: the time, its kind and its service.
@@ -109,6 +116,24 @@ static void sigkill_event(struct protocol_buf *b, const struct lifecycle_event *
 	protocol_record_str(b, "reason", e->reason);
 }
 
+// A line as a C string, for people: cut where a line shows, and at a NUL.
+static void put_line(struct protocol_buf *b, const char *key, const char *text, size_t len)
+{
+	char line[PROC_LAST_LINE_MAX + 1];
+	len = strnlen(text, len < PROC_LAST_LINE_MAX ? len : PROC_LAST_LINE_MAX);
+	memcpy(line, text, len);
+	line[len] = '\0';
+	protocol_record_str(b, key, line);
+}
+
+static void output_event(struct protocol_buf *b, const struct lifecycle_event *e)
+{
+	protocol_record_str(b, "stream", e->stream == 2 ? "err" : "out");
+	put_line(b, "line", e->text, e->len);
+	if (e->flags & LINEBUF_CUT)
+		protocol_record_str(b, "cut", "yes");
+}
+
 // The fields after the common ones.
 static void event_fields(struct protocol_buf *b, const struct lifecycle_event *e)
 {
@@ -135,6 +160,7 @@ static void event_fields(struct protocol_buf *b, const struct lifecycle_event *e
 		protocol_record_secs(b, "elapsed", e->secs);
 		break;
 	case LC_UPGRADE: upgrade_event(b, e); break;
+	case LC_OUTPUT: output_event(b, e); break;
 	default: break;
 	}
 }
@@ -159,21 +185,45 @@ static bool about_proc(const struct lifecycle_event *e)
 	return (e->proc || e->kind == LC_SIGKILL) && e->kind != LC_FAILED;
 }
 
+// Output is an event only for a process that is stopping: its last words.
+static bool output_told(struct watch *w, const struct lifecycle_event *e)
+{
+	if (e->proc->state != PROC_STOPPING)
+		return false;
+	double second = (double)(long long)e->t;
+	if (second != w->output_second) {
+		w->output_second = second;
+		w->output_events = 0;
+	}
+	if (w->output_events >= OUTPUT_EVENTS_MAX) {
+		w->skipped++;
+		return false;
+	}
+	w->output_events++;
+	return true;
+}
+
 static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *e)
 {
 	struct watch *w = container_of(s, struct watch, sub);
 	const char *kind = (size_t)e->kind < sizeof(kind_names) / sizeof(kind_names[0])
 		? kind_names[e->kind]
 		: NULL;
-	if (kind && w->d->control && control_watched(w->d->control, e->svc->name)) {
+	if (kind && w->d->control && control_watched(w->d->control, e->svc->name) &&
+		(e->kind != LC_OUTPUT || output_told(w, e))) {
 		struct protocol_buf b = {0};
 		begin(&b, w, kind, e->svc->name, e->t);
 		if (about_proc(e))
 			begin_proc(&b, e->number, e->instance, e->pid);
 		event_fields(&b, e);
+		if (e->kind == LC_OUTPUT && w->skipped) {
+			protocol_record_int(&b, "skipped", (long long)w->skipped);
+			w->skipped = 0;
+		}
 		send_record(w, &b, e->svc->name);
 	}
-	watch_update(w);
+	if (e->kind != LC_OUTPUT)
+		watch_update(w);
 }
 
 /* ---- progress ---- */
@@ -195,6 +245,8 @@ static void progress_of(struct watch *w, struct proc *p)
 		protocol_record_int(&b, "conns", n);
 	if (p->status_text)
 		protocol_record_str(&b, "status", p->status_text);
+	if (p->last_line)
+		protocol_record_str(&b, "line", p->last_line);
 	send_record(w, &b, p->gen->svc->name);
 }
 

@@ -142,6 +142,38 @@ static void request_wait_rejected_elsewhere(void **state)
 	assert_request_fails("status --wait", PROTOCOL_E_USAGE);
 }
 
+static void request_logs_options_carry_numbers(void **state)
+{
+	(void)state;
+	struct protocol_request req;
+	assert_int_equal(parse_req(&req, "logs --follow --lines=20 --gen=3 --pid=4242 web").rc, 0);
+	assert_int_equal(req.flags, FLAG_FOLLOW | FLAG_LINES | FLAG_GEN | FLAG_PID);
+	assert_int_equal(req.values[VALUE_LINES], 20);
+	assert_int_equal(req.values[VALUE_GEN], 3);
+	assert_int_equal(req.values[VALUE_PID], 4242);
+	assert_int_equal(req.argc, 1);
+	assert_string_equal(req.argv[0], "web");
+	assert_int_equal(parse_req(&req, "logs").rc, 0);
+	assert_int_equal(req.flags, 0);
+	assert_int_equal(req.values[VALUE_LINES], 0);
+	assert_int_equal(parse_req(&req, "logs --reopen").rc, 0);
+	assert_int_equal(req.flags, FLAG_REOPEN);
+}
+
+static void request_option_values_are_checked(void **state)
+{
+	(void)state;
+	assert_request_fails("logs --lines", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --lines=", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --lines=-1", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --lines=1x", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --lines=99999999999", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --follow=1", PROTOCOL_E_USAGE);
+	assert_request_fails("stop --lines=3 web", PROTOCOL_E_USAGE);
+	assert_request_fails("logs --wait", PROTOCOL_E_USAGE);
+	assert_request_fails("logs web other", PROTOCOL_E_USAGE);
+}
+
 static void request_wait_does_not_count_as_argument(void **state)
 {
 	(void)state;
@@ -693,6 +725,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(request_status_without_argument),
+		cmocka_unit_test(request_logs_options_carry_numbers),
+		cmocka_unit_test(request_option_values_are_checked),
 		cmocka_unit_test(request_status_with_service),
 		cmocka_unit_test(request_every_verb_parses),
 		cmocka_unit_test(request_signal_arguments_in_order),

@@ -1,0 +1,496 @@
+#include "logs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control.h"
+#include "daemon.h"
+#include "log.h"
+#include "logfile.h"
+#include "logline.h"
+#include "logring.h"
+
+// batond's stderr may hold this much not yet written; past it, the output of
+// services with log_overflow = block is not read until it is half written.
+#define SINK_MAX (256u << 10)
+// One write: whole lines, and on a pipe no more than a write that is atomic,
+// so that batond's own log lines never land inside another line.
+#define SINK_WRITE_MAX 4096
+// A file's lines are gathered up to this much before they are written.
+#define FILE_BATCH (64u << 10)
+// At a re-exec or an exit, what the sinks hold is written within this time.
+#define FLUSH_WAIT_MS 2000
+
+// A service's output: its last lines and its counters.
+struct svc_log {
+	struct list link;
+	struct service *svc;
+	struct logring ring;
+	struct logs_counters n;
+	bool waiting; /* its output is not read until stderr has caught up */
+};
+
+// A log file, shared by the services that name its path.
+struct file_sink {
+	struct list link;
+	char *path;
+	uint64_t max_size;
+	unsigned keep;
+	struct logfile *f; /* NULL when it could not be opened */
+	struct protocol_buf pending;
+	struct log_limit errors;
+};
+
+// batond's stderr, written without waiting.
+struct stderr_sink {
+	int fd;
+	bool socket; /* written with send(MSG_DONTWAIT): its fd is batond's own */
+	struct protocol_buf pending;
+	ev_io io; /* while it takes no more */
+	unsigned waiting; /* services whose output waits on it */
+};
+
+struct logs {
+	struct daemon *d;
+	struct daemon_subscriber sub;
+	struct list services; /* struct svc_log */
+	struct list files;    /* struct file_sink */
+	struct stderr_sink err;
+	ev_prepare flusher; /* writes what the sinks gathered, before the loop waits */
+};
+
+static double wall_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- services ---- */
+
+static struct svc_log *find(struct logs *l, const struct service *svc)
+{
+	struct list *pos;
+	list_for_each(pos, &l->services) {
+		struct svc_log *s = container_of(pos, struct svc_log, link);
+		if (s->svc == svc)
+			return s;
+	}
+	return NULL;
+}
+
+static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
+{
+	struct svc_log *s = find(l, svc);
+	if (s || !(s = calloc(1, sizeof(*s))))
+		return s;
+	s->svc = svc;
+	logring_init(&s->ring, (size_t)svc->conf->log.buffer);
+	list_append(&l->services, &s->link);
+	return s;
+}
+
+static void svc_log_free(struct logs *l, struct svc_log *s)
+{
+	if (s->waiting)
+		l->err.waiting--;
+	list_remove(&s->link);
+	logring_finish(&s->ring);
+	free(s);
+}
+
+/* ---- batond's stderr ---- */
+
+// A descriptor of batond's stderr that no write waits on: a pipe or a
+// terminal opened again, so that its non-blocking mode is batond's alone; a
+// socket written with MSG_DONTWAIT. A regular file never keeps a write
+// waiting, and is written where batond's own log lines go, at its offset.
+static void stderr_open(struct stderr_sink *e)
+{
+	struct stat st;
+	if (fstat(2, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISCHR(st.st_mode))) {
+		e->fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (e->fd >= 0)
+			return;
+	}
+	e->fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	e->socket = e->fd >= 0 && S_ISSOCK(st.st_mode);
+}
+
+// The bytes of the next write: whole lines, at most SINK_WRITE_MAX unless
+// one line is longer.
+static size_t chunk(const struct protocol_buf *b)
+{
+	if (b->len <= SINK_WRITE_MAX)
+		return b->len;
+	const char *end = memrchr(b->data, '\n', SINK_WRITE_MAX);
+	if (end)
+		return (size_t)(end - b->data) + 1;
+	end = memchr(b->data, '\n', b->len);
+	return end ? (size_t)(end - b->data) + 1 : b->len;
+}
+
+static ssize_t stderr_write(struct stderr_sink *e, const char *data, size_t n)
+{
+	if (e->socket)
+		return send(e->fd, data, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+	return write(e->fd, data, n);
+}
+
+static void resume_services(struct logs *l)
+{
+	struct list *pos;
+	list_for_each(pos, &l->services) {
+		struct svc_log *s = container_of(pos, struct svc_log, link);
+		if (s->waiting) {
+			s->waiting = false;
+			service_pause_output(s->svc, false);
+		}
+	}
+	l->err.waiting = 0;
+}
+
+// Writes what stderr takes; returns -1 when it takes no more now.
+static int stderr_flush(struct logs *l)
+{
+	struct stderr_sink *e = &l->err;
+	while (e->pending.len > 0) {
+		ssize_t n = stderr_write(e, e->pending.data, chunk(&e->pending));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return -1;
+		// Gone (EPIPE...): what it held cannot be written anywhere.
+		protocol_buf_consume(&e->pending, n < 0 ? e->pending.len : (size_t)n);
+	}
+	if (e->waiting && e->pending.len < SINK_MAX / 2)
+		resume_services(l);
+	return 0;
+}
+
+static void stderr_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)revents;
+	struct logs *l = container_of(w, struct logs, err.io);
+	if (stderr_flush(l) == 0)
+		ev_io_stop(loop, w);
+}
+
+static void to_stderr(struct logs *l, struct svc_log *s, const struct logline *line, bool json)
+{
+	struct stderr_sink *e = &l->err;
+	struct service *svc = s->svc;
+	if (svc->conf->log.drop && e->pending.len >= SINK_MAX) {
+		s->n.dropped++;
+		return;
+	}
+	if (json)
+		logline_json(&e->pending, line);
+	else
+		logline_text(&e->pending, line, false);
+	if (e->pending.len >= SINK_MAX && !svc->conf->log.drop && !s->waiting) {
+		s->waiting = true;
+		e->waiting++;
+		service_pause_output(svc, true);
+	}
+}
+
+/* ---- files ---- */
+
+static struct file_sink *file_of(struct logs *l, const struct log_conf *conf,
+	const char *service)
+{
+	struct list *pos;
+	list_for_each(pos, &l->files) {
+		struct file_sink *f = container_of(pos, struct file_sink, link);
+		if (strcmp(f->path, conf->path) == 0)
+			return f;
+	}
+	struct file_sink *f = calloc(1, sizeof(*f));
+	if (!f || !(f->path = strdup(conf->path))) {
+		free(f);
+		return NULL;
+	}
+	f->max_size = conf->max_size;
+	f->keep = conf->keep;
+	char err[512];
+	if (!(f->f = logfile_open(conf->path, conf->max_size, conf->keep, err, sizeof(err))))
+		log_error("%s: %s: its lines are dropped until batonctl logs --reopen", service, err);
+	list_append(&l->files, &f->link);
+	return f;
+}
+
+// Writes what a file gathered; a failure is logged at most once a second.
+static void file_flush(struct file_sink *f)
+{
+	if (f->pending.len == 0)
+		return;
+	int rc = f->f ? logfile_write(f->f, f->pending.data, f->pending.len) : 0;
+	int rotate = f->f ? logfile_rotate_error(f->f) : 0;
+	unsigned dropped;
+	if ((rc < 0 || rotate) && log_limit_pass(&f->errors, wall_now(), &dropped))
+		log_error("log file %s: %s%s%s", f->path, rc < 0 ? strerror(errno) : "",
+			rc < 0 ? ": lines dropped" : "cannot rotate: ", rc < 0 ? "" : strerror(rotate));
+	protocol_buf_consume(&f->pending, f->pending.len);
+}
+
+static void to_file(struct logs *l, struct svc_log *s, const struct logline *line,
+	const struct log_conf *conf)
+{
+	struct file_sink *f = file_of(l, conf, s->svc->name);
+	if (!f || !f->f) {
+		s->n.dropped++;
+		return;
+	}
+	if (conf->json)
+		logline_json(&f->pending, line);
+	else
+		logline_text(&f->pending, line, true);
+	if (f->pending.len >= FILE_BATCH)
+		file_flush(f);
+}
+
+static void file_free(struct file_sink *f)
+{
+	file_flush(f);
+	logfile_close(f->f);
+	protocol_buf_finish(&f->pending);
+	list_remove(&f->link);
+	free(f->path);
+	free(f);
+}
+
+/* ---- the flush ---- */
+
+static void flush_files(struct logs *l)
+{
+	struct list *pos;
+	list_for_each(pos, &l->files)
+		file_flush(container_of(pos, struct file_sink, link));
+}
+
+static void flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)revents;
+	struct logs *l = container_of(w, struct logs, flusher);
+	flush_files(l);
+	if (stderr_flush(l) < 0)
+		ev_io_start(loop, &l->err.io);
+	ev_prepare_stop(loop, w);
+}
+
+void logs_flush(struct logs *l)
+{
+	flush_files(l);
+	for (int waited = 0; stderr_flush(l) < 0 && waited < FLUSH_WAIT_MS; waited += 50) {
+		struct pollfd p = {l->err.fd, POLLOUT, 0};
+		poll(&p, 1, 50);
+	}
+}
+
+/* ---- followers ---- */
+
+struct follow_line {
+	const struct logline *line;
+	struct protocol_buf record;
+};
+
+static bool passes(const struct logs_filter *f, const struct logline *line)
+{
+	return (!f->gen || f->gen == line->gen) && (!f->pid || f->pid == line->pid);
+}
+
+static void send_line(struct client *c, void *data)
+{
+	struct follow_line *fl = data;
+	struct logs_filter f = {0, c->follow_gen, c->follow_pid};
+	if (!passes(&f, fl->line))
+		return;
+	if (fl->record.len == 0)
+		logline_record(&fl->record, fl->line);
+	client_send(c, fl->record.data, fl->record.len);
+}
+
+static void to_followers(struct logs *l, const struct logline *line)
+{
+	struct follow_line fl = {line, {0}};
+	control_each_follower(l->d->control, line->service, send_line, &fl);
+	protocol_buf_finish(&fl.record);
+}
+
+/* ---- a line ---- */
+
+static void on_line(struct logs *l, const struct lifecycle_event *e)
+{
+	struct svc_log *s = svc_log_of(l, e->svc);
+	const struct log_conf *conf = &e->gen->conf->log;
+	struct logline line = {wall_now(), e->svc->name, e->pid, e->number,
+		e->stream == 2 ? LOGLINE_ERR : LOGLINE_OUT, e->text, e->len,
+		(e->flags & LINEBUF_CUT) != 0};
+	if (!s)
+		return;
+	s->n.lines++;
+	s->n.bytes += e->len;
+	s->n.cut += line.cut;
+	s->ring.max_bytes = (size_t)e->svc->conf->log.buffer;
+	logring_add(&s->ring, &line);
+	if (conf->sink == LOG_FILE)
+		to_file(l, s, &line, conf);
+	else if (conf->sink == LOG_STDERR)
+		to_stderr(l, s, &line, conf->json);
+	if (l->d->control && control_followed(l->d->control, e->svc->name))
+		to_followers(l, &line);
+	ev_prepare_start(l->d->loop, &l->flusher);
+}
+
+static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event *e)
+{
+	struct logs *l = container_of(sub, struct logs, sub);
+	struct svc_log *s;
+	if (e->kind == LC_OUTPUT) {
+		on_line(l, e);
+		return;
+	}
+	// What batond logs of this event comes after the lines before it.
+	if (l->err.pending.len > 0 && !ev_is_active(&l->err.io) && stderr_flush(l) < 0)
+		ev_io_start(l->d->loop, &l->err.io);
+	if (e->kind == LC_IDLE && e->svc->removed && (s = find(l, e->svc)))
+		svc_log_free(l, s);
+}
+
+/* ---- requests ---- */
+
+// The kept lines a request wants, in time order across services.
+struct snapshot {
+	struct entry {
+		double time;
+		size_t off, len;
+	} *v;
+	size_t n, cap;
+	struct protocol_buf text;
+	const struct logs_filter *f;
+};
+
+static void add_entry(void *data, const struct logline *line)
+{
+	struct snapshot *sn = data;
+	if (!passes(sn->f, line))
+		return;
+	if (sn->n == sn->cap) {
+		size_t cap = sn->cap ? 2 * sn->cap : 256;
+		struct entry *v = realloc(sn->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		sn->v = v;
+		sn->cap = cap;
+	}
+	size_t off = sn->text.len;
+	logline_record(&sn->text, line);
+	sn->v[sn->n++] = (struct entry){line->time, off, sn->text.len - off};
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const struct entry *x = a, *y = b;
+	if (x->time != y->time)
+		return x->time < y->time ? -1 : 1;
+	return x->off < y->off ? -1 : x->off > y->off;
+}
+
+void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct service *svc,
+	const struct logs_filter *f)
+{
+	struct snapshot sn = {.f = f};
+	struct list *pos;
+	list_for_each(pos, &l->services) {
+		struct svc_log *s = container_of(pos, struct svc_log, link);
+		if (!svc || s->svc == svc)
+			logring_each(&s->ring, s->svc->name, add_entry, &sn);
+	}
+	if (!svc)
+		qsort(sn.v, sn.n, sizeof(*sn.v), by_time);
+	size_t first = f->lines && f->lines < sn.n ? sn.n - f->lines : 0;
+	for (size_t i = first; i < sn.n; i++)
+		protocol_buf_add(buf, sn.text.data + sn.v[i].off, sn.v[i].len);
+	if (sn.text.failed)
+		buf->failed = true;
+	free(sn.v);
+	protocol_buf_finish(&sn.text);
+}
+
+void logs_follow(struct logs *l, struct client *c, const struct service *svc,
+	const struct logs_filter *f)
+{
+	(void)l;
+	c->follow_gen = f->gen;
+	c->follow_pid = f->pid;
+	client_follow_logs(c, svc ? svc->name : "");
+}
+
+int logs_reopen(struct logs *l, char *err, size_t errlen)
+{
+	int rc = 0;
+	struct list *pos;
+	list_for_each(pos, &l->files) {
+		struct file_sink *f = container_of(pos, struct file_sink, link);
+		file_flush(f);
+		if ((f->f ? logfile_reopen(f->f) : -1) == 0)
+			continue;
+		int saved = errno;
+		char why[512];
+		if (!f->f && (f->f = logfile_open(f->path, f->max_size, f->keep, why, sizeof(why))))
+			continue;
+		if (rc == 0)
+			snprintf(err, errlen, "log file %s: %s", f->path, f->f ? strerror(saved) : why);
+		rc = -1;
+	}
+	return rc;
+}
+
+struct logs_counters logs_counters_of(struct logs *l, const struct service *svc)
+{
+	struct svc_log *s = find(l, svc);
+	return s ? s->n : (struct logs_counters){0};
+}
+
+struct logs *logs_create(struct daemon *d)
+{
+	struct logs *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->d = d;
+	l->sub.event = event_cb;
+	list_init(&l->services);
+	list_init(&l->files);
+	stderr_open(&l->err);
+	ev_io_init(&l->err.io, stderr_writable_cb, l->err.fd, EV_WRITE);
+	ev_prepare_init(&l->flusher, flusher_cb);
+	daemon_subscribe(d, &l->sub);
+	return l;
+}
+
+void logs_destroy(struct logs *l)
+{
+	if (!l)
+		return;
+	logs_flush(l);
+	ev_io_stop(l->d->loop, &l->err.io);
+	ev_prepare_stop(l->d->loop, &l->flusher);
+	daemon_unsubscribe(l->d, &l->sub);
+	while (!list_empty(&l->services))
+		svc_log_free(l, container_of(l->services.next, struct svc_log, link));
+	while (!list_empty(&l->files))
+		file_free(container_of(l->files.next, struct file_sink, link));
+	protocol_buf_finish(&l->err.pending);
+	if (l->err.fd >= 0)
+		close(l->err.fd);
+	free(l);
+}

@@ -1,0 +1,72 @@
+#ifndef BATON_LOGS_H
+#define BATON_LOGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "protocol.h"
+
+struct client;
+struct daemon;
+struct service;
+
+/*
+ * What services' processes write, line by line (LC_OUTPUT): each line goes to
+ * its generation's sink (log =): batond's stderr, attributed, or a file with
+ * a time on each line, rotated by size, as text or JSON; each service keeps
+ * its last lines in memory (log_buffer) for batonctl logs; clients that
+ * follow get each line as it comes. batond never waits on a sink: when
+ * batond's stderr takes less than the services write, their output is not
+ * read until it has caught up, so that a process waits on its full pipe
+ * (log_overflow = block), or their lines are dropped and counted (drop).
+ */
+struct logs;
+
+/* What a service's output came to, for metrics. */
+struct logs_counters {
+	unsigned long lines, bytes; /* written by its processes */
+	unsigned long dropped;      /* not written to the sink: log_overflow = drop, or an error */
+	unsigned long cut;          /* longer than a line may be, cut */
+};
+
+/* Which lines a request wants: 0 for any. */
+struct logs_filter {
+	unsigned long lines; /* the last ones only */
+	unsigned long gen;
+	pid_t pid;
+};
+
+/* Subscribes to d's events; NULL when out of memory. */
+struct logs *logs_create(struct daemon *d);
+
+/* Writes what its sinks hold, unsubscribes and frees l. */
+void logs_destroy(struct logs *l);
+
+/*
+ * Appends the `log` records (logline.h) of the lines kept of svc, or of every
+ * service (oldest first), that f lets through.
+ */
+void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct service *svc,
+	const struct logs_filter *f);
+
+/* Makes c receive the lines of svc (NULL: every service) that f lets through, as they come. */
+void logs_follow(struct logs *l, struct client *c, const struct service *svc,
+	const struct logs_filter *f);
+
+/*
+ * Opens every log file again at its path (after logrotate moved it).
+ * Returns 0, or -1 with the first failure in err.
+ */
+int logs_reopen(struct logs *l, char *err, size_t errlen);
+
+/*
+ * Writes everything the sinks hold, before batond execs or exits, waiting
+ * for its stderr at most 2 s: what that still does not take then is lost.
+ */
+void logs_flush(struct logs *l);
+
+/* Returns svc's counters (all 0 before its first line). */
+struct logs_counters logs_counters_of(struct logs *l, const struct service *svc);
+
+#endif
