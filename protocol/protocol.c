@@ -511,12 +511,13 @@ const char *protocol_record_get(const struct protocol_record *rec, const char *k
 static const char *const int_keys[] = {
 	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "from", "gen", "instance",
 	"instances", "kills", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
-	"running", "services", "skipped", "spawned", "starting", "stopping", "uid", "upgrades",
+	"running", "services", "skipped", "failures", "check_failures", "spawned", "starting", "stopping", "uid", "upgrades",
 	"upgrading_to",
 };
 
 static const char *const number_keys[] = {
-	"age", "elapsed", "grace", "kill_in", "ready_after", "restart_in", "since", "stop_delay",
+	"age", "checked_ago", "checking_for", "elapsed", "grace", "kill_in", "ready_after",
+	"replace_in", "restart_in", "since", "stop_delay",
 	"stopped_for",
 	"t", "uptime",
 };

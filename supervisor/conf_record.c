@@ -72,6 +72,16 @@ static void put_log(struct protocol_buf *b, const struct log_conf *l)
 	protocol_record_int(b, "log_drop", l->drop);
 }
 
+static void put_checks(struct protocol_buf *b, const struct service_conf *c)
+{
+	put_opt(b, "ready_check", c->ready_check.command);
+	put_opt(b, "check", c->check.command);
+	put_double(b, "check_interval", c->check_interval);
+	put_double(b, "check_timeout", c->check_timeout);
+	protocol_record_int(b, "check_failures", c->check_failures);
+	put_double(b, "watchdog", c->watchdog);
+}
+
 static void put_words(struct protocol_buf *b, size_t id, const char *list, char *const *words,
 	size_t n)
 {
@@ -99,10 +109,13 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 	put_opt(b, "directory", c->directory);
 	protocol_record_str(b, "forward_signals", signals);
 	put_log(b, &c->log);
+	put_checks(b, c);
 	end_with_bytes(b, c->command);
 	put_words(b, id, "argv", c->argv, c->argc);
 	put_words(b, id, "env", c->env, c->nenv);
 	put_words(b, id, "socket", c->sockets, c->nsockets);
+	put_words(b, id, "ready_check", c->ready_check.argv, c->ready_check.argc);
+	put_words(b, id, "check", c->check.argv, c->check.argc);
 	// Supplementary groups, as many as the user has: a word each.
 	for (int i = 0; i < c->ngroups; i++) {
 		char gid[16];
@@ -207,7 +220,7 @@ static void get_timing(struct fields *f, struct service_conf *c)
 	c->restart_delay_max = get_double(f, "restart_delay_max");
 	c->start_limit_burst = (unsigned)get_uint(f, "start_limit_burst");
 	c->start_limit_interval = get_double(f, "start_limit_interval");
-	if (c->ready.mode > READY_DELAY || c->restart > RESTART_NEVER)
+	if (c->ready.mode > READY_EXEC || c->restart > RESTART_NEVER)
 		f->bad = true;
 }
 
@@ -221,6 +234,19 @@ static bool get_ids(struct fields *f, struct service_conf *c)
 	return copy_opt(f->rec, "user", &c->user) &&
 		copy_opt(f->rec, "group", &c->group) &&
 		copy_opt(f->rec, "directory", &c->directory);
+}
+
+// A state written before the checks carries none: the defaults then.
+static bool get_checks(struct fields *f, struct service_conf *c)
+{
+	if (!protocol_record_get(f->rec, "check_interval"))
+		return true;
+	c->check_interval = get_double(f, "check_interval");
+	c->check_timeout = get_double(f, "check_timeout");
+	c->check_failures = (unsigned)get_uint(f, "check_failures");
+	c->watchdog = get_double(f, "watchdog");
+	return copy_opt(f->rec, "ready_check", &c->ready_check.command) &&
+		copy_opt(f->rec, "check", &c->check.command);
 }
 
 // A state written before the log keys carries none: the defaults then.
@@ -253,7 +279,7 @@ struct service_conf *conf_record_read_service(const struct protocol_record *rec,
 	c->upgrade_batch = (unsigned)get_uint(&f, "upgrade_batch");
 	c->max_draining = (unsigned)get_uint(&f, "max_draining");
 	c->forward_signals = get_uint(&f, "forward_signals");
-	if (!get_ids(&f, c) || !get_log(&f, &c->log) || f.bad || !command) {
+	if (!get_ids(&f, c) || !get_log(&f, &c->log) || !get_checks(&f, c) || f.bad || !command) {
 		service_conf_unref(c);
 		return NULL;
 	}
@@ -297,6 +323,10 @@ int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 		return -1;
 	if (strcmp(list, "group") == 0)
 		return add_group(c, word);
+	if (strcmp(list, "ready_check") == 0)
+		return append_word(&c->ready_check.argv, &c->ready_check.argc, word);
+	if (strcmp(list, "check") == 0)
+		return append_word(&c->check.argv, &c->check.argc, word);
 	if (strcmp(list, "env") == 0)
 		return append_word(&c->env, &c->nenv, word);
 	if (strcmp(list, "socket") == 0)

@@ -43,6 +43,9 @@ struct service_conf *service_conf_create(const char *name, unsigned line)
 	c->start_limit_burst = CONFIG_START_LIMIT_BURST;
 	c->start_limit_interval = CONFIG_START_LIMIT_INTERVAL;
 	c->max_draining = CONFIG_MAX_DRAINING;
+	c->check_interval = CONFIG_CHECK_INTERVAL;
+	c->check_timeout = CONFIG_CHECK_TIMEOUT;
+	c->check_failures = CONFIG_CHECK_FAILURES;
 	c->log.max_size = CONFIG_LOG_MAX_SIZE;
 	c->log.keep = CONFIG_LOG_KEEP;
 	c->log.buffer = CONFIG_LOG_BUFFER;
@@ -69,6 +72,8 @@ void service_conf_unref(struct service_conf *c)
 	free(c->directory);
 	config_free_names(c->env, c->nenv);
 	free(c->log.path);
+	check_conf_clear(&c->ready_check);
+	check_conf_clear(&c->check);
 	free(c);
 }
 
@@ -88,6 +93,19 @@ static bool names_equal(char **a, size_t na, char **b, size_t nb)
 			return false;
 	}
 	return true;
+}
+
+static bool check_conf_equal(const struct check_conf *a, const struct check_conf *b)
+{
+	return names_equal(a->argv, a->argc, b->argv, b->argc);
+}
+
+static bool checks_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	return check_conf_equal(&a->ready_check, &b->ready_check) &&
+		check_conf_equal(&a->check, &b->check) && a->check_interval == b->check_interval &&
+		a->check_timeout == b->check_timeout && a->check_failures == b->check_failures &&
+		a->watchdog == b->watchdog;
 }
 
 static bool log_conf_equal(const struct log_conf *a, const struct log_conf *b)
@@ -112,7 +130,7 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		a->upgrade_batch == b->upgrade_batch && a->max_draining == b->max_draining &&
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
 		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals &&
-		log_conf_equal(&a->log, &b->log);
+		log_conf_equal(&a->log, &b->log) && checks_equal(a, b);
 }
 
 static void socket_conf_destroy(struct socket_conf *s)
@@ -210,5 +228,35 @@ int config_set_words(struct service_conf *conf, bool env, char **words, size_t n
 	conf->argv = copy;
 	conf->argc = n;
 	conf->argv_owned = true;
+	return 0;
+}
+
+void check_conf_clear(struct check_conf *c)
+{
+	free(c->command);
+	config_free_names(c->argv, c->argc);
+	memset(c, 0, sizeof(*c));
+}
+
+int check_conf_set(struct check_conf *c, const char *command, char **words, size_t n)
+{
+	check_conf_clear(c);
+	if (!command)
+		return 0;
+	char **copy = calloc(n + 1, sizeof(char *));
+	if (!copy || !(c->command = strdup(command))) {
+		free(copy);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!(copy[i] = strdup(words[i]))) {
+			config_free_names(copy, i);
+			free(c->command);
+			c->command = NULL;
+			return -1;
+		}
+	}
+	c->argv = copy;
+	c->argc = n;
 	return 0;
 }

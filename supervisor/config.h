@@ -40,6 +40,13 @@ struct log_conf {
 	bool drop;         /* log_overflow = drop, else block */
 };
 
+/* A command batond runs to learn how a process is (ready = exec:, check = exec:). */
+struct check_conf {
+	char *command; /* as written after "exec:", or NULL for none */
+	char **argv;   /* its words, each allocated, NULL-terminated */
+	size_t argc;
+};
+
 struct service_conf {
 	unsigned refs;
 	char *name;
@@ -77,6 +84,12 @@ struct service_conf {
 	size_t nenv;
 	uint64_t forward_signals; /* bit n: batond passes signal n on to the processes */
 	struct log_conf log;
+	struct check_conf ready_check; /* ready = exec: */
+	struct check_conf check;       /* check = exec: */
+	double check_interval;
+	double check_timeout;
+	unsigned check_failures;
+	double watchdog; /* 0: none */
 };
 
 struct config {
@@ -101,6 +114,9 @@ struct config {
 #define CONFIG_START_LIMIT_BURST 5
 #define CONFIG_START_LIMIT_INTERVAL 10.0
 #define CONFIG_MAX_DRAINING 2
+#define CONFIG_CHECK_INTERVAL 1.0
+#define CONFIG_CHECK_TIMEOUT 5.0
+#define CONFIG_CHECK_FAILURES 3
 #define CONFIG_LOG_MAX_SIZE (10ull << 20)
 #define CONFIG_LOG_KEEP 5
 #define CONFIG_LOG_BUFFER (64ull << 10)
@@ -120,6 +136,12 @@ struct socket_conf *config_socket(const struct config *config, const char *name)
 
 /* Adds a reference to conf to the services of config (for a re-exec). */
 int config_add_service(struct config *config, struct service_conf *conf);
+
+/* Sets a check's command and its words (copies), or clears it with NULL. Returns 0 or -1. */
+int check_conf_set(struct check_conf *c, const char *command, char **words, size_t n);
+
+/* Frees a check's command and words. */
+void check_conf_clear(struct check_conf *c);
 
 /* Replaces a definition's command words (or, with env, its environment) by copies. */
 int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);

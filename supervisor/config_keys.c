@@ -128,9 +128,76 @@ static int set_instances(const struct key_target *t, const char *value, char *er
 	return 0;
 }
 
+// "exec:COMMAND": the command's words, for a check.
+static int set_check_words(struct check_conf *c, const char *value, char *err, size_t errlen)
+{
+	size_t n;
+	char **words = parse_words(value + 5, &n, err, errlen);
+	if (!words)
+		return -1;
+	int rc = check_conf_set(c, value + 5, words, n);
+	free(words);
+	if (rc < 0)
+		snprintf(err, errlen, "out of memory");
+	return rc;
+}
+
 static int set_ready(const struct key_target *t, const char *value, char *err, size_t errlen)
 {
-	return parse_ready(value, &t->service->ready, err, errlen);
+	struct service_conf *c = t->service;
+	if (parse_ready(value, &c->ready, err, errlen) < 0)
+		return -1;
+	return c->ready.mode == READY_EXEC ? set_check_words(&c->ready_check, value, err, errlen) : 0;
+}
+
+static int set_check(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	if (strncmp(value, "exec:", 5) != 0) {
+		snprintf(err, errlen, "expected exec:COMMAND, got \"%s\"", value);
+		return -1;
+	}
+	return set_check_words(&t->service->check, value, err, errlen);
+}
+
+// A duration that is not 0.
+static int set_period(double *field, const char *value, char *err, size_t errlen)
+{
+	double secs;
+	if (parse_duration(value, &secs, err, errlen) < 0)
+		return -1;
+	if (secs < 0.001) {
+		snprintf(err, errlen, "must be at least 1ms");
+		return -1;
+	}
+	*field = secs;
+	return 0;
+}
+
+static int set_check_interval(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_period(&t->service->check_interval, value, err, errlen);
+}
+
+static int set_check_timeout(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_period(&t->service->check_timeout, value, err, errlen);
+}
+
+static int set_check_failures(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	unsigned long n;
+	if (parse_uint(value, 1, 1000, &n, err, errlen) < 0)
+		return -1;
+	t->service->check_failures = (unsigned)n;
+	return 0;
+}
+
+static int set_watchdog(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_period(&t->service->watchdog, value, err, errlen);
 }
 
 static int set_duration(double *field, const char *value, char *err, size_t errlen)
@@ -434,6 +501,11 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_LOG_KEEP] = {"log_keep", SECTION_SERVICE, false, set_log_keep},
 	[KEY_LOG_BUFFER] = {"log_buffer", SECTION_SERVICE, false, set_log_buffer},
 	[KEY_LOG_OVERFLOW] = {"log_overflow", SECTION_SERVICE, false, set_log_overflow},
+	[KEY_CHECK] = {"check", SECTION_SERVICE, false, set_check},
+	[KEY_CHECK_INTERVAL] = {"check_interval", SECTION_SERVICE, false, set_check_interval},
+	[KEY_CHECK_TIMEOUT] = {"check_timeout", SECTION_SERVICE, false, set_check_timeout},
+	[KEY_CHECK_FAILURES] = {"check_failures", SECTION_SERVICE, false, set_check_failures},
+	[KEY_WATCHDOG] = {"watchdog", SECTION_SERVICE, false, set_watchdog},
 };
 
 int config_keys_lookup(enum section_type type, const char *name)

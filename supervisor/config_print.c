@@ -31,7 +31,28 @@ static void print_ready(FILE *out, const struct ready_spec *r)
 		format_duration(r->delay, buf, sizeof(buf));
 		fprintf(out, "ready = delay:%s\n", buf);
 		break;
+	case READY_EXEC:
+		break;
 	}
+}
+
+// "key = exec:WORDS", the words as the reader reads them back.
+static void print_check(FILE *out, const char *key, const struct check_conf *c)
+{
+	char *words = c->argv ? config_words_text(c->argv, c->argc) : NULL;
+	if (words)
+		fprintf(out, "%s = exec:%s\n", key, words);
+	free(words);
+}
+
+static void print_checks(FILE *out, const struct service_conf *c)
+{
+	print_check(out, "check", &c->check);
+	print_duration(out, "check_interval", c->check_interval);
+	print_duration(out, "check_timeout", c->check_timeout);
+	fprintf(out, "check_failures = %u\n", c->check_failures);
+	if (c->watchdog > 0)
+		print_duration(out, "watchdog", c->watchdog);
 }
 
 static void print_socket(FILE *out, const struct socket_conf *s)
@@ -385,7 +406,10 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 	print_names(out, "sockets", c->sockets, c->nsockets);
 	fprintf(out, "instances = %u\n", c->instances);
 	print_ready(out, &c->ready);
+	if (c->ready.mode == READY_EXEC)
+		print_check(out, "ready", &c->ready_check);
 	print_duration(out, "ready_timeout", c->ready_timeout);
+	print_checks(out, c);
 	if (signal_name(c->stop_signal))
 		fprintf(out, "stop_signal = %s\n", signal_name(c->stop_signal));
 	else

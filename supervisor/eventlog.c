@@ -74,8 +74,11 @@ static void log_exited(const struct lifecycle_event *e, const char *label)
 	// In an upgrade, the rollback tells why.
 	if (p->gen->role == GEN_NEXT)
 		return;
-	log_msg(e->failed ? LOG_ERROR : LOG_INFO, "%s: %s; restart = %s", label, e->reason,
-		restart_name(p->gen->conf->restart));
+	if (e->replaced)
+		log_warn("%s: %s before its replacement was ready", label, e->reason);
+	else
+		log_msg(e->failed ? LOG_ERROR : LOG_INFO, "%s: %s; restart = %s", label, e->reason,
+			restart_name(p->gen->conf->restart));
 }
 
 static void log_upgrade(const struct lifecycle_event *e)
@@ -120,6 +123,31 @@ static void log_service(const struct lifecycle_event *e)
 		log_generation(e);
 }
 
+static void log_check(const struct lifecycle_event *e, const char *label)
+{
+	const struct proc *p = e->proc;
+	if (e->ok && (e->count == 0 || e->stopped))
+		return;
+	if (e->ok)
+		log_info("%s: its check passes again", label);
+	else if (e->stopped)
+		log_debug("%s: not ready yet, its check: %s", label, e->reason);
+	else
+		log_warn("%s: check failed (%u of %u): %s", label, e->count,
+			p->gen->conf->check_failures, e->reason);
+}
+
+static void log_unhealthy(const struct lifecycle_event *e, const char *label)
+{
+	char when[32];
+	if (e->secs < 0) {
+		log_warn("%s: unhealthy: %s", label, e->reason);
+		return;
+	}
+	log_warn("%s: unhealthy: %s; replacing it in %s", label, e->reason,
+		duration(e->secs, when, sizeof(when)));
+}
+
 static void log_proc(const struct lifecycle_event *e, const char *label)
 {
 	const struct proc *p = e->proc;
@@ -135,6 +163,8 @@ static void log_proc(const struct lifecycle_event *e, const char *label)
 	case LC_EXITED: log_exited(e, label); break;
 	case LC_RESTARTING: log_restarting(e, label); break;
 	case LC_ERROR: log_error("%s[%d]: %s", e->svc->name, (int)e->pid, e->reason); break;
+	case LC_CHECK: log_check(e, label); break;
+	case LC_UNHEALTHY: log_unhealthy(e, label); break;
 	default: break;
 	}
 }

@@ -25,6 +25,8 @@ void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle
 	lc->loop = loop;
 	lc->host = host;
 	pidmap_init(&lc->procs);
+	pidmap_init(&lc->checks);
+	list_init(&lc->check_queue);
 	list_init(&lc->kill_reports);
 	ev_idle_init(&lc->kill_reporter, report_kills_cb);
 }
@@ -39,6 +41,7 @@ void lifecycle_finish(struct lifecycle *lc)
 		free(container_of(r, struct kill_report, link));
 	}
 	pidmap_finish(&lc->procs);
+	pidmap_finish(&lc->checks);
 }
 
 double lifecycle_now(void)

@@ -40,6 +40,33 @@
 /* A process's last line is kept cut to this many bytes, for the views of a drain. */
 #define PROC_LAST_LINE_MAX 200
 
+/* The first line of a check's output is kept cut to this many bytes. */
+#define CHECK_LINE_MAX 200
+
+/*
+ * What is known of a process's health: its checks (ready = exec:, check =
+ * exec:), one run at a time, and its watchdog; allocated only for a service
+ * that has one of them.
+ */
+struct proc_health {
+	struct proc *p;
+	pid_t pid;        /* the check running, or 0 */
+	int errfd;        /* its exec error pipe, or -1 */
+	ev_io out;        /* its output, stdout and stderr together */
+	ev_timer timer;   /* the next run, or the running one's check_timeout */
+	ev_timer watchdog; /* WATCHDOG=1 is due before it fires */
+	struct list queue; /* in lifecycle.check_queue, waiting for a place */
+	char line[CHECK_LINE_MAX + 1]; /* the running check's first line so far */
+	char last[CHECK_LINE_MAX + 1]; /* what the last run said: its line or why it failed */
+	bool got_line;    /* the first line has ended */
+	bool timed_out;   /* the running check outlived check_timeout */
+	bool checked;     /* a run has ended */
+	bool ok;          /* ...and passed */
+	unsigned failures; /* runs failed in a row */
+	double since;     /* the first run, while the process is starting */
+	double last_at;   /* when the last run ended */
+};
+
 /* What a process writes on stdout or stderr, read from a pipe, line by line. */
 struct proc_output {
 	ev_io io; /* the pipe's read end, until its end; fd -1 without one */
@@ -78,6 +105,10 @@ struct proc {
 	int conns_at_kill; /* connections it held when SIGKILL was sent, or -1 */
 	struct proc_output out, err; /* unless its service's log = inherit */
 	char *last_line;   /* the last line it wrote, cut to PROC_LAST_LINE_MAX, or NULL */
+	struct proc_health *health; /* with checks or a watchdog, else NULL */
+	bool unhealthy;    /* its check or watchdog failed: it is being replaced */
+	struct proc *replaced_by; /* the process started to replace it, until ready */
+	struct proc *replaces;    /* the unhealthy process it replaces, until ready */
 	struct backoff backoff;
 	unsigned restarts;
 	int wait_status; /* as waitpid reported the last exit */
@@ -125,6 +156,7 @@ struct service {
 	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
 	struct upgrade upgrade;
 	unsigned long restarts, upgrades, rollbacks, kills;
+	unsigned long checks_ok, checks_failed, unhealthy;
 };
 
 /* ---- events ---- */
@@ -163,6 +195,11 @@ enum lifecycle_kind {
 	LC_ERROR,        /* svc, maybe proc: something failed for want of memory (reason) */
 	LC_OUTPUT,       /* proc: it wrote a line (text, len) on stream, with LINEBUF_*
 			    flags; an exit is told after its last line */
+	LC_CHECK,        /* proc: a check ended: ok, else reason (its output or why);
+			    count: the failures in a row it makes, or ends when ok;
+			    stopped: a readiness check (ready = exec:) */
+	LC_UNHEALTHY,    /* proc: its check or watchdog failed (reason): it is replaced
+			    in secs, or, with secs < 0, it drains or its upgrade rolls back */
 };
 
 enum upgrade_state {
@@ -193,6 +230,7 @@ struct lifecycle_event {
 	const char *reason;
 	bool ok;
 	bool stopped; /* LC_EXITED: it had been asked to stop */
+	bool replaced; /* LC_EXITED: a process replacing it was on its way */
 	bool failed;  /* LC_EXITED: it ended in failure (status, signal, exec error) */
 	enum upgrade_state state;   /* LC_UPGRADE */
 	unsigned from;              /* LC_UPGRADE: the current generation, or 0 */
@@ -237,6 +275,10 @@ struct lifecycle {
 	struct ev_loop *loop;
 	struct lifecycle_host *host;
 	struct pidmap procs; /* pid -> struct proc, every process with a pid */
+	struct pidmap checks; /* pid -> struct proc_health, or &lifecycle.abandoned */
+	char abandoned;       /* the check of a process that is gone, until reaped */
+	unsigned checks_running;
+	struct list check_queue; /* struct proc_health waiting for a place */
 	unsigned nstopping;  /* processes in the stopping state */
 	struct list kill_reports;
 	ev_idle kill_reporter; /* tells of SIGKILLs once the burst of deadlines is over */
@@ -324,6 +366,9 @@ void proc_set_ready(struct proc *p);
  * (or already another process's), ENOMEM when it cannot be recorded.
  */
 int proc_set_main_pid(struct proc *p, pid_t pid);
+
+/* A WATCHDOG=1 (or, with trigger, WATCHDOG=trigger) from the process. */
+void proc_watchdog(struct proc *p, bool trigger);
 
 /* Records a process's STATUS= text. */
 void proc_set_status(struct proc *p, const char *text);

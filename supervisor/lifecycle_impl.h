@@ -63,6 +63,32 @@ void proc_set_stopping(struct proc *p);
 /* Frees a process that has no pid any more; the caller checks its generation. */
 void proc_remove(struct proc *p);
 
+/* Creates a process of gen for instance that starts after delay seconds, or NULL. */
+struct proc *proc_spawn_later(struct generation *gen, unsigned instance, double delay);
+
+/* ---- health.c ---- */
+
+/* Gives a process that starts what its service's checks and watchdog need. */
+void health_attach(struct proc *p);
+
+/* Its exec succeeded: with ready = exec:, its readiness checks begin. */
+void health_exec_done(struct proc *p);
+
+/* It is ready: its liveness checks (check =) and its watchdog begin. */
+void health_ready(struct proc *p);
+
+/* Its checks and its watchdog end, a check running killed (it stops, or exited). */
+void health_stop(struct proc *p);
+
+/* Frees what health_attach gave it. */
+void health_free(struct proc *p);
+
+/* Handles the exit of a check's process; false when pid is none. */
+bool health_reap(struct lifecycle *lc, pid_t pid, int status);
+
+/* A ready process failed its checks or its watchdog: it is replaced. */
+void proc_unhealthy(struct proc *p, const char *reason);
+
 /* ---- generation.c ---- */
 
 /* Creates a generation of svc running conf, newest of the service's. */

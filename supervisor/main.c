@@ -208,6 +208,62 @@ static char *control_path(const struct options *o, const struct config *config)
 	return protocol_default_control(geteuid() == 0, getenv("XDG_RUNTIME_DIR"));
 }
 
+// The PATH a service's check is searched on: its own, batond's, or the default.
+static const char *path_of(const struct service_conf *c)
+{
+	for (size_t i = 0; i < c->nenv; i++) {
+		if (strncmp(c->env[i], "PATH=", 5) == 0)
+			return c->env[i] + 5;
+	}
+	const char *path = getenv("PATH");
+	return path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+// Tells whether file can be executed, as the check's exec would find it.
+static int find_program(const char *file, const struct service_conf *c)
+{
+	char full[4096];
+	if (strchr(file, '/')) {
+		bool relative = file[0] != '/' && c->directory;
+		snprintf(full, sizeof(full), "%s%s%s", relative ? c->directory : "",
+			relative ? "/" : "", file);
+		return access(full, X_OK);
+	}
+	int err = ENOENT;
+	for (const char *p = path_of(c);; p++) {
+		const char *end = strchrnul(p, ':');
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(end - p), p, file);
+		if (access(full, X_OK) == 0)
+			return 0;
+		if (errno == EACCES)
+			err = EACCES;
+		if (!*end)
+			break;
+		p = end;
+	}
+	errno = err;
+	return -1;
+}
+
+// Each check's program must be there to run: "FILE:LINE: check: exec X: why".
+static int check_programs(const struct config *config)
+{
+	int rc = 0;
+	for (size_t i = 0; i < config->nservices; i++) {
+		const struct service_conf *c = config->services[i];
+		const struct check_conf *checks[] = {&c->ready_check, &c->check};
+		const char *keys[] = {"ready", "check"};
+		for (int k = 0; k < 2; k++) {
+			if (!checks[k]->argv || find_program(checks[k]->argv[0], c) == 0)
+				continue;
+			fprintf(stderr, "%s:%u: %s: exec %s: %s\n", config->path, c->line, keys[k],
+				checks[k]->argv[0], strerror(errno));
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 static int check_config(const struct options *o)
 {
 	char *errors = NULL;
@@ -215,6 +271,10 @@ static int check_config(const struct options *o)
 	if (!config) {
 		fputs(errors ? errors : "out of memory\n", stderr);
 		free(errors);
+		return 1;
+	}
+	if (check_programs(config) < 0) {
+		config_destroy(config);
 		return 1;
 	}
 	if (o->verbose)

@@ -104,6 +104,12 @@ static void service_counters(struct daemon *d, struct protocol_buf *buf)
 			offsetof(struct service, rollbacks)},
 		{"baton_kills_total", "Processes killed with SIGKILL before they exited.",
 			offsetof(struct service, kills)},
+		{"baton_checks_passed_total", "Checks (ready = exec:, check = exec:) that passed.",
+			offsetof(struct service, checks_ok)},
+		{"baton_checks_failed_total", "Checks that failed, timed out or could not run.",
+			offsetof(struct service, checks_failed)},
+		{"baton_unhealthy_total", "Ready processes found unhealthy and replaced.",
+			offsetof(struct service, unhealthy)},
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		header(buf, counters[i].name, "counter", counters[i].help);

@@ -53,7 +53,10 @@ static void parse_line(struct notify_message *msg, const char *line, size_t n)
 		msg->ready = vn == 1 && v[0] == '1';
 	else if (key_is(line, n, "STOPPING", &v, &vn))
 		msg->stopping = vn == 1 && v[0] == '1';
-	else if (key_is(line, n, "STATUS", &v, &vn))
+	else if (key_is(line, n, "WATCHDOG", &v, &vn)) {
+		msg->watchdog = vn == 1 && v[0] == '1';
+		msg->watchdog_trigger = vn == 7 && memcmp(v, "trigger", 7) == 0;
+	} else if (key_is(line, n, "STATUS", &v, &vn))
 		set_status(msg, v, vn);
 	else if (key_is(line, n, "EXTEND_TIMEOUT_USEC", &v, &vn) && parse_u64(v, vn, &u)) {
 		msg->has_extend = true;

@@ -21,6 +21,8 @@ struct notify_message {
 	bool has_extend;
 	uint64_t extend_usec;
 	pid_t mainpid; /* 0 when absent */
+	bool watchdog;         /* WATCHDOG=1 */
+	bool watchdog_trigger; /* WATCHDOG=trigger */
 };
 
 /*

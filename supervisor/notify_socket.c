@@ -79,6 +79,8 @@ static void apply(struct notify_socket *n, struct proc *p, const struct notify_m
 		proc_extend_timeout(p, (double)msg->extend_usec / 1e6);
 	if (msg->ready && p->gen->conf->ready.mode == READY_NOTIFY)
 		proc_set_ready(p);
+	if (msg->watchdog || msg->watchdog_trigger)
+		proc_watchdog(p, msg->watchdog_trigger);
 	if (msg->stopping)
 		log_debug("%s[%d]: STOPPING=1", p->gen->svc->name, (int)p->pid);
 	if (msg->mainpid && msg->mainpid != p->pid)

@@ -472,7 +472,12 @@ int parse_ready(const char *s, struct ready_spec *ready, char *err, size_t errle
 		ready->mode = READY_DELAY;
 		return 0;
 	}
-	return fail(err, errlen, "expected notify, fd:N, delay:DURATION or none, got \"%s\"", s);
+	if (strncmp(s, "exec:", 5) == 0) {
+		ready->mode = READY_EXEC;
+		return 0;
+	}
+	return fail(err, errlen, "expected notify, fd:N, delay:DURATION, exec:COMMAND or none, got "
+		"\"%s\"", s);
 }
 
 static const char *const restart_names[] = {
@@ -560,7 +565,7 @@ int parse_bool(const char *s, bool *out, char *err, size_t errlen)
 static const char *const reserved_names[] = {
 	"LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "NOTIFY_SOCKET", "SERVER_STARTER_PORT",
 	"SERVER_STARTER_GENERATION", "EINHORN_FD_COUNT", "BATON_SERVICE", "BATON_GENERATION",
-	"BATON_INSTANCE",
+	"BATON_INSTANCE", "BATON_PID", "WATCHDOG_USEC", "WATCHDOG_PID",
 };
 
 bool env_name_reserved(const char *var)

@@ -93,6 +93,7 @@ enum ready_mode {
 	READY_NOTIFY,
 	READY_FD,
 	READY_DELAY,
+	READY_EXEC, /* a check: the words after "exec:" are the caller's to read */
 };
 
 struct ready_spec {
@@ -101,7 +102,7 @@ struct ready_spec {
 	double delay; /* READY_DELAY */
 };
 
-/* Parses notify, fd:N, delay:DURATION or none. */
+/* Parses notify, fd:N, delay:DURATION, exec:COMMAND or none. */
 int parse_ready(const char *s, struct ready_spec *ready, char *err, size_t errlen);
 
 enum restart_policy {

@@ -258,6 +258,11 @@ void proc_remove(struct proc *p)
 		set_state(p, PROC_EXITED);
 	ev_timer_stop(lc->loop, &p->timer);
 	proc_clear_fds(p);
+	health_free(p);
+	if (p->replaced_by)
+		p->replaced_by->replaces = NULL;
+	if (p->replaces)
+		p->replaces->replaced_by = NULL;
 	list_remove(&p->link);
 	linebuf_finish(&p->out.lines);
 	linebuf_finish(&p->err.lines);
@@ -266,6 +271,17 @@ void proc_remove(struct proc *p)
 	free(p->status_text);
 	free(p->fail_reason);
 	free(p);
+}
+
+struct proc *proc_spawn_later(struct generation *gen, unsigned instance, double delay)
+{
+	struct proc *p = proc_create(gen, instance);
+	if (!p) {
+		lifecycle_error(gen->svc, NULL, "cannot start instance %u: out of memory", instance);
+		return NULL;
+	}
+	set_timer(p, delay);
+	return p;
 }
 
 void proc_spawn_new(struct generation *gen, unsigned instance)
@@ -334,6 +350,9 @@ static int build_env(struct proc *p, struct spawn_env *env, struct listener **ls
 	spawn_env_add(env, "BATON_SERVICE=%s", gen->svc->name);
 	spawn_env_add(env, "BATON_GENERATION=%u", gen->number);
 	spawn_env_add(env, "BATON_INSTANCE=%u", p->instance);
+	if (conf->watchdog > 0)
+		spawn_env_add(env, "WATCHDOG_USEC=%llu",
+			(unsigned long long)(conf->watchdog * 1e6 + 0.5));
 	return listen_pid;
 }
 
@@ -391,6 +410,8 @@ static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
 	replace_string(&p->fail_reason, NULL);
 	if (pidmap_put(&lc->procs, pid, p) < 0)
 		lifecycle_error(p->gen->svc, p, "out of memory: its exit will go unnoticed");
+	p->unhealthy = false;
+	health_attach(p);
 	ev_io_set(&p->exec_io, errfd, EV_READ);
 	ev_io_start(lc->loop, &p->exec_io);
 	if (readyfd >= 0) {
@@ -484,6 +505,7 @@ static void proc_spawn(struct proc *p)
 		.argv = conf->argv,
 		.envp = env.vars,
 		.listen_pid_index = listen_pid,
+		.watchdog_pid_index = conf->watchdog > 0 ? spawn_env_pid(&env, "WATCHDOG_PID") : -1,
 		.fds = fds,
 		.nfds = conf->nsockets,
 		.ready_fd = conf->ready.mode == READY_FD ? conf->ready.fd : -1,
@@ -526,6 +548,7 @@ static void exec_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	p->exec_done = true;
 	if (p->state == PROC_STARTING && p->gen->conf->ready.mode == READY_NONE)
 		proc_set_ready(p);
+	health_exec_done(p);
 }
 
 static void ready_io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -591,6 +614,7 @@ void proc_stop(struct proc *p)
 	if (p->state == PROC_STOPPING || p->pid <= 0)
 		return;
 	bool was_ready = p->state == PROC_READY;
+	health_stop(p);
 	set_state(p, PROC_STOPPING);
 	p->stop_at = lifecycle_now();
 	close_watched_fd(loop_of(p), &p->ready_io);
@@ -633,9 +657,12 @@ static void starting_deadline(struct proc *p)
 			set_timer(p, 0.01);
 		return;
 	}
-	char msg[128], when[32];
+	char msg[128 + CHECK_LINE_MAX], when[32];
 	format_duration(conf->ready_timeout, when, sizeof(when));
-	snprintf(msg, sizeof(msg), "not ready after %s (ready_timeout)", when);
+	int n = snprintf(msg, sizeof(msg), "not ready after %s (ready_timeout)", when);
+	if (p->health && p->health->checked)
+		snprintf(msg + n, sizeof(msg) - (size_t)n, "; its check: %s",
+			p->health->last[0] ? p->health->last : "no output");
 	proc_fail(p, msg);
 }
 
@@ -694,6 +721,13 @@ void proc_set_ready(struct proc *p)
 	struct lifecycle_event e = lifecycle_proc_event(LC_READY, p);
 	e.secs = p->ready_at - p->spawned_at;
 	lifecycle_emit(svc->lc, &e);
+	health_ready(p);
+	// What it replaces drains now that it serves.
+	struct proc *old = p->replaces;
+	if (old) {
+		old->replaced_by = p->replaces = NULL;
+		proc_stop(old);
+	}
 	if (p->gen->role == GEN_NEXT)
 		upgrade_step(svc);
 }
@@ -868,6 +902,18 @@ static void proc_ended(struct proc *p, const char *desc)
 	generation_check_empty(gen);
 }
 
+// An unhealthy process exited before its replacement was ready: no restart.
+static void replaced_died(struct proc *p, const char *desc)
+{
+	struct lifecycle_event e = lifecycle_proc_event(LC_EXITED, p);
+	set_state(p, PROC_EXITED);
+	e.reason = desc;
+	e.failed = failed_exit(p);
+	e.replaced = true;
+	lifecycle_emit(lc_of(p), &e);
+	proc_remove(p);
+}
+
 // A process exited that nobody asked to stop, or one that failed.
 static void proc_died(struct proc *p)
 {
@@ -878,6 +924,8 @@ static void proc_died(struct proc *p)
 		next_died(p, desc);
 	else if (gen->role == GEN_DRAINING || !gen->svc->wanted)
 		proc_finished(p);
+	else if (p->replaced_by)
+		replaced_died(p, desc);
 	else if (should_restart(p))
 		restart_later(p, desc);
 	else
@@ -898,7 +946,8 @@ bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 {
 	struct proc *p = pidmap_get(&lc->procs, pid);
 	if (!p)
-		return false;
+		return health_reap(lc, pid, status);
+	health_stop(p);
 	pidmap_remove(&lc->procs, pid);
 	p->wait_status = status;
 	collect_exec_error(p);
@@ -977,5 +1026,12 @@ struct proc *proc_restore(struct generation *gen, const struct proc *saved, doub
 	}
 	if (timer_at > 0)
 		set_timer(p, timer_at - lifecycle_now());
+	// Its checks and watchdog start over.
+	if (p->pid > 0)
+		health_attach(p);
+	if (p->state == PROC_READY)
+		health_ready(p);
+	else if (p->state == PROC_STARTING && p->exec_done)
+		health_exec_done(p);
 	return p;
 }

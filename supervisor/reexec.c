@@ -73,6 +73,19 @@ static int refuse(char *err, size_t errlen, const char *why, const char *name)
 	return -1;
 }
 
+static bool replacing(const struct service *svc)
+{
+	struct list *g, *pos;
+	list_for_each(g, &svc->gens) {
+		struct generation *gen = container_of(g, struct generation, link);
+		list_for_each(pos, &gen->procs) {
+			if (container_of(pos, struct proc, link)->replaced_by)
+				return true;
+		}
+	}
+	return false;
+}
+
 static int check_reexec(struct daemon *d, char *err, size_t errlen)
 {
 	if (d->shutting_down)
@@ -84,6 +97,8 @@ static int check_reexec(struct daemon *d, char *err, size_t errlen)
 		struct service *svc = container_of(pos, struct service, link);
 		if (svc->upgrade.active)
 			return refuse(err, errlen, "an upgrade is in progress", svc->name);
+		if (replacing(svc))
+			return refuse(err, errlen, "an unhealthy process is being replaced", svc->name);
 	}
 	return 0;
 }

@@ -87,13 +87,18 @@ void spawn_env_add(struct spawn_env *env, const char *fmt, ...)
 	env_push(env, var);
 }
 
-int spawn_env_listen_pid(struct spawn_env *env)
+int spawn_env_pid(struct spawn_env *env, const char *name)
 {
 	char *var = calloc(1, SPAWN_LISTEN_PID_SIZE);
 	if (var)
-		strcpy(var, "LISTEN_PID=");
+		snprintf(var, SPAWN_LISTEN_PID_SIZE, "%s=", name);
 	env_push(env, var);
 	return env->failed ? -1 : (int)env->n - 1;
+}
+
+int spawn_env_listen_pid(struct spawn_env *env)
+{
+	return spawn_env_pid(env, "LISTEN_PID");
 }
 
 void spawn_env_finish(struct spawn_env *env)
@@ -234,6 +239,15 @@ static void exec_search(const struct spawn_request *req, int errfd)
 	child_fail(errfd, err, "exec", file);
 }
 
+// Writes the child's pid after the '=' of an entry spawn_env_pid made.
+static void fill_pid(char **envp, int index)
+{
+	if (index < 0)
+		return;
+	char *value = strchr(envp[index], '=') + 1;
+	snprintf(value, SPAWN_LISTEN_PID_SIZE - (size_t)(value - envp[index]), "%d", (int)getpid());
+}
+
 static void child_main(const struct spawn_request *req, int errfd)
 {
 	reset_signals();
@@ -243,9 +257,8 @@ static void child_main(const struct spawn_request *req, int errfd)
 	set_ids(req, errfd);
 	if (req->directory && chdir(req->directory) < 0)
 		child_fail(errfd, errno, "chdir", req->directory);
-	if (req->listen_pid_index >= 0)
-		snprintf(req->envp[req->listen_pid_index], SPAWN_LISTEN_PID_SIZE, "LISTEN_PID=%d",
-			(int)getpid());
+	fill_pid(req->envp, req->listen_pid_index);
+	fill_pid(req->envp, req->watchdog_pid_index);
 	exec_search(req, errfd);
 }
 

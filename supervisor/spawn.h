@@ -17,6 +17,7 @@ struct spawn_request {
 	char *const *argv;
 	char **envp;          /* NULL-terminated */
 	int listen_pid_index; /* envp entry to fill with LISTEN_PID=<pid>, or -1 */
+	int watchdog_pid_index; /* ...with WATCHDOG_PID=<pid>, or -1 */
 	const int *fds;       /* placed at 3, 4, ... */
 	size_t nfds;
 	int ready_fd;     /* where the readiness pipe goes in the child, or -1 */
@@ -32,7 +33,7 @@ struct spawn_request {
 	const char *directory; /* or NULL */
 };
 
-/* Room left in the envp entry named by listen_pid_index. */
+/* Room left in the envp entry named by listen_pid_index or watchdog_pid_index. */
 #define SPAWN_LISTEN_PID_SIZE 32
 
 /*
@@ -72,6 +73,8 @@ void spawn_env_init(struct spawn_env *env, char **base, char *const *overrides);
 void spawn_env_add(struct spawn_env *env, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Adds a LISTEN_PID= entry with room for the pid and returns its index. */
 int spawn_env_listen_pid(struct spawn_env *env);
+/* Adds a NAME= entry with room for the child's pid and returns its index, or -1. */
+int spawn_env_pid(struct spawn_env *env, const char *name);
 /* Frees the environment. */
 void spawn_env_finish(struct spawn_env *env);
 

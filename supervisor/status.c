@@ -30,6 +30,26 @@ static int proc_conns(struct daemon *d, const struct proc *p)
 	return daemon_count_conns(d, p->pid);
 }
 
+// What its checks say: the last one's result, age and output, the failures
+// in a row, and for a starting process how long it has been checked.
+static void proc_health(struct protocol_buf *buf, const struct proc *p, double t)
+{
+	const struct proc_health *h = p->health;
+	if (p->unhealthy)
+		protocol_record_str(buf, "unhealthy", "yes");
+	if (!h)
+		return;
+	if (p->state == PROC_STARTING && h->since > 0)
+		protocol_record_secs(buf, "checking_for", t - h->since);
+	if (!h->checked)
+		return;
+	protocol_record_str(buf, "check", h->ok ? "ok" : "failed");
+	protocol_record_secs(buf, "checked_ago", t - h->last_at);
+	protocol_record_int(buf, "check_failures", h->failures);
+	if (h->last[0])
+		protocol_record_str(buf, "check_output", h->last);
+}
+
 static void status_proc(struct protocol_buf *buf, struct daemon *d, const struct proc *p, double t)
 {
 	protocol_record_begin(buf, "proc");
@@ -54,6 +74,7 @@ static void status_proc(struct protocol_buf *buf, struct daemon *d, const struct
 		protocol_record_str(buf, "status", p->status_text);
 	if (p->error)
 		protocol_record_str(buf, "error", p->error);
+	proc_health(buf, p, t);
 	protocol_record_end(buf);
 }
 

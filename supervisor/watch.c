@@ -41,6 +41,8 @@ static const char *const kind_names[] = {
 	[LC_UPGRADE] = "upgrade",
 	[LC_STOPPED] = "stopped",
 	[LC_OUTPUT] = "output",
+	[LC_CHECK] = "check",
+	[LC_UNHEALTHY] = "unhealthy",
 };
 
 // Starts an event record: the time, its kind and its service.
@@ -134,6 +136,15 @@ static void output_event(struct protocol_buf *b, const struct lifecycle_event *e
 		protocol_record_str(b, "cut", "yes");
 }
 
+static void check_event(struct protocol_buf *b, const struct lifecycle_event *e)
+{
+	protocol_record_str(b, "result", e->ok ? "ok" : "failed");
+	protocol_record_int(b, "failures", e->count);
+	if (e->stopped)
+		protocol_record_str(b, "readiness", "yes");
+	protocol_record_str(b, "output", e->reason);
+}
+
 // The fields after the common ones.
 static void event_fields(struct protocol_buf *b, const struct lifecycle_event *e)
 {
@@ -161,6 +172,12 @@ static void event_fields(struct protocol_buf *b, const struct lifecycle_event *e
 		break;
 	case LC_UPGRADE: upgrade_event(b, e); break;
 	case LC_OUTPUT: output_event(b, e); break;
+	case LC_CHECK: check_event(b, e); break;
+	case LC_UNHEALTHY:
+		protocol_record_str(b, "reason", e->reason);
+		if (e->secs >= 0)
+			protocol_record_secs(b, "replace_in", e->secs);
+		break;
 	default: break;
 	}
 }
@@ -210,7 +227,8 @@ static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *
 		? kind_names[e->kind]
 		: NULL;
 	if (kind && w->d->control && control_watched(w->d->control, e->svc->name) &&
-		(e->kind != LC_OUTPUT || output_told(w, e))) {
+		(e->kind != LC_OUTPUT || output_told(w, e)) &&
+		(e->kind != LC_CHECK || !e->ok || e->count > 0)) {
 		struct protocol_buf b = {0};
 		begin(&b, w, kind, e->svc->name, e->t);
 		if (about_proc(e))

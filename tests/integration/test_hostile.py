@@ -694,6 +694,9 @@ command = @TESTCHILD@
 """ % new_command)
         self.assertEqual(b.service("svc")["state"], "upgrading")
         b.signal(signal.SIGHUP)
+        # The signal is handled in batond's next turn: a status may come first.
+        poll(lambda: any(s["name"] == "extra" for s in b.status()["services"]),
+             what="the reload to add extra")
         b.wait_service("extra", "running")
         svc = poll(lambda: b.service("svc")["state"] != "upgrading" and b.service("svc"),
                    what="the upgrade to end")

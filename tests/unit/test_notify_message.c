@@ -45,6 +45,21 @@ static void ready_zero_is_not_ready(void **state)
 	assert_false(msg.ready);
 }
 
+static void watchdog(void **state)
+{
+	(void)state;
+	struct notify_message msg;
+	assert_int_equal(parse("WATCHDOG=1", &msg), 0);
+	assert_true(msg.watchdog);
+	assert_false(msg.watchdog_trigger);
+	assert_int_equal(parse("WATCHDOG=trigger", &msg), 0);
+	assert_false(msg.watchdog);
+	assert_true(msg.watchdog_trigger);
+	assert_int_equal(parse("WATCHDOG=0\nWATCHDOG=triggers", &msg), 0);
+	assert_false(msg.watchdog);
+	assert_false(msg.watchdog_trigger);
+}
+
 static void stopping(void **state)
 {
 	(void)state;
@@ -256,6 +271,7 @@ int main(void)
 		cmocka_unit_test(ready_with_trailing_newline),
 		cmocka_unit_test(ready_zero_is_not_ready),
 		cmocka_unit_test(stopping),
+		cmocka_unit_test(watchdog),
 		cmocka_unit_test(status_copied),
 		cmocka_unit_test(status_may_be_empty),
 		cmocka_unit_test(status_keeps_equals_and_utf8),

@@ -625,7 +625,7 @@ static void ready_bad_values_rejected(void **state)
 	assert_non_null(strstr(err, "expected a duration"));
 	assert_int_equal(parse_ready("delay:", &r, err, sizeof(err)), -1);
 	assert_int_equal(parse_ready("Notify", &r, err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "expected notify, fd:N, delay:DURATION or none"));
+	assert_non_null(strstr(err, "expected notify, fd:N, delay:DURATION, exec:COMMAND or none"));
 	assert_int_equal(parse_ready("", &r, err, sizeof(err)), -1);
 }
 
