@@ -345,7 +345,7 @@ static int build_env(struct proc *p, struct spawn_env *env, struct listener **ls
 		add_socket_env(env, ls, conf->nsockets, gen->number);
 	}
 	const char *notify = host_of(p)->notify_path(host_of(p));
-	if (conf->ready.mode == READY_NOTIFY && notify)
+	if ((conf->ready.mode == READY_NOTIFY || conf->watchdog > 0) && notify)
 		spawn_env_add(env, "NOTIFY_SOCKET=%s", notify);
 	spawn_env_add(env, "BATON_SERVICE=%s", gen->svc->name);
 	spawn_env_add(env, "BATON_GENERATION=%u", gen->number);
