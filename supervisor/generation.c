@@ -1,5 +1,6 @@
 #include "lifecycle_impl.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 static const char *const role_names[] = {
@@ -24,14 +25,22 @@ static struct listener **take_listeners(struct lifecycle_host *host, struct serv
 }
 
 struct generation *generation_create(struct service *svc, struct service_conf *conf,
-	enum gen_role role)
+	enum gen_role role, char *err, size_t errlen)
 {
 	struct generation *gen = calloc(1, sizeof(*gen));
-	if (!gen)
+	if (!gen) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
+	if (pin_resolve(&gen->pin, conf, err, errlen) < 0) {
+		free(gen);
+		return NULL;
+	}
 	gen->listeners = take_listeners(svc->lc->host, conf);
 	if (!gen->listeners) {
+		pin_release(&gen->pin);
 		free(gen);
+		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	gen->svc = svc;
@@ -58,6 +67,7 @@ void generation_destroy(struct generation *gen)
 			host->release(host, gen->listeners[i]);
 	}
 	free(gen->listeners);
+	pin_release(&gen->pin);
 	service_conf_unref(gen->conf);
 	free(gen);
 }
@@ -148,6 +158,7 @@ struct generation *generation_restore(struct service *svc, const struct generati
 	gen->started_at = saved->started_at;
 	gen->drain_at = saved->drain_at;
 	gen->listeners = listeners;
+	gen->pin = saved->pin;
 	list_init(&gen->procs);
 	// Oldest first in the state: each one goes in front of the ones before.
 	list_insert_after(&svc->gens, &gen->link);

@@ -10,6 +10,7 @@
 #include "linebuf.h"
 #include "list.h"
 #include "pidmap.h"
+#include "pin.h"
 #include "spawn.h"
 
 /*
@@ -126,6 +127,7 @@ struct generation {
 	unsigned number;
 	struct service_conf *conf;   /* a reference */
 	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
+	struct pin pin;              /* what it runs: program, directory, environment */
 	struct list procs;
 	enum gen_role role;
 	double started_at, drain_at;
@@ -387,7 +389,8 @@ const char *proc_label(const struct proc *p, char *buf, size_t len);
 /*
  * Recreates a generation of svc (call oldest first) from the fields of
  * saved, running conf (taking a reference), with its sockets (taking the
- * array and the uses it holds). Returns NULL when out of memory.
+ * array and the uses it holds) and saved->pin (taken). Returns NULL when out
+ * of memory.
  */
 struct generation *generation_restore(struct service *svc, const struct generation *saved,
 	struct service_conf *conf, struct listener **listeners);

@@ -91,9 +91,12 @@ void proc_unhealthy(struct proc *p, const char *reason);
 
 /* ---- generation.c ---- */
 
-/* Creates a generation of svc running conf, newest of the service's. */
+/*
+ * Creates a generation of svc running conf, newest of the service's, what it
+ * runs pinned. Returns NULL with the reason in err.
+ */
 struct generation *generation_create(struct service *svc, struct service_conf *conf,
-	enum gen_role role);
+	enum gen_role role, char *err, size_t errlen);
 
 /* Frees a generation with no process left. */
 void generation_destroy(struct generation *gen);

@@ -339,7 +339,7 @@ static int build_env(struct proc *p, struct spawn_env *env, struct listener **ls
 	struct generation *gen = p->gen;
 	struct service_conf *conf = gen->conf;
 	int listen_pid = -1;
-	spawn_env_init(env, environ, conf->env);
+	spawn_env_init(env, environ, gen->pin.env);
 	if (conf->nsockets > 0) {
 		listen_pid = spawn_env_listen_pid(env);
 		add_socket_env(env, ls, conf->nsockets, gen->number);
@@ -393,16 +393,17 @@ static void spawn_request_ids(struct spawn_request *req, const struct service_co
 	req->gid = conf->has_group ? conf->group_gid : conf->gid;
 	req->groups = conf->groups;
 	req->ngroups = conf->ngroups;
-	req->directory = conf->directory;
 }
 
-static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd)
+// The process started at t, as batond asked for it: what it takes to be
+// ready counts from then, whatever kept batond from going on at once.
+static void proc_started(struct proc *p, pid_t pid, int errfd, int readyfd, double t)
 {
 	struct service_conf *conf = p->gen->conf;
 	struct lifecycle *lc = lc_of(p);
 	p->pid = p->sid = pid;
 	set_state(p, PROC_STARTING);
-	p->spawned_at = lifecycle_now();
+	p->spawned_at = t;
 	p->ready_at = p->stop_at = p->signalled_at = p->kill_at = 0;
 	p->exec_done = p->signalled = p->killed = p->killed_early = p->replace = false;
 	replace_string(&p->error, NULL);
@@ -512,9 +513,13 @@ static void proc_spawn(struct proc *p)
 		.ready_source = rfds[1],
 		.out_fd = out[1],
 		.err_fd = errp[1],
+		.exe_fd = p->gen->pin.script ? -1 : p->gen->pin.exe_fd,
+		.exe_path = p->gen->pin.exe_path,
 	};
 	spawn_request_ids(&req, conf);
+	req.directory = p->gen->pin.directory ? p->gen->pin.directory : conf->directory;
 	int errfd = -1;
+	double t = lifecycle_now();
 	pid_t pid = start(p, &req, &errfd);
 	snprintf(err, sizeof(err), "fork: %s", strerror(errno));
 	spawn_env_finish(&env);
@@ -525,7 +530,7 @@ static void proc_spawn(struct proc *p)
 		spawn_failed(p, err);
 		return;
 	}
-	proc_started(p, pid, errfd, rfds[0]);
+	proc_started(p, pid, errfd, rfds[0], t);
 	if (out[0] >= 0) {
 		output_start(p, &p->out, out[0]);
 		output_start(p, &p->err, errp[0]);

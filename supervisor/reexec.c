@@ -55,6 +55,7 @@ static void keep_fds(struct daemon *d, int reply_fd, bool keep)
 		struct service *svc = container_of(pos, struct service, link);
 		list_for_each(g, &svc->gens) {
 			struct generation *gen = container_of(g, struct generation, link);
+			set_cloexec(gen->pin.exe_fd, !keep);
 			list_for_each(pp, &gen->procs) {
 				struct proc *p = container_of(pp, struct proc, link);
 				set_cloexec(p->exec_io.fd, !keep);

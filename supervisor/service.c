@@ -28,9 +28,10 @@ void service_stop_over(struct service *svc, bool ok, const char *reason)
 
 void service_start_generation(struct service *svc)
 {
-	struct generation *gen = generation_create(svc, svc->conf, GEN_CURRENT);
+	char err[512];
+	struct generation *gen = generation_create(svc, svc->conf, GEN_CURRENT, err, sizeof(err));
 	if (!gen) {
-		lifecycle_error(svc, NULL, "cannot start: out of memory");
+		service_fail(svc, "cannot start: %s", err);
 		return;
 	}
 	svc->current = gen;

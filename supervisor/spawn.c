@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 struct child_error {
@@ -209,9 +210,19 @@ static const char *env_value(char **envp, const char *name)
 }
 
 // execvpe() searches batond's PATH; a service's own PATH is what it expects.
+// A program pinned by its generation runs from its descriptor (or, a #!
+// script, from its resolved path), whatever its path leads to now.
 static void exec_search(const struct spawn_request *req, int errfd)
 {
 	const char *file = req->argv[0];
+	if (req->exe_fd >= 0) {
+		syscall(SYS_execveat, req->exe_fd, "", req->argv, req->envp, AT_EMPTY_PATH);
+		child_fail(errfd, errno, "exec", req->exe_path ? req->exe_path : file);
+	}
+	if (req->exe_path) {
+		execve(req->exe_path, req->argv, req->envp);
+		child_fail(errfd, errno, "exec", req->exe_path);
+	}
 	if (strchr(file, '/')) {
 		execve(file, req->argv, req->envp);
 		child_fail(errfd, errno, "exec", file);

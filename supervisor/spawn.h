@@ -31,6 +31,9 @@ struct spawn_request {
 	const gid_t *groups;
 	int ngroups;
 	const char *directory; /* or NULL */
+	int exe_fd;            /* the program, opened, to execute rather than argv[0]'s path,
+				  or -1 */
+	const char *exe_path;  /* the program's resolved path, for errors and scripts, or NULL */
 };
 
 /* Room left in the envp entry named by listen_pid_index or watchdog_pid_index. */

@@ -34,6 +34,8 @@ struct state {
 	struct listener **listeners; /* by id - 1 */
 	size_t nlisteners;
 	struct linebuf pending[2]; /* the next process's unfinished lines: stdout, stderr */
+	char **pin_env;            /* the next generation's pinned environment */
+	size_t npin_env;
 	int reply_fd;
 	struct reexec_fds *fds;
 };
@@ -412,6 +414,50 @@ static struct listener **gen_listeners(struct state *st, size_t n)
 	return ls;
 }
 
+static int add_pin_env(struct state *st)
+{
+	char *entry = take_bytes(st);
+	char **env = entry ? realloc(st->pin_env, (st->npin_env + 2) * sizeof(char *)) : NULL;
+	if (!env) {
+		free(entry);
+		return -1;
+	}
+	env[st->npin_env++] = entry;
+	env[st->npin_env] = NULL;
+	st->pin_env = env;
+	return 0;
+}
+
+// The pin the generation had; a state from before pins pins what is there now.
+static int read_pin(struct state *st, struct pin *pin, const struct service_conf *conf)
+{
+	char err[512];
+	if (!protocol_record_get(&st->rec, "pin"))
+		return pin_resolve(pin, conf, err, sizeof(err));
+	pin_init(pin);
+	unsigned long long dev, ino;
+	long long sec, size;
+	long nsec;
+	if (sscanf(field(st, "identity"), "%llu:%llu:%lld.%ld:%lld", &dev, &ino, &sec, &nsec,
+		    &size) != 5)
+		return -1;
+	pin->dev = (dev_t)dev;
+	pin->ino = (ino_t)ino;
+	pin->mtime = (struct timespec){(time_t)sec, nsec};
+	pin->size = (off_t)size;
+	pin->exe_fd = (int)num(st, "exe_fd");
+	set_cloexec(pin->exe_fd);
+	pin->script = num(st, "script") != 0;
+	snprintf(pin->hash, sizeof(pin->hash), "%s", field(st, "hash"));
+	pin->exe_path = opt(st, "exe_path");
+	pin->directory = opt(st, "pin_dir");
+	pin->env = st->pin_env ? st->pin_env : calloc(1, sizeof(char *));
+	pin->nenv = st->npin_env;
+	st->pin_env = NULL;
+	st->npin_env = 0;
+	return pin->env ? 0 : -1;
+}
+
 static struct generation *resume_gen(struct service *svc, struct state *st)
 {
 	struct service_conf *conf = conf_of(st, svc->name);
@@ -420,10 +466,16 @@ static struct generation *resume_gen(struct service *svc, struct state *st)
 	struct generation saved = {.number = (unsigned)num(st, "number"),
 		.role = (enum gen_role)num(st, "role"), .started_at = when(st, "started_at"),
 		.drain_at = when(st, "drain_at")};
+	if (read_pin(st, &saved.pin, conf) < 0) {
+		pin_release(&saved.pin);
+		return NULL;
+	}
 	struct listener **ls = gen_listeners(st, conf->nsockets);
 	struct generation *gen = ls ? generation_restore(svc, &saved, conf, ls) : NULL;
-	if (!gen)
+	if (!gen) {
 		free(ls);
+		pin_release(&saved.pin);
+	}
 	return gen;
 }
 
@@ -517,6 +569,8 @@ static int resume_records(struct daemon *d, struct state *st)
 			rc = gen ? resume_proc(gen, st) : -1;
 		else if (strcmp(type, "pending") == 0)
 			rc = read_pending(st);
+		else if (strcmp(type, "pin_env") == 0)
+			rc = add_pin_env(st);
 		else
 			rc = resume_conf_record(d, st, type);
 		if (rc < 0) {
@@ -541,6 +595,9 @@ static int read_version(struct state *st)
 
 static void free_state(struct state *st)
 {
+	for (size_t i = 0; i < st->npin_env; i++)
+		free(st->pin_env[i]);
+	free(st->pin_env);
 	linebuf_finish(&st->pending[0]);
 	linebuf_finish(&st->pending[1]);
 	if (st->confs)

@@ -165,9 +165,38 @@ static void write_proc(struct protocol_buf *b, const struct proc *p)
 	protocol_record_end(b);
 }
 
+// What a generation runs, as it pinned it: its environment first, a record
+// a variable, before the generation's own.
+static void write_pin_env(struct protocol_buf *b, const struct pin *pin)
+{
+	for (size_t i = 0; i < pin->nenv; i++) {
+		protocol_record_begin(b, "pin_env");
+		protocol_record_int(b, "length", (long long)strlen(pin->env[i]));
+		protocol_record_end(b);
+		protocol_buf_add(b, pin->env[i], strlen(pin->env[i]));
+		protocol_buf_add(b, "\n", 1);
+	}
+}
+
+static void write_pin(struct protocol_buf *b, const struct pin *pin)
+{
+	char v[64];
+	protocol_record_int(b, "pin", 1);
+	protocol_record_int(b, "exe_fd", pin->exe_fd);
+	put_opt(b, "exe_path", pin->exe_path);
+	protocol_record_int(b, "script", pin->script);
+	snprintf(v, sizeof(v), "%llu:%llu:%lld.%09ld:%lld", (unsigned long long)pin->dev,
+		(unsigned long long)pin->ino, (long long)pin->mtime.tv_sec, pin->mtime.tv_nsec,
+		(long long)pin->size);
+	protocol_record_str(b, "identity", v);
+	put_opt(b, "pin_dir", pin->directory);
+	put_opt(b, "hash", pin->hash[0] ? pin->hash : NULL);
+}
+
 static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
 	const struct generation *gen)
 {
+	write_pin_env(b, &gen->pin);
 	char listeners[LISTENERS_TEXT] = "";
 	size_t n = 0;
 	for (size_t i = 0; i < gen->conf->nsockets && n < sizeof(listeners); i++)
@@ -181,6 +210,7 @@ static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids 
 	protocol_record_str(b, "listeners", n ? listeners : "-");
 	put_time(b, "started_at", gen->started_at);
 	put_time(b, "drain_at", gen->drain_at);
+	write_pin(b, &gen->pin);
 	protocol_record_end(b);
 	struct list *pos;
 	list_for_each(pos, &gen->procs)

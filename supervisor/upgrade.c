@@ -195,9 +195,10 @@ int service_upgrade(struct service *svc, struct service_conf *conf, char *err, s
 			service_state_name(svc));
 		return -1;
 	}
-	struct generation *gen = generation_create(svc, conf, GEN_NEXT);
+	char why[512];
+	struct generation *gen = generation_create(svc, conf, GEN_NEXT, why, sizeof(why));
 	if (!gen) {
-		snprintf(err, errlen, "out of memory");
+		snprintf(err, errlen, "%s: cannot start gen %u: %s", svc->name, svc->last_gen + 1, why);
 		return -1;
 	}
 	memset(&svc->upgrade, 0, sizeof(svc->upgrade));

@@ -1,0 +1,172 @@
+#include "pin.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+void pin_init(struct pin *pin)
+{
+	memset(pin, 0, sizeof(*pin));
+	pin->exe_fd = -1;
+}
+
+// The PATH its processes search: their own environment's, batond's, or the default.
+static const char *search_path(char *const *env, size_t nenv)
+{
+	for (size_t i = nenv; i-- > 0;) {
+		if (strncmp(env[i], "PATH=", 5) == 0)
+			return env[i] + 5;
+	}
+	const char *path = getenv("PATH");
+	return path ? path : DEFAULT_PATH;
+}
+
+// The real path of file, found as the child's exec would find it, or NULL.
+static char *find(const char *file, const char *dir, char *const *env, size_t nenv)
+{
+	char full[PATH_MAX];
+	if (strchr(file, '/')) {
+		bool relative = file[0] != '/' && dir;
+		snprintf(full, sizeof(full), "%s%s%s", relative ? dir : "", relative ? "/" : "", file);
+		return access(full, X_OK) == 0 ? realpath(full, NULL) : NULL;
+	}
+	for (const char *p = search_path(env, nenv);; p++) {
+		const char *end = strchrnul(p, ':');
+		int n = snprintf(full, sizeof(full), "%.*s/%s", (int)(end - p), p, file);
+		if (n > 0 && (size_t)n < sizeof(full) && access(full, X_OK) == 0)
+			return realpath(full, NULL);
+		if (!*end)
+			return NULL;
+		p = end;
+	}
+}
+
+static bool is_script(int fd)
+{
+	char magic[2];
+	return pread(fd, magic, 2, 0) == 2 && magic[0] == '#' && magic[1] == '!';
+}
+
+// Opens the program found, and notes its identity.
+static void pin_program(struct pin *pin, const struct service_conf *c)
+{
+	if (!c->argv || !(pin->exe_path = find(c->argv[0], pin->directory, pin->env, pin->nenv)))
+		return;
+	int fd = open(pin->exe_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		fd = open(pin->exe_path, O_PATH | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	pin->dev = st.st_dev;
+	pin->ino = st.st_ino;
+	pin->mtime = st.st_mtim;
+	pin->size = st.st_size;
+	pin->script = is_script(fd);
+	pin->exe_fd = fd;
+}
+
+static int copy_env(struct pin *pin, char *const *env, size_t n)
+{
+	pin->env = calloc(n + 1, sizeof(char *));
+	if (!pin->env)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (!(pin->env[i] = strdup(env[i])))
+			return -1;
+		pin->nenv++;
+	}
+	return 0;
+}
+
+int pin_resolve(struct pin *pin, const struct service_conf *conf, char *err, size_t errlen)
+{
+	pin_init(pin);
+	if (copy_env(pin, conf->env, conf->nenv) < 0) {
+		snprintf(err, errlen, "out of memory");
+		pin_release(pin);
+		return -1;
+	}
+	if (conf->directory)
+		pin->directory = realpath(conf->directory, NULL);
+	pin_program(pin, conf);
+	return 0;
+}
+
+int pin_copy(struct pin *dst, const struct pin *src)
+{
+	pin_init(dst);
+	*dst = *src;
+	dst->exe_fd = -1;
+	dst->exe_path = dst->directory = NULL;
+	dst->env = NULL;
+	dst->nenv = 0;
+	if ((src->exe_fd >= 0 && (dst->exe_fd = fcntl(src->exe_fd, F_DUPFD_CLOEXEC, 3)) < 0) ||
+		(src->exe_path && !(dst->exe_path = strdup(src->exe_path))) ||
+		(src->directory && !(dst->directory = strdup(src->directory))) ||
+		copy_env(dst, src->env, src->nenv) < 0) {
+		pin_release(dst);
+		return -1;
+	}
+	return 0;
+}
+
+void pin_release(struct pin *pin)
+{
+	if (pin->exe_fd >= 0)
+		close(pin->exe_fd);
+	free(pin->exe_path);
+	free(pin->directory);
+	for (size_t i = 0; pin->env && i < pin->nenv; i++)
+		free(pin->env[i]);
+	free(pin->env);
+	pin_init(pin);
+}
+
+// The value of the variable the entry names in env, or NULL.
+static const char *value_of(char *const *env, size_t n, const char *entry)
+{
+	size_t k = strcspn(entry, "=");
+	for (size_t i = n; i-- > 0;) {
+		if (strncmp(env[i], entry, k) == 0 && env[i][k] == '=')
+			return env[i] + k + 1;
+	}
+	return NULL;
+}
+
+static void add_name(char *out, size_t outlen, const char *entry)
+{
+	size_t len = strlen(out), k = strcspn(entry, "=");
+	char name[256];
+	snprintf(name, sizeof(name), "%.*s", (int)k, entry);
+	// Once each, and not past the end.
+	for (const char *p = out; (p = strstr(p, name)); p += k) {
+		if ((p == out || p[-1] == ' ') && (p[k] == ' ' || p[k] == '\0'))
+			return;
+	}
+	snprintf(out + len, outlen - len, "%s%s", len ? " " : "", name);
+}
+
+void pin_env_changes(const struct pin *a, const struct pin *b, char *out, size_t outlen)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < a->nenv; i++) {
+		const char *v = value_of(b->env, b->nenv, a->env[i]);
+		const char *mine = value_of(a->env, a->nenv, a->env[i]);
+		if (!v || strcmp(v, mine) != 0)
+			add_name(out, outlen, a->env[i]);
+	}
+	for (size_t i = 0; i < b->nenv; i++) {
+		if (!value_of(a->env, a->nenv, b->env[i]))
+			add_name(out, outlen, b->env[i]);
+	}
+}
