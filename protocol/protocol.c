@@ -510,7 +510,7 @@ const char *protocol_record_get(const struct protocol_record *rec, const char *k
 
 static const char *const int_keys[] = {
 	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "from", "gen", "instance",
-	"instances", "kills", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
+	"inode", "instances", "kills", "mtime", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
 	"running", "services", "skipped", "failures", "check_failures", "spawned", "starting", "stopping", "uid", "upgrades",
 	"upgrading_to",
 };

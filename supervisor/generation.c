@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char *const role_names[] = {
 	[GEN_CURRENT] = "current",
@@ -22,6 +23,46 @@ static struct listener **take_listeners(struct lifecycle_host *host, struct serv
 	for (size_t i = 0; ls && i < conf->nsockets; i++)
 		ls[i] = host->listener(host, conf->sockets[i]);
 	return ls;
+}
+
+static bool same_program(const struct pin *a, const struct pin *b)
+{
+	if (!a->exe_path || !b->exe_path)
+		return a->exe_path == b->exe_path;
+	return strcmp(a->exe_path, b->exe_path) == 0 && a->dev == b->dev && a->ino == b->ino &&
+		a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+		a->size == b->size;
+}
+
+static bool same_words(char **a, size_t na, char **b, size_t nb)
+{
+	for (size_t i = 0; na == nb && i < na; i++) {
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	}
+	return na == nb;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+	return a && b ? strcmp(a, b) == 0 : a == b;
+}
+
+// What gen runs that prev did not: the names of what changed, for people.
+static char *changes_from(const struct generation *prev, const struct generation *gen)
+{
+	char text[1024] = "", names[768];
+	const struct pin *a = &prev->pin, *b = &gen->pin;
+	if (!same_program(a, b))
+		strcat(text, ", program");
+	if (!same_words(prev->conf->argv, prev->conf->argc, gen->conf->argv, gen->conf->argc))
+		strcat(text, ", arguments");
+	if (!same_string(a->directory, b->directory))
+		strcat(text, ", directory");
+	pin_env_changes(a, b, names, sizeof(names));
+	if (names[0])
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), ", environment (%s)", names);
+	return text[0] ? strdup(text + 2) : NULL;
 }
 
 struct generation *generation_create(struct service *svc, struct service_conf *conf,
@@ -49,6 +90,8 @@ struct generation *generation_create(struct service *svc, struct service_conf *c
 	gen->role = role;
 	gen->started_at = lifecycle_now();
 	list_init(&gen->procs);
+	if (svc->current)
+		gen->changes = changes_from(svc->current, gen);
 	list_insert_after(&svc->gens, &gen->link);
 	return gen;
 }
@@ -68,6 +111,7 @@ void generation_destroy(struct generation *gen)
 	}
 	free(gen->listeners);
 	pin_release(&gen->pin);
+	free(gen->changes);
 	service_conf_unref(gen->conf);
 	free(gen);
 }

@@ -128,6 +128,8 @@ struct generation {
 	struct service_conf *conf;   /* a reference */
 	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
 	struct pin pin;              /* what it runs: program, directory, environment */
+	char *changes; /* what differs from the generation it follows, or NULL: "program,
+			  arguments, directory, environment (NAME ...)" */
 	struct list procs;
 	enum gen_role role;
 	double started_at, drain_at;

@@ -142,6 +142,36 @@ static void status_procs(struct protocol_buf *buf, struct daemon *d, const struc
 	}
 }
 
+// What a generation runs, as it pinned it.
+static void status_gen(struct protocol_buf *buf, const struct generation *gen)
+{
+	const struct pin *pin = &gen->pin;
+	protocol_record_begin(buf, "gen");
+	protocol_record_str(buf, "service", gen->svc->name);
+	protocol_record_int(buf, "gen", gen->number);
+	protocol_record_str(buf, "role", generation_role_name(gen->role));
+	if (pin->exe_path) {
+		protocol_record_str(buf, "exe", pin->exe_path);
+		protocol_record_int(buf, "inode", (long long)pin->ino);
+		protocol_record_int(buf, "mtime", (long long)pin->mtime.tv_sec);
+	}
+	if (pin->script)
+		protocol_record_str(buf, "script", "yes");
+	if (pin->hash[0])
+		protocol_record_str(buf, "sha256", pin->hash);
+	if (pin->directory)
+		protocol_record_str(buf, "directory", pin->directory);
+	if (gen->changes)
+		protocol_record_str(buf, "changed", gen->changes);
+	protocol_record_end(buf);
+}
+
+static void status_gens(struct protocol_buf *buf, const struct service *svc)
+{
+	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
+		status_gen(buf, container_of(g, struct generation, link));
+}
+
 void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all)
 {
@@ -150,6 +180,11 @@ void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
 			status_service(buf, s);
+	}
+	list_for_each(pos, &d->services) {
+		struct service *s = container_of(pos, struct service, link);
+		if (svc == s || (!svc && all))
+			status_gens(buf, s);
 	}
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);

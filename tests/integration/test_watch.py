@@ -108,7 +108,9 @@ instances = 2
         self.assertIn("upgrade", kinds)
         states = [o["state"] for o in w.events("upgrade")]
         self.assertEqual((states[0], states[-1]), ("started", "done"))
-        self.assertEqual([o["type"] for o in w.lines[:3]], ["service", "proc", "proc"])
+        # The state first: the service, what its generation runs, its processes.
+        self.assertEqual([o["type"] for o in w.lines[:4]], ["service", "gen", "proc", "proc"])
+        self.assertEqual(w.lines[1]["exe"], os.path.realpath(harness.TESTCHILD))
         result = [o for o in w.lines if o.get("type") == "upgrade"]
         self.assertEqual(result[-1]["gen"], 2)
         times = [o["t"] for o in w.lines if o.get("type") == "event"]
