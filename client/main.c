@@ -29,9 +29,26 @@ struct args {
 	bool have_verb;
 	enum protocol_verb verb;
 	unsigned flags;
+	unsigned long values[VALUE_COUNT]; /* of the flags with a number */
 	int argc;
 	const char *argv[PROTOCOL_WORDS_MAX];
 };
+
+// The options that are flags of the request, written on it by their long name.
+static const struct request_option {
+	const char *short_name, *name;
+	enum protocol_flag flag;
+	int value; /* the enum protocol_value of its number, or -1 */
+} request_options[] = {
+	{NULL, "--wait", FLAG_WAIT, -1},
+	{"-f", "--follow", FLAG_FOLLOW, -1},
+	{NULL, "--reopen", FLAG_REOPEN, -1},
+	{"-n", "--lines", FLAG_LINES, VALUE_LINES},
+	{NULL, "--gen", FLAG_GEN, VALUE_GEN},
+	{NULL, "--pid", FLAG_PID, VALUE_PID},
+};
+
+#define REQUEST_OPTIONS (sizeof(request_options) / sizeof(request_options[0]))
 
 static void usage(FILE *out)
 {
@@ -43,8 +60,14 @@ static void usage(FILE *out)
 		"  -s, --control PATH  batond's control socket (default: $BATON_CONTROL,\n"
 		"                      /run/baton/control.sock as root, else\n"
 		"                      $XDG_RUNTIME_DIR/baton/control.sock)\n"
-		"  -j, --json          print JSON: one object, or one per line for watch\n"
-		"                      and --wait\n"
+		"  -j, --json          print JSON: one object, or one per line for watch,\n"
+		"                      --wait and logs\n"
+		"  --wait              stop, upgrade: show what happens until it is done\n"
+		"  -f, --follow        logs: then show each new line as it comes\n"
+		"  -n, --lines N       logs: only the last N lines kept\n"
+		"  --gen N             logs: only the lines of generation N\n"
+		"  --pid PID           logs: only the lines of process PID\n"
+		"  --reopen            logs: make batond open its log files again\n"
 		"  -h, --help          show this help\n"
 		"  -V, --version       show the version\n"
 		"\n"
@@ -96,13 +119,60 @@ static int take_word(struct args *a, const char *word)
 	return 0;
 }
 
+static const struct request_option *request_option(const char *opt, size_t len)
+{
+	for (size_t i = 0; i < REQUEST_OPTIONS; i++) {
+		const struct request_option *o = &request_options[i];
+		if ((strlen(o->name) == len && strncmp(o->name, opt, len) == 0) ||
+			(o->short_name && strlen(o->short_name) == len &&
+				strncmp(o->short_name, opt, len) == 0))
+			return o;
+	}
+	return NULL;
+}
+
+// An option's number: decimal, from 1 to 2^31 - 1, as the protocol takes it.
+static int take_number(struct args *a, const struct request_option *o, const char *opt,
+	const char *value)
+{
+	unsigned long v = 0;
+	const char *p = value;
+	for (; p && *p >= '0' && *p <= '9' && v <= 0x7fffffff; p++)
+		v = v * 10 + (unsigned long)(*p - '0');
+	if (!value)
+		return usage_error("%s needs a number", opt);
+	if (p == value || *p || v == 0 || v > 0x7fffffff)
+		return usage_error("%s takes a number from 1 to 2147483647, not \"%s\"", opt, value);
+	a->values[o->value] = v;
+	return 0;
+}
+
+// Returns 1 when the option was consumed with the next word, 0 alone, -1 on error.
+static int take_request_option(struct args *a, const char *opt, const char *next)
+{
+	size_t len = strcspn(opt, "=");
+	const struct request_option *o = request_option(opt, len);
+	if (!o)
+		return usage_error("unknown option %s", opt);
+	a->flags |= o->flag;
+	if (o->value < 0) {
+		if (opt[len])
+			return usage_error("%.*s takes no value", (int)len, opt);
+		return 0;
+	}
+	// --lines=N, or -n N and --lines N: the number is the next word.
+	if (opt[len] && opt[1] == '-')
+		return take_number(a, o, o->name, opt + len + 1);
+	if (opt[len])
+		return usage_error("unknown option %s", opt);
+	return take_number(a, o, opt, next) < 0 ? -1 : 1;
+}
+
 // Returns 1 when the option was consumed with the next word, 0 alone, -1 on error.
 static int take_option(struct args *a, const char *opt, const char *next)
 {
 	if (strcmp(opt, "-j") == 0 || strcmp(opt, "--json") == 0) {
 		a->json = true;
-	} else if (strcmp(opt, "--wait") == 0) {
-		a->flags |= FLAG_WAIT;
 	} else if (strcmp(opt, "-s") == 0 || strcmp(opt, "--control") == 0) {
 		if (!next)
 			return usage_error("%s needs a path", opt);
@@ -117,7 +187,7 @@ static int take_option(struct args *a, const char *opt, const char *next)
 		printf("batonctl %s\n", BATON_VERSION);
 		exit(EXIT_DONE);
 	} else {
-		return usage_error("unknown option %s", opt);
+		return take_request_option(a, opt, next);
 	}
 	return 0;
 }
@@ -127,8 +197,13 @@ static int check_args(const struct args *a)
 	if (!a->have_verb)
 		return usage_error("no verb given");
 	const struct protocol_verb_info *info = protocol_verb_info(a->verb);
-	if (a->flags & ~info->flags)
-		return usage_error("--wait does not apply to %s", info->name);
+	for (size_t i = 0; i < REQUEST_OPTIONS; i++) {
+		if (a->flags & request_options[i].flag & ~info->flags)
+			return usage_error("%s does not apply to %s", request_options[i].name,
+				info->name);
+	}
+	if ((a->flags & FLAG_REOPEN) && (a->flags != FLAG_REOPEN || a->argc > 0))
+		return usage_error("logs --reopen takes no other option and no service");
 	if (a->argc < info->min_args || a->argc > info->max_args)
 		return usage_error("usage: batonctl %s", info->usage);
 	return 0;
@@ -182,8 +257,17 @@ static int send_request(int fd, const struct args *a)
 {
 	char line[PROTOCOL_REQUEST_MAX];
 	const struct protocol_verb_info *info = protocol_verb_info(a->verb);
-	int n = snprintf(line, sizeof(line), "%s%s", info->name,
-		(a->flags & FLAG_WAIT) ? " --wait" : "");
+	int n = snprintf(line, sizeof(line), "%s", info->name);
+	for (size_t i = 0; i < REQUEST_OPTIONS && n > 0 && (size_t)n < sizeof(line); i++) {
+		const struct request_option *o = &request_options[i];
+		if (!(a->flags & o->flag))
+			continue;
+		if (o->value < 0)
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", o->name);
+		else
+			n += snprintf(line + n, sizeof(line) - (size_t)n, " %s=%lu", o->name,
+				a->values[o->value]);
+	}
 	for (int i = 0; i < a->argc && n > 0 && (size_t)n < sizeof(line); i++)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", a->argv[i]);
 	if (n < 0 || (size_t)n >= sizeof(line) - 1) {
@@ -223,12 +307,16 @@ struct reader {
 	int fd;
 	int timeout_ms;
 	struct output *out; /* ticked while waiting, for a live view */
+	bool skip_long;     /* lines too long for a record are skipped, not fatal */
+	bool dropping;      /* ...and the start of one was dropped */
 	char buf[PROTOCOL_RECORD_MAX * 4];
 	size_t len, start;
 };
 
 // Returns the next line (without newline) and its length, or NULL with a
-// message on stderr when the connection ends or times out first.
+// message on stderr when the connection ends or times out first. With
+// skip_long, a line too long for a record is returned with a length of
+// PROTOCOL_RECORD_MAX, its content cut: the caller skips it.
 static char *read_line(struct reader *r, size_t *len)
 {
 	for (;;) {
@@ -237,9 +325,15 @@ static char *read_line(struct reader *r, size_t *len)
 			char *line = r->buf + r->start;
 			*len = (size_t)(nl - line);
 			r->start += *len + 1;
+			if (r->dropping)
+				*len = PROTOCOL_RECORD_MAX;
+			r->dropping = false;
 			return line;
 		}
-		if (r->len - r->start >= PROTOCOL_RECORD_MAX) {
+		if (r->len - r->start >= PROTOCOL_RECORD_MAX && r->skip_long) {
+			r->dropping = true;
+			r->start = r->len;
+		} else if (r->len - r->start >= PROTOCOL_RECORD_MAX) {
 			fprintf(stderr, "batonctl: batond sent a line longer than %d bytes\n",
 				PROTOCOL_RECORD_MAX);
 			return NULL;
@@ -272,27 +366,48 @@ static char *read_line(struct reader *r, size_t *len)
 	}
 }
 
-static int read_reply(int fd, struct output *out, bool streaming)
+// Tells whether standard output is gone (a pipe's reader exited): a stream then ends.
+static bool output_gone(struct output *out)
+{
+	if (!ferror(out->out))
+		return false;
+	if (errno != EPIPE)
+		fprintf(stderr, "batonctl: cannot write the output: %s\n", strerror(errno));
+	return true;
+}
+
+static int read_reply(int fd, struct output *out, bool streaming, bool skip_long)
 {
 	static struct reader r;
 	static struct protocol_record rec;
+	unsigned long skipped = 0;
 	r.fd = fd;
 	r.timeout_ms = streaming ? -1 : REPLY_TIMEOUT_MS;
 	r.out = out;
+	r.skip_long = skip_long;
 	for (;;) {
 		size_t len;
 		char *line = read_line(&r, &len);
 		if (!line)
 			return EXIT_UNREACHABLE;
+		if (len >= PROTOCOL_RECORD_MAX && skip_long) {
+			fprintf(stderr, "batonctl: skipped a record of batond longer than %d bytes\n",
+				PROTOCOL_RECORD_MAX - 1);
+			skipped++;
+			continue;
+		}
 		if (protocol_parse_record(&rec, line, len) < 0) {
 			fprintf(stderr, "batonctl: malformed reply from batond: %.*s\n", (int)len, line);
 			return EXIT_UNREACHABLE;
 		}
 		if (strcmp(rec.type, "ok") == 0 || strcmp(rec.type, "error") == 0) {
 			out->finish(out, &rec);
-			return exit_for(&rec);
+			int status = exit_for(&rec);
+			return status == EXIT_DONE && skipped ? EXIT_FAILED : status;
 		}
 		out->record(out, &rec, line, len);
+		if (output_gone(out))
+			return EXIT_FAILED;
 	}
 }
 
@@ -316,11 +431,11 @@ int main(int argc, char **argv)
 		close(fd);
 		return EXIT_UNREACHABLE;
 	}
-	bool streaming = a.verb == VERB_WATCH || (a.flags & FLAG_WAIT);
+	bool streaming = a.verb == VERB_WATCH || (a.flags & (FLAG_WAIT | FLAG_FOLLOW));
 	struct output *out;
 	if (a.json)
 		out = output_json_create(a.verb, streaming, stdout);
-	else if (streaming && isatty(STDOUT_FILENO))
+	else if (streaming && a.verb != VERB_LOGS && isatty(STDOUT_FILENO))
 		out = output_live_create(a.verb, stdout);
 	else
 		out = output_text_create(a.verb, streaming, stdout);
@@ -329,7 +444,7 @@ int main(int argc, char **argv)
 		close(fd);
 		return EXIT_FAILED;
 	}
-	int status = read_reply(fd, out, streaming);
+	int status = read_reply(fd, out, streaming, a.verb == VERB_LOGS);
 	out->destroy(out);
 	close(fd);
 	return status;

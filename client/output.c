@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "logrecord.h"
+
 /* ---- JSON ---- */
 
 // Returns the length of the valid UTF-8 sequence at s, or 0.
@@ -153,13 +155,29 @@ static struct json_group *json_group(struct json_output *j, const char *type)
 	return g->f ? g : NULL;
 }
 
+// A log record as the object of a log file, or -1 when it is malformed.
+static int json_log(FILE *out, const struct protocol_record *rec)
+{
+	struct protocol_buf b = {0};
+	int rc = logrecord_json(&b, rec);
+	if (rc == 0 && !b.failed)
+		fputs(b.data, out);
+	protocol_buf_finish(&b);
+	return rc;
+}
+
 static void json_record(struct output *o, const struct protocol_record *rec, const char *line,
 	size_t len)
 {
 	(void)line;
 	(void)len;
 	struct json_output *j = (struct json_output *)o;
-	if (o->streaming) {
+	// logs prints lines as a log file holds them, one object each.
+	if (strcmp(rec->type, "log") == 0 && json_log(o->out, rec) == 0) {
+		fflush(o->out);
+		return;
+	}
+	if (o->streaming || o->verb == VERB_LOGS) {
 		fputs("{\"type\":", o->out);
 		json_write_string(o->out, rec->type);
 		if (rec->nfields > 0)
@@ -196,6 +214,12 @@ static void json_finish(struct output *o, const struct protocol_record *final)
 {
 	struct json_output *j = (struct json_output *)o;
 	bool ok = strcmp(final->type, "ok") == 0;
+	// What logs prints is only its lines, as a log file holds them.
+	if (o->verb == VERB_LOGS) {
+		if (!ok)
+			fprintf(stderr, "batonctl: %s\n", final->message ? final->message : "error");
+		return;
+	}
 	// A status always has its three lists, even empty: scripts index them.
 	if (ok && o->verb == VERB_STATUS) {
 		json_group(j, "socket");
@@ -565,12 +589,38 @@ static void event_detail(const struct protocol_record *r, char *out, size_t len)
 		snprintf(out, len, "%s", kind);
 }
 
+// A line of a stopping process: web[4242] gen 3 err: TEXT (N lines skipped).
+static int print_output(FILE *out, const struct protocol_record *r)
+{
+	struct protocol_buf b = {0};
+	int rc = logrecord_event(&b, r);
+	if (rc == 0 && !b.failed)
+		fprintf(out, "%10.3f %s%s%s%s\n", atof(get(r, "t")), b.data,
+			*get(r, "skipped") ? " (" : "", get(r, "skipped"),
+			*get(r, "skipped") ? " lines skipped)" : "");
+	protocol_buf_finish(&b);
+	return rc;
+}
+
 static void print_event(FILE *out, const struct protocol_record *r)
 {
 	char who[160], what[1024];
+	if (strcmp(get(r, "kind"), "output") == 0 && print_output(out, r) == 0)
+		return;
 	subject(r, who, sizeof(who));
 	event_detail(r, what, sizeof(what));
 	fprintf(out, "%10.3f %s: %s\n", atof(get(r, "t")), who, what);
+}
+
+// A log record as a text line of a log file; a malformed one as it came.
+static void print_log(FILE *out, const struct protocol_record *r)
+{
+	struct protocol_buf b = {0};
+	if (logrecord_text(&b, r) == 0 && !b.failed)
+		fputs(b.data, out);
+	else
+		print_logfmt(out, r);
+	protocol_buf_finish(&b);
 }
 
 static void print_proc_line(FILE *out, const struct protocol_record *r)
@@ -588,6 +638,10 @@ static void print_line(FILE *out, const struct protocol_record *r)
 {
 	if (strcmp(r->type, "event") == 0) {
 		print_event(out, r);
+		return;
+	}
+	if (strcmp(r->type, "log") == 0) {
+		print_log(out, r);
 		return;
 	}
 	if (strcmp(r->type, "proc") == 0) {

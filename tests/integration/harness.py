@@ -268,9 +268,9 @@ class TestCase(unittest.TestCase):
         self.batonds.append(b)
         return b
 
-    def watch(self, b, *args):
+    def watch(self, b, *args, json_output=True):
         """Starts `batonctl --json ARGS` (watch, stop --wait...), closed at the end."""
-        w = Watcher(b, *args)
+        w = Watcher(b, *args, json_output=json_output)
         self.addCleanup(w.close)
         return w
 
@@ -336,12 +336,14 @@ class Result(unittest.TextTestResult):
 
 
 class Watcher:
-    """batonctl --json watch (or another streaming verb), read line by line."""
+    """batonctl --json watch (or another streaming verb), read line by line:
+    as JSON objects, or as text lines without json_output."""
 
-    def __init__(self, b, *args):
+    def __init__(self, b, *args, json_output=True):
         self.proc = subprocess.Popen(
-            [BATONCTL, "-s", b.control, "--json"] + list(args),
+            [BATONCTL, "-s", b.control] + (["--json"] if json_output else []) + list(args),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.json = json_output
         self.lines = []
         self.pending = []
         self.buf = b""
@@ -367,7 +369,7 @@ class Watcher:
             line = self.next_line(deadline)
             if line is None:
                 break
-            obj = json.loads(line)
+            obj = json.loads(line) if self.json else line.decode(errors="replace")
             self.lines.append(obj)
             if predicate(obj):
                 return obj
