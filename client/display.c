@@ -2,16 +2,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
+
+#include "logrecord.h"
 
 /*
  * The live view of upgrade --wait, stop --wait and watch on a terminal: one
  * line per generation, redrawn in place, with the countdown to SIGKILL kept
- * running between events.
+ * running between events, and under it the last line of its draining
+ * processes that wrote one.
  */
 
 #define MAX_PROCS 4096
 #define MAX_GENS 8
+// The last lines shown under a generation, of the processes that wrote last.
+#define LINES_PER_GEN 4
 
 struct view_proc {
 	int pid;
@@ -20,6 +26,8 @@ struct view_proc {
 	char state[16];
 	int conns;       /* -1: unknown */
 	double kill_at;  /* local clock; 0: none */
+	char *line;      /* the last line it wrote, escaped, or NULL */
+	double line_at;  /* local clock: when that line came */
 };
 
 struct live_output {
@@ -65,8 +73,27 @@ static struct view_proc *find(struct live_output *l, int pid, bool create)
 static void forget(struct live_output *l, int pid)
 {
 	struct view_proc *p = find(l, pid, false);
-	if (p)
-		*p = l->procs[--l->nprocs];
+	if (!p)
+		return;
+	free(p->line);
+	*p = l->procs[--l->nprocs];
+}
+
+// Keeps the line of a record (progress, output) as the process's last line.
+static void set_line(struct view_proc *p, const struct protocol_record *r)
+{
+	const char *line = protocol_record_get(r, "line");
+	struct protocol_buf b = {0};
+	if (!line)
+		return;
+	logrecord_escape(&b, line, strlen(line));
+	if (!b.failed && (!p->line || strcmp(p->line, b.data) != 0)) {
+		free(p->line);
+		p->line = b.data;
+		p->line_at = local_now();
+		return;
+	}
+	protocol_buf_finish(&b);
 }
 
 static void set_from(struct view_proc *p, const struct protocol_record *r, const char *state)
@@ -108,11 +135,14 @@ static void apply_event(struct live_output *l, const struct protocol_record *r)
 		struct view_proc *p = find(l, pid, true);
 		const char *state = strcmp(kind, "ready") == 0 ? "ready"
 			: strcmp(kind, "stopping") == 0 || strcmp(kind, "signalled") == 0 ||
-				strcmp(kind, "progress") == 0 || strcmp(kind, "sigkill") == 0
+				strcmp(kind, "progress") == 0 || strcmp(kind, "sigkill") == 0 ||
+				strcmp(kind, "output") == 0
 			? "stopping"
 			: NULL;
 		if (p)
 			set_from(p, r, state);
+		if (p && (strcmp(kind, "progress") == 0 || strcmp(kind, "output") == 0))
+			set_line(p, r);
 	}
 }
 
@@ -182,7 +212,41 @@ static size_t summarize(struct live_output *l, struct gen_summary *g)
 	return n;
 }
 
-static int gen_line(FILE *out, const struct gen_summary *s, double now)
+static int term_width(FILE *out)
+{
+	struct winsize ws;
+	if (ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+		return ws.ws_col;
+	return 80;
+}
+
+// The bytes of s, valid UTF-8, that fit in cols columns: a character of
+// three or four bytes is taken as two columns, as East Asian ones are, a
+// tab as eight.
+static size_t fit(const char *s, size_t cols)
+{
+	size_t used = 0, i = 0;
+	while (s[i]) {
+		unsigned char c = (unsigned char)s[i];
+		size_t n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+		size_t w = c == '\t' ? 8 : n >= 3 ? 2 : 1;
+		if (used + w > cols || strnlen(s + i, n) < n)
+			break;
+		used += w;
+		i += n;
+	}
+	return i;
+}
+
+// Draws a line of the view within the terminal's width: one that wrapped
+// would throw off the count of lines to go back over.
+static int draw(FILE *out, int width, const char *text)
+{
+	fprintf(out, "\033[2K%.*s\n", (int)fit(text, width > 1 ? (size_t)width - 1 : 0), text);
+	return 1;
+}
+
+static int gen_line(FILE *out, int width, const struct gen_summary *s, double now)
 {
 	char line[256];
 	int n = snprintf(line, sizeof(line), "  %s gen %u:", s->service, s->gen);
@@ -199,8 +263,35 @@ static int gen_line(FILE *out, const struct gen_summary *s, double now)
 		double left = s->first_kill - now;
 		snprintf(line + n, sizeof(line) - (size_t)n, ", SIGKILL in %.1fs", left > 0 ? left : 0);
 	}
-	fprintf(out, "\033[2K%s\n", line);
-	return 1;
+	return draw(out, width, line);
+}
+
+// The last lines of the draining processes of a generation, latest first.
+static int proc_lines(struct live_output *l, int width, const struct gen_summary *s)
+{
+	struct view_proc *shown[LINES_PER_GEN];
+	int n = 0;
+	for (size_t i = 0; i < l->nprocs; i++) {
+		struct view_proc *p = &l->procs[i];
+		if (!p->line || p->gen != s->gen || strcmp(p->service, s->service) != 0 ||
+			strcmp(p->state, "stopping") != 0)
+			continue;
+		int at = n < LINES_PER_GEN ? n++ : LINES_PER_GEN;
+		while (at > 0 && shown[at - 1]->line_at < p->line_at) {
+			if (at < LINES_PER_GEN)
+				shown[at] = shown[at - 1];
+			at--;
+		}
+		if (at < LINES_PER_GEN)
+			shown[at] = p;
+	}
+	for (int i = 0; i < n; i++) {
+		char line[1024];
+		snprintf(line, sizeof(line), "    %s[%d]: %s", shown[i]->service, shown[i]->pid,
+			shown[i]->line);
+		draw(l->base.out, width, line);
+	}
+	return n;
 }
 
 void display_redraw(struct output *o)
@@ -209,15 +300,16 @@ void display_redraw(struct output *o)
 	struct gen_summary g[MAX_GENS];
 	size_t n = summarize(l, g);
 	double now = local_now();
+	int width = term_width(o->out);
+	char line[512];
 	if (l->lines > 0)
 		fprintf(o->out, "\033[%dF", l->lines);
-	int lines = 0;
 	const char *doing = o->verb == VERB_STOP ? "stopping"
 		: o->verb == VERB_UPGRADE	 ? "upgrading"
 						 : "watching";
-	fprintf(o->out, "\033[2K%s: %s\n", l->service[0] ? l->service : "batond",
+	snprintf(line, sizeof(line), "%s: %s", l->service[0] ? l->service : "batond",
 		l->headline[0] ? l->headline : doing);
-	lines++;
+	int lines = draw(o->out, width, line);
 	// Newest generation first.
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = i + 1; j < n; j++) {
@@ -228,12 +320,14 @@ void display_redraw(struct output *o)
 				g[j] = t;
 			}
 		}
-		lines += gen_line(o->out, &g[i], now);
+		lines += gen_line(o->out, width, &g[i], now);
+		lines += proc_lines(l, width, &g[i]);
 	}
 	if (l->killed) {
-		fprintf(o->out, "\033[2K  killed: %u, holding %d connections: their cleanup did not run\n",
-			l->killed, l->killed_conns);
-		lines++;
+		snprintf(line, sizeof(line),
+			"  killed: %u, holding %d connections: their cleanup did not run", l->killed,
+			l->killed_conns);
+		lines += draw(o->out, width, line);
 	}
 	fprintf(o->out, "\033[J");
 	l->lines = lines;
@@ -255,7 +349,10 @@ static void live_finish(struct output *o, const struct protocol_record *final)
 
 static void live_destroy(struct output *o)
 {
-	free(o);
+	struct live_output *l = (struct live_output *)o;
+	for (size_t i = 0; i < l->nprocs; i++)
+		free(l->procs[i].line);
+	free(l);
 }
 
 struct output *output_live_create(enum protocol_verb verb, FILE *out)
