@@ -5,15 +5,19 @@ socket and the log; services listen on 127.0.0.1 port 0, so tests run in
 parallel without colliding. Every wait is a poll bounded in time.
 """
 
+import fcntl
 import glob
 import json
 import os
+import pty
 import select
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
+import termios
 import time
 import unittest
 
@@ -389,6 +393,31 @@ class Watcher:
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.communicate()
+
+
+def on_terminal(args, columns=80, timeout=10.0):
+    """Runs a command whose output is a terminal columns wide; returns its exit
+    status and all it wrote there, read until it exited and nothing was left."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(args, stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
+    os.close(slave)
+    out = b""
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    return proc.wait(timeout=5), out.decode(errors="replace")
 
 
 def http_get(port, path="/", timeout=5.0):

@@ -3,17 +3,11 @@
 by generation and process, followed; the lines of stopping processes in watch."""
 
 import base64
-import fcntl
 import json
 import os
-import pty
 import re
-import select
 import signal
-import struct
 import subprocess
-import termios
-import time
 
 import harness
 from harness import poll
@@ -292,24 +286,12 @@ class StoppingOutputTest(harness.TestCase):
         long_line = "waiting for the last of 3 connections to close, then bye"
         b = self.drain("echo first; echo %s" % long_line, "1500ms")
         pid = b.procs("svc")[0]["pid"]
-        master, slave = pty.openpty()
-        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 50, 0, 0))
-        proc = subprocess.Popen([harness.BATONCTL, "-s", b.control, "stop", "--wait", "svc"],
-                                stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
-        os.close(slave)
-        out = b""
-        deadline = time.monotonic() + 10 * harness.SLOW
-        while time.monotonic() < deadline and proc.poll() is None:
-            if select.select([master], [], [], 0.1)[0]:
-                try:
-                    out += os.read(master, 65536)
-                except OSError:
-                    break
-        os.close(master)
-        self.assertEqual(proc.wait(timeout=5), 0, out)
+        code, text = harness.on_terminal(
+            [harness.BATONCTL, "-s", b.control, "stop", "--wait", "svc"], columns=50)
+        self.assertEqual(code, 0, text)
         head = "    svc[%d]: " % pid
         shown = head + long_line[:49 - len(head)]
-        lines = out.decode(errors="replace").split("\r\n")
+        lines = text.split("\r\n")
         self.assertIn("\x1b[2K" + head + "first", lines)
         self.assertIn("\x1b[2K" + shown, lines)
         self.assertNotIn(head + "first", "\n".join(lines[lines.index("\x1b[2K" + shown):]),

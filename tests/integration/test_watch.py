@@ -3,10 +3,7 @@
 
 import json
 import os
-import pty
-import select
 import socket
-import subprocess
 import time
 
 import harness
@@ -158,28 +155,9 @@ stop_grace = 1500ms
 upgrade = rolling:1
 """)
         b.wait_service("svc", "running")
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([harness.BATONCTL, "-s", b.control, "stop", "--wait", "svc"],
-                                stdout=slave, stderr=slave, stdin=subprocess.DEVNULL)
-        os.close(slave)
-        out = b""
-        deadline = time.monotonic() + 10 * harness.SLOW
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:
-                    break
-                if not chunk:
-                    break
-                out += chunk
-            elif proc.poll() is not None:
-                break
-        os.close(master)
-        proc.wait(timeout=5)
-        text = out.decode(errors="replace")
-        self.assertEqual(proc.returncode, 0, text)
+        code, text = harness.on_terminal([harness.BATONCTL, "-s", b.control, "stop", "--wait",
+                                          "svc"])
+        self.assertEqual(code, 0, text)
         self.assertIn("\x1b[2K", text, "lines are cleared and redrawn")
         self.assertIn("\x1bF", text.replace("\x1b[3F", "\x1bF").replace("\x1b[2F", "\x1bF"),
                       "the cursor goes back up to redraw")
