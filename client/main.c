@@ -141,8 +141,11 @@ static int take_number(struct args *a, const struct request_option *o, const cha
 		v = v * 10 + (unsigned long)(*p - '0');
 	if (!value)
 		return usage_error("%s needs a number", opt);
-	if (p == value || *p || v == 0 || v > 0x7fffffff)
-		return usage_error("%s takes a number from 1 to 2147483647, not \"%s\"", opt, value);
+	// -n 0: the new lines only, as tail -f -n 0 prints them.
+	unsigned long least = o->value == VALUE_LINES ? 0 : 1;
+	if (p == value || *p || v < least || v > 0x7fffffff)
+		return usage_error("%s takes a number from %lu to 2147483647, not \"%s\"", opt,
+			least, value);
 	a->values[o->value] = v;
 	return 0;
 }

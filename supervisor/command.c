@@ -328,8 +328,8 @@ static void cmd_logs(struct daemon *d, struct client *c, const struct protocol_r
 	}
 	if (req->argc > 0 && !(svc = find_service(d, c, req->argv[0])))
 		return;
-	struct logs_filter f = {req->values[VALUE_LINES], req->values[VALUE_GEN],
-		(pid_t)req->values[VALUE_PID]};
+	struct logs_filter f = {(req->flags & FLAG_LINES) != 0, req->values[VALUE_LINES],
+		req->values[VALUE_GEN], (pid_t)req->values[VALUE_PID]};
 	struct protocol_buf buf = {0};
 	logs_snapshot(d->logs, &buf, svc, &f);
 	if (!(req->flags & FLAG_FOLLOW)) {

@@ -127,6 +127,7 @@ static int flush(struct client *c)
 			return -1;
 		}
 		protocol_buf_consume(&c->out, (size_t)n);
+		c->stream_start -= (size_t)n < c->stream_start ? (size_t)n : c->stream_start;
 	}
 	return 0;
 }
@@ -135,7 +136,7 @@ void client_send(struct client *c, const char *data, size_t len)
 {
 	if (c->dead)
 		return;
-	size_t max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX : CONTROL_OUTPUT_MAX;
+	size_t max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX + c->stream_start : CONTROL_OUTPUT_MAX;
 	if (c->out.len + len > max) {
 		log_warn("control: dropped a client (pid %d) that does not read its %s",
 			(int)c->pid, c->follows_logs ? "output" : c->streaming ? "events" : "replies");
@@ -627,6 +628,8 @@ void client_follow_logs(struct client *c, const char *svc)
 	if (c->dead || c->streaming)
 		return;
 	c->streaming = c->follows_logs = true;
+	// The lines kept, sent first, do not count against what a stream may owe.
+	c->stream_start = c->out.len;
 	c->control->nfollowers++;
 	snprintf(c->watch, sizeof(c->watch), "%s", svc);
 	arm_timeout(c);

@@ -58,6 +58,7 @@ struct client {
 	bool busy;      /* a request is waiting for an operation to end */
 	bool streaming; /* receives events (watch, --wait) or output (logs --follow) */
 	bool follows_logs; /* ...output */
+	size_t stream_start;      /* output queued when it began to stream, beyond its cap */
 	unsigned long follow_gen; /* logs --follow: only this generation's, or 0 */
 	pid_t follow_pid;         /* ...only this process's, or 0 */
 	int wait;              /* what its busy request waits for (command.c), 0 for nothing */

@@ -1,6 +1,7 @@
 #include "logline.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -218,7 +219,8 @@ static void record_escape(struct protocol_buf *b, const unsigned char *p, size_t
 	protocol_buf_add(b, "\xef\xbf\xbd", 3);
 }
 
-void logline_record(struct protocol_buf *b, const struct logline *l)
+// Appends the record of l as it is, whatever its length.
+static void append_record(struct protocol_buf *b, const struct logline *l)
 {
 	struct protocol_buf text = {0}, when = {0};
 	bool exact = add_escaped(&text, l->text, l->len, record_plain, record_escape);
@@ -241,4 +243,40 @@ void logline_record(struct protocol_buf *b, const struct logline *l)
 	protocol_record_end(b);
 	protocol_buf_finish(&text);
 	protocol_buf_finish(&when);
+}
+
+// The longest start of a line, at most max bytes, that ends on a character.
+static size_t utf8_cut(const char *s, size_t len, size_t max)
+{
+	if (len <= max)
+		return len;
+	size_t n = max;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80 && max - n < 3)
+		n--;
+	return n ? n : max;
+}
+
+void logline_record(struct protocol_buf *b, const struct logline *l)
+{
+	struct logline cut = *l;
+	for (;;) {
+		size_t start = b->len;
+		append_record(b, &cut);
+		// A record is one line a client reads whole: a longer one is cut, and says so.
+		if (b->failed || b->len - start < PROTOCOL_RECORD_MAX || cut.len == 0)
+			return;
+		b->len = start;
+		cut.len = utf8_cut(cut.text, cut.len, cut.len / 2);
+		cut.cut = true;
+	}
+}
+
+void logline_clean(const char *text, size_t len, char *out, size_t outlen)
+{
+	struct protocol_buf b = {0};
+	len = utf8_cut(text, len, outlen > 4 ? outlen / 4 : 0);
+	add_escaped(&b, text, len, record_plain, record_escape);
+	protocol_buf_add(&b, "", 1);
+	snprintf(out, outlen, "%s", b.failed ? "" : b.data);
+	protocol_buf_finish(&b);
 }

@@ -80,8 +80,17 @@ void logline_json(struct protocol_buf *b, const struct logline *l);
  *
  * A record carries no NUL byte and is read as UTF-8: in "line", each NUL and
  * each byte that is not part of valid UTF-8 becomes U+FFFD, and
- * "line_base64" then has the line's exact bytes, as logline_json does.
+ * "line_base64" then has the line's exact bytes, as logline_json does. A
+ * record is at most PROTOCOL_RECORD_MAX - 1 bytes: a line that would make a
+ * longer one is cut, on a character, and marked cut.
  */
 void logline_record(struct protocol_buf *b, const struct logline *l);
+
+/*
+ * Writes a line as a C string of valid UTF-8 for a record's field: NUL and
+ * bytes that are not UTF-8 replaced by U+FFFD, cut on a character so that
+ * the replacements fit outlen.
+ */
+void logline_clean(const char *text, size_t len, char *out, size_t outlen);
 
 #endif

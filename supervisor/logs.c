@@ -311,7 +311,7 @@ static bool passes(const struct logs_filter *f, const struct logline *line)
 static void send_line(struct client *c, void *data)
 {
 	struct follow_line *fl = data;
-	struct logs_filter f = {0, c->follow_gen, c->follow_pid};
+	struct logs_filter f = {false, 0, c->follow_gen, c->follow_pid};
 	if (!passes(&f, fl->line))
 		return;
 	if (fl->record.len == 0)
@@ -417,7 +417,7 @@ void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct servic
 	}
 	if (!svc)
 		qsort(sn.v, sn.n, sizeof(*sn.v), by_time);
-	size_t first = f->lines && f->lines < sn.n ? sn.n - f->lines : 0;
+	size_t first = f->some ? (f->lines < sn.n ? sn.n - f->lines : 0) : 0;
 	for (size_t i = first; i < sn.n; i++)
 		protocol_buf_add(buf, sn.text.data + sn.v[i].off, sn.v[i].len);
 	if (sn.text.failed)

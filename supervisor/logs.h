@@ -30,9 +30,10 @@ struct logs_counters {
 	unsigned long cut;          /* longer than a line may be, cut */
 };
 
-/* Which lines a request wants: 0 for any. */
+/* Which lines a request wants: gen and pid 0 for any. */
 struct logs_filter {
-	unsigned long lines; /* the last ones only */
+	bool some;           /* only the last `lines` of them (0: none) */
+	unsigned long lines;
 	unsigned long gen;
 	pid_t pid;
 };

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "control.h"
 #include "daemon.h"
+#include "logline.h"
 #include "parse.h"
 #include "status.h"
 
@@ -118,13 +119,11 @@ static void sigkill_event(struct protocol_buf *b, const struct lifecycle_event *
 	protocol_record_str(b, "reason", e->reason);
 }
 
-// A line as a C string, for people: cut where a line shows, and at a NUL.
+// A line as valid UTF-8, for people: cut where a line shows.
 static void put_line(struct protocol_buf *b, const char *key, const char *text, size_t len)
 {
-	char line[PROC_LAST_LINE_MAX + 1];
-	len = strnlen(text, len < PROC_LAST_LINE_MAX ? len : PROC_LAST_LINE_MAX);
-	memcpy(line, text, len);
-	line[len] = '\0';
+	char line[4 * PROC_LAST_LINE_MAX + 1];
+	logline_clean(text, len, line, sizeof(line));
 	protocol_record_str(b, key, line);
 }
 
@@ -264,7 +263,7 @@ static void progress_of(struct watch *w, struct proc *p)
 	if (p->status_text)
 		protocol_record_str(&b, "status", p->status_text);
 	if (p->last_line)
-		protocol_record_str(&b, "line", p->last_line);
+		put_line(&b, "line", p->last_line, strlen(p->last_line));
 	send_record(w, &b, p->gen->svc->name);
 }
 

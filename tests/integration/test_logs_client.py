@@ -171,6 +171,16 @@ command = sh -c 'echo other one; sleep 0.2; echo other two; exec sleep 600'
         w.proc.send_signal(signal.SIGINT)
         self.assertEqual(w.proc.wait(timeout=5 * harness.SLOW), -signal.SIGINT)
 
+    def test_follow_with_no_lines_kept_shows_only_new_ones(self):
+        b = self.echo()
+        self.feed(b, "written before", wait=True)
+        self.assertEqual(b.ctl("logs", "-n", "0", "echo").stdout, "")
+        w = self.watch(b, "logs", "-f", "-n", "0", "echo", json_output=False)
+        poll(lambda: b.status()["daemon"]["clients"] >= 2, what="batonctl following")
+        self.feed(b, "written after")
+        w.read_until(lambda line: "written after" in line)
+        self.assertEqual(len(w.lines), 1, w.lines)
+
     def test_follow_ends_with_status_0_when_batond_exits(self):
         b = self.echo()
         w = self.watch(b, "logs", "--follow", "--gen", "1", "echo")
@@ -214,7 +224,7 @@ command = sh -c 'echo other one; sleep 0.2; echo other two; exec sleep 600'
 
     def test_usage_errors_and_a_service_that_does_not_exist(self):
         b = self.echo()
-        for args in (["logs", "--lines", "x"], ["logs", "-n"], ["logs", "-n", "0"],
+        for args in (["logs", "--lines", "x"], ["logs", "-n"], ["logs", "-n", "-1"],
                      ["logs", "--lines=", "echo"], ["logs", "--gen", "-1"],
                      ["logs", "--pid", "99999999999"], ["logs", "--follow=1"],
                      ["logs", "--reopen", "echo"], ["logs", "--reopen", "-f"],
