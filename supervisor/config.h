@@ -45,6 +45,7 @@ struct check_conf {
 	char *command; /* as written after "exec:", or NULL for none */
 	char **argv;   /* its words, each allocated, NULL-terminated */
 	size_t argc;
+	unsigned line; /* of its key, for what is said about it */
 };
 
 struct service_conf {

@@ -128,8 +128,9 @@ static int set_instances(const struct key_target *t, const char *value, char *er
 	return 0;
 }
 
-// "exec:COMMAND": the command's words, for a check.
-static int set_check_words(struct check_conf *c, const char *value, char *err, size_t errlen)
+// "exec:COMMAND": the command's words, for a check set on line.
+static int set_check_words(struct check_conf *c, const char *value, unsigned line, char *err,
+	size_t errlen)
 {
 	size_t n;
 	char **words = parse_words(value + 5, &n, err, errlen);
@@ -139,6 +140,7 @@ static int set_check_words(struct check_conf *c, const char *value, char *err, s
 	free(words);
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
+	c->line = line;
 	return rc;
 }
 
@@ -147,7 +149,9 @@ static int set_ready(const struct key_target *t, const char *value, char *err, s
 	struct service_conf *c = t->service;
 	if (parse_ready(value, &c->ready, err, errlen) < 0)
 		return -1;
-	return c->ready.mode == READY_EXEC ? set_check_words(&c->ready_check, value, err, errlen) : 0;
+	if (c->ready.mode != READY_EXEC)
+		return 0;
+	return set_check_words(&c->ready_check, value, t->line, err, errlen);
 }
 
 static int set_check(const struct key_target *t, const char *value, char *err, size_t errlen)
@@ -156,7 +160,7 @@ static int set_check(const struct key_target *t, const char *value, char *err, s
 		snprintf(err, errlen, "expected exec:COMMAND, got \"%s\"", value);
 		return -1;
 	}
-	return set_check_words(&t->service->check, value, err, errlen);
+	return set_check_words(&t->service->check, value, t->line, err, errlen);
 }
 
 // A duration that is not 0.

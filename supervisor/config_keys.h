@@ -66,6 +66,7 @@ struct key_target {
 	struct config *config;
 	struct socket_conf *socket;   /* in a [socket:NAME] section, else NULL */
 	struct service_conf *service; /* in a [service:NAME] section, else NULL */
+	unsigned line;                /* the key's line */
 };
 
 struct key {

@@ -264,7 +264,7 @@ static const char *join_value(struct parser *p, struct section *s, int k, const 
 static void apply(struct parser *p, struct section *s, int k, const char *value, unsigned line)
 {
 	char err[384] = "";
-	struct key_target t = {p->config, s->socket, s->service};
+	struct key_target t = {p->config, s->socket, s->service, line};
 	if (config_keys[k].set(&t, value, err, sizeof(err)) < 0)
 		add_error(p, line, config_keys[k].name, "%s", err);
 }

@@ -256,8 +256,8 @@ static int check_programs(const struct config *config)
 		for (int k = 0; k < 2; k++) {
 			if (!checks[k]->argv || find_program(checks[k]->argv[0], c) == 0)
 				continue;
-			fprintf(stderr, "%s:%u: %s: exec %s: %s\n", config->path, c->line, keys[k],
-				checks[k]->argv[0], strerror(errno));
+			fprintf(stderr, "%s:%u: %s: exec %s: %s\n", config->path, checks[k]->line,
+				keys[k], checks[k]->argv[0], strerror(errno));
 			rc = -1;
 		}
 	}
