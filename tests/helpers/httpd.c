@@ -49,7 +49,7 @@
 #define US_PER_MS 1000
 #define NO_POS SIZE_MAX
 
-enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_CONN };
+enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_CONN, SRC_HEALTH };
 
 // Every epoll registration points at one of these, first member of its owner.
 struct source {
@@ -117,6 +117,8 @@ struct options {
 	long drain_idle_ms;
 	bool no_ready;
 	bool ignore_term;
+	const char *health_dir; // a health socket of its own, DIR/PID.sock
+	long health_after_ms;   // ...opened this long after the start: a warm-up
 };
 
 struct server {
@@ -140,6 +142,11 @@ struct server {
 	char gen[GEN_MAX + 1];
 	char body[GEN_MAX + 64];
 	size_t body_len;
+	struct source health_src;
+	int health_fd;
+	bool health_pending;
+	int64_t health_at;
+	char health_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
 enum {
@@ -148,6 +155,8 @@ enum {
 	OPT_NO_READY,
 	OPT_IGNORE_TERM,
 	OPT_DRAIN_IDLE,
+	OPT_HEALTH_DIR,
+	OPT_HEALTH_AFTER,
 };
 
 static const struct option long_options[] = {
@@ -157,6 +166,8 @@ static const struct option long_options[] = {
 	{"no-ready", no_argument, NULL, OPT_NO_READY},
 	{"ignore-term", no_argument, NULL, OPT_IGNORE_TERM},
 	{"drain-idle-ms", required_argument, NULL, OPT_DRAIN_IDLE},
+	{"health-dir", required_argument, NULL, OPT_HEALTH_DIR},
+	{"health-after-ms", required_argument, NULL, OPT_HEALTH_AFTER},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -242,6 +253,9 @@ static void usage(FILE *out)
 	      "      --ignore-term       ignore SIGTERM: serve until killed\n"
 	      "      --drain-idle-ms N   when draining, wait N ms for a request on idle "
 	      "connections (1000)\n"
+	      "      --health-dir DIR    also listen on DIR/PID.sock, answering \"ok\" to each\n"
+	      "                          connection, until the drain: a per-process health check\n"
+	      "      --health-after-ms N open that socket only N ms after the start (a warm-up)\n"
 	      "  -h, --help              print this help and exit\n",
 		out);
 }
@@ -266,6 +280,11 @@ static bool apply_option(struct options *opt, int c, const char *arg)
 		return option_number("--ready-delay-ms", arg, OPT_MS_MAX, &opt->ready_delay_ms);
 	case OPT_DRAIN_IDLE:
 		return option_number("--drain-idle-ms", arg, OPT_MS_MAX, &opt->drain_idle_ms);
+	case OPT_HEALTH_DIR:
+		opt->health_dir = arg;
+		return true;
+	case OPT_HEALTH_AFTER:
+		return option_number("--health-after-ms", arg, OPT_MS_MAX, &opt->health_after_ms);
 	case OPT_NO_READY:
 		opt->no_ready = true;
 		return true;
@@ -1175,6 +1194,52 @@ static void update_listen(struct server *srv)
 	srv->listening = want;
 }
 
+// ---- the health socket: one per process, for a check that must reach this one ----
+
+static void health_open(struct server *srv)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &srv->health_src};
+	srv->health_pending = false;
+	int n = snprintf(un.sun_path, sizeof(un.sun_path), "%s/%ld.sock", srv->opt.health_dir,
+		(long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(un.sun_path)) {
+		log_msg("--health-dir %s: path too long", srv->opt.health_dir);
+		return;
+	}
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) < 0 || listen(fd, 64) < 0 ||
+		epoll_ctl(srv->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_msg("health socket %s: %s", un.sun_path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	srv->health_fd = fd;
+	memcpy(srv->health_path, un.sun_path, sizeof(srv->health_path));
+	log_msg("health socket %s", un.sun_path);
+}
+
+static void health_accept(struct server *srv)
+{
+	int fd;
+	while ((fd = accept4(srv->health_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0) {
+		ssize_t ignored = send(fd, "ok\n", 3, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)ignored;
+		close(fd);
+	}
+}
+
+static void health_close(struct server *srv)
+{
+	srv->health_pending = false;
+	if (srv->health_fd < 0)
+		return;
+	close(srv->health_fd);
+	unlink(srv->health_path);
+	srv->health_fd = -1;
+}
+
 static void start_drain(struct server *srv)
 {
 	if (srv->draining)
@@ -1188,6 +1253,7 @@ static void start_drain(struct server *srv)
 	srv->listening = false;
 	close(srv->lfd);
 	srv->lfd = -1;
+	health_close(srv);
 	log_msg("draining: %zu connections open", srv->nconns);
 	notify(srv, "STOPPING=1");
 	notify_draining(srv);
@@ -1221,6 +1287,9 @@ static void handle_event(struct server *srv, const struct epoll_event *ev)
 	case SRC_CONN:
 		conn_event(srv, (struct conn *)(void *)src, ev->events);
 		break;
+	case SRC_HEALTH:
+		health_accept(srv);
+		break;
 	}
 }
 
@@ -1243,6 +1312,8 @@ static int next_timeout(struct server *srv)
 	if (srv->lfd >= 0 && !srv->listening && srv->pause_until > srv->now &&
 		srv->pause_until < next)
 		next = srv->pause_until;
+	if (srv->health_pending && srv->health_at < next)
+		next = srv->health_at;
 	if (next == INT64_MAX)
 		return -1;
 	int64_t now = now_us();
@@ -1259,6 +1330,8 @@ static int run(struct server *srv)
 		update_listen(srv);
 		if (srv->ready_pending && srv->listening && srv->now >= srv->ready_at)
 			declare_ready(srv);
+		if (srv->health_pending && srv->now >= srv->health_at)
+			health_open(srv);
 		int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, next_timeout(srv));
 		if (n < 0 && errno != EINTR) {
 			log_msg("epoll_wait: %s", strerror(errno));
@@ -1327,7 +1400,8 @@ static void init_server(struct server *srv)
 	srv->opt.drain_idle_ms = 1000;
 	srv->listen_src.kind = SRC_LISTEN;
 	srv->signal_src.kind = SRC_SIGNAL;
-	srv->epfd = srv->lfd = srv->sigfd = srv->notify_fd = -1;
+	srv->epfd = srv->lfd = srv->sigfd = srv->notify_fd = srv->health_fd = -1;
+	srv->health_src.kind = SRC_HEALTH;
 }
 
 // Returns 0, or the status to exit with.
@@ -1353,6 +1427,8 @@ static int setup(struct server *srv)
 	srv->now = now_us();
 	srv->ready_at = srv->now + srv->opt.ready_delay_ms * US_PER_MS;
 	srv->ready_pending = true;
+	srv->health_pending = srv->opt.health_dir != NULL;
+	srv->health_at = srv->now + srv->opt.health_after_ms * US_PER_MS;
 	return 0;
 }
 
@@ -1360,6 +1436,7 @@ static void cleanup(struct server *srv)
 {
 	while (srv->conns)
 		conn_close(srv, srv->conns);
+	health_close(srv);
 	free(srv->heap);
 	int fds[] = {srv->epfd, srv->lfd, srv->sigfd, srv->notify_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {

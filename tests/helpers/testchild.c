@@ -326,6 +326,10 @@ struct opts {
 	bool own_group;       /* hand over to a child in a process group of its own */
 	bool stop_self;       /* SIGSTOP itself once started */
 	const char *clobber_fd3; /* "close" or "dup2" (/dev/null) its socket */
+	long watchdog_every_ms;  /* send WATCHDOG=1 this often once started... */
+	long watchdog_stop_ms;   /* ...and stop after this long (0: never) */
+	const char *check_log;   /* as a check: "start"/"end" lines in DIR/$BATON_PID */
+	const char *check_unix;  /* as a check: connect to DIR/$BATON_PID.sock, expect "ok" */
 };
 
 static void usage(void)
@@ -335,7 +339,8 @@ static void usage(void)
 			"[--notify MSG]... [--notify-from-child MSG] [--ready-fd N] "
 			"[--orphan-ms N] [--hand-over] [--accept] [--term-close-every-ms N] "
 			"[--status-spam N] [--notify-garbage N] [--own-group] [--stop-self] "
-			"[--clobber-fd3 close|dup2]\n");
+			"[--clobber-fd3 close|dup2] [--watchdog-every-ms N] "
+			"[--watchdog-stop-after-ms N] [--check-log DIR] [--check-unix DIR]\n");
 	exit(2);
 }
 
@@ -361,6 +366,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"own-group", no_argument, NULL, 'P'},
 		{"stop-self", no_argument, NULL, 'Z'},
 		{"clobber-fd3", required_argument, NULL, 'F'},
+		{"watchdog-every-ms", required_argument, NULL, 'W'},
+		{"watchdog-stop-after-ms", required_argument, NULL, 'w'},
+		{"check-log", required_argument, NULL, 'k'},
+		{"check-unix", required_argument, NULL, 'u'},
 		{0},
 	};
 	int ch;
@@ -390,6 +399,10 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'P': o->own_group = true; break;
 		case 'Z': o->stop_self = true; break;
 		case 'F': o->clobber_fd3 = optarg; break;
+		case 'W': o->watchdog_every_ms = atol(optarg); break;
+		case 'w': o->watchdog_stop_ms = atol(optarg); break;
+		case 'k': o->check_log = optarg; break;
+		case 'u': o->check_unix = optarg; break;
 		default: usage();
 		}
 	}
@@ -474,6 +487,60 @@ static void hand_over(bool own_group)
 	}
 }
 
+// Pings the watchdog (WATCHDOG=1) every watchdog_every_ms until SIGTERM or,
+// with watchdog_stop_ms, until that much time has passed: then it goes quiet.
+static void watchdog_pings(const struct opts *o)
+{
+	struct timespec t0, t;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (!got_term) {
+		clock_gettime(CLOCK_MONOTONIC, &t);
+		long ms = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+		if (o->watchdog_stop_ms > 0 && ms >= o->watchdog_stop_ms)
+			return;
+		notify("WATCHDOG=1");
+		sleep_ms(o->watchdog_every_ms);
+	}
+}
+
+// A check's path: DIR/$BATON_PID, then suffix.
+static void check_path(char *buf, size_t len, const char *dir, const char *suffix)
+{
+	const char *pid = getenv("BATON_PID");
+	snprintf(buf, len, "%s/%s%s", dir, pid ? pid : "none", suffix);
+}
+
+// Runs as a check: "PID start T" and "PID end T" lines around its run, which
+// lasts --exit-after-ms, in the file named after the process it checks.
+static int check_log(const struct opts *o)
+{
+	char path[4096];
+	check_path(path, sizeof(path), o->check_log, "");
+	append_line(path, "start");
+	sleep_ms(o->exit_after_ms);
+	append_line(path, "end");
+	return o->exit_code >= 0 ? o->exit_code : 0;
+}
+
+// Runs as a check of one process: its health socket must answer "ok".
+static int check_unix(const char *dir)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char buf[64] = "";
+	check_path(sa.sun_path, sizeof(sa.sun_path), dir, ".sock");
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		printf("connect %s: %s\n", sa.sun_path, strerror(errno));
+		return 1;
+	}
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	bool ok = strcmp(buf, "ok\n") == 0;
+	buf[strcspn(buf, "\n")] = '\0';
+	printf("%s answered: %s\n", sa.sun_path, buf[0] ? buf : "nothing");
+	return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	struct opts o = {.exit_code = -1, .ready_fd = -1};
@@ -482,6 +549,10 @@ int main(int argc, char **argv)
 	for (int i = 0; saved_argv && i < argc; i++)
 		saved_argv[i] = argv[i];
 	parse(argc, argv, &o);
+	if (o.check_log)
+		return check_log(&o);
+	if (o.check_unix)
+		return check_unix(o.check_unix);
 	if (o.hand_over || o.own_group)
 		hand_over(o.own_group);
 	if (o.log)
@@ -542,6 +613,8 @@ int main(int argc, char **argv)
 		sleep_ms(o.exit_after_ms);
 	if (o.exit_code >= 0 || o.exit_after_ms > 0)
 		return o.exit_code >= 0 ? o.exit_code : 0;
+	if (o.watchdog_every_ms > 0)
+		watchdog_pings(&o);
 	serve(&o);
 	return 0;
 }
