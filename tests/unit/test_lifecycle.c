@@ -4,6 +4,8 @@
  * the test moves. No process is ever started or signalled: a spawned process
  * is a pid and two pipes; it "execs" when the test closes its error pipe,
  * says it is ready on its readiness pipe, and exits when the test reaps it.
+ * A check (ready = exec:, check = exec:) is a child too, told apart by its
+ * program: its output is what the test writes on its stdout pipe.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +32,7 @@
 #define FIRST_PID 10000
 #define NOTIFY_PATH "/run/baton-test/control-notify.sock"
 #define EXEC_ERROR "exec /nonexistent/app: No such file or directory"
-#define MAX_CHILDREN 64
+#define MAX_CHILDREN 80
 #define MAX_SIGNALS 128
 #define MAX_EVENTS 256
 #define MAX_PROBES 16
@@ -73,6 +75,8 @@ struct child {
 	int ready_fd; /* where the readiness pipe goes in the child, or -1 */
 	int exec_w;   /* the spawn error pipe's write end, until it "execs" */
 	int ready_w;  /* a copy of the readiness pipe's write end, or -1 */
+	bool check;   /* a check's process, not a service's */
+	int out_w;    /* a check's: a copy of its stdout pipe's write end, or -1 */
 };
 
 struct sent {
@@ -92,7 +96,7 @@ struct rec {
 	unsigned number, instance, from, spawned, instances, count;
 	pid_t pid;
 	int signo, conns;
-	bool ok, stopped, failed, killed_early;
+	bool ok, stopped, failed, killed_early, replaced;
 	enum upgrade_state state;
 	char reason[512];
 };
@@ -174,7 +178,7 @@ static void fake_event(struct lifecycle_host *h, const struct lifecycle_event *e
 		.instance = e->instance, .from = e->from, .spawned = e->spawned,
 		.instances = e->instances, .count = e->count, .pid = e->pid, .signo = e->signo,
 		.conns = e->conns, .ok = e->ok, .stopped = e->stopped, .failed = e->failed,
-		.state = e->state};
+		.replaced = e->replaced, .state = e->state};
 	r->killed_early = e->proc && e->proc->killed_early;
 	snprintf(r->reason, sizeof(r->reason), "%s", e->reason ? e->reason : "");
 }
@@ -204,12 +208,19 @@ static void record_request(struct child *c, const struct spawn_request *req)
 {
 	c->argv = copy_words(req->argv);
 	c->envp = copy_words(req->envp);
-	memcpy(c->fds, req->fds, req->nfds * sizeof(int));
+	if (req->nfds)
+		memcpy(c->fds, req->fds, req->nfds * sizeof(int));
 	c->nfds = req->nfds;
 	c->ready_fd = req->ready_fd;
-	c->ready_w = -1;
+	c->ready_w = c->out_w = -1;
 	if (req->ready_source >= 0)
 		c->ready_w = fcntl(req->ready_source, F_DUPFD_CLOEXEC, 0);
+	// The services run /usr/bin/app-vN; anything else is a check.
+	c->check = strncmp(req->argv[0], "/usr/bin/app-v", 14) != 0;
+	if (c->check) {
+		assert_true(req->out_fd >= 0 && req->err_fd == req->out_fd);
+		c->out_w = fcntl(req->out_fd, F_DUPFD_CLOEXEC, 0);
+	}
 }
 
 /* Starts no process: a pid, and the error pipe's read end in *errfd. */
@@ -267,6 +278,7 @@ static void fake_finish(struct fake *f)
 		free_words(f->children[i].envp);
 		close_fd(&f->children[i].exec_w);
 		close_fd(&f->children[i].ready_w);
+		close_fd(&f->children[i].out_w);
 	}
 	for (size_t i = 0; i < 2; i++) {
 		assert_int_equal(f->listeners[i].users, 0);
@@ -366,6 +378,7 @@ static const char *const kind_names[] = {
 	[LC_DRAINED] = "DRAINED", [LC_MAX_DRAINING] = "MAX_DRAINING", [LC_UPGRADE] = "UPGRADE",
 	[LC_UPGRADE_OVER] = "UPGRADE_OVER", [LC_STOP] = "STOP", [LC_STOPPED] = "STOPPED",
 	[LC_IDLE] = "IDLE", [LC_STOP_OVER] = "STOP_OVER", [LC_ERROR] = "ERROR",
+	[LC_OUTPUT] = "OUTPUT", [LC_CHECK] = "CHECK", [LC_UNHEALTHY] = "UNHEALTHY",
 };
 
 /* Prints the events recorded, the next one expected marked, for a failure's log. */
@@ -1367,6 +1380,336 @@ static void spawn_failure_in_an_upgrade_rolls_it_back(void **state)
 	expect_no_signal(w);
 }
 
+/* ---- health: checks and the watchdog ---- */
+
+/* The last child spawned is a check of process pid, running program. */
+static pid_t expect_check_spawned(struct world *w, pid_t pid, const char *program)
+{
+	const struct fake *f = &w->fake;
+	assert_true(f->nchildren > 0);
+	const struct child *c = &f->children[f->nchildren - 1];
+	char var[64];
+	snprintf(var, sizeof(var), "BATON_PID=%d", (int)pid);
+	assert_true(c->check);
+	assert_string_equal(c->argv[0], program);
+	assert_true(has_var(c, var));
+	return c->pid;
+}
+
+/* The last child spawned is a process of the service: its pid. */
+static pid_t last_spawned(struct world *w)
+{
+	const struct child *c = &w->fake.children[w->fake.nchildren - 1];
+	assert_false(c->check);
+	return c->pid;
+}
+
+/* The check writes output, closes it and exits with status. */
+static void check_exits(struct world *w, pid_t check, int status, const char *output)
+{
+	struct child *c = child_of(w, check);
+	size_t n = strlen(output);
+	assert_true(c->check);
+	assert_int_equal(write(c->out_w, output, n), (ssize_t)n);
+	close_fd(&c->out_w);
+	close_fd(&c->exec_w);
+	reap(w, check, status);
+}
+
+/* The next event: a check of gen 1's process pid ended, ok or not, with its count and reason. */
+static void expect_check_ended(struct world *w, unsigned instance, pid_t pid, bool ok, unsigned count,
+	bool readiness, const char *reason)
+{
+	const struct rec *r = expect_proc(w, LC_CHECK, 1, instance, pid);
+	assert_int_equal(r->ok, ok);
+	assert_int_equal(r->count, count);
+	assert_int_equal(r->stopped, readiness);
+	assert_string_equal(r->reason, reason);
+}
+
+static void readiness_check_passes_at_its_third_run(void **state)
+{
+	struct world *w = *state;
+	start(w, "ready = exec:/usr/bin/check-ready --now\ncheck_interval = 2s\n");
+	assert_false(has_name(child_of(w, nth(0)), "NOTIFY_SOCKET"));
+	advance(w, 1);
+	assert_int_equal(w->fake.nchildren, 1); // no check before the exec
+	exec_ok(w, nth(0));
+	pid_t check = expect_check_spawned(w, nth(0), "/usr/bin/check-ready");
+	const struct child *c = child_of(w, check);
+	assert_string_equal(c->argv[1], "--now");
+	assert_null(c->argv[2]);
+	assert_int_equal(c->nfds, 0);
+	assert_true(has_var(c, "BATON_SERVICE=web"));
+	assert_true(has_var(c, "BATON_GENERATION=1"));
+	assert_true(has_var(c, "BATON_INSTANCE=0"));
+	assert_false(has_name(c, "LISTEN_FDS"));
+	check_exits(w, check, W_EXITCODE(1, 0), "connection refused\nsecond line\n");
+	expect_check_ended(w, 0, nth(0), false, 1, true, "exited with status 1: connection refused");
+	expect_no_event(w);
+	advance(w, 1.999);
+	assert_int_equal(w->fake.nchildren, 2);
+	advance(w, 0.001);
+	check = expect_check_spawned(w, nth(0), "/usr/bin/check-ready");
+	check_exits(w, check, W_EXITCODE(0, SIGSEGV), "");
+	expect_check_ended(w, 0, nth(0), false, 2, true, "killed by signal 11 (SEGV)");
+	advance(w, 2);
+	check = expect_check_spawned(w, nth(0), "/usr/bin/check-ready");
+	check_exits(w, check, W_EXITCODE(0, 0), "up\n");
+	expect_check_ended(w, 0, nth(0), true, 2, true, "up");
+	assert_float_equal(expect_proc(w, LC_READY, 1, 0, nth(0))->secs, 5, 1e-3);
+	expect_no_event(w);
+	assert_string_equal(service_state_name(w->svc), "running");
+	// Without check = exec:, a ready process is checked no more.
+	advance(w, 10);
+	assert_int_equal(w->fake.nchildren, 4);
+	expect_no_event(w);
+	expect_no_signal(w);
+}
+
+static void ready_timeout_quotes_the_last_check(void **state)
+{
+	struct world *w = *state;
+	start(w, "ready = exec:/usr/bin/check-ready\nready_timeout = 2500ms\ncheck_interval = 1s\n"
+		 "restart_delay = 1s\n");
+	exec_ok(w, nth(0));
+	for (unsigned i = 1; i <= 2; i++) {
+		pid_t check = expect_check_spawned(w, nth(0), "/usr/bin/check-ready");
+		check_exits(w, check, W_EXITCODE(2, 0), "db: connection refused\n");
+		expect_check_ended(w, 0, nth(0), false, i, true,
+			"exited with status 2: db: connection refused");
+		advance(w, 1);
+	}
+	// The third run is still going at the deadline: it is killed, unheard.
+	pid_t check = expect_check_spawned(w, nth(0), "/usr/bin/check-ready");
+	advance(w, 0.499);
+	expect_no_event(w);
+	expect_no_signal(w);
+	advance(w, 0.001);
+	const struct rec *r = expect_proc(w, LC_UNREADY, 1, 0, nth(0));
+	assert_string_equal(r->reason, "not ready after 2500ms (ready_timeout); "
+				       "its check: exited with status 2: db: connection refused");
+	expect_signal(w, -check, SIGKILL);
+	expect_signal(w, check, SIGKILL);
+	expect_stop_signal(w, 1, 0, nth(0), 10);
+	expect_no_event(w);
+	check_exits(w, check, W_EXITCODE(0, SIGKILL), "");
+	expect_no_event(w);
+	assert_int_equal(w->lc.checks_running, 0);
+	reap(w, nth(0), W_EXITCODE(0, SIGTERM));
+	r = expect_proc(w, LC_RESTARTING, 1, 0, nth(0));
+	assert_string_equal(r->reason, "not ready after 2500ms (ready_timeout); its check: exited "
+				       "with status 2: db: connection refused, then killed by "
+				       "signal 15 (TERM)");
+	expect_no_event(w);
+}
+
+static const char live_keys[] = "ready = notify\ncheck = exec:/usr/bin/check-live\n"
+				"check_interval = 1s\ncheck_failures = 2\nrestart_delay = 500ms\n"
+				"stop_delay = 2s\nstop_grace = 5s\n";
+
+/* A check_interval passes: the ready process pid's next liveness check runs. */
+static pid_t live_check(struct world *w, pid_t pid)
+{
+	advance(w, 1);
+	return expect_check_spawned(w, pid, "/usr/bin/check-live");
+}
+
+static void failing_checks_replace_the_process_ready_first(void **state)
+{
+	struct world *w = *state;
+	run(w, live_keys);
+	advance(w, 0.999);
+	assert_int_equal(w->fake.nchildren, 1);
+	advance(w, 0.001);
+	pid_t check = expect_check_spawned(w, nth(0), "/usr/bin/check-live");
+	check_exits(w, check, W_EXITCODE(0, 0), "fine\n");
+	expect_check_ended(w, 0, nth(0), true, 0, false, "fine");
+	for (unsigned i = 1; i <= 2; i++) {
+		check_exits(w, live_check(w, nth(0)), W_EXITCODE(1, 0), "HTTP 503\n");
+		expect_check_ended(w, 0, nth(0), false, i, false, "exited with status 1: HTTP 503");
+	}
+	const struct rec *r = expect_proc(w, LC_UNHEALTHY, 1, 0, nth(0));
+	assert_string_equal(r->reason, "check failed 2 times in a row: exited with status 1: HTTP 503");
+	assert_float_equal(r->secs, 0.5, EPS);
+	assert_true(proc_of(w, nth(0))->unhealthy);
+	assert_int_equal(w->svc->unhealthy, 1);
+	expect_no_event(w);
+	advance(w, 0.499);
+	expect_no_event(w);
+	advance(w, 0.001);
+	pid_t repl = last_spawned(w);
+	expect_proc(w, LC_SPAWNED, 1, 0, repl);
+	// The unhealthy one serves, unchecked, until its replacement is ready.
+	size_t spawned = w->fake.nchildren;
+	advance(w, 5);
+	expect_no_event(w);
+	expect_no_signal(w);
+	assert_int_equal(w->fake.nchildren, spawned);
+	make_ready(w, 1, 0, repl);
+	assert_float_equal(expect_proc(w, LC_STOPPING, 1, 0, nth(0))->secs, 2, EPS);
+	expect_no_event(w);
+	advance(w, 2);
+	assert_int_equal(expect_proc(w, LC_SIGNALLED, 1, 0, nth(0))->signo, SIGTERM);
+	expect_signal(w, nth(0), SIGTERM);
+	expect_signal(w, nth(0), SIGCONT);
+	expect_no_signal(w);
+	stopped_exits(w, 1, 0, nth(0));
+	expect_no_event(w);
+	// The replacement is checked in its turn.
+	expect_check_spawned(w, repl, "/usr/bin/check-live");
+	assert_int_equal(w->svc->restarts, 0);
+	assert_string_equal(service_state_name(w->svc), "running");
+}
+
+static void unhealthy_process_exiting_before_its_replacement_is_not_restarted(void **state)
+{
+	struct world *w = *state;
+	run(w, "ready = notify\ncheck = exec:/usr/bin/check-live\ncheck_interval = 1s\n"
+	       "check_failures = 1\nrestart_delay = 500ms\n");
+	check_exits(w, live_check(w, nth(0)), W_EXITCODE(1, 0), "");
+	expect_check_ended(w, 0, nth(0), false, 1, false, "exited with status 1");
+	expect_proc(w, LC_UNHEALTHY, 1, 0, nth(0));
+	advance(w, 0.5);
+	pid_t repl = last_spawned(w);
+	expect_proc(w, LC_SPAWNED, 1, 0, repl);
+	reap(w, nth(0), W_EXITCODE(1, 0));
+	const struct rec *r = expect_proc(w, LC_EXITED, 1, 0, nth(0));
+	assert_true(r->replaced);
+	assert_false(r->stopped);
+	assert_true(r->failed);
+	expect_no_event(w);
+	advance(w, 10);
+	expect_no_event(w);
+	assert_int_equal(last_spawned(w), repl);
+	make_ready(w, 1, 0, repl);
+	expect_no_event(w);
+	expect_no_signal(w);
+	assert_int_equal(w->svc->restarts, 0);
+	assert_string_equal(service_state_name(w->svc), "running");
+}
+
+static void check_outliving_check_timeout_is_killed_with_its_group(void **state)
+{
+	struct world *w = *state;
+	run(w, "ready = notify\ncheck = exec:/usr/bin/check-live\ncheck_interval = 1s\n"
+	       "check_timeout = 3s\ncheck_failures = 1\n");
+	pid_t check = live_check(w, nth(0));
+	struct child *c = child_of(w, check);
+	assert_int_equal(write(c->out_w, "still waiting\nfor", 17), 17);
+	settle(w);
+	advance(w, 2.999);
+	expect_no_signal(w);
+	expect_no_event(w);
+	advance(w, 0.001);
+	expect_signal(w, -check, SIGKILL);
+	expect_signal(w, check, SIGKILL);
+	expect_no_signal(w);
+	expect_no_event(w);
+	check_exits(w, check, W_EXITCODE(0, SIGKILL), "");
+	expect_check_ended(w, 0, nth(0), false, 1, false, "timed out after 3s: still waiting");
+	const struct rec *r = expect_proc(w, LC_UNHEALTHY, 1, 0, nth(0));
+	assert_string_equal(r->reason, "check failed 1 times in a row: timed out after 3s: "
+				       "still waiting");
+	assert_int_equal(w->lc.checks_running, 0);
+}
+
+static void at_most_32_checks_run_at_once(void **state)
+{
+	struct world *w = *state;
+	start(w, "instances = 33\nready = exec:/usr/bin/check-ready\ncheck_interval = 1s\n");
+	for (unsigned i = 0; i < 33; i++)
+		exec_ok(w, nth(i));
+	assert_int_equal(w->fake.nchildren, 33 + 32);
+	assert_int_equal(w->lc.checks_running, 32);
+	for (unsigned i = 0; i < 32; i++) {
+		char var[64];
+		snprintf(var, sizeof(var), "BATON_PID=%d", (int)nth(i));
+		assert_true(child_of(w, nth(33 + i))->check);
+		assert_true(has_var(child_of(w, nth(33 + i)), var));
+	}
+	// The 33rd waits for a place, however long the others take.
+	advance(w, 1);
+	assert_int_equal(w->fake.nchildren, 65);
+	expect_no_event(w);
+	check_exits(w, nth(33), W_EXITCODE(0, 0), "");
+	expect_check_ended(w, 0, nth(0), true, 0, true, "");
+	expect_proc(w, LC_READY, 1, 0, nth(0));
+	expect_no_event(w);
+	assert_int_equal(w->fake.nchildren, 66);
+	expect_check_spawned(w, nth(32), "/usr/bin/check-ready");
+	assert_int_equal(w->lc.checks_running, 32);
+}
+
+static void unhealthy_process_of_an_upgrade_rolls_it_back(void **state)
+{
+	struct world *w = *state;
+	run(w, "instances = 2\n");
+	struct service_conf *old = w->svc->conf;
+	begin_upgrade(w, 2, "instances = 2\nupgrade = rolling:1\ncheck = exec:/usr/bin/check-live\n"
+			    "check_interval = 1s\ncheck_failures = 1\n");
+	make_ready(w, 2, 0, nth(2));
+	expect_stop_signal(w, 1, 0, nth(0), 10);
+	expect_upgrade(w, UPGRADE_BATCH, 2, 1);
+	expect_proc(w, LC_SPAWNED, 2, 1, nth(3));
+	pid_t check = live_check(w, nth(2));
+	check_exits(w, check, W_EXITCODE(1, 0), "HTTP 500\n");
+	const struct rec *r = expect_proc(w, LC_CHECK, 2, 0, nth(2));
+	assert_false(r->ok);
+	r = expect_proc(w, LC_UNHEALTHY, 2, 0, nth(2));
+	assert_true(r->secs < 0);
+	expect_rolled_back(w, old, "web[10002] gen 2: unhealthy: check failed 1 times in a row: "
+				   "exited with status 1: HTTP 500");
+	expect_stop_signal(w, 2, 0, nth(2), 10);
+	expect_stop_signal(w, 2, 1, nth(3), 10);
+	expect_proc(w, LC_SPAWNED, 1, 0, nth(5)); // the retired instance 0 of gen 1
+	expect_rollback_over(w);
+	assert_int_equal(w->svc->unhealthy, 1);
+}
+
+static void watchdog_needs_a_ping_each_period_once_ready(void **state)
+{
+	struct world *w = *state;
+	start(w, "ready = notify\nwatchdog = 2s\nrestart_delay = 100ms\n");
+	const struct child *c = child_of(w, nth(0));
+	assert_true(has_var(c, "WATCHDOG_USEC=2000000"));
+	assert_true(has_name(c, "WATCHDOG_PID"));
+	assert_true(has_var(c, "NOTIFY_SOCKET=" NOTIFY_PATH));
+	exec_ok(w, nth(0));
+	struct proc *p = proc_of(w, nth(0));
+	// No watchdog before it is ready, WATCHDOG=trigger included.
+	proc_watchdog(p, true);
+	advance(w, 5);
+	expect_no_event(w);
+	proc_set_ready(p);
+	expect_proc(w, LC_READY, 1, 0, nth(0));
+	for (int i = 0; i < 3; i++) {
+		advance(w, 1.999);
+		proc_watchdog(p, false);
+	}
+	advance(w, 1.999);
+	expect_no_event(w);
+	advance(w, 0.001);
+	const struct rec *r = expect_proc(w, LC_UNHEALTHY, 1, 0, nth(0));
+	assert_string_equal(r->reason, "no WATCHDOG=1 within 2s (watchdog)");
+	assert_float_equal(r->secs, 0.1, EPS);
+	// Too late: pings change nothing now.
+	proc_watchdog(p, false);
+	proc_watchdog(p, true);
+	expect_no_event(w);
+	advance(w, 0.1);
+	expect_proc(w, LC_SPAWNED, 1, 0, nth(1));
+	make_ready(w, 1, 0, nth(1));
+	expect_stop_signal(w, 1, 0, nth(0), 10);
+	expect_no_event(w);
+	// WATCHDOG=trigger: unhealthy at once, the backoff growing.
+	proc_watchdog(proc_of(w, nth(1)), true);
+	r = expect_proc(w, LC_UNHEALTHY, 1, 0, nth(1));
+	assert_string_equal(r->reason, "WATCHDOG=trigger");
+	assert_float_equal(r->secs, 0.2, EPS);
+	expect_no_event(w);
+}
+
 /* ---- the end ---- */
 
 static void destroy_ends_the_waits_and_frees_everything(void **state)
@@ -1430,6 +1773,14 @@ int main(void)
 		T(stop_aborts_an_upgrade_and_drains_every_generation),
 		T(spawn_failure_is_retried_with_a_growing_delay),
 		T(spawn_failure_in_an_upgrade_rolls_it_back),
+		T(readiness_check_passes_at_its_third_run),
+		T(ready_timeout_quotes_the_last_check),
+		T(failing_checks_replace_the_process_ready_first),
+		T(unhealthy_process_exiting_before_its_replacement_is_not_restarted),
+		T(check_outliving_check_timeout_is_killed_with_its_group),
+		T(at_most_32_checks_run_at_once),
+		T(unhealthy_process_of_an_upgrade_rolls_it_back),
+		T(watchdog_needs_a_ping_each_period_once_ready),
 		T(destroy_ends_the_waits_and_frees_everything),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
