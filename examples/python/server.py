@@ -7,11 +7,15 @@ under baton must do:
  3. drain on SIGTERM: stop accepting (the next generation accepts from the same
     socket), finish the requests in flight, answer with "Connection: close",
     close idle keep-alive connections without a reset, run its cleanup, exit 0.
+With HEALTH_DIR set (baton-checked.conf) it also answers "ok" on a UNIX socket of
+its own, HEALTH_DIR/PID.sock, and `server.py --check` is the check that asks the
+process $BATON_PID there.
 Test hooks: the cleanup appends its line to $EXAMPLE_CLEANUP_FILE too;
 EXAMPLE_IGNORE_TERM=1 ignores SIGTERM, so that batond has to SIGKILL the process
 and its cleanup never runs.
 """
 
+import contextlib
 import http.server
 import os
 import select
@@ -103,6 +107,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass  # errors only
 
 
+def health_path(pid):
+    return os.path.join(os.environ["HEALTH_DIR"], "%d.sock" % pid)
+
+
+def answer_health(sock):
+    """Says "ok" to each connection; a real service would say it only when it can serve."""
+    while True:
+        conn, _ = sock.accept()
+        with conn:
+            conn.sendall(b"ok\n")
+
+
+def serve_health():
+    """HEALTH_DIR/PID.sock: a socket of this process's own, for its check (the shared socket
+    reaches whichever process accepts first)."""
+    path = health_path(os.getpid())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)  # left by a killed process of the same pid
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(path)
+    sock.listen()
+    threading.Thread(target=answer_health, args=(sock,), daemon=True).start()
+    return path
+
+
+def check():
+    """`server.py --check`: exits 0 if the process $BATON_PID answers "ok", else says why."""
+    path = health_path(int(os.environ["BATON_PID"]))
+    try:
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(2)
+            s.connect(path)
+            answer = s.recv(16)
+    except OSError as e:
+        sys.exit("%s: %s" % (path, e.strerror or e))
+    sys.exit(None if answer == b"ok\n" else "%s answered %r" % (path, answer))
+
+
 def cleanup():
     """A real service would flush its buffers or close its database here; this one leaves
     a trace."""
@@ -124,11 +167,15 @@ def main():
     server.socket = take_listening_socket()
     server.daemon_threads = False  # so that server_close() waits for every connection
     threading.Thread(target=server.serve_forever).start()
+    health = serve_health() if os.environ.get("HEALTH_DIR") else None
     notify("READY=1")
     signal.sigwait({signal.SIGTERM})
     while os.environ.get("EXAMPLE_IGNORE_TERM") == "1":  # the test hook: only SIGKILL stops it
         signal.sigwait({signal.SIGTERM})
     draining = True
+    if health:  # stopping: it is checked no more
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(health)
     os.write(drain_write, b"\n")
     server.shutdown()  # stop accepting: the connections still queued wait for the next generation
     server.server_close()  # closes the socket in this process only; waits for the connections
@@ -136,4 +183,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    check() if sys.argv[1:] == ["--check"] else main()

@@ -19,10 +19,10 @@ from harness import poll
 TRACE = re.compile(r"^example: pid (\d+) gen (\d+): drained, cleanup done$", re.M)
 
 
-def example_config(name, command, **keys):
-    """examples/NAME/baton.conf on 127.0.0.1 port 0, running command: each of
+def example_config(name, command, conf="baton.conf", **keys):
+    """examples/NAME/CONF on 127.0.0.1 port 0, running command: each of
     keys replaces the key of that name, or follows the command."""
-    with open(os.path.join(harness.SOURCE_ROOT, "examples", name, "baton.conf")) as f:
+    with open(os.path.join(harness.SOURCE_ROOT, "examples", name, conf)) as f:
         text = f.read()
     for key, value in dict(keys, listen="tcp:127.0.0.1:0", command=command).items():
         line = "%s = %s" % (key, value)
@@ -134,6 +134,64 @@ class PythonExample(Example, harness.TestCase):
     name = "python"
     # The Python of the tests: Debian's, as tests/meson.build finds it.
     command = [sys.executable, os.path.join(harness.SOURCE_ROOT, "examples", "python", "server.py")]
+
+
+class PythonCheckedExample(harness.TestCase):
+    """examples/python/baton-checked.conf: each process also answers on a socket
+    of its own, and a check asks it there."""
+
+    server = os.path.join(harness.SOURCE_ROOT, "examples", "python", "server.py")
+
+    def setUp(self):
+        super().setUp()
+        if not os.path.exists(harness.LOADGEN):
+            self.skipTest("the load generator is not built")
+
+    def test_a_process_whose_check_fails_is_replaced_under_load(self):
+        with open(os.path.join(harness.SOURCE_ROOT, "examples", "python",
+                               "baton-checked.conf")) as f:
+            self.assertIn("\ncheck = exec:python3 examples/python/server.py --check\n", f.read())
+        # Run from anywhere: the server and its check by their full paths, checked more often.
+        config = example_config("python", "%s %s" % (sys.executable, self.server),
+                                conf="baton-checked.conf",
+                                check="exec:%s %s --check" % (sys.executable, self.server),
+                                check_interval="200ms", check_failures="2",
+                                environment="HEALTH_DIR=@DIR@/health")
+        b = self.batond(config, start=False)
+        trace = os.path.join(b.dir, "cleanup")
+        b.env["EXAMPLE_CLEANUP_FILE"] = trace
+        b.start()
+        b.wait_service("web", "running")
+        poll(lambda: [p.get("check") for p in b.procs("web")] == ["ok", "ok"],
+             what="both processes checked")
+        status, body = harness.http_get(b.port("http"))
+        self.assertEqual(status, 200)
+        load = harness.Load(b.port("http"))
+        self.addCleanup(lambda: load.proc.poll() is None and load.proc.kill())
+        w = self.watch(b, "watch", "web")
+        w.read_until(lambda o: o.get("type") == "proc")
+        [sick, well] = [p["pid"] for p in sorted(b.procs("web"), key=lambda p: p["instance"])]
+        path = os.path.join(b.dir, "health", "%d.sock" % sick)
+        os.unlink(path)
+        unhealthy = w.find(lambda o: o.get("kind") == "unhealthy" and o.get("pid") == sick)
+        self.assertEqual(unhealthy["reason"], "check failed 2 times in a row: exited with "
+                         "status 1: %s: No such file or directory" % path)
+        spawned = w.find(lambda o: o.get("kind") == "spawned" and o.get("instance") == 0)
+        ready = w.find(lambda o: o.get("kind") == "ready" and o.get("pid") == spawned["pid"])
+        signalled = w.find(lambda o: o.get("kind") == "signalled" and o.get("pid") == sick)
+        self.assertLess(w.lines.index(ready), w.lines.index(signalled))
+        w.find(lambda o: o.get("kind") == "exited" and o.get("pid") == sick)
+        result, err = load.stop()
+        print("examples/python, checked: %d requests served, %d failed, in %.1fs"
+              % (result["ok"], result["requests"] - result["ok"], result["seconds"]),
+              file=sys.stderr)
+        self.assert_no_failure(result, err)
+        self.assertEqual([int(pid) for pid, _ in TRACE.findall(harness.read(trace))], [sick])
+        self.assertEqual({p["pid"] for p in b.procs("web")}, {spawned["pid"], well})
+        poll(lambda: [p.get("check") for p in b.procs("web")] == ["ok", "ok"],
+             what="the replacement checked")
+        self.assert_exits_cleanly(b)
+        self.assertEqual(os.listdir(os.path.join(b.dir, "health")), [])
 
 
 class NodeExample(Example, harness.TestCase):
