@@ -430,6 +430,25 @@ static void print_services(struct stored *s, FILE *out)
 }
 
 // The last column of a process: what a person wants to know about it now.
+// What its checks say: "unhealthy", "checked for 1.2s", "check failed 2 times: ...".
+static void health_detail(const struct protocol_record *r, char *out, size_t len, bool more)
+{
+	char a[32];
+	const char *sep = more ? "; " : "";
+	size_t n = 0;
+	if (*get(r, "unhealthy"))
+		n += (size_t)snprintf(out, len, "%sunhealthy", sep);
+	sep = n || more ? "; " : "";
+	if (*get(r, "checking_for") && n < len) {
+		human_secs(get(r, "checking_for"), a, sizeof(a));
+		n += (size_t)snprintf(out + n, len - n, "%schecked for %s", sep, a);
+		sep = "; ";
+	}
+	if (strcmp(get(r, "check"), "failed") == 0 && n < len)
+		snprintf(out + n, len - n, "%scheck failed %s in a row: %s", sep,
+			get(r, "check_failures"), get(r, "check_output"));
+}
+
 static void proc_detail(const struct protocol_record *r, char *out, size_t len)
 {
 	char a[32], b[32];
@@ -453,7 +472,34 @@ static void proc_detail(const struct protocol_record *r, char *out, size_t len)
 		n += (size_t)snprintf(out + n, len - n, "%s%s connections", n ? "; " : "",
 			get(r, "conns"));
 	if (*get(r, "status") && n < len)
-		snprintf(out + n, len - n, "%s\"%s\"", n ? "; " : "", get(r, "status"));
+		n += (size_t)snprintf(out + n, len - n, "%s\"%s\"", n ? "; " : "", get(r, "status"));
+	if (n < len)
+		health_detail(r, out + n, len - n, n > 0);
+}
+
+// What each generation runs: its program, identity, directory and changes.
+static void print_gens(struct stored *s, FILE *out)
+{
+	struct table t = {6, {"SERVICE", "GEN", "ROLE", "PROGRAM", "DIRECTORY", "CHANGED"}, NULL, 0};
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "gen");
+		if (!r)
+			continue;
+		char program[512];
+		snprintf(program, sizeof(program), "%s%s%s%s%s", *get(r, "exe") ? get(r, "exe") : "-",
+			*get(r, "script") ? " (script)" : "", *get(r, "sha256") ? " (sha256 " : "",
+			get(r, "sha256"), *get(r, "sha256") ? ")" : "");
+		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"), program,
+			*get(r, "directory") ? get(r, "directory") : "-",
+			*get(r, "changed") ? get(r, "changed") : "-"};
+		table_row(&t, row);
+	}
+	if (t.rows > 0) {
+		fputc('\n', out);
+		table_print(&t, out);
+	} else {
+		free(t.cells);
+	}
 }
 
 static void print_procs(struct stored *s, FILE *out)
@@ -504,6 +550,7 @@ static void print_status(struct stored *s, FILE *out)
 	}
 	print_sockets(s, out);
 	print_services(s, out);
+	print_gens(s, out);
 	print_procs(s, out);
 	long listed = (long)count_type(s, "proc");
 	if (total > listed)
@@ -581,6 +628,13 @@ static void event_detail(const struct protocol_record *r, char *out, size_t len)
 	else if (strcmp(kind, "drained") == 0)
 		snprintf(out, len, "gen %s drained in %s", get(r, "gen"),
 			(human_secs(get(r, "elapsed"), a, sizeof(a)), a));
+	else if (strcmp(kind, "check") == 0)
+		snprintf(out, len, "check %s%s%s", get(r, "result"), *get(r, "output") ? ": " : "",
+			get(r, "output"));
+	else if (strcmp(kind, "unhealthy") == 0)
+		snprintf(out, len, "unhealthy: %s%s%s", get(r, "reason"),
+			*get(r, "replace_in") ? "; replacing it in " : "",
+			*get(r, "replace_in") ? (human_secs(get(r, "replace_in"), a, sizeof(a)), a) : "");
 	else if (strcmp(kind, "exited") == 0 && *get(r, "reason"))
 		snprintf(out, len, "%s", get(r, "reason"));
 	else if (*get(r, "reason"))
@@ -634,6 +688,19 @@ static void print_proc_line(FILE *out, const struct protocol_record *r)
 }
 
 // One line for a record of a verb other than status.
+// "web: gen 4 → gen 5: /srv/app/releases/42/bin/app (sha256 9f2c…) → /srv/…/43/bin/app (…)"
+static void print_identities(FILE *out, const struct protocol_record *r)
+{
+	fprintf(out, "%s: gen %s \u2192 gen %s: %s", get(r, "service"), get(r, "from"), get(r, "gen"),
+		*get(r, "from_exe") ? get(r, "from_exe") : "?");
+	if (*get(r, "from_sha256"))
+		fprintf(out, " (sha256 %s)", get(r, "from_sha256"));
+	fprintf(out, " \u2192 %s", *get(r, "exe") ? get(r, "exe") : "?");
+	if (*get(r, "sha256"))
+		fprintf(out, " (sha256 %s)", get(r, "sha256"));
+	fputc('\n', out);
+}
+
 static void print_line(FILE *out, const struct protocol_record *r)
 {
 	if (strcmp(r->type, "event") == 0) {
@@ -669,6 +736,8 @@ static void print_line(FILE *out, const struct protocol_record *r)
 		bool done = strcmp(get(r, "state"), "done") == 0;
 		fprintf(out, "%s: %s gen %s\n", get(r, "service"),
 			done ? "upgraded to" : "upgrade started to", get(r, "gen"));
+		if (done && *get(r, "from"))
+			print_identities(out, r);
 	} else if (strcmp(r->type, "signalled") == 0) {
 		int n = atoi(get(r, "procs"));
 		fprintf(out, "%s: sent SIG%s to %d process%s\n", get(r, "service"), get(r, "signal"),

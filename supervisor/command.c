@@ -177,6 +177,46 @@ static void record_upgrade(struct protocol_buf *buf, const struct service *svc, 
 	protocol_record_end(buf);
 }
 
+// The generation an upgrade replaced: the newest draining one before the current.
+static const struct generation *replaced_gen(const struct service *svc)
+{
+	for (struct list *g = svc->current ? svc->current->link.next : NULL; g && g != &svc->gens;
+		g = g->next) {
+		const struct generation *gen = container_of(g, struct generation, link);
+		if (gen->role == GEN_DRAINING)
+			return gen;
+	}
+	return NULL;
+}
+
+static void put_identity(struct protocol_buf *buf, const char *prefix, const struct pin *pin)
+{
+	char key[32];
+	snprintf(key, sizeof(key), "%sexe", prefix);
+	if (pin->exe_path)
+		protocol_record_str(buf, key, pin->exe_path);
+	snprintf(key, sizeof(key), "%ssha256", prefix);
+	if (pin->hash[0])
+		protocol_record_str(buf, key, pin->hash);
+}
+
+// The upgrade done: the generation it replaced, and what each one runs.
+static void record_upgrade_done(struct protocol_buf *buf, const struct service *svc)
+{
+	const struct generation *old = replaced_gen(svc);
+	protocol_record_begin(buf, "upgrade");
+	protocol_record_str(buf, "service", svc->name);
+	protocol_record_int(buf, "gen", svc->current ? svc->current->number : 0);
+	protocol_record_str(buf, "state", "done");
+	if (svc->current)
+		put_identity(buf, "", &svc->current->pin);
+	if (old) {
+		protocol_record_int(buf, "from", old->number);
+		put_identity(buf, "from_", &old->pin);
+	}
+	protocol_record_end(buf);
+}
+
 // Checks that every socket a new definition names is open.
 static bool sockets_open(struct daemon *d, struct client *c, const struct service_conf *conf)
 {
@@ -379,7 +419,7 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 		reply_service(c, svc);
 	} else {
 		struct protocol_buf buf = {0};
-		record_upgrade(&buf, svc, "done", svc->current ? svc->current->number : 0);
+		record_upgrade_done(&buf, svc);
 		reply_ok(c, &buf);
 	}
 	client_request_done(c);

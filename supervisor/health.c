@@ -367,8 +367,8 @@ static void check_ended(struct proc_health *h, bool ok)
 		return;
 	}
 	char reason[CHECK_LINE_MAX + 64];
-	snprintf(reason, sizeof(reason), "check failed %u times in a row: %s", h->failures,
-		h->last);
+	snprintf(reason, sizeof(reason), "check failed %u time%s in a row: %s", h->failures,
+		h->failures == 1 ? "" : "s", h->last);
 	proc_unhealthy(p, reason);
 }
 

@@ -3,6 +3,7 @@
 
 import grp
 import json
+import re
 import os
 import pwd
 import socket
@@ -214,7 +215,9 @@ class BatonctlTest(harness.TestCase):
         self.assertRegex(out, r"svc\s+running\s+1\s+2/2")
         self.assertIn("2 ready processes of current generations not listed", out)
         out = b.ctl("status", "svc").stdout
-        self.assertEqual(out.count("current"), 2)
+        # Every process (instance, pid), and once what its generation runs.
+        self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+\d+\s+\d+\s+ready", out, re.M)), 2)
+        self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+/\S+", out, re.M)), 1, out)
 
     def test_signal(self):
         b = self.batond("""

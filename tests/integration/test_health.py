@@ -207,7 +207,7 @@ class HealthTest(harness.TestCase):
         open(os.path.join(b.dir, "sick"), "w").close()
         svc = b.wait_service("web", "failed")
         self.assertEqual(svc["reason"], "crash loop: replaced 3 times within 30s (start_limit); "
-                         "last: check failed 1 times in a row: exited with status 1: sick")
+                         "last: check failed 1 time in a row: exited with status 1: sick")
         self.event(w, "failed")
         poll(lambda: not self.pids(b), what="every process to stop")
         unhealthy = [o["pid"] for o in w.events("unhealthy")]

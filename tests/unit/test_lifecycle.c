@@ -1609,7 +1609,7 @@ static void check_outliving_check_timeout_is_killed_with_its_group(void **state)
 	check_exits(w, check, W_EXITCODE(0, SIGKILL), "");
 	expect_check_ended(w, 0, nth(0), false, 1, false, "timed out after 3s: still waiting");
 	const struct rec *r = expect_proc(w, LC_UNHEALTHY, 1, 0, nth(0));
-	assert_string_equal(r->reason, "check failed 1 times in a row: timed out after 3s: "
+	assert_string_equal(r->reason, "check failed 1 time in a row: timed out after 3s: "
 				       "still waiting");
 	assert_int_equal(w->lc.checks_running, 0);
 }
@@ -1658,7 +1658,7 @@ static void unhealthy_process_of_an_upgrade_rolls_it_back(void **state)
 	assert_false(r->ok);
 	r = expect_proc(w, LC_UNHEALTHY, 2, 0, nth(2));
 	assert_true(r->secs < 0);
-	expect_rolled_back(w, old, "web[10002] gen 2: unhealthy: check failed 1 times in a row: "
+	expect_rolled_back(w, old, "web[10002] gen 2: unhealthy: check failed 1 time in a row: "
 				   "exited with status 1: HTTP 500");
 	expect_stop_signal(w, 2, 0, nth(2), 10);
 	expect_stop_signal(w, 2, 1, nth(3), 10);
