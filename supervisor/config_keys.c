@@ -343,19 +343,6 @@ static int set_directory(const struct key_target *t, const char *value, char *er
 	return set_string(&t->service->directory, value);
 }
 
-static bool env_name_valid(const char *s, size_t n)
-{
-	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = s[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-			    c == '_'))
-			return false;
-	}
-	return true;
-}
-
 static int set_environment(const struct key_target *t, const char *value, char *err, size_t errlen)
 {
 	struct service_conf *c = t->service;

@@ -278,6 +278,108 @@ error:
 	return fail(err, errlen, "expected an octal file mode like 0660, got \"%s\"", s);
 }
 
+int parse_int(const char *s, long min, long max, long *out, char *err, size_t errlen)
+{
+	const char *digits = *s == '-' ? s + 1 : s;
+	if (!isdigit((unsigned char)*digits))
+		goto error;
+	errno = 0;
+	char *end;
+	long n = strtol(s, &end, 10);
+	if (errno || *end || n < min || n > max)
+		goto error;
+	*out = n;
+	return 0;
+error:
+	return fail(err, errlen, "expected a whole number from %ld to %ld, got \"%s\"", min, max, s);
+}
+
+// One side of a limit: infinity, or a count (or a size) below RLIM_INFINITY.
+static int parse_limit_value(const char *s, bool size, rlim_t *value)
+{
+	uint64_t n;
+	char tmp[1], *end;
+	if (strcmp(s, "infinity") == 0) {
+		*value = RLIM_INFINITY;
+		return 0;
+	}
+	if (size) {
+		if (parse_size(s, &n, tmp, sizeof(tmp)) < 0)
+			return -1;
+	} else {
+		if (!isdigit((unsigned char)*s))
+			return -1;
+		errno = 0;
+		n = strtoull(s, &end, 10);
+		if (errno || *end)
+			return -1;
+	}
+	if (n >= (uint64_t)RLIM_INFINITY)
+		return -1;
+	*value = (rlim_t)n;
+	return 0;
+}
+
+int parse_limit(const char *s, bool size, rlim_t *soft, rlim_t *hard, char *err, size_t errlen)
+{
+	char text[64], out_soft[32], out_hard[32];
+	const char *colon = strchr(s, ':');
+	size_t n = colon ? (size_t)(colon - s) : strlen(s);
+	rlim_t a, b;
+	if (n >= sizeof(text))
+		goto error;
+	memcpy(text, s, n);
+	text[n] = '\0';
+	if (parse_limit_value(text, size, &a) < 0 ||
+		parse_limit_value(colon ? colon + 1 : text, size, &b) < 0)
+		goto error;
+	if (a > b) {
+		format_limit(a, a, size, out_soft, sizeof(out_soft));
+		format_limit(b, b, size, out_hard, sizeof(out_hard));
+		return fail(err, errlen, "the soft limit %s is above the hard limit %s", out_soft,
+			out_hard);
+	}
+	*soft = a;
+	*hard = b;
+	return 0;
+error:
+	return fail(err, errlen, "expected SOFT[:HARD], each %s or infinity, got \"%s\"",
+		size ? "a size like 8MiB" : "a whole number", s);
+}
+
+static void format_limit_value(rlim_t v, bool size, char *out, size_t outlen)
+{
+	if (v == RLIM_INFINITY)
+		snprintf(out, outlen, "infinity");
+	else if (size)
+		format_size((uint64_t)v, out, outlen);
+	else
+		snprintf(out, outlen, "%" PRIu64, (uint64_t)v);
+}
+
+void format_limit(rlim_t soft, rlim_t hard, bool size, char *out, size_t outlen)
+{
+	char a[32], b[32];
+	format_limit_value(soft, size, a, sizeof(a));
+	if (soft == hard) {
+		snprintf(out, outlen, "%s", a);
+		return;
+	}
+	format_limit_value(hard, size, b, sizeof(b));
+	snprintf(out, outlen, "%s:%s", a, b);
+}
+
+int parse_umask(const char *s, mode_t *mask, char *err, size_t errlen)
+{
+	mode_t m;
+	char tmp[1];
+	if (parse_mode(s, &m, tmp, sizeof(tmp)) < 0 || m > 0777)
+		return fail(err, errlen, "expected an octal umask from 0000 to 0777 like 0027, got \"%s\"",
+			s);
+	*mask = m;
+	return 0;
+}
+
 static int parse_port(const char *s, unsigned *port)
 {
 	unsigned long n;
@@ -567,6 +669,19 @@ static const char *const reserved_names[] = {
 	"SERVER_STARTER_GENERATION", "EINHORN_FD_COUNT", "BATON_SERVICE", "BATON_GENERATION",
 	"BATON_INSTANCE", "BATON_PID", "WATCHDOG_USEC", "WATCHDOG_PID",
 };
+
+bool env_name_valid(const char *s, size_t n)
+{
+	if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c == '_'))
+			return false;
+	}
+	return true;
+}
 
 bool env_name_reserved(const char *var)
 {

@@ -4,6 +4,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 /*
@@ -59,8 +60,24 @@ const char *signal_name(int signo);
 int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned long *out, char *err,
 	size_t errlen);
 
+/* Parses a decimal integer in [min, max], with a '-' for a negative one. */
+int parse_int(const char *s, long min, long max, long *out, char *err, size_t errlen);
+
+/*
+ * Parses a resource limit written SOFT:HARD, or SOFT for both, each a whole
+ * number, or with size a byte count as parse_size reads it (8MiB), or
+ * infinity (RLIM_INFINITY). A soft limit above its hard limit is refused.
+ */
+int parse_limit(const char *s, bool size, rlim_t *soft, rlim_t *hard, char *err, size_t errlen);
+
+/* Writes a limit the way parse_limit reads it: "1024", "8MiB:infinity". */
+void format_limit(rlim_t soft, rlim_t hard, bool size, char *out, size_t outlen);
+
 /* Parses a file mode in octal (0600). */
 int parse_mode(const char *s, mode_t *mode, char *err, size_t errlen);
+
+/* Parses a file mode creation mask in octal, 0000 to 0777 (0027). */
+int parse_umask(const char *s, mode_t *mask, char *err, size_t errlen);
 
 enum address_family {
 	ADDRESS_TCP,
@@ -122,6 +139,12 @@ int parse_upgrade(const char *s, unsigned *batch, char *err, size_t errlen);
 
 /* Parses a start limit written BURST/INTERVAL (5/60s), or none (burst 0). */
 int parse_start_limit(const char *s, unsigned *burst, double *interval, char *err, size_t errlen);
+
+/*
+ * Tells whether the n bytes at s are a variable name: letters, digits and _,
+ * not starting with a digit.
+ */
+bool env_name_valid(const char *s, size_t n);
 
 /*
  * Tells whether the variable NAME=... is one that batond sets for every

@@ -187,7 +187,8 @@ static int fuzz_ready(const char *s)
 	struct ready_spec r;
 	if (parse_ready(s, &r, err, sizeof(err)) < 0)
 		return -1;
-	require(r.mode <= READY_DELAY, "a ready mode is known", s);
+	require(r.mode <= READY_EXEC, "a ready mode is known", s);
+	require((r.mode == READY_EXEC) == (strncmp(s, "exec:", 5) == 0), "exec: is READY_EXEC", s);
 	require(r.mode != READY_FD || (r.fd >= 3 && r.fd <= 1023), "a ready fd is from 3 to 1023",
 		s);
 	require(r.mode != READY_DELAY || duration_ok(r.delay), "a ready delay is a duration", s);
@@ -320,6 +321,39 @@ static int fuzz_size(const char *s)
 	return 0;
 }
 
+static int fuzz_int(const char *s)
+{
+	static const long ranges[][2] = {{-20, 19}, {-1000, 1000}, {LONG_MIN, LONG_MAX}};
+	const long *range = ranges[range_pick % (sizeof(ranges) / sizeof(ranges[0]))];
+	long n, again;
+	char text[32];
+	if (parse_int(s, range[0], range[1], &n, err, sizeof(err)) < 0)
+		return -1;
+	require(n >= range[0] && n <= range[1], "a number is within its range", s);
+	require(strspn(s, "-0123456789") == strlen(s), "a number is a sign and digits", s);
+	snprintf(text, sizeof(text), "%ld", n);
+	require(parse_int(text, range[0], range[1], &again, err, sizeof(err)) == 0 && again == n,
+		"a number written out parses back the same", s);
+	return 0;
+}
+
+// The second byte's parity says whether the limit is of a size.
+static int fuzz_limit(const char *s)
+{
+	bool size = range_pick & 1;
+	rlim_t soft, hard, soft2, hard2;
+	char text[96];
+	if (parse_limit(s, size, &soft, &hard, err, sizeof(err)) < 0)
+		return -1;
+	require(soft <= hard, "a soft limit is at most its hard limit", s);
+	require(strchr(s, ':') || soft == hard, "one value is both limits", s);
+	format_limit(soft, hard, size, text, sizeof(text));
+	require(parse_limit(text, size, &soft2, &hard2, err, sizeof(err)) == 0,
+		"a formatted limit parses", text);
+	require(soft2 == soft && hard2 == hard, "a formatted limit reads back the same", text);
+	return 0;
+}
+
 static int (*const parsers[])(const char *s) = {
 	fuzz_duration,
 	fuzz_signal,
@@ -335,6 +369,8 @@ static int (*const parsers[])(const char *s) = {
 	fuzz_mode,
 	fuzz_env_name,
 	fuzz_size,
+	fuzz_int,
+	fuzz_limit,
 };
 
 #define NPARSERS (sizeof(parsers) / sizeof(parsers[0]))

@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,6 +366,122 @@ static void mode_octal(void **state)
 	assert_int_equal(parse_mode("", &mode, err, sizeof(err)), -1);
 	assert_int_equal(parse_mode("17777", &mode, err, sizeof(err)), -1);
 	assert_int_equal(parse_mode("rw", &mode, err, sizeof(err)), -1);
+}
+
+static void umask_octal_up_to_0777(void **state)
+{
+	(void)state;
+	mode_t mask = 1;
+	assert_int_equal(parse_umask("0", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 0);
+	assert_int_equal(parse_umask("0777", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 0777);
+	assert_int_equal(parse_umask("027", &mask, err, sizeof(err)), 0);
+	assert_int_equal(mask, 027);
+	assert_int_equal(parse_umask("01000", &mask, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected an octal umask from 0000 to 0777 like 0027, got \"01000\"");
+	assert_int_equal(parse_umask("8", &mask, err, sizeof(err)), -1);
+	assert_int_equal(parse_umask("", &mask, err, sizeof(err)), -1);
+	assert_int_equal(mask, 027);
+}
+
+static void int_range_with_sign(void **state)
+{
+	(void)state;
+	long n = 0;
+	assert_int_equal(parse_int("-20", -20, 19, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, -20);
+	assert_int_equal(parse_int("19", -20, 19, &n, err, sizeof(err)), 0);
+	assert_int_equal(n, 19);
+	assert_int_equal(parse_int("0", -20, 19, &n, err, sizeof(err)), 0);
+	assert_int_equal(parse_int("20", -20, 19, &n, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected a whole number from -20 to 19, got \"20\"");
+	assert_int_equal(parse_int("-21", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int("+1", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int("-", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int(" 1", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int("--1", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int("", -20, 19, &n, err, sizeof(err)), -1);
+	assert_int_equal(parse_int("-99999999999999999999999", LONG_MIN, 0, &n, err, sizeof(err)),
+		-1);
+}
+
+/* Resource limits */
+
+static void limit_one_value_is_both(void **state)
+{
+	(void)state;
+	rlim_t soft = 1, hard = 1;
+	assert_int_equal(parse_limit("1024", false, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == 1024 && hard == 1024);
+	assert_int_equal(parse_limit("infinity", false, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == RLIM_INFINITY && hard == RLIM_INFINITY);
+	assert_int_equal(parse_limit("0", true, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == 0 && hard == 0);
+}
+
+static void limit_soft_and_hard(void **state)
+{
+	(void)state;
+	rlim_t soft = 0, hard = 0;
+	assert_int_equal(parse_limit("1024:4096", false, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == 1024 && hard == 4096);
+	assert_int_equal(parse_limit("8MiB:infinity", true, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == 8 << 20 && hard == RLIM_INFINITY);
+	assert_int_equal(parse_limit("64K:65536", true, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == 65536 && hard == 65536);
+	assert_int_equal(parse_limit("infinity:infinity", false, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == RLIM_INFINITY);
+}
+
+static void limit_invalid_rejected(void **state)
+{
+	(void)state;
+	rlim_t soft = 7, hard = 7;
+	static const char *const bad[] = {"", ":", "1:", ":1", "1:2:3", "-1", "1 ", "lots",
+		"Infinity", "8MiB", "18446744073709551615", "18446744073709551616", "0x10"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse_limit(bad[i], false, &soft, &hard, err, sizeof(err)) == 0)
+			fail_msg("limit \"%s\" taken", bad[i]);
+	}
+	assert_string_equal(err, "expected SOFT[:HARD], each a whole number or infinity, got \"0x10\"");
+	assert_int_equal(parse_limit("1KB", true, &soft, &hard, err, sizeof(err)), -1);
+	assert_string_equal(err, "expected SOFT[:HARD], each a size like 8MiB or infinity, got \"1KB\"");
+	assert_int_equal(parse_limit("2:1", false, &soft, &hard, err, sizeof(err)), -1);
+	assert_string_equal(err, "the soft limit 2 is above the hard limit 1");
+	assert_int_equal(parse_limit("infinity:1GiB", true, &soft, &hard, err, sizeof(err)), -1);
+	assert_string_equal(err, "the soft limit infinity is above the hard limit 1GiB");
+	assert_true(soft == 7 && hard == 7);
+}
+
+static void format_limit_round_trips(void **state)
+{
+	(void)state;
+	char text[64];
+	rlim_t soft, hard;
+	format_limit(1024, 1024, false, text, sizeof(text));
+	assert_string_equal(text, "1024");
+	format_limit(1024, RLIM_INFINITY, false, text, sizeof(text));
+	assert_string_equal(text, "1024:infinity");
+	format_limit(8 << 20, 16 << 20, true, text, sizeof(text));
+	assert_string_equal(text, "8MiB:16MiB");
+	format_limit(RLIM_INFINITY - 1, RLIM_INFINITY - 1, true, text, sizeof(text));
+	assert_int_equal(parse_limit(text, true, &soft, &hard, err, sizeof(err)), 0);
+	assert_true(soft == RLIM_INFINITY - 1 && hard == soft);
+}
+
+static void env_names(void **state)
+{
+	(void)state;
+	assert_true(env_name_valid("PATH", 4));
+	assert_true(env_name_valid("_a1", 3));
+	assert_true(env_name_valid("A=1", 1));
+	assert_false(env_name_valid("", 0));
+	assert_false(env_name_valid("1A", 2));
+	assert_false(env_name_valid("A-B", 3));
+	assert_false(env_name_valid("A B", 3));
+	assert_false(env_name_valid("A=1", 3));
+	assert_false(env_name_valid("\xc3\xa9", 2));
 }
 
 /* Addresses */
@@ -760,6 +877,13 @@ int main(void)
 		cmocka_unit_test(signal_name_of_number),
 		cmocka_unit_test(uint_range),
 		cmocka_unit_test(mode_octal),
+		cmocka_unit_test(umask_octal_up_to_0777),
+		cmocka_unit_test(int_range_with_sign),
+		cmocka_unit_test(limit_one_value_is_both),
+		cmocka_unit_test(limit_soft_and_hard),
+		cmocka_unit_test(limit_invalid_rejected),
+		cmocka_unit_test(format_limit_round_trips),
+		cmocka_unit_test(env_names),
 		cmocka_unit_test(address_tcp_ipv4),
 		cmocka_unit_test(address_tcp_ipv6),
 		cmocka_unit_test(address_udp),
