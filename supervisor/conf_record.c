@@ -132,6 +132,14 @@ static void write_socket(struct protocol_buf *b, const struct socket_conf *s)
 	protocol_record_str(b, "listen", s->listen);
 	protocol_record_int(b, "backlog", s->backlog);
 	protocol_record_int(b, "mode", s->mode);
+	if (s->owner) {
+		protocol_record_str(b, "owner", s->owner);
+		protocol_record_int(b, "uid", s->uid);
+	}
+	if (s->group) {
+		protocol_record_str(b, "group", s->group);
+		protocol_record_int(b, "gid", s->gid);
+	}
 	protocol_record_int(b, "line", s->line);
 	protocol_record_end(b);
 }
@@ -366,12 +374,16 @@ int conf_record_add_socket(struct config *config, const struct protocol_record *
 		return -1;
 	s->backlog = (unsigned)get_uint(&f, "backlog");
 	s->mode = (mode_t)get_uint(&f, "mode");
+	// A state written before owner and group carries neither.
+	if (protocol_record_get(rec, "owner"))
+		s->uid = (uid_t)get_uint(&f, "uid");
+	if (protocol_record_get(rec, "group"))
+		s->gid = (gid_t)get_uint(&f, "gid");
 	if (f.bad || !copy_opt(rec, "listen", &s->listen) || !s->listen ||
+		!copy_opt(rec, "owner", &s->owner) || !copy_opt(rec, "group", &s->group) ||
 		parse_address(s->listen, &s->addr, err, sizeof(err)) < 0 ||
 		config_append((void ***)&config->sockets, &config->nsockets, s) < 0) {
-		free(s->listen);
-		free(s->name);
-		free(s);
+		socket_conf_destroy(s);
 		return -1;
 	}
 	return 0;

@@ -133,12 +133,14 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		log_conf_equal(&a->log, &b->log) && checks_equal(a, b);
 }
 
-static void socket_conf_destroy(struct socket_conf *s)
+void socket_conf_destroy(struct socket_conf *s)
 {
 	if (!s)
 		return;
 	free(s->name);
 	free(s->listen);
+	free(s->owner);
+	free(s->group);
 	free(s);
 }
 

@@ -19,7 +19,11 @@ struct socket_conf {
 	char *listen; /* as written */
 	struct address addr;
 	unsigned backlog;
-	mode_t mode; /* unix sockets */
+	mode_t mode;  /* unix sockets */
+	char *owner;  /* unix sockets: the user as written, or NULL for batond's */
+	uid_t uid;    /* owner's, resolved when the file was read */
+	char *group;  /* unix sockets: the group as written, or NULL for batond's */
+	gid_t gid;    /* group's, resolved when the file was read */
 	unsigned line;
 };
 
@@ -174,6 +178,9 @@ void service_conf_free_argv(struct service_conf *conf);
  * a configuration; NULL when out of memory.
  */
 struct socket_conf *socket_conf_create(const char *name, unsigned line);
+
+/* Frees a socket definition that is not among the sockets of a configuration. */
+void socket_conf_destroy(struct socket_conf *s);
 
 /* Appends item to the *n pointers at *array, growing it; -1 when out of memory. */
 int config_append(void ***array, size_t *n, void *item);

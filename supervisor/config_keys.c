@@ -284,13 +284,30 @@ static int user_from_number(const char *value, uid_t *uid)
 	return 0;
 }
 
-static int set_user(const struct key_target *t, const char *value, char *err, size_t errlen)
+// The user called value, or numbered value; NULL when there is none.
+static struct passwd *find_user(const char *value)
 {
-	struct service_conf *c = t->service;
 	struct passwd *pw = getpwnam(value);
 	uid_t uid;
 	if (!pw && user_from_number(value, &uid) == 0)
 		pw = getpwuid(uid);
+	return pw;
+}
+
+// The group called value, or numbered value; NULL when there is none.
+static struct group *find_group(const char *value)
+{
+	struct group *gr = getgrnam(value);
+	uid_t gid;
+	if (!gr && user_from_number(value, &gid) == 0)
+		gr = getgrgid((gid_t)gid);
+	return gr;
+}
+
+static int set_user(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct service_conf *c = t->service;
+	struct passwd *pw = find_user(value);
 	if (!pw) {
 		snprintf(err, errlen, "no such user \"%s\"", value);
 		return -1;
@@ -321,10 +338,7 @@ static int set_user(const struct key_target *t, const char *value, char *err, si
 
 static int set_group(const struct key_target *t, const char *value, char *err, size_t errlen)
 {
-	struct group *gr = getgrnam(value);
-	uid_t gid;
-	if (!gr && user_from_number(value, &gid) == 0)
-		gr = getgrgid((gid_t)gid);
+	struct group *gr = find_group(value);
 	if (!gr) {
 		snprintf(err, errlen, "no such group \"%s\"", value);
 		return -1;
@@ -332,6 +346,29 @@ static int set_group(const struct key_target *t, const char *value, char *err, s
 	t->service->has_group = true;
 	t->service->group_gid = gr->gr_gid;
 	return set_string(&t->service->group, value);
+}
+
+static int set_owner(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	struct passwd *pw = find_user(value);
+	if (!pw) {
+		snprintf(err, errlen, "no such user \"%s\"", value);
+		return -1;
+	}
+	t->socket->uid = pw->pw_uid;
+	return set_string(&t->socket->owner, value);
+}
+
+static int set_socket_group(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	struct group *gr = find_group(value);
+	if (!gr) {
+		snprintf(err, errlen, "no such group \"%s\"", value);
+		return -1;
+	}
+	t->socket->gid = gr->gr_gid;
+	return set_string(&t->socket->group, value);
 }
 
 static int set_directory(const struct key_target *t, const char *value, char *err, size_t errlen)
@@ -466,6 +503,8 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_LISTEN] = {"listen", SECTION_SOCKET, false, set_listen},
 	[KEY_BACKLOG] = {"backlog", SECTION_SOCKET, false, set_backlog},
 	[KEY_MODE] = {"mode", SECTION_SOCKET, false, set_mode},
+	[KEY_OWNER] = {"owner", SECTION_SOCKET, false, set_owner},
+	[KEY_SOCKET_GROUP] = {"group", SECTION_SOCKET, false, set_socket_group},
 	[KEY_COMMAND] = {"command", SECTION_SERVICE, true, set_command},
 	[KEY_SOCKETS] = {"sockets", SECTION_SERVICE, true, set_sockets},
 	[KEY_INSTANCES] = {"instances", SECTION_SERVICE, false, set_instances},

@@ -55,11 +55,19 @@ static void print_checks(FILE *out, const struct service_conf *c)
 		print_duration(out, "watchdog", c->watchdog);
 }
 
+// key = value, or key=value where the blanks would make the line too long.
+static void print_value(FILE *out, const char *key, const char *value);
+
 static void print_socket(FILE *out, const struct socket_conf *s)
 {
 	fprintf(out, "\n[socket:%s]\nlisten = %s\nbacklog = %u\n", s->name, s->listen, s->backlog);
-	if (s->addr.family == ADDRESS_UNIX)
-		fprintf(out, "mode = %04o\n", (unsigned)s->mode);
+	if (s->addr.family != ADDRESS_UNIX)
+		return;
+	fprintf(out, "mode = %04o\n", (unsigned)s->mode);
+	if (s->owner)
+		print_value(out, "owner", s->owner);
+	if (s->group)
+		print_value(out, "group", s->group);
 }
 
 // Lines config_print writes wrap past this, well under the reader's limit.
@@ -369,7 +377,6 @@ static void print_names(FILE *out, const char *key, char **names, size_t n)
 		config_write_words(out, key, names, n);
 }
 
-// key = value, or key=value where the blanks would make the line too long.
 static void print_value(FILE *out, const char *key, const char *value)
 {
 	bool tight = strlen(key) + strlen(value) + 3 > PRINT_LINE_MAX;

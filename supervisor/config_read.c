@@ -348,9 +348,12 @@ static void check_socket(struct parser *p, struct section *s)
 				sock->name);
 		return;
 	}
-	if (s->key_lines[KEY_MODE] && sock->addr.family != ADDRESS_UNIX)
-		add_error(p, s->key_lines[KEY_MODE], key_name(KEY_MODE),
-			"applies only to unix sockets");
+	static const int unix_only[] = {KEY_MODE, KEY_OWNER, KEY_SOCKET_GROUP};
+	for (size_t i = 0; i < sizeof(unix_only) / sizeof(unix_only[0]); i++) {
+		int k = unix_only[i];
+		if (s->key_lines[k] && sock->addr.family != ADDRESS_UNIX)
+			add_error(p, s->key_lines[k], key_name(k), "applies only to unix sockets");
+	}
 	for (size_t i = 0; i < p->config->nsockets; i++) {
 		struct socket_conf *other = p->config->sockets[i];
 		if (other == sock)

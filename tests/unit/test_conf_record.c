@@ -177,8 +177,8 @@ static void the_configuration_and_its_sockets_come_back(void **state)
 {
 	(void)state;
 	struct config *c = load("[baton]\ncontrol = /run/x.sock\n[socket:a]\nlisten = "
-				"unix:/run/a.sock\nmode = 0600\nbacklog = 7\n[socket:b]\nlisten = "
-				"tcp:[::1]:80\n");
+				"unix:/run/a.sock\nmode = 0600\nbacklog = 7\nowner = root\n"
+				"group = 0\n[socket:b]\nlisten = tcp:[::1]:80\n");
 	struct protocol_buf b = {0};
 	conf_record_write_config(&b, c);
 	struct reader r = {b.data, b.len, 0, {0}};
@@ -192,6 +192,12 @@ static void the_configuration_and_its_sockets_come_back(void **state)
 	assert_string_equal(back->sockets[0]->listen, "unix:/run/a.sock");
 	assert_int_equal(back->sockets[0]->mode, 0600);
 	assert_int_equal(back->sockets[0]->backlog, 7);
+	assert_string_equal(back->sockets[0]->owner, "root");
+	assert_int_equal(back->sockets[0]->uid, 0);
+	assert_string_equal(back->sockets[0]->group, "0");
+	assert_int_equal(back->sockets[0]->gid, 0);
+	assert_null(back->sockets[1]->owner);
+	assert_null(back->sockets[1]->group);
 	assert_string_equal(back->sockets[1]->addr.host, c->sockets[1]->addr.host);
 	assert_int_equal(back->sockets[1]->addr.port, 80);
 	protocol_buf_finish(&b);

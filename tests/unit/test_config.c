@@ -318,6 +318,37 @@ static void defaults_for_socket(void **state)
 	assert_non_null(s);
 	assert_int_equal(s->backlog, CONFIG_BACKLOG);
 	assert_int_equal(s->mode, 0666);
+	assert_null(s->owner);
+	assert_null(s->group);
+}
+
+/* Unix sockets' owner and group */
+
+static void socket_owner_and_group_resolved(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[socket:a]\nlisten = unix:/run/a.sock\nowner = root\n"
+				      "group = 0\n");
+	struct socket_conf *s = config_socket(c, "a");
+	assert_string_equal(s->owner, "root");
+	assert_int_equal(s->uid, 0);
+	assert_string_equal(s->group, "0");
+	assert_int_equal(s->gid, 0);
+}
+
+static void error_owner_and_group_on_tcp_socket(void **state)
+{
+	struct fixture *f = *state;
+	assert_fails_with(f, "[socket:a]\nlisten = tcp:127.0.0.1:80\nowner = root\ngroup = root\n",
+		2, 3, "owner: applies only to unix sockets");
+	assert_true(has_error(f, 4, "group: applies only to unix sockets"));
+}
+
+static void error_unknown_socket_owner(void **state)
+{
+	assert_fails_with(*state,
+		"[socket:a]\nlisten = unix:/run/a.sock\nowner = baton-no-such-user\n", 1, 3,
+		"owner: no such user \"baton-no-such-user\"");
 }
 
 static void comments_blank_lines_and_crlf_accepted(void **state)
@@ -897,6 +928,14 @@ static void assert_configs_equal(const struct config *a, const struct config *b)
 		assert_string_equal(x->listen, y->listen);
 		assert_int_equal(x->backlog, y->backlog);
 		assert_int_equal(x->mode, y->mode);
+		assert_true((x->owner == NULL) == (y->owner == NULL));
+		if (x->owner)
+			assert_string_equal(x->owner, y->owner);
+		assert_true((x->group == NULL) == (y->group == NULL));
+		if (x->group)
+			assert_string_equal(x->group, y->group);
+		assert_int_equal(x->uid, y->uid);
+		assert_int_equal(x->gid, y->gid);
 		assert_memory_equal(&x->addr, &y->addr, sizeof(x->addr));
 	}
 	assert_int_equal(a->nservices, b->nservices);
@@ -1075,6 +1114,9 @@ int main(void)
 		T(full_file_ready_fd_after_sockets),
 		T(defaults_for_service),
 		T(defaults_for_socket),
+		T(socket_owner_and_group_resolved),
+		T(error_owner_and_group_on_tcp_socket),
+		T(error_unknown_socket_owner),
 		T(comments_blank_lines_and_crlf_accepted),
 		T(empty_file_is_valid),
 		T(error_unknown_key),
