@@ -93,6 +93,55 @@ static void put_words(struct protocol_buf *b, size_t id, const char *list, char 
 	}
 }
 
+// The environment files as words: PATH, or -PATH for an optional one.
+static void put_env_files(struct protocol_buf *b, size_t id, const struct service_conf *c)
+{
+	for (size_t i = 0; i < c->nenv_files; i++) {
+		const struct env_file_conf *f = &c->env_files[i];
+		char *word;
+		if (asprintf(&word, "%s%s", f->optional ? "-" : "", f->path) < 0) {
+			b->failed = true;
+			return;
+		}
+		put_words(b, id, "env_file", &word, 1);
+		free(word);
+	}
+}
+
+// A setting as a word KEY=VALUE, in baton.conf's syntax.
+static void put_setting(struct protocol_buf *b, size_t id, const char *key, const char *value)
+{
+	char word[96];
+	char *one[] = {word};
+	snprintf(word, sizeof(word), "%s=%s", key, value);
+	put_words(b, id, "setting", one, 1);
+}
+
+// The limits, umask, nice and oom_score_adjust that are set, a word each.
+static void put_settings(struct protocol_buf *b, size_t id, const struct service_conf *c)
+{
+	char value[64];
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		const struct limit_conf *l = &c->limits[i];
+		if (!l->set)
+			continue;
+		format_limit(l->soft, l->hard, config_limits[i].size, value, sizeof(value));
+		put_setting(b, id, config_limits[i].key, value);
+	}
+	if (c->has_umask) {
+		snprintf(value, sizeof(value), "%04o", (unsigned)c->umask);
+		put_setting(b, id, "umask", value);
+	}
+	if (c->has_nice) {
+		snprintf(value, sizeof(value), "%d", c->nice);
+		put_setting(b, id, "nice", value);
+	}
+	if (c->has_oom_score_adjust) {
+		snprintf(value, sizeof(value), "%d", c->oom_score_adjust);
+		put_setting(b, id, "oom_score_adjust", value);
+	}
+}
+
 void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c)
 {
 	char signals[24];
@@ -123,6 +172,8 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 		char *one[] = {gid};
 		put_words(b, id, "group", one, 1);
 	}
+	put_env_files(b, id, c);
+	put_settings(b, id, c);
 }
 
 static void write_socket(struct protocol_buf *b, const struct socket_conf *s)
@@ -325,12 +376,82 @@ static int add_group(struct service_conf *c, char *word)
 	return 0;
 }
 
+static int set_limit(struct limit_conf *l, bool size, const char *value)
+{
+	char err[1];
+	if (parse_limit(value, size, &l->soft, &l->hard, err, sizeof(err)) < 0)
+		return -1;
+	l->set = true;
+	return 0;
+}
+
+static int set_int(bool *has, int *field, const char *value, long min, long max)
+{
+	char err[1];
+	long n;
+	if (parse_int(value, min, max, &n, err, sizeof(err)) < 0)
+		return -1;
+	*has = true;
+	*field = (int)n;
+	return 0;
+}
+
+static int set_umask(struct service_conf *c, const char *value)
+{
+	char err[1];
+	mode_t mask;
+	if (parse_umask(value, &mask, err, sizeof(err)) < 0)
+		return -1;
+	c->has_umask = true;
+	c->umask = mask;
+	return 0;
+}
+
+// The value of word if it is KEY=VALUE, else NULL.
+static const char *value_of(const char *word, const char *key)
+{
+	size_t n = strlen(key);
+	return strncmp(word, key, n) == 0 && word[n] == '=' ? word + n + 1 : NULL;
+}
+
+// Sets what a word KEY=VALUE of put_settings says.
+static int add_setting(struct service_conf *c, const char *word)
+{
+	const char *v;
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		if ((v = value_of(word, config_limits[i].key)))
+			return set_limit(&c->limits[i], config_limits[i].size, v);
+	}
+	if ((v = value_of(word, "umask")))
+		return set_umask(c, v);
+	if ((v = value_of(word, "nice")))
+		return set_int(&c->has_nice, &c->nice, v, CONFIG_NICE_MIN, CONFIG_NICE_MAX);
+	if ((v = value_of(word, "oom_score_adjust")))
+		return set_int(&c->has_oom_score_adjust, &c->oom_score_adjust, v,
+			CONFIG_OOM_SCORE_ADJUST_MIN, CONFIG_OOM_SCORE_ADJUST_MAX);
+	return -1;
+}
+
+// Takes word (freed) of the list setting or env_file.
+static int add_other(struct service_conf *c, const char *list, char *word)
+{
+	int rc = -1;
+	if (strcmp(list, "setting") == 0)
+		rc = add_setting(c, word);
+	else if (word[word[0] == '-'] == '/')
+		rc = config_add_env_file(c, word);
+	free(word);
+	return rc;
+}
+
 int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 {
 	if (!word)
 		return -1;
 	if (strcmp(list, "group") == 0)
 		return add_group(c, word);
+	if (strcmp(list, "setting") == 0 || strcmp(list, "env_file") == 0)
+		return add_other(c, list, word);
 	if (strcmp(list, "ready_check") == 0)
 		return append_word(&c->ready_check.argv, &c->ready_check.argc, word);
 	if (strcmp(list, "check") == 0)

@@ -16,8 +16,11 @@
 
 /*
  * Appends `conf id=ID ...` with every field of c and its command's bytes, then
- * a `word conf=ID list=argv|env|socket|group` record and its bytes per word
- * (a supplementary group's gid is a word).
+ * a `word conf=ID list=LIST` record and its bytes per word: argv, env,
+ * socket, ready_check and check words; a supplementary group's gid (group);
+ * an environment file as PATH or -PATH (env_file); and each limit, umask,
+ * nice and oom_score_adjust that is set as KEY=VALUE in baton.conf's syntax
+ * (setting).
  */
 void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c);
 
@@ -33,7 +36,8 @@ struct service_conf *conf_record_read_service(const struct protocol_record *rec,
 
 /*
  * Appends word (taken; NULL is refused) to c's list: "argv", "env",
- * "socket" or "group" (a gid). Returns 0, or -1 with word freed.
+ * "socket", "ready_check", "check", "group" (a gid), "env_file" (PATH or
+ * -PATH) or "setting" (KEY=VALUE). Returns 0, or -1 with word freed.
  */
 int conf_record_add_word(struct service_conf *c, const char *list, char *word);
 

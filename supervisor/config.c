@@ -3,6 +3,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+
+const struct limit_kind config_limits[LIMIT_COUNT] = {
+	[LIMIT_NOFILE] = {"limit_nofile", RLIMIT_NOFILE, false},
+	[LIMIT_CORE] = {"limit_core", RLIMIT_CORE, true},
+	[LIMIT_NPROC] = {"limit_nproc", RLIMIT_NPROC, false},
+	[LIMIT_MEMLOCK] = {"limit_memlock", RLIMIT_MEMLOCK, true},
+	[LIMIT_STACK] = {"limit_stack", RLIMIT_STACK, true},
+};
 
 void config_free_names(char **names, size_t n)
 {
@@ -71,6 +80,7 @@ void service_conf_unref(struct service_conf *c)
 	free(c->group);
 	free(c->directory);
 	config_free_names(c->env, c->nenv);
+	config_clear_env_files(c);
 	free(c->log.path);
 	check_conf_clear(&c->ready_check);
 	check_conf_clear(&c->check);
@@ -108,6 +118,38 @@ static bool checks_equal(const struct service_conf *a, const struct service_conf
 		a->watchdog == b->watchdog;
 }
 
+static bool env_files_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	if (a->nenv_files != b->nenv_files)
+		return false;
+	for (size_t i = 0; i < a->nenv_files; i++) {
+		const struct env_file_conf *x = &a->env_files[i], *y = &b->env_files[i];
+		if (x->optional != y->optional || strcmp(x->path, y->path) != 0)
+			return false;
+	}
+	return true;
+}
+
+static bool limits_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		const struct limit_conf *x = &a->limits[i], *y = &b->limits[i];
+		if (x->set != y->set || (x->set && (x->soft != y->soft || x->hard != y->hard)))
+			return false;
+	}
+	return true;
+}
+
+// What the processes are started with besides their command and environment.
+static bool process_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	return limits_equal(a, b) && a->has_umask == b->has_umask &&
+		(!a->has_umask || a->umask == b->umask) && a->has_nice == b->has_nice &&
+		(!a->has_nice || a->nice == b->nice) &&
+		a->has_oom_score_adjust == b->has_oom_score_adjust &&
+		(!a->has_oom_score_adjust || a->oom_score_adjust == b->oom_score_adjust);
+}
+
 static bool log_conf_equal(const struct log_conf *a, const struct log_conf *b)
 {
 	return a->sink == b->sink && str_equal(a->path, b->path) && a->json == b->json &&
@@ -130,7 +172,8 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		a->upgrade_batch == b->upgrade_batch && a->max_draining == b->max_draining &&
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
 		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals &&
-		log_conf_equal(&a->log, &b->log) && checks_equal(a, b);
+		log_conf_equal(&a->log, &b->log) && checks_equal(a, b) && env_files_equal(a, b) &&
+		process_equal(a, b);
 }
 
 void socket_conf_destroy(struct socket_conf *s)
@@ -261,4 +304,28 @@ int check_conf_set(struct check_conf *c, const char *command, char **words, size
 	c->argv = copy;
 	c->argc = n;
 	return 0;
+}
+
+int config_add_env_file(struct service_conf *conf, const char *word)
+{
+	bool optional = word[0] == '-';
+	struct env_file_conf *files =
+		realloc(conf->env_files, (conf->nenv_files + 1) * sizeof(*files));
+	if (!files)
+		return -1;
+	conf->env_files = files;
+	char *path = strdup(word + optional);
+	if (!path)
+		return -1;
+	files[conf->nenv_files++] = (struct env_file_conf){path, optional};
+	return 0;
+}
+
+void config_clear_env_files(struct service_conf *conf)
+{
+	for (size_t i = 0; i < conf->nenv_files; i++)
+		free(conf->env_files[i].path);
+	free(conf->env_files);
+	conf->env_files = NULL;
+	conf->nenv_files = 0;
 }

@@ -52,6 +52,41 @@ struct check_conf {
 	unsigned line; /* of its key, for what is said about it */
 };
 
+/*
+ * A file of variables a generation's processes get (environment_file =),
+ * read when the generation is created (envfile.h), not with the
+ * configuration.
+ */
+struct env_file_conf {
+	char *path;    /* absolute */
+	bool optional; /* written -PATH: a missing file is skipped */
+};
+
+/* The resource limits of the limit_* keys, for setrlimit(2). */
+enum limit_id {
+	LIMIT_NOFILE,
+	LIMIT_CORE,
+	LIMIT_NPROC,
+	LIMIT_MEMLOCK,
+	LIMIT_STACK,
+	LIMIT_COUNT,
+};
+
+struct limit_conf {
+	bool set;          /* else the processes keep batond's limit */
+	rlim_t soft, hard; /* RLIM_INFINITY for infinity; soft <= hard */
+};
+
+/* What a limit is: its key, its RLIMIT_ resource, whether it counts bytes. */
+struct limit_kind {
+	const char *key;
+	int resource;
+	bool size;
+};
+
+/* The limits, indexed by enum limit_id. */
+extern const struct limit_kind config_limits[LIMIT_COUNT];
+
 struct service_conf {
 	unsigned refs;
 	char *name;
@@ -87,6 +122,15 @@ struct service_conf {
 	char *directory;
 	char **env; /* KEY=VALUE, NULL-terminated */
 	size_t nenv;
+	struct env_file_conf *env_files; /* in the order given; they override env */
+	size_t nenv_files;
+	struct limit_conf limits[LIMIT_COUNT];
+	bool has_umask; /* else the processes keep batond's */
+	mode_t umask;
+	bool has_nice;
+	int nice; /* CONFIG_NICE_MIN to CONFIG_NICE_MAX */
+	bool has_oom_score_adjust;
+	int oom_score_adjust; /* CONFIG_OOM_SCORE_ADJUST_MIN to _MAX */
 	uint64_t forward_signals; /* bit n: batond passes signal n on to the processes */
 	struct log_conf log;
 	struct check_conf ready_check; /* ready = exec: */
@@ -129,6 +173,10 @@ struct config {
 #define CONFIG_MAX_INSTANCES 10000
 #define CONFIG_COMMAND_MAX 8192
 #define CONFIG_SOCKETS_MAX 64
+#define CONFIG_NICE_MIN (-20)
+#define CONFIG_NICE_MAX 19
+#define CONFIG_OOM_SCORE_ADJUST_MIN (-1000)
+#define CONFIG_OOM_SCORE_ADJUST_MAX 1000
 
 /* Frees a configuration; service definitions still referenced live on. */
 void config_destroy(struct config *config);
@@ -147,6 +195,15 @@ int check_conf_set(struct check_conf *c, const char *command, char **words, size
 
 /* Frees a check's command and words. */
 void check_conf_clear(struct check_conf *c);
+
+/*
+ * Appends an environment file to a definition's, written as the key has it:
+ * PATH, or -PATH for an optional file (not checked). Returns 0 or -1.
+ */
+int config_add_env_file(struct service_conf *conf, const char *word);
+
+/* Frees a definition's environment files. */
+void config_clear_env_files(struct service_conf *conf);
 
 /* Replaces a definition's command words (or, with env, its environment) by copies. */
 int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);

@@ -421,6 +421,116 @@ nomem:
 	return -1;
 }
 
+// Each word an absolute path, or - and one, named once.
+static int check_env_files(char **words, size_t n, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < n; i++) {
+		const char *path = words[i] + (words[i][0] == '-');
+		if (path[0] != '/') {
+			snprintf(err, errlen,
+				"expected an absolute path, or -PATH for an optional file, got \"%s\"",
+				words[i]);
+			return -1;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(words[j] + (words[j][0] == '-'), path) == 0) {
+				snprintf(err, errlen, "%s named twice", path);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int set_environment_file(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	struct service_conf *c = t->service;
+	size_t n;
+	char **words = parse_words(value, &n, err, errlen);
+	if (!words)
+		return -1;
+	int rc = check_env_files(words, n, err, errlen);
+	if (rc == 0) {
+		config_clear_env_files(c);
+		for (size_t i = 0; rc == 0 && i < n; i++)
+			rc = config_add_env_file(c, words[i]);
+		if (rc < 0)
+			snprintf(err, errlen, "out of memory");
+	}
+	free(words);
+	return rc;
+}
+
+static int set_limit(const struct key_target *t, enum limit_id id, const char *value, char *err,
+	size_t errlen)
+{
+	struct limit_conf *l = &t->service->limits[id];
+	if (parse_limit(value, config_limits[id].size, &l->soft, &l->hard, err, errlen) < 0)
+		return -1;
+	l->set = true;
+	return 0;
+}
+
+static int set_limit_nofile(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_limit(t, LIMIT_NOFILE, value, err, errlen);
+}
+
+static int set_limit_core(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_limit(t, LIMIT_CORE, value, err, errlen);
+}
+
+static int set_limit_nproc(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_limit(t, LIMIT_NPROC, value, err, errlen);
+}
+
+static int set_limit_memlock(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_limit(t, LIMIT_MEMLOCK, value, err, errlen);
+}
+
+static int set_limit_stack(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_limit(t, LIMIT_STACK, value, err, errlen);
+}
+
+static int set_umask(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	mode_t mask;
+	if (parse_umask(value, &mask, err, errlen) < 0)
+		return -1;
+	t->service->has_umask = true;
+	t->service->umask = mask;
+	return 0;
+}
+
+static int set_nice(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	long n;
+	if (parse_int(value, CONFIG_NICE_MIN, CONFIG_NICE_MAX, &n, err, errlen) < 0)
+		return -1;
+	t->service->has_nice = true;
+	t->service->nice = (int)n;
+	return 0;
+}
+
+static int set_oom_score_adjust(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	long n;
+	if (parse_int(value, CONFIG_OOM_SCORE_ADJUST_MIN, CONFIG_OOM_SCORE_ADJUST_MAX, &n, err,
+		errlen) < 0)
+		return -1;
+	t->service->has_oom_score_adjust = true;
+	t->service->oom_score_adjust = (int)n;
+	return 0;
+}
+
 static int set_forward_signals(const struct key_target *t, const char *value, char *err,
 	size_t errlen)
 {
@@ -524,6 +634,16 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_GROUP] = {"group", SECTION_SERVICE, false, set_group},
 	[KEY_DIRECTORY] = {"directory", SECTION_SERVICE, false, set_directory},
 	[KEY_ENVIRONMENT] = {"environment", SECTION_SERVICE, true, set_environment},
+	[KEY_ENVIRONMENT_FILE] = {"environment_file", SECTION_SERVICE, true, set_environment_file},
+	[KEY_LIMIT_NOFILE] = {"limit_nofile", SECTION_SERVICE, false, set_limit_nofile},
+	[KEY_LIMIT_CORE] = {"limit_core", SECTION_SERVICE, false, set_limit_core},
+	[KEY_LIMIT_NPROC] = {"limit_nproc", SECTION_SERVICE, false, set_limit_nproc},
+	[KEY_LIMIT_MEMLOCK] = {"limit_memlock", SECTION_SERVICE, false, set_limit_memlock},
+	[KEY_LIMIT_STACK] = {"limit_stack", SECTION_SERVICE, false, set_limit_stack},
+	[KEY_UMASK] = {"umask", SECTION_SERVICE, false, set_umask},
+	[KEY_NICE] = {"nice", SECTION_SERVICE, false, set_nice},
+	[KEY_OOM_SCORE_ADJUST] = {"oom_score_adjust", SECTION_SERVICE, false,
+		set_oom_score_adjust},
 	[KEY_FORWARD_SIGNALS] = {"forward_signals", SECTION_SERVICE, false, set_forward_signals},
 	[KEY_LOG] = {"log", SECTION_SERVICE, false, set_log},
 	[KEY_LOG_FORMAT] = {"log_format", SECTION_SERVICE, false, set_log_format},

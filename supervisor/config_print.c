@@ -390,6 +390,42 @@ static void print_size(FILE *out, const char *key, uint64_t bytes)
 	fprintf(out, "%s = %s\n", key, buf);
 }
 
+// The environment files as the key has them: PATH, or -PATH for an optional one.
+static void print_env_files(FILE *out, const struct service_conf *c)
+{
+	if (c->nenv_files == 0)
+		return;
+	char **words = calloc(c->nenv_files, sizeof(char *));
+	size_t n = 0;
+	for (; words && n < c->nenv_files; n++) {
+		const struct env_file_conf *f = &c->env_files[n];
+		if (asprintf(&words[n], "%s%s", f->optional ? "-" : "", f->path) < 0)
+			break;
+	}
+	if (words && n == c->nenv_files)
+		config_write_words(out, "environment_file", words, n);
+	config_free_names(words, n);
+}
+
+// What the processes get besides their command and environment, where set.
+static void print_process(FILE *out, const struct service_conf *c)
+{
+	char buf[64];
+	if (c->has_umask)
+		fprintf(out, "umask = %04o\n", (unsigned)c->umask);
+	if (c->has_nice)
+		fprintf(out, "nice = %d\n", c->nice);
+	if (c->has_oom_score_adjust)
+		fprintf(out, "oom_score_adjust = %d\n", c->oom_score_adjust);
+	for (int i = 0; i < LIMIT_COUNT; i++) {
+		const struct limit_conf *l = &c->limits[i];
+		if (!l->set)
+			continue;
+		format_limit(l->soft, l->hard, config_limits[i].size, buf, sizeof(buf));
+		fprintf(out, "%s = %s\n", config_limits[i].key, buf);
+	}
+}
+
 static void print_log(FILE *out, const struct log_conf *l)
 {
 	if (l->sink == LOG_FILE) {
@@ -444,8 +480,10 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 		print_value(out, "group", c->group);
 	if (c->directory)
 		print_value(out, "directory", c->directory);
+	print_process(out, c);
 	if (c->nenv)
 		config_write_words(out, "environment", c->env, c->nenv);
+	print_env_files(out, c);
 	if (c->forward_signals) {
 		fprintf(out, "forward_signals =");
 		for (int sig = 1; sig < 64; sig++) {

@@ -12,6 +12,7 @@
 #include "config_print.h"
 #include "config_read.h"
 #include "daemon.h"
+#include "envfile.h"
 #include "faces.h"
 #include "log.h"
 #include "protocol.h"
@@ -264,6 +265,32 @@ static int check_programs(const struct config *config)
 	return rc;
 }
 
+/*
+ * Each environment file must read and parse, but an optional one may be
+ * missing: "FILE:LINE: environment_file: PATH: why" or "...: PATH:N: why".
+ */
+static int check_env_files(const struct config *config)
+{
+	int rc = 0;
+	for (size_t i = 0; i < config->nservices; i++) {
+		const struct service_conf *c = config->services[i];
+		for (size_t j = 0; j < c->nenv_files; j++) {
+			const struct env_file_conf *f = &c->env_files[j];
+			struct envfile e;
+			char err[512];
+			if (envfile_read(f->path, &e, err, sizeof(err)) == 0) {
+				envfile_finish(&e);
+				continue;
+			}
+			if (f->optional && errno == ENOENT)
+				continue;
+			fprintf(stderr, "%s:%u: environment_file: %s\n", config->path, c->line, err);
+			rc = -1;
+		}
+	}
+	return rc;
+}
+
 static int check_config(const struct options *o)
 {
 	char *errors = NULL;
@@ -273,7 +300,9 @@ static int check_config(const struct options *o)
 		free(errors);
 		return 1;
 	}
-	if (check_programs(config) < 0) {
+	// Both run, so that every error is shown at once.
+	int programs = check_programs(config), env_files = check_env_files(config);
+	if (programs < 0 || env_files < 0) {
 		config_destroy(config);
 		return 1;
 	}

@@ -49,6 +49,26 @@ class GoldenTest(harness.TestCase):
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stderr, "/nonexistent/baton.conf: cannot open: No such file or directory\n")
 
+    def test_environment_files_are_read_by_the_check(self):
+        b = self.batond("[service:web]\ncommand = app\n"
+                        "environment_file = @DIR@/good.env -@DIR@/missing.env\n"
+                        "    @DIR@/bad.env\n", start=False)
+        with open(os.path.join(b.dir, "good.env"), "w") as f:
+            f.write("# fine\nA='1'\nB=\"two\\\nlines\"\n")
+        with open(os.path.join(b.dir, "bad.env"), "w") as f:
+            f.write("A=1\n\nexport B=2\n")
+        r = check(b.config_path)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, "")
+        self.assertEqual(r.stderr, "baton.conf:1: environment_file: %s/bad.env:3: \"export B\" is "
+                         "not a variable name: write NAME=VALUE without export\n" % b.dir)
+        os.unlink(os.path.join(b.dir, "bad.env"))
+        with open(os.path.join(b.dir, "bad.env"), "w") as f:
+            f.write("B=2\n")
+        r = check(b.config_path)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("configuration OK", r.stdout)
+
     def test_bad_config_at_start_is_an_exit_1(self):
         b = self.batond("[service:web]\ncommand = app\nbogus = 1\n", start=False)
         r = subprocess.run([harness.BATOND, "-c", b.config_path, "-s", b.control],

@@ -156,6 +156,65 @@ static void a_long_list_of_groups_comes_back_whole(void **state)
 	config_destroy(c);
 }
 
+static void environment_files_and_process_settings_come_back(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n"
+				"environment_file = /etc/a.env '-/etc/b c.env'\n"
+				"limit_nofile = 1024:infinity\nlimit_core = 0\nlimit_nproc = infinity\n"
+				"limit_memlock = 64KiB:1MiB\nlimit_stack = 8388609\n"
+				"umask = 0\nnice = -20\noom_score_adjust = -1000\n");
+	struct service_conf *s = c->services[0], *back = round_trip(s);
+	assert_same(s, back);
+	assert_int_equal(back->nenv_files, 2);
+	assert_string_equal(back->env_files[1].path, "/etc/b c.env");
+	assert_true(back->env_files[1].optional);
+	assert_false(back->env_files[0].optional);
+	for (int i = 0; i < LIMIT_COUNT; i++)
+		assert_true(back->limits[i].set);
+	assert_true(back->limits[LIMIT_NOFILE].hard == RLIM_INFINITY);
+	assert_true(back->limits[LIMIT_STACK].soft == 8388609);
+	assert_true(back->has_umask && back->umask == 0);
+	assert_true(back->has_nice && back->nice == -20);
+	assert_true(back->has_oom_score_adjust && back->oom_score_adjust == -1000);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+// A state written before these settings has none of their words: all unset.
+static void settings_not_written_are_unset(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *back = round_trip(c->services[0]);
+	assert_same(c->services[0], back);
+	assert_int_equal(back->nenv_files, 0);
+	for (int i = 0; i < LIMIT_COUNT; i++)
+		assert_false(back->limits[i].set);
+	assert_false(back->has_umask || back->has_nice || back->has_oom_score_adjust);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+static void bad_setting_words_are_refused(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *s = c->services[0];
+	static const char *const bad[] = {"limit_nofile=2:1", "limit_nofile", "nice=20",
+		"oom_score_adjust=-1001", "umask=1000", "limit_bogus=1", "=1", "user=root"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (conf_record_add_word(s, "setting", strdup(bad[i])) == 0)
+			fail_msg("setting \"%s\" taken", bad[i]);
+	}
+	assert_int_equal(conf_record_add_word(s, "env_file", strdup("relative.env")), -1);
+	assert_int_equal(conf_record_add_word(s, "env_file", strdup("-")), -1);
+	assert_int_equal(conf_record_add_word(s, "env_file", strdup("-/ok.env")), 0);
+	assert_int_equal(conf_record_add_word(s, "setting", strdup("limit_core=infinity")), 0);
+	assert_true(s->limits[LIMIT_CORE].set);
+	config_destroy(c);
+}
+
 static void a_record_with_a_field_missing_is_refused(void **state)
 {
 	(void)state;
@@ -212,6 +271,9 @@ int main(void)
 		cmocka_unit_test(words_come_back_byte_for_byte),
 		cmocka_unit_test(resolved_ids_are_kept_not_looked_up_again),
 		cmocka_unit_test(a_long_list_of_groups_comes_back_whole),
+		cmocka_unit_test(environment_files_and_process_settings_come_back),
+		cmocka_unit_test(settings_not_written_are_unset),
+		cmocka_unit_test(bad_setting_words_are_refused),
 		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
 		cmocka_unit_test(an_unknown_word_list_is_refused),
 		cmocka_unit_test(the_configuration_and_its_sockets_come_back),

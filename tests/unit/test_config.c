@@ -308,6 +308,12 @@ static void defaults_for_service(void **state)
 	assert_int_equal(s->nenv, 0);
 	assert_non_null(s->env);
 	assert_null(s->env[0]);
+	assert_int_equal(s->nenv_files, 0);
+	for (int i = 0; i < LIMIT_COUNT; i++)
+		assert_false(s->limits[i].set);
+	assert_false(s->has_umask);
+	assert_false(s->has_nice);
+	assert_false(s->has_oom_score_adjust);
 }
 
 static void defaults_for_socket(void **state)
@@ -322,7 +328,62 @@ static void defaults_for_socket(void **state)
 	assert_null(s->group);
 }
 
-/* Unix sockets' owner and group */
+/* What the processes get */
+
+static void environment_files_in_order_with_their_optional_flag(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\n"
+				      "environment_file = /etc/app.env -/etc/app.local.env\n"
+				      "    '/etc/with space.env'\n");
+	struct service_conf *s = config_service(c, "web");
+	assert_int_equal(s->nenv_files, 3);
+	assert_string_equal(s->env_files[0].path, "/etc/app.env");
+	assert_false(s->env_files[0].optional);
+	assert_string_equal(s->env_files[1].path, "/etc/app.local.env");
+	assert_true(s->env_files[1].optional);
+	assert_string_equal(s->env_files[2].path, "/etc/with space.env");
+	assert_false(s->env_files[2].optional);
+}
+
+static void limits_soft_and_hard(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\n"
+				      "limit_nofile = 1024:65536\nlimit_core = infinity\n"
+				      "limit_nproc = 100\nlimit_memlock = 64KiB:1M\n"
+				      "limit_stack = 8388608:infinity\n");
+	struct service_conf *s = config_service(c, "web");
+	const struct limit_conf *l = s->limits;
+	assert_true(l[LIMIT_NOFILE].set);
+	assert_true(l[LIMIT_NOFILE].soft == 1024 && l[LIMIT_NOFILE].hard == 65536);
+	assert_true(l[LIMIT_CORE].soft == RLIM_INFINITY && l[LIMIT_CORE].hard == RLIM_INFINITY);
+	assert_true(l[LIMIT_NPROC].soft == 100 && l[LIMIT_NPROC].hard == 100);
+	assert_true(l[LIMIT_MEMLOCK].soft == 65536 && l[LIMIT_MEMLOCK].hard == 1048576);
+	assert_true(l[LIMIT_STACK].soft == 8388608 && l[LIMIT_STACK].hard == RLIM_INFINITY);
+	assert_int_equal(config_limits[LIMIT_NOFILE].resource, RLIMIT_NOFILE);
+	assert_int_equal(config_limits[LIMIT_STACK].resource, RLIMIT_STACK);
+}
+
+static void umask_nice_and_oom_score_adjust(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\numask = 0077\n"
+				      "nice = -20\noom_score_adjust = -1000\n"
+				      "[service:db]\ncommand = /bin/true\numask = 0\nnice = 19\n"
+				      "oom_score_adjust = 1000\n");
+	struct service_conf *s = config_service(c, "web"), *db = config_service(c, "db");
+	assert_true(s->has_umask);
+	assert_int_equal(s->umask, 077);
+	assert_true(s->has_nice);
+	assert_int_equal(s->nice, -20);
+	assert_true(s->has_oom_score_adjust);
+	assert_int_equal(s->oom_score_adjust, -1000);
+	assert_true(db->has_umask);
+	assert_int_equal(db->umask, 0);
+	assert_int_equal(db->nice, 19);
+	assert_int_equal(db->oom_score_adjust, 1000);
+}
 
 static void socket_owner_and_group_resolved(void **state)
 {
@@ -349,6 +410,20 @@ static void error_unknown_socket_owner(void **state)
 	assert_fails_with(*state,
 		"[socket:a]\nlisten = unix:/run/a.sock\nowner = baton-no-such-user\n", 1, 3,
 		"owner: no such user \"baton-no-such-user\"");
+}
+
+static void error_soft_limit_above_hard(void **state)
+{
+	assert_fails_with(*state, "[service:web]\ncommand = /bin/true\nlimit_stack = 16MiB:8MiB\n",
+		1, 3, "limit_stack: the soft limit 16MiB is above the hard limit 8MiB");
+}
+
+static void error_relative_environment_file(void **state)
+{
+	assert_fails_with(*state,
+		"[service:web]\ncommand = /bin/true\nenvironment_file = -etc/app.env\n", 1, 3,
+		"environment_file: expected an absolute path, or -PATH for an optional file, got "
+		"\"-etc/app.env\"");
 }
 
 static void comments_blank_lines_and_crlf_accepted(void **state)
@@ -654,7 +729,8 @@ static void continuation_of_quoted_command_word(void **state)
 static void continuation_rejected_for_other_keys(void **state)
 {
 	assert_fails_with(*state, "[service:web]\ncommand = /bin/true\ninstances = 2\n  3\n", 1, 4,
-		"instances: only command, sockets and environment continue on indented lines");
+		"instances: only command, sockets, environment and environment_file continue on "
+		"indented lines");
 }
 
 static void continuation_after_comment_still_joins(void **state)
@@ -840,6 +916,39 @@ static void equal_detects_each_difference(void **state)
 	assert_differs(f, "group = root");
 	assert_differs(f, "directory = /");
 	assert_differs(f, "environment = A=1");
+	assert_differs(f, "environment_file = /etc/app.env");
+	assert_differs(f, "environment_file = -/etc/app.env");
+	assert_differs(f, "limit_nofile = 1024");
+	assert_differs(f, "limit_core = infinity");
+	assert_differs(f, "limit_nproc = 10:20");
+	assert_differs(f, "limit_memlock = 1MiB");
+	assert_differs(f, "limit_stack = 8MiB");
+	assert_differs(f, "umask = 0022");
+	assert_differs(f, "nice = 0");
+	assert_differs(f, "oom_score_adjust = 0");
+}
+
+static void equal_compares_environment_files_and_limits(void **state)
+{
+	struct fixture *f = *state;
+	struct service_conf *a = load_service(f, "[service:web]\ncommand = x\n"
+						 "environment_file = /a.env -/b.env\nlimit_nofile = 1024\n");
+	struct service_conf *b = load_service(f, "[service:web]\ncommand = x\n"
+						 "environment_file = /a.env /b.env\nlimit_nofile = 1024\n");
+	struct service_conf *c = load_service(f, "[service:web]\ncommand = x\n"
+						 "environment_file = /a.env -/b.env\nlimit_nofile = 1024:1025\n");
+	struct service_conf *d = load_service(f, "[service:web]\ncommand = x\n"
+						 "environment_file = /a.env -/b.env\n"
+						 "limit_nofile = 1024:1024\n");
+	bool ab = service_conf_equal(a, b), ac = service_conf_equal(a, c);
+	bool ad = service_conf_equal(a, d);
+	service_conf_unref(a);
+	service_conf_unref(b);
+	service_conf_unref(c);
+	service_conf_unref(d);
+	assert_false(ab);
+	assert_false(ac);
+	assert_true(ad);
 }
 
 static void equal_ignores_how_command_is_written(void **state)
@@ -966,6 +1075,16 @@ static void print_defaults_round_trip(void **state)
 	assert_print_round_trips(*state, "[service:web]\ncommand = /bin/true\n");
 }
 
+/* Fails unless each of the n lines is in text. */
+static void assert_lines_in(const char *text, const char *const *lines, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strstr(text, lines[i]))
+			fail_msg("\"%.*s\" missing from:\n%s", (int)strlen(lines[i]) - 1, lines[i],
+				text);
+	}
+}
+
 static void print_writes_every_default(void **state)
 {
 	struct fixture *f = *state;
@@ -979,10 +1098,41 @@ static void print_writes_every_default(void **state)
 		"stop_signal = TERM\n", "stop_grace = 10s\n", "stop_delay = 0s\n",
 		"restart = always\n", "restart_delay = 100ms\n", "restart_delay_max = 10s\n",
 		"start_limit = 5/10s\n", "upgrade = all\n", "max_draining = 2\n"};
-	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
-		if (!strstr(text, lines[i]))
-			fail_msg("\"%.*s\" missing from:\n%s", (int)strlen(lines[i]) - 1, lines[i],
-				text);
+	assert_lines_in(text, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+static void print_process_settings_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	assert_print_round_trips(f, "[socket:a]\nlisten = unix:/run/a.sock\nowner = root\n"
+				    "group = root\n[service:web]\ncommand = /bin/true\n"
+				    "environment_file = /etc/a.env \"-/etc/b c.env\" \"-/etc/it's;.env\"\n"
+				    "limit_nofile = 1024:4096\nlimit_core = 0:infinity\n"
+				    "limit_nproc = infinity\nlimit_memlock = 65536\n"
+				    "limit_stack = 8MiB:16777216\numask = 2\nnice = -3\n"
+				    "oom_score_adjust = -17\n");
+	const char *text = file_text(f, f->printed);
+	static const char *const lines[] = {"owner = root\n", "group = root\n",
+		"environment_file = /etc/a.env '-/etc/b c.env' -/etc/it\\'s;.env\n",
+		"limit_nofile = 1024:4096\n", "limit_core = 0:infinity\n",
+		"limit_nproc = infinity\n", "limit_memlock = 64KiB\n",
+		"limit_stack = 8MiB:16MiB\n", "umask = 0002\n", "nice = -3\n",
+		"oom_score_adjust = -17\n"};
+	assert_lines_in(text, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+// Like user, group and directory, what is not set is not written.
+static void print_leaves_out_unset_process_settings(void **state)
+{
+	struct fixture *f = *state;
+	load_ok(f, "[socket:a]\nlisten = unix:/run/a.sock\n[service:web]\ncommand = /bin/true\n");
+	assert_non_null(print_and_reload(f));
+	const char *text = file_text(f, f->printed);
+	static const char *const keys[] = {"owner", "group", "environment_file", "limit_", "umask",
+		"nice", "oom_score_adjust"};
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		if (strstr(text, keys[i]))
+			fail_msg("\"%s\" written in:\n%s", keys[i], text);
 	}
 }
 
@@ -1114,9 +1264,14 @@ int main(void)
 		T(full_file_ready_fd_after_sockets),
 		T(defaults_for_service),
 		T(defaults_for_socket),
+		T(environment_files_in_order_with_their_optional_flag),
+		T(limits_soft_and_hard),
+		T(umask_nice_and_oom_score_adjust),
 		T(socket_owner_and_group_resolved),
 		T(error_owner_and_group_on_tcp_socket),
 		T(error_unknown_socket_owner),
+		T(error_soft_limit_above_hard),
+		T(error_relative_environment_file),
 		T(comments_blank_lines_and_crlf_accepted),
 		T(empty_file_is_valid),
 		T(error_unknown_key),
@@ -1166,12 +1321,15 @@ int main(void)
 		T(control_must_be_absolute),
 		T(equal_same_definition),
 		T(equal_detects_each_difference),
+		T(equal_compares_environment_files_and_limits),
 		T(equal_ignores_how_command_is_written),
 		T(reference_outlives_config),
 		T(reference_counting_balanced),
 		T(print_full_file_round_trips),
 		T(print_defaults_round_trip),
 		T(print_writes_every_default),
+		T(print_process_settings_round_trip),
+		T(print_leaves_out_unset_process_settings),
 		T(print_special_environment_round_trips),
 		T(print_other_values_round_trip),
 		T(print_long_continued_command_round_trips),
