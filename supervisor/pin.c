@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "envfile.h"
+
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 void pin_init(struct pin *pin)
@@ -75,6 +77,53 @@ static void pin_program(struct pin *pin, const struct service_conf *c)
 	pin->exe_fd = fd;
 }
 
+// Sets the variable of entry (NAME=VALUE, taken), replacing one of its name.
+static int set_var(struct pin *pin, char *entry)
+{
+	size_t k = strcspn(entry, "=");
+	for (size_t i = 0; i < pin->nenv; i++) {
+		if (strncmp(pin->env[i], entry, k) == 0 && pin->env[i][k] == '=') {
+			free(pin->env[i]);
+			pin->env[i] = entry;
+			return 0;
+		}
+	}
+	char **env = realloc(pin->env, (pin->nenv + 2) * sizeof(char *));
+	if (!env) {
+		free(entry);
+		return -1;
+	}
+	env[pin->nenv++] = entry;
+	env[pin->nenv] = NULL;
+	pin->env = env;
+	return 0;
+}
+
+// The environment files' variables, each replacing one of the same name.
+static int read_env_files(struct pin *pin, const struct service_conf *c, char *err,
+	size_t errlen)
+{
+	for (size_t i = 0; i < c->nenv_files; i++) {
+		struct envfile f = {0};
+		if (envfile_read(c->env_files[i].path, &f, err, errlen) < 0) {
+			if (errno == ENOENT && c->env_files[i].optional)
+				continue;
+			return -1;
+		}
+		int rc = 0;
+		for (size_t j = 0; j < f.n && rc == 0; j++) {
+			char *entry = strdup(f.env[j]);
+			rc = entry ? set_var(pin, entry) : -1;
+		}
+		envfile_finish(&f);
+		if (rc < 0) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int copy_env(struct pin *pin, char *const *env, size_t n)
 {
 	pin->env = calloc(n + 1, sizeof(char *));
@@ -93,6 +142,10 @@ int pin_resolve(struct pin *pin, const struct service_conf *conf, char *err, siz
 	pin_init(pin);
 	if (copy_env(pin, conf->env, conf->nenv) < 0) {
 		snprintf(err, errlen, "out of memory");
+		pin_release(pin);
+		return -1;
+	}
+	if (read_env_files(pin, conf, err, errlen) < 0) {
 		pin_release(pin);
 		return -1;
 	}

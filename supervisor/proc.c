@@ -513,6 +513,7 @@ static void proc_spawn(struct proc *p)
 		.ready_source = rfds[1],
 		.out_fd = out[1],
 		.err_fd = errp[1],
+		.settings = conf,
 		.exe_fd = p->gen->pin.script ? -1 : p->gen->pin.exe_fd,
 		.exe_path = p->gen->pin.exe_path,
 	};

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct child_error {
@@ -187,6 +189,35 @@ static int place_fds(const struct spawn_request *req, int errfd)
 	return errfd;
 }
 
+static void set_oom_score(int value, int errfd);
+
+// What the service sets for its processes, while they still may raise a limit.
+static void apply_settings(const struct service_conf *c, int errfd)
+{
+	for (int i = 0; c && i < LIMIT_COUNT; i++) {
+		struct rlimit rl = {c->limits[i].soft, c->limits[i].hard};
+		if (c->limits[i].set && setrlimit(config_limits[i].resource, &rl) < 0)
+			child_fail(errfd, errno, "setrlimit", config_limits[i].key);
+	}
+	if (c && c->has_umask)
+		umask(c->umask);
+	errno = 0;
+	if (c && c->has_nice && setpriority(PRIO_PROCESS, 0, c->nice) < 0)
+		child_fail(errfd, errno, "setpriority", "nice");
+	if (c && c->has_oom_score_adjust)
+		set_oom_score(c->oom_score_adjust, errfd);
+}
+
+static void set_oom_score(int value, int errfd)
+{
+	char text[16];
+	int n = snprintf(text, sizeof(text), "%d", value);
+	int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, text, (size_t)n) != n)
+		child_fail(errfd, errno, "oom_score_adjust", NULL);
+	close(fd);
+}
+
 static void set_ids(const struct spawn_request *req, int errfd)
 {
 	if (req->set_user || req->set_group) {
@@ -265,6 +296,7 @@ static void child_main(const struct spawn_request *req, int errfd)
 	if (setsid() < 0)
 		child_fail(errfd, errno, "setsid", NULL);
 	errfd = place_fds(req, errfd);
+	apply_settings(req->settings, errfd);
 	set_ids(req, errfd);
 	if (req->directory && chdir(req->directory) < 0)
 		child_fail(errfd, errno, "chdir", req->directory);

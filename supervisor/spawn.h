@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "config.h"
+
 /*
  * Starting one child with exactly what baton.conf(5) promises it: its
  * output where it is captured, its sockets at fds 3.., no other fd beyond 0-2, an empty signal mask, default
@@ -31,6 +33,7 @@ struct spawn_request {
 	const gid_t *groups;
 	int ngroups;
 	const char *directory; /* or NULL */
+	const struct service_conf *settings; /* limits, umask, nice, oom_score_adjust, or NULL */
 	int exe_fd;            /* the program, opened, to execute rather than argv[0]'s path,
 				  or -1 */
 	const char *exe_path;  /* the program's resolved path, for errors and scripts, or NULL */
