@@ -270,11 +270,13 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 		watch_begin(d->watch, c, svc);
 	int rc = service_upgrade(svc, conf, err, sizeof(err));
 	service_conf_unref(conf);
+	if (rc == -2)
+		log_warn("upgrade refused: %s", err);
 	if (rc < 0 || !svc->upgrade.active) {
 		client_set_streaming(c, NULL);
 		// Refused, or ended at once: rolled back before any process could run.
-		reply_error(c, rc < 0 ? PROTOCOL_E_BUSY : PROTOCOL_E_FAILED, "%s",
-			rc < 0 ? err : svc->reason);
+		reply_error(c, rc == -1 ? PROTOCOL_E_BUSY : rc == -2 ? PROTOCOL_E_INVALID :
+			PROTOCOL_E_FAILED, "%s", rc < 0 ? err : svc->reason);
 		return;
 	}
 	if (wait) {

@@ -326,9 +326,11 @@ void service_stop(struct service *svc);
 void service_restart(struct service *svc);
 
 /*
- * Starts an upgrade to conf (taking a reference). Returns 0, or -1 with the
- * reason in err when none can start now. An upgrade that fails at once has
- * rolled back before this returns: svc->upgrade.active is then false.
+ * Starts an upgrade to conf (taking a reference). Returns 0; -1 with the
+ * reason in err when none can start now (one is running, or the service is
+ * not); -2 when the new generation cannot be made (its program or an
+ * environment file), with the reason in err. An upgrade that fails at once
+ * has rolled back before this returns: svc->upgrade.active is then false.
  */
 int service_upgrade(struct service *svc, struct service_conf *conf, char *err, size_t errlen);
 

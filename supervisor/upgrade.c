@@ -199,7 +199,7 @@ int service_upgrade(struct service *svc, struct service_conf *conf, char *err, s
 	struct generation *gen = generation_create(svc, conf, GEN_NEXT, why, sizeof(why));
 	if (!gen) {
 		snprintf(err, errlen, "%s: cannot start gen %u: %s", svc->name, svc->last_gen + 1, why);
-		return -1;
+		return -2;
 	}
 	memset(&svc->upgrade, 0, sizeof(svc->upgrade));
 	svc->upgrade.from = svc->conf;
