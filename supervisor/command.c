@@ -26,6 +26,7 @@ enum wait {
 	WAIT_NONE,
 	WAIT_STOP,
 	WAIT_UPGRADE,
+	WAIT_HASH, /* an upgrade is done: its reply waits for the new program's hash */
 };
 
 struct command {
@@ -177,42 +178,31 @@ static void record_upgrade(struct protocol_buf *buf, const struct service *svc, 
 	protocol_record_end(buf);
 }
 
-// The generation an upgrade replaced: the newest draining one before the current.
-static const struct generation *replaced_gen(const struct service *svc)
-{
-	for (struct list *g = svc->current ? svc->current->link.next : NULL; g && g != &svc->gens;
-		g = g->next) {
-		const struct generation *gen = container_of(g, struct generation, link);
-		if (gen->role == GEN_DRAINING)
-			return gen;
-	}
-	return NULL;
-}
-
-static void put_identity(struct protocol_buf *buf, const char *prefix, const struct pin *pin)
+static void put_identity(struct protocol_buf *buf, const char *prefix, const char *exe,
+	const char *hash)
 {
 	char key[32];
 	snprintf(key, sizeof(key), "%sexe", prefix);
-	if (pin->exe_path)
-		protocol_record_str(buf, key, pin->exe_path);
+	if (exe)
+		protocol_record_str(buf, key, exe);
 	snprintf(key, sizeof(key), "%ssha256", prefix);
-	if (pin->hash[0])
-		protocol_record_str(buf, key, pin->hash);
+	if (hash[0])
+		protocol_record_str(buf, key, hash);
 }
 
 // The upgrade done: the generation it replaced, and what each one runs.
 static void record_upgrade_done(struct protocol_buf *buf, const struct service *svc)
 {
-	const struct generation *old = replaced_gen(svc);
+	const struct generation *gen = svc->current;
 	protocol_record_begin(buf, "upgrade");
 	protocol_record_str(buf, "service", svc->name);
-	protocol_record_int(buf, "gen", svc->current ? svc->current->number : 0);
+	protocol_record_int(buf, "gen", gen ? gen->number : 0);
 	protocol_record_str(buf, "state", "done");
-	if (svc->current)
-		put_identity(buf, "", &svc->current->pin);
-	if (old) {
-		protocol_record_int(buf, "from", old->number);
-		put_identity(buf, "from_", &old->pin);
+	if (gen)
+		put_identity(buf, "", gen->pin.exe_path, gen->pin.hash);
+	if (svc->replaced.number) {
+		protocol_record_int(buf, "from", svc->replaced.number);
+		put_identity(buf, "from_", svc->replaced.exe, svc->replaced.hash);
 	}
 	protocol_record_end(buf);
 }
@@ -412,10 +402,16 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 {
 	const struct service *svc = e->svc;
 	enum wait wait = (enum wait)c->wait;
+	if ((wait == WAIT_UPGRADE && e->ok) || wait == WAIT_HASH) {
+		// Its reply names what the new generation runs, hash included.
+		c->wait = WAIT_HASH;
+		if (svc->current && generation_hashing(svc->current))
+			return;
+	}
 	c->wait = WAIT_NONE;
 	c->waiting_on = NULL;
 	client_set_streaming(c, NULL);
-	if (!e->ok) {
+	if (wait != WAIT_HASH && !e->ok) {
 		reply_error(c, PROTOCOL_E_FAILED, "%s", e->reason);
 	} else if (wait == WAIT_STOP) {
 		reply_service(c, svc);
@@ -430,7 +426,8 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 static void check_wait(struct client *c, void *data)
 {
 	const struct lifecycle_event *e = data;
-	enum wait wait = e->kind == LC_STOP_OVER ? WAIT_STOP : WAIT_UPGRADE;
+	enum wait wait = e->kind == LC_STOP_OVER ? WAIT_STOP :
+		e->kind == LC_UPGRADE_OVER ? WAIT_UPGRADE : WAIT_HASH;
 	if (c->wait == (int)wait && c->waiting_on == e->svc)
 		wait_over(c, e);
 }
@@ -438,7 +435,8 @@ static void check_wait(struct client *c, void *data)
 static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *e)
 {
 	struct command *cmd = container_of(s, struct command, sub);
-	if ((e->kind == LC_STOP_OVER || e->kind == LC_UPGRADE_OVER) && cmd->d->control)
+	if ((e->kind == LC_STOP_OVER || e->kind == LC_UPGRADE_OVER || e->kind == LC_GEN_HASHED) &&
+		cmd->d->control)
 		control_each_client(cmd->d->control, check_wait, (void *)e);
 }
 

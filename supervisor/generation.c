@@ -90,6 +90,8 @@ struct generation *generation_create(struct service *svc, struct service_conf *c
 	gen->role = role;
 	gen->started_at = lifecycle_now();
 	list_init(&gen->procs);
+	list_init(&gen->hash_link);
+	lifecycle_hash_later(svc->lc, gen);
 	if (svc->current)
 		gen->changes = changes_from(svc->current, gen);
 	list_insert_after(&svc->gens, &gen->link);
@@ -104,6 +106,12 @@ void generation_destroy(struct generation *gen)
 		svc->current = NULL;
 	if (svc->next == gen)
 		svc->next = NULL;
+	if (generation_hashing(gen)) {
+		// Whoever waits for its hash waits no more.
+		list_remove(&gen->hash_link);
+		struct lifecycle_event e = lifecycle_gen_event(LC_GEN_HASHED, gen);
+		lifecycle_emit(svc->lc, &e);
+	}
 	list_remove(&gen->link);
 	for (size_t i = 0; i < gen->conf->nsockets; i++) {
 		if (gen->listeners[i])
@@ -204,6 +212,8 @@ struct generation *generation_restore(struct service *svc, const struct generati
 	gen->listeners = listeners;
 	gen->pin = saved->pin;
 	list_init(&gen->procs);
+	list_init(&gen->hash_link);
+	lifecycle_hash_later(svc->lc, gen);
 	// Oldest first in the state: each one goes in front of the ones before.
 	list_insert_after(&svc->gens, &gen->link);
 	if (gen->role == GEN_CURRENT)

@@ -18,6 +18,10 @@ struct kill_report {
 };
 
 static void report_kills_cb(struct ev_loop *loop, ev_idle *w, int revents);
+static void hash_cb(struct ev_loop *loop, ev_idle *w, int revents);
+
+// What one turn of the loop hashes of a program: a millisecond or so.
+#define HASH_STEP (256 * 1024)
 
 void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle_host *host)
 {
@@ -29,12 +33,16 @@ void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle
 	list_init(&lc->check_queue);
 	list_init(&lc->kill_reports);
 	ev_idle_init(&lc->kill_reporter, report_kills_cb);
+	list_init(&lc->hash_queue);
+	ev_idle_init(&lc->hasher, hash_cb);
 }
 
 void lifecycle_finish(struct lifecycle *lc)
 {
-	if (lc->loop)
+	if (lc->loop) {
 		ev_idle_stop(lc->loop, &lc->kill_reporter);
+		ev_idle_stop(lc->loop, &lc->hasher);
+	}
 	while (!list_empty(&lc->kill_reports)) {
 		struct list *r = lc->kill_reports.next;
 		list_remove(r);
@@ -76,6 +84,38 @@ struct lifecycle_event lifecycle_gen_event(enum lifecycle_kind kind, const struc
 	e.gen = gen;
 	e.number = gen->number;
 	return e;
+}
+
+bool generation_hashing(const struct generation *gen)
+{
+	return gen->hash_link.next != &gen->hash_link;
+}
+
+void lifecycle_hash_later(struct lifecycle *lc, struct generation *gen)
+{
+	if (gen->pin.hash[0] || gen->pin.exe_fd < 0)
+		return;
+	list_append(&lc->hash_queue, &gen->hash_link);
+	ev_idle_start(lc->loop, &lc->hasher);
+}
+
+static void hash_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	struct lifecycle *lc = container_of(w, struct lifecycle, hasher);
+	if (!list_empty(&lc->hash_queue)) {
+		struct generation *gen =
+			container_of(lc->hash_queue.next, struct generation, hash_link);
+		if (pin_hash_step(&gen->pin, HASH_STEP)) {
+			list_remove(&gen->hash_link);
+			if (gen->svc->replaced.number == gen->number)
+				memcpy(gen->svc->replaced.hash, gen->pin.hash, sizeof(gen->pin.hash));
+			struct lifecycle_event e = lifecycle_gen_event(LC_GEN_HASHED, gen);
+			lifecycle_emit(lc, &e);
+		}
+	}
+	if (list_empty(&lc->hash_queue))
+		ev_idle_stop(loop, w);
 }
 
 void lifecycle_emit(struct lifecycle *lc, const struct lifecycle_event *e)

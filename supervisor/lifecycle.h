@@ -128,6 +128,7 @@ struct generation {
 	struct service_conf *conf;   /* a reference */
 	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
 	struct pin pin;              /* what it runs: program, directory, environment */
+	struct list hash_link;       /* in lifecycle.hash_queue until its program is hashed */
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */
 	struct list procs;
@@ -159,6 +160,11 @@ struct service {
 	bool output_paused;    /* its processes' output is not read (service_pause_output) */
 	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
 	struct upgrade upgrade;
+	struct {
+		unsigned number; /* the generation the last upgrade replaced, or 0 */
+		char *exe;       /* what it ran: its program, or NULL */
+		char hash[17];   /* ...and its hash, "" when not known */
+	} replaced;
 	unsigned long restarts, upgrades, rollbacks, kills;
 	unsigned long checks_ok, checks_failed, unhealthy;
 };
@@ -204,6 +210,8 @@ enum lifecycle_kind {
 			    stopped: a readiness check (ready = exec:) */
 	LC_UNHEALTHY,    /* proc: its check or watchdog failed (reason): it is replaced
 			    in secs, or, with secs < 0, it drains or its upgrade rolls back */
+	LC_GEN_HASHED,   /* gen: the hash of its program is known (gen->pin.hash), or
+			    will never be ("": unreadable, changed, or gen being destroyed) */
 };
 
 enum upgrade_state {
@@ -286,10 +294,15 @@ struct lifecycle {
 	unsigned nstopping;  /* processes in the stopping state */
 	struct list kill_reports;
 	ev_idle kill_reporter; /* tells of SIGKILLs once the burst of deadlines is over */
+	struct list hash_queue; /* struct generation whose program is not hashed yet */
+	ev_idle hasher;         /* hashes them a piece at a time when nothing else waits */
 };
 
 /* Starts an empty lifecycle on loop, asking host for what it needs. */
 void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle_host *host);
+
+/* Whether gen's program is still to be hashed (LC_GEN_HASHED tells when it is). */
+bool generation_hashing(const struct generation *gen);
 
 /* Frees what the context holds; its services must be destroyed first. */
 void lifecycle_finish(struct lifecycle *lc);

@@ -27,6 +27,13 @@ struct lifecycle_event lifecycle_proc_event(enum lifecycle_kind kind, const stru
 /* Fills an event of kind about gen. */
 struct lifecycle_event lifecycle_gen_event(enum lifecycle_kind kind, const struct generation *gen);
 
+/*
+ * Hashes gen's pinned program when the loop has nothing else to do, a piece
+ * per turn: pin.hash is known some time after; a generation destroyed first
+ * leaves the queue (generation_destroy).
+ */
+void lifecycle_hash_later(struct lifecycle *lc, struct generation *gen);
+
 /* Passes an event to the host's observer. */
 void lifecycle_emit(struct lifecycle *lc, const struct lifecycle_event *e);
 

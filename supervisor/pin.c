@@ -155,10 +155,74 @@ int pin_resolve(struct pin *pin, const struct service_conf *conf, char *err, siz
 	return 0;
 }
 
+bool pin_hash_step(struct pin *pin, size_t max)
+{
+	if (pin->hash[0] || pin->exe_fd < 0)
+		return true;
+	if (!pin->hashing) {
+		if (!(pin->hashing = malloc(sizeof(*pin->hashing))))
+			return true;
+		sha256_init(pin->hashing);
+		pin->hashed = 0;
+	}
+	char buf[65536];
+	ssize_t n = 1;
+	for (size_t done = 0; done < max && n > 0; done += (size_t)n) {
+		n = pread(pin->exe_fd, buf, sizeof(buf), pin->hashed);
+		if (n < 0 && errno == EINTR)
+			n = 1;
+		else if (n > 0) {
+			sha256_update(pin->hashing, buf, (size_t)n);
+			pin->hashed += n;
+		}
+	}
+	if (n > 0)
+		return false;
+	// The bytes read are those pinned only if the file has not changed since.
+	struct stat st;
+	if (n == 0 && pin->hashed == pin->size && fstat(pin->exe_fd, &st) == 0 &&
+		st.st_size == pin->size && st.st_mtim.tv_sec == pin->mtime.tv_sec &&
+		st.st_mtim.tv_nsec == pin->mtime.tv_nsec) {
+		uint8_t digest[SHA256_DIGEST_SIZE];
+		sha256_final(pin->hashing, digest);
+		sha256_hex(digest, sizeof(pin->hash) - 1, pin->hash);
+	}
+	free(pin->hashing);
+	pin->hashing = NULL;
+	return true;
+}
+
+bool pin_changed(const struct pin *pin, char *why, size_t whylen)
+{
+	struct stat st;
+	if (pin->exe_fd < 0 || !pin->exe_path)
+		return false;
+	if (pin->script) {
+		// Run from its path: that path must still name the file pinned.
+		if (stat(pin->exe_path, &st) < 0) {
+			snprintf(why, whylen, "%s: %s", pin->exe_path, strerror(errno));
+			return true;
+		}
+		if (st.st_dev != pin->dev || st.st_ino != pin->ino) {
+			snprintf(why, whylen, "%s was replaced by another file", pin->exe_path);
+			return true;
+		}
+	} else if (fstat(pin->exe_fd, &st) < 0) {
+		return false;
+	}
+	if (st.st_size != pin->size || st.st_mtim.tv_sec != pin->mtime.tv_sec ||
+		st.st_mtim.tv_nsec != pin->mtime.tv_nsec) {
+		snprintf(why, whylen, "%s was changed in place", pin->exe_path);
+		return true;
+	}
+	return false;
+}
+
 int pin_copy(struct pin *dst, const struct pin *src)
 {
 	pin_init(dst);
 	*dst = *src;
+	dst->hashing = NULL;
 	dst->exe_fd = -1;
 	dst->exe_path = dst->directory = NULL;
 	dst->env = NULL;
@@ -182,6 +246,7 @@ void pin_release(struct pin *pin)
 	for (size_t i = 0; pin->env && i < pin->nenv; i++)
 		free(pin->env[i]);
 	free(pin->env);
+	free(pin->hashing);
 	pin_init(pin);
 }
 

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "sha256.h"
 
 /*
  * What a generation runs, fixed when it is created, whatever is deployed
@@ -34,6 +35,8 @@ struct pin {
 	char **env;      /* environment, then environment files' lines, NULL-terminated */
 	size_t nenv;
 	char hash[17];   /* the first 16 hex digits of its SHA-256, "" until known */
+	struct sha256 *hashing; /* the hash being computed, or NULL */
+	off_t hashed;           /* bytes of the program hashed so far */
 };
 
 /* Empties a pin: nothing pinned. */
@@ -49,6 +52,21 @@ int pin_resolve(struct pin *pin, const struct service_conf *conf, char *err, siz
 
 /* Makes dst a copy of src, the program's descriptor duplicated; -1 when out of fds or memory. */
 int pin_copy(struct pin *dst, const struct pin *src);
+
+/*
+ * Hashes up to max more bytes of the pinned program, so that a big one is
+ * hashed a piece at a time between events. Returns true once pin->hash is
+ * known, or cannot be (no program, a program that cannot be read, or one
+ * changed while it was read): it then stays "".
+ */
+bool pin_hash_step(struct pin *pin, size_t max);
+
+/*
+ * Whether the pinned program is no longer what was pinned: a program
+ * changed in place (its size or modification time differ), or a #! script
+ * whose path now names another file. Writes what changed into why.
+ */
+bool pin_changed(const struct pin *pin, char *why, size_t whylen);
 
 /* Closes and frees what a pin holds; it is then empty. */
 void pin_release(struct pin *pin);

@@ -486,7 +486,14 @@ static void proc_spawn(struct proc *p)
 	struct service_conf *conf = p->gen->conf;
 	struct listener *ls[SPAWN_FDS_MAX];
 	int fds[SPAWN_FDS_MAX], rfds[2];
-	char err[256];
+	char err[256], why[200];
+	if (pin_changed(&p->gen->pin, why, sizeof(why))) {
+		// A generation runs the program it started with, or nothing.
+		snprintf(err, sizeof(err), "%s after gen %u pinned it: upgrade to run it", why,
+			p->gen->number);
+		spawn_failed(p, err);
+		return;
+	}
 	if (collect_listeners(p, ls, err, sizeof(err)) < 0) {
 		spawn_failed(p, err);
 		return;

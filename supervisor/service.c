@@ -85,6 +85,7 @@ void service_destroy(struct service *svc)
 	service_stop_over(svc, false, "batond is exiting");
 	upgrade_clear(svc);
 	service_conf_unref(svc->conf);
+	free(svc->replaced.exe);
 	free(svc->name);
 	free(svc);
 }

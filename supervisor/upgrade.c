@@ -1,6 +1,7 @@
 #include "lifecycle_impl.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const state_names[] = {
@@ -114,6 +115,10 @@ static void upgrade_finish(struct service *svc)
 {
 	struct generation *old = svc->current, *gen = svc->next;
 	svc->upgrades++;
+	free(svc->replaced.exe);
+	svc->replaced.number = old ? old->number : 0;
+	svc->replaced.exe = old && old->pin.exe_path ? strdup(old->pin.exe_path) : NULL;
+	memcpy(svc->replaced.hash, old ? old->pin.hash : "", old ? sizeof(old->pin.hash) : 1);
 	gen->role = GEN_CURRENT;
 	svc->current = gen;
 	svc->next = NULL;
