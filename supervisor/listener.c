@@ -99,6 +99,8 @@ static struct listener *listener_alloc(const struct socket_conf *conf)
 	l->addr = conf->addr;
 	l->backlog = conf->backlog;
 	l->mode = conf->mode;
+	l->uid = conf->owner ? conf->uid : (uid_t)-1;
+	l->gid = conf->group ? conf->gid : (gid_t)-1;
 	return l;
 }
 
@@ -127,7 +129,8 @@ static int remove_stale(const union sockaddr_any *sa, socklen_t len)
 	return unlink(sa->un.sun_path);
 }
 
-static int bind_unix(struct listener *l, const union sockaddr_any *sa, socklen_t len)
+static int bind_unix(struct listener *l, const union sockaddr_any *sa, socklen_t len,
+	const char **what)
 {
 	if (remove_stale(sa, len) < 0)
 		return -1;
@@ -139,10 +142,14 @@ static int bind_unix(struct listener *l, const union sockaddr_any *sa, socklen_t
 	if (rc < 0)
 		return -1;
 	l->unlink_on_close = true;
+	*what = "chown";
+	if ((l->uid != (uid_t)-1 || l->gid != (gid_t)-1) && chown(l->addr.path, l->uid, l->gid) < 0)
+		return -1;
+	*what = "chmod";
 	return chmod(l->addr.path, l->mode);
 }
 
-static int open_socket(struct listener *l)
+static int open_socket(struct listener *l, const char **what)
 {
 	union sockaddr_any sa;
 	socklen_t len = make_sockaddr(&l->addr, &sa);
@@ -150,7 +157,7 @@ static int open_socket(struct listener *l)
 	if (l->fd < 0)
 		return -1;
 	if (l->addr.family == ADDRESS_UNIX)
-		return bind_unix(l, &sa, len);
+		return bind_unix(l, &sa, len, what);
 	int one = 1;
 	if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		return -1;
@@ -165,7 +172,7 @@ struct listener *listener_create(const struct socket_conf *conf, char *err, size
 		return NULL;
 	}
 	const char *what = "bind";
-	if (open_socket(l) < 0)
+	if (open_socket(l, &what) < 0)
 		goto error;
 	what = "listen";
 	if (l->addr.family != ADDRESS_UDP && listen(l->fd, (int)l->backlog) < 0)

@@ -19,6 +19,8 @@ struct listener {
 	struct address addr;
 	unsigned backlog;
 	mode_t mode;
+	uid_t uid;            /* a unix socket's owner, or -1 for batond's */
+	gid_t gid;            /* ...and group, or -1 for batond's */
 	int fd;
 	unsigned users;       /* generations started with this socket */
 	bool retired;         /* replaced or removed by a reload: closed once unused */

@@ -1,5 +1,6 @@
 #include "reload.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,14 +79,31 @@ static void retire(struct daemon *d, struct listener *l)
 	daemon_listener_release(d, l);
 }
 
-// Applies the small settings of a kept socket: its backlog, a unix socket's mode.
+// Applies the small settings of a kept socket: its backlog, a unix socket's
+// mode, owner and group.
 static void update_kept(struct listener *l, const struct socket_conf *c)
 {
 	if (l->backlog != c->backlog && l->addr.family != ADDRESS_UDP &&
 		listen(l->fd, (int)c->backlog) == 0)
 		l->backlog = c->backlog;
-	if (l->addr.family == ADDRESS_UNIX && l->mode != c->mode && chmod(l->addr.path, c->mode) == 0)
+	if (l->addr.family != ADDRESS_UNIX)
+		return;
+	if (l->mode != c->mode && chmod(l->addr.path, c->mode) == 0)
 		l->mode = c->mode;
+	uid_t uid = c->owner ? c->uid : (uid_t)-1;
+	gid_t gid = c->group ? c->gid : (gid_t)-1;
+	// Not set any more: left as it is, as batond does not know whose it was.
+	if ((uid != l->uid && uid != (uid_t)-1) || (gid != l->gid && gid != (gid_t)-1)) {
+		if (chown(l->addr.path, uid, gid) == 0) {
+			l->uid = uid;
+			l->gid = gid;
+		} else {
+			log_warn("socket %s: chown %s: %s", l->name, l->addr.path, strerror(errno));
+		}
+	} else {
+		l->uid = uid;
+		l->gid = gid;
+	}
 }
 
 static void commit_sockets(struct daemon *d, struct config *next, struct socket_plan *plan,

@@ -162,6 +162,9 @@ static int resume_listener(struct daemon *d, struct state *st)
 	l->users = (unsigned)num(st, "users");
 	l->retired = num(st, "retired") != 0;
 	l->unlink_on_close = num(st, "unlink") != 0;
+	// Version 2 had no owner or group: batond's.
+	l->uid = protocol_record_get(&st->rec, "uid") ? (uid_t)num(st, "uid") : (uid_t)-1;
+	l->gid = protocol_record_get(&st->rec, "gid") ? (gid_t)num(st, "gid") : (gid_t)-1;
 	list_append(&d->listeners, &l->link);
 	return 0;
 }

@@ -105,6 +105,8 @@ static void write_listeners(struct protocol_buf *b, struct daemon *d)
 		protocol_record_str(b, "listen", l->listen);
 		protocol_record_int(b, "backlog", l->backlog);
 		protocol_record_int(b, "mode", l->mode);
+		protocol_record_int(b, "uid", l->uid == (uid_t)-1 ? -1 : (long long)l->uid);
+		protocol_record_int(b, "gid", l->gid == (gid_t)-1 ? -1 : (long long)l->gid);
 		protocol_record_int(b, "fd", l->fd);
 		protocol_record_str(b, "bound", l->bound);
 		protocol_record_int(b, "users", l->users);
