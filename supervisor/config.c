@@ -13,6 +13,15 @@ const struct limit_kind config_limits[LIMIT_COUNT] = {
 	[LIMIT_STACK] = {"limit_stack", RLIMIT_STACK, true},
 };
 
+const struct cgroup_limit_kind config_cgroup_limits[CGROUP_LIMIT_COUNT] = {
+	[CGROUP_MEMORY_MAX] = {"memory_max", "memory", "memory.max"},
+	[CGROUP_MEMORY_HIGH] = {"memory_high", "memory", "memory.high"},
+	[CGROUP_CPU_MAX] = {"cpu_max", "cpu", "cpu.max"},
+	[CGROUP_CPU_WEIGHT] = {"cpu_weight", "cpu", "cpu.weight"},
+	[CGROUP_PIDS_MAX] = {"pids_max", "pids", "pids.max"},
+	[CGROUP_IO_WEIGHT] = {"io_weight", "io", "io.weight"},
+};
+
 void config_free_names(char **names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)

@@ -87,6 +87,34 @@ struct limit_kind {
 /* The limits, indexed by enum limit_id. */
 extern const struct limit_kind config_limits[LIMIT_COUNT];
 
+/* The limits written to each generation's cgroup, indexed by enum cgroup_limit_id. */
+enum cgroup_limit_id {
+	CGROUP_MEMORY_MAX,
+	CGROUP_MEMORY_HIGH,
+	CGROUP_CPU_MAX,
+	CGROUP_CPU_WEIGHT,
+	CGROUP_PIDS_MAX,
+	CGROUP_IO_WEIGHT,
+	CGROUP_LIMIT_COUNT,
+};
+
+struct cgroup_limit_conf {
+	bool set;        /* else the file is left as the kernel makes it */
+	unsigned line;   /* where it was set: a controller missing is found later */
+	char value[48];  /* what is written to the file: "67108864", "max", "150000 100000", "100" */
+	char text[48];   /* the value as batond -nv writes it back: "64MiB", "max", "150%", "100" */
+};
+
+/* What a cgroup limit is: its key, its controller and the file it writes. */
+struct cgroup_limit_kind {
+	const char *key;
+	const char *controller;
+	const char *file;
+};
+
+/* The cgroup limits, indexed by enum cgroup_limit_id. */
+extern const struct cgroup_limit_kind config_cgroup_limits[CGROUP_LIMIT_COUNT];
+
 struct service_conf {
 	unsigned refs;
 	char *name;
@@ -139,6 +167,7 @@ struct service_conf {
 	double check_timeout;
 	unsigned check_failures;
 	double watchdog; /* 0: none */
+	struct cgroup_limit_conf cgroup_limits[CGROUP_LIMIT_COUNT];
 };
 
 struct config {
@@ -147,6 +176,8 @@ struct config {
 	char *control_group;
 	bool has_control_group;
 	gid_t control_gid;
+	char *cgroup;         /* [baton] cgroup: NULL for auto, "none", or an absolute path */
+	unsigned cgroup_line; /* where it was set, or 0 */
 	struct socket_conf **sockets;
 	size_t nsockets;
 	struct service_conf **services;
