@@ -379,6 +379,10 @@ static void print_daemon(FILE *out, const struct protocol_record *r)
 		get(r, "version"), get(r, "pid"), up,
 		strcmp(get(r, "state"), "stopping") == 0 ? ", shutting down" : "", nsvc,
 		nsvc == 1 ? "" : "s", nproc, nproc == 1 ? "" : "es");
+	if (*get(r, "containment_why"))
+		fprintf(out, "containment: process groups (%s)\n", get(r, "containment_why"));
+	else if (*get(r, "containment"))
+		fprintf(out, "containment: %s\n", get(r, "containment"));
 }
 
 static void print_sockets(struct stored *s, FILE *out)
@@ -478,9 +482,50 @@ static void proc_detail(const struct protocol_record *r, char *out, size_t len)
 }
 
 // What each generation runs: its program, identity, directory and changes.
+// Bytes for people: 812KiB, 41.2MiB; "-" when not known.
+static void human_bytes(const char *value, char *out, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+	if (!*value) {
+		snprintf(out, len, "-");
+		return;
+	}
+	double v = atof(value);
+	size_t u = 0;
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(out, len, u == 0 || v >= 100 ? "%.0f%s" : "%.1f%s", v, units[u]);
+}
+
+// What a generation's cgroup counts: "1.52s 41.2MiB 3", "-" where not known.
+static void gen_usage(const struct protocol_record *r, char *cpu, char *mem, char *tasks,
+	size_t len)
+{
+	snprintf(cpu, len, "-");
+	if (*get(r, "cpu"))
+		human_secs(get(r, "cpu"), cpu, len);
+	human_bytes(get(r, "memory"), mem, len);
+	snprintf(tasks, len, "%s", *get(r, "tasks") ? get(r, "tasks") : "-");
+}
+
+static void print_strays(struct stored *s, FILE *out)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct protocol_record *r = stored_get(s, i, "gen");
+		if (r && *get(r, "strays"))
+			fprintf(out, "%s gen %s: %s process%s outside the service's process groups "
+				"still running: %s\n", get(r, "service"), get(r, "gen"),
+				get(r, "strays"), strcmp(get(r, "strays"), "1") == 0 ? "" : "es",
+				get(r, "stray_processes"));
+	}
+}
+
 static void print_gens(struct stored *s, FILE *out)
 {
-	struct table t = {6, {"SERVICE", "GEN", "ROLE", "PROGRAM", "DIRECTORY", "CHANGED"}, NULL, 0};
+	struct table t = {9, {"SERVICE", "GEN", "ROLE", "PROGRAM", "DIRECTORY", "CHANGED", "CPU",
+		"MEMORY", "TASKS"}, NULL, 0};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "gen");
 		if (!r)
@@ -489,14 +534,17 @@ static void print_gens(struct stored *s, FILE *out)
 		snprintf(program, sizeof(program), "%s%s%s%s%s", *get(r, "exe") ? get(r, "exe") : "-",
 			*get(r, "script") ? " (script)" : "", *get(r, "sha256") ? " (sha256 " : "",
 			get(r, "sha256"), *get(r, "sha256") ? ")" : "");
+		char cpu[32], mem[32], tasks[32];
+		gen_usage(r, cpu, mem, tasks, sizeof(cpu));
 		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"), program,
 			*get(r, "directory") ? get(r, "directory") : "-",
-			*get(r, "changed") ? get(r, "changed") : "-"};
+			*get(r, "changed") ? get(r, "changed") : "-", cpu, mem, tasks};
 		table_row(&t, row);
 	}
 	if (t.rows > 0) {
 		fputc('\n', out);
 		table_print(&t, out);
+		print_strays(s, out);
 	} else {
 		free(t.cells);
 	}
@@ -628,6 +676,15 @@ static void event_detail(const struct protocol_record *r, char *out, size_t len)
 	else if (strcmp(kind, "drained") == 0)
 		snprintf(out, len, "gen %s drained in %s", get(r, "gen"),
 			(human_secs(get(r, "elapsed"), a, sizeof(a)), a));
+	else if (strcmp(kind, "strays") == 0)
+		snprintf(out, len, "gen %s: %s process%s outside the service's process groups still "
+			"running: %s; sent SIG%s, SIGKILL in %s", get(r, "gen"), get(r, "count"),
+			strcmp(get(r, "count"), "1") == 0 ? "" : "es", get(r, "processes"),
+			get(r, "signal"), b);
+	else if (strcmp(kind, "strays_killed") == 0)
+		snprintf(out, len, "gen %s: SIGKILL to the %s process%s left in its cgroup: %s",
+			get(r, "gen"), get(r, "count"), strcmp(get(r, "count"), "1") == 0 ? "" : "es",
+			get(r, "processes"));
 	else if (strcmp(kind, "check") == 0)
 		snprintf(out, len, "check %s%s%s", get(r, "result"), *get(r, "output") ? ": " : "",
 			get(r, "output"));

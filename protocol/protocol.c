@@ -512,14 +512,14 @@ static const char *const int_keys[] = {
 	"backlog", "batch", "clients", "conns", "draining", "exit", "fd", "from", "gen", "instance",
 	"inode", "instances", "kills", "mtime", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
 	"running", "services", "skipped", "failures", "check_failures", "spawned", "starting", "stopping", "uid", "upgrades",
-	"upgrading_to",
+	"upgrading_to", "memory", "memory_peak", "tasks", "strays", "oom_kills", "count",
 };
 
 static const char *const number_keys[] = {
 	"age", "checked_ago", "checking_for", "elapsed", "grace", "kill_in", "ready_after",
 	"replace_in", "restart_in", "since", "stop_delay",
 	"stopped_for",
-	"t", "uptime",
+	"t", "uptime", "cpu",
 };
 
 static bool in_table(const char *const *table, size_t n, const char *key)

@@ -146,6 +146,35 @@ static pid_t host_session_of(struct lifecycle_host *h, pid_t pid)
 	return getsid(pid);
 }
 
+static int host_cgroup_open(struct lifecycle_host *h, struct generation *gen, char *err,
+	size_t errlen)
+{
+	return containment_open(&daemon_of(h)->cg, gen, err, errlen);
+}
+
+static bool host_cgroup_populated(struct lifecycle_host *h, const struct generation *gen)
+{
+	return containment_populated(&daemon_of(h)->cg, gen);
+}
+
+static unsigned host_cgroup_signal(struct lifecycle_host *h, const struct generation *gen,
+	int signo, char *who, size_t wholen)
+{
+	return containment_signal(&daemon_of(h)->cg, gen, signo, who, wholen);
+}
+
+static long long host_cgroup_oom_kills(struct lifecycle_host *h, const struct generation *gen)
+{
+	struct cgroup_usage u;
+	containment_usage(&daemon_of(h)->cg, gen, &u);
+	return u.oom_kills;
+}
+
+static void host_cgroup_close(struct lifecycle_host *h, struct generation *gen)
+{
+	containment_close(&daemon_of(h)->cg, gen);
+}
+
 static void collect_later(struct daemon *d)
 {
 	ev_idle_start(d->loop, &d->collector);
@@ -178,6 +207,11 @@ static const struct lifecycle_host daemon_host = {
 	.kill = host_kill,
 	.session_of = host_session_of,
 	.event = host_event,
+	.cgroup_open = host_cgroup_open,
+	.cgroup_populated = host_cgroup_populated,
+	.cgroup_signal = host_cgroup_signal,
+	.cgroup_oom_kills = host_cgroup_oom_kills,
+	.cgroup_close = host_cgroup_close,
 };
 
 void daemon_subscribe(struct daemon *d, struct daemon_subscriber *s)
@@ -346,6 +380,23 @@ void daemon_init(struct daemon *d)
 	list_init(&d->services);
 	list_init(&d->subscribers);
 	d->host = daemon_host;
+	d->cg.root = d->cg.inotify = -1;
+	list_init(&d->cg.groups);
+}
+
+int daemon_contain(struct daemon *d, bool created)
+{
+	containment_setup(&d->cg, d->loop, d->config->cgroup, created, false);
+	char name[PATH_MAX + 16], err[4096];
+	if (d->cg.root < 0)
+		log_info("containment: process groups, no cgroups: %s", d->cg.why);
+	else
+		log_debug("containment: %s", containment_name(&d->cg, name, sizeof(name)));
+	if (containment_check(&d->cg, d->config, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	return 0;
 }
 
 // The path of batond's binary, for a re-exec.
@@ -423,6 +474,7 @@ void daemon_destroy_services(struct daemon *d)
 void daemon_finish(struct daemon *d)
 {
 	daemon_destroy_services(d);
+	containment_finish(&d->cg);
 	while (!list_empty(&d->listeners)) {
 		struct listener *l = container_of(d->listeners.next, struct listener, link);
 		list_remove(&l->link);

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "conns.h"
+#include "containment.h"
 #include "lifecycle.h"
 #include "list.h"
 
@@ -52,6 +53,7 @@ struct daemon {
 	struct list services;  /* struct service, in config order */
 	struct lifecycle lc;
 	struct lifecycle_host host;
+	struct containment cg;   /* cgroups, or process groups only */
 	struct list subscribers; /* struct daemon_subscriber */
 	ev_child child;
 	ev_idle collector;        /* frees removed services, outside their own callbacks */
@@ -93,6 +95,14 @@ int daemon_prepare(struct daemon *d);
  * Returns 0, or -1 after logging why.
  */
 int daemon_open_listeners(struct daemon *d);
+
+/*
+ * Sets up the cgroups of d->config's [baton] cgroup (created: by the batond
+ * before a re-exec), or says at start why there are none, and checks that
+ * the services' cgroup limits can be enforced. Returns 0, or -1 after
+ * logging which cannot.
+ */
+int daemon_contain(struct daemon *d, bool created);
 
 /* Creates and starts every service of d->config, then tells systemd. Returns 0 or -1. */
 int daemon_start(struct daemon *d);

@@ -108,10 +108,26 @@ static void log_generation(const struct lifecycle_event *e)
 			svc->name, svc->conf->max_draining, e->number);
 }
 
+static void log_strays(const struct lifecycle_event *e)
+{
+	const char *s = e->count == 1 ? "" : "es";
+	char grace[32];
+	if (e->kind == LC_STRAYS)
+		log_warn("%s gen %u: %u process%s outside the service's process groups still "
+			 "running: %s; sent SIG%s, SIGKILL in %s", e->svc->name, e->number, e->count, s,
+			e->text, signal_name(e->signo) ? signal_name(e->signo) : "?",
+			duration(e->secs, grace, sizeof(grace)));
+	else
+		log_warn("%s gen %u: SIGKILL to the %u process%s left in its cgroup: %s: their "
+			 "cleanup did not run", e->svc->name, e->number, e->count, s, e->text);
+}
+
 static void log_service(const struct lifecycle_event *e)
 {
 	const struct service *svc = e->svc;
-	if (e->kind == LC_FAILED && !e->proc)
+	if (e->kind == LC_STRAYS || e->kind == LC_STRAYS_KILLED)
+		log_strays(e);
+	else if (e->kind == LC_FAILED && !e->proc)
 		log_error("%s: failed: %s", svc->name, svc->reason);
 	else if (e->kind == LC_STOP)
 		log_info("%s: stopping %u process%s", svc->name, e->count, e->count == 1 ? "" : "es");

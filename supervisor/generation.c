@@ -1,8 +1,11 @@
 #include "lifecycle_impl.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 static const char *const role_names[] = {
 	[GEN_CURRENT] = "current",
@@ -68,24 +71,37 @@ static char *changes_from(const struct generation *prev, const struct generation
 struct generation *generation_create(struct service *svc, struct service_conf *conf,
 	enum gen_role role, char *err, size_t errlen)
 {
+	struct lifecycle_host *host = svc->lc->host;
 	struct generation *gen = calloc(1, sizeof(*gen));
 	if (!gen) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	gen->svc = svc;
+	gen->number = svc->last_gen + 1;
+	gen->conf = conf;
+	gen->cgroup_dir = -1;
+	ev_timer_init(&gen->stray_timer, stray_timer_cb, 0, 0);
+	ev_set_priority(&gen->stray_timer, EV_MAXPRI);
 	if (pin_resolve(&gen->pin, conf, err, errlen) < 0) {
 		free(gen);
 		return NULL;
 	}
-	gen->listeners = take_listeners(svc->lc->host, conf);
+	if (host->cgroup_open && host->cgroup_open(host, gen, err, errlen) < 0) {
+		pin_release(&gen->pin);
+		free(gen);
+		return NULL;
+	}
+	gen->listeners = take_listeners(host, conf);
 	if (!gen->listeners) {
+		if (gen->cgroup)
+			host->cgroup_close(host, gen);
 		pin_release(&gen->pin);
 		free(gen);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	gen->svc = svc;
-	gen->number = ++svc->last_gen;
+	svc->last_gen = gen->number;
 	gen->conf = service_conf_ref(conf);
 	gen->role = role;
 	gen->started_at = lifecycle_now();
@@ -113,6 +129,9 @@ void generation_destroy(struct generation *gen)
 		lifecycle_emit(svc->lc, &e);
 	}
 	list_remove(&gen->link);
+	ev_timer_stop(svc->lc->loop, &gen->stray_timer);
+	if (gen->cgroup)
+		host->cgroup_close(host, gen);
 	for (size_t i = 0; i < gen->conf->nsockets; i++) {
 		if (gen->listeners[i])
 			host->release(host, gen->listeners[i]);
@@ -177,12 +196,87 @@ void generation_fill(struct generation *gen)
 	}
 }
 
+// Processes left in the cgroup once the generation's own are gone: asked to
+// stop, then killed. Returns true while there are.
+static bool wait_for_strays(struct generation *gen)
+{
+	struct lifecycle_host *host = gen->svc->lc->host;
+	if (!gen->cgroup || !host->cgroup_populated(host, gen))
+		return false;
+	if (gen->strays_signalled)
+		return true;
+	char who[512];
+	struct lifecycle_event e = lifecycle_gen_event(LC_STRAYS, gen);
+	gen->strays_signalled = true;
+	e.count = host->cgroup_signal(host, gen, gen->conf->stop_signal, who, sizeof(who));
+	gen->strays = e.count ? e.count : 1;
+	e.signo = gen->conf->stop_signal;
+	e.secs = gen->conf->stop_grace;
+	e.text = who;
+	e.len = strlen(who);
+	ev_timer_set(&gen->stray_timer, gen->conf->stop_grace, 0);
+	ev_timer_start(gen->svc->lc->loop, &gen->stray_timer);
+	lifecycle_emit(gen->svc->lc, &e);
+	return true;
+}
+
+static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct generation *gen = container_of(w, struct generation, stray_timer);
+	struct lifecycle_host *host = gen->svc->lc->host;
+	if (!host->cgroup_populated(host, gen)) {
+		lifecycle_cgroup_empty(gen);
+		return;
+	}
+	char who[512];
+	struct lifecycle_event e = lifecycle_gen_event(LC_STRAYS_KILLED, gen);
+	e.count = host->cgroup_signal(host, gen, SIGKILL, who, sizeof(who));
+	e.text = who;
+	e.len = strlen(who);
+	gen->svc->kills += e.count;
+	lifecycle_emit(gen->svc->lc, &e);
+	// The cgroup's event tells when they are gone; this looks again meanwhile.
+	ev_timer_set(w, 1.0, 0);
+	ev_timer_start(gen->svc->lc->loop, w);
+}
+
+void lifecycle_cgroup_empty(struct generation *gen)
+{
+	if (!list_empty(&gen->procs))
+		return;
+	gen->strays = 0;
+	generation_check_empty(gen);
+}
+
+void generation_keep_strays(struct generation *gen)
+{
+	if (!gen->strays_signalled)
+		return;
+	ev_timer_stop(gen->svc->lc->loop, &gen->stray_timer);
+	gen->strays_signalled = false;
+	gen->strays = 0;
+}
+
+bool generation_saw_oom(struct generation *gen)
+{
+	struct lifecycle_host *host = gen->svc->lc->host;
+	long long n = gen->cgroup ? host->cgroup_oom_kills(host, gen) : -1;
+	if (n <= gen->oom_kills)
+		return false;
+	gen->oom_kills = n;
+	return true;
+}
+
 void generation_check_empty(struct generation *gen)
 {
 	if (!list_empty(&gen->procs))
 		return;
 	struct service *svc = gen->svc;
 	if (gen->role == GEN_NEXT)
+		return;
+	if (wait_for_strays(gen))
 		return;
 	if (gen->role == GEN_CURRENT && svc->wanted) {
 		struct lifecycle_event e = lifecycle_gen_event(LC_GEN_EMPTY, gen);
@@ -211,9 +305,17 @@ struct generation *generation_restore(struct service *svc, const struct generati
 	gen->drain_at = saved->drain_at;
 	gen->listeners = listeners;
 	gen->pin = saved->pin;
+	gen->cgroup_dir = -1;
+	ev_timer_init(&gen->stray_timer, stray_timer_cb, 0, 0);
+	ev_set_priority(&gen->stray_timer, EV_MAXPRI);
 	list_init(&gen->procs);
 	list_init(&gen->hash_link);
 	lifecycle_hash_later(svc->lc, gen);
+	// Its processes are in its cgroup already: it is found again, not made.
+	struct lifecycle_host *host = svc->lc->host;
+	char err[256];
+	if (host->cgroup_open && host->cgroup_open(host, gen, err, sizeof(err)) < 0)
+		lifecycle_error(svc, NULL, "gen %u: %s", gen->number, err);
 	// Oldest first in the state: each one goes in front of the ones before.
 	list_insert_after(&svc->gens, &gen->link);
 	if (gen->role == GEN_CURRENT)

@@ -80,7 +80,7 @@ static pid_t spawn_check(struct proc_health *h, int out[2])
 		.ready_source = -1, .out_fd = out[1], .err_fd = out[1],
 		.set_user = c->has_user, .uid = c->uid, .set_group = c->has_user || c->has_group,
 		.gid = c->has_group ? c->group_gid : c->gid, .groups = c->groups,
-		.ngroups = c->ngroups, .exe_fd = -1,
+		.ngroups = c->ngroups, .exe_fd = -1, .cgroup_dir = -1,
 		.directory = p->gen->pin.directory ? p->gen->pin.directory : c->directory};
 	struct lifecycle_host *host = lc_of(h)->host;
 	pid_t pid = env.failed ? (errno = ENOMEM, -1) : host->spawn(host, &req, &h->errfd);

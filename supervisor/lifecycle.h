@@ -108,6 +108,7 @@ struct proc {
 	char *last_line;   /* the last line it wrote, cut to PROC_LAST_LINE_MAX, or NULL */
 	struct proc_health *health; /* with checks or a watchdog, else NULL */
 	bool unhealthy;    /* its check or watchdog failed: it is being replaced */
+	bool oom;          /* the kernel's OOM killer ended it */
 	struct proc *replaced_by; /* the process started to replace it, until ready */
 	struct proc *replaces;    /* the unhealthy process it replaces, until ready */
 	struct backoff backoff;
@@ -129,6 +130,12 @@ struct generation {
 	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
 	struct pin pin;              /* what it runs: program, directory, environment */
 	struct list hash_link;       /* in lifecycle.hash_queue until its program is hashed */
+	void *cgroup;     /* its cgroup, the host's (cgroup_open), or NULL: process groups only */
+	int cgroup_dir;   /* the cgroup's directory, which its processes enter, or -1 */
+	long long oom_kills; /* OOM kills in its cgroup seen so far */
+	unsigned strays;  /* processes left in its cgroup once its own are gone */
+	bool strays_signalled; /* ...were sent the stop signal: killed when stray_timer ends */
+	ev_timer stray_timer;
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */
 	struct list procs;
@@ -167,6 +174,7 @@ struct service {
 	} replaced;
 	unsigned long restarts, upgrades, rollbacks, kills;
 	unsigned long checks_ok, checks_failed, unhealthy;
+	unsigned long oom_kills; /* processes the kernel's OOM killer ended */
 };
 
 /* ---- events ---- */
@@ -212,6 +220,10 @@ enum lifecycle_kind {
 			    in secs, or, with secs < 0, it drains or its upgrade rolls back */
 	LC_GEN_HASHED,   /* gen: the hash of its program is known (gen->pin.hash), or
 			    will never be ("": unreadable, changed, or gen being destroyed) */
+	LC_STRAYS,       /* gen: its processes are gone but count others are left in
+			    its cgroup (text: "name[pid] ..."): sent the stop signal
+			    (signo), killed in secs */
+	LC_STRAYS_KILLED, /* gen: count processes left in its cgroup were killed (text) */
 };
 
 enum upgrade_state {
@@ -244,6 +256,7 @@ struct lifecycle_event {
 	bool stopped; /* LC_EXITED: it had been asked to stop */
 	bool replaced; /* LC_EXITED: a process replacing it was on its way */
 	bool failed;  /* LC_EXITED: it ended in failure (status, signal, exec error) */
+	bool oom;     /* LC_EXITED, LC_RESTARTING: the kernel's OOM killer ended it */
 	enum upgrade_state state;   /* LC_UPGRADE */
 	unsigned from;              /* LC_UPGRADE: the current generation, or 0 */
 	unsigned spawned, instances; /* LC_UPGRADE: of the new generation (0: none) */
@@ -279,6 +292,27 @@ struct lifecycle_host {
 	pid_t (*session_of)(struct lifecycle_host *h, pid_t pid);
 	/* Observes every event, in the order they happen. */
 	void (*event)(struct lifecycle_host *h, const struct lifecycle_event *e);
+	/*
+	 * Cgroups, when the host has them (else these are NULL). cgroup_open
+	 * gives gen a cgroup of its own, with its definition's limits (gen->cgroup,
+	 * gen->cgroup_dir), or leaves it without one; returns 0, or -1 with the
+	 * reason in err. The host calls lifecycle_cgroup_empty() when a cgroup that
+	 * held processes holds none.
+	 */
+	int (*cgroup_open)(struct lifecycle_host *h, struct generation *gen, char *err,
+		size_t errlen);
+	/* Whether a process is still in gen's cgroup. */
+	bool (*cgroup_populated)(struct lifecycle_host *h, const struct generation *gen);
+	/*
+	 * Sends signo to every process in gen's cgroup (SIGKILL kills them all at
+	 * once); writes "name[pid] ..." of those reached into who; returns how many.
+	 */
+	unsigned (*cgroup_signal)(struct lifecycle_host *h, const struct generation *gen, int signo,
+		char *who, size_t wholen);
+	/* The OOM kills in gen's cgroup so far, or -1 when not known. */
+	long long (*cgroup_oom_kills)(struct lifecycle_host *h, const struct generation *gen);
+	/* Lets go of gen's cgroup: the host removes it once it is empty. */
+	void (*cgroup_close)(struct lifecycle_host *h, struct generation *gen);
 };
 
 /* ---- the lifecycle's context ---- */
@@ -300,6 +334,12 @@ struct lifecycle {
 
 /* Starts an empty lifecycle on loop, asking host for what it needs. */
 void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle_host *host);
+
+/*
+ * The host tells that gen's cgroup holds no process any more: a generation
+ * whose own processes are gone ends then.
+ */
+void lifecycle_cgroup_empty(struct generation *gen);
 
 /* Whether gen's program is still to be hashed (LC_GEN_HASHED tells when it is). */
 bool generation_hashing(const struct generation *gen);

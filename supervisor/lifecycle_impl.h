@@ -114,8 +114,18 @@ void generation_drain(struct generation *gen);
 /* Starts a process for every instance of gen that has none running. */
 void generation_fill(struct generation *gen);
 
-/* Ends gen, and maybe its service's run, when its last process is gone. */
+/*
+ * Ends gen, and maybe its service's run, when its last process is gone and
+ * its cgroup is empty; processes left in the cgroup are sent the stop signal
+ * first, and killed when stop_grace has passed.
+ */
 void generation_check_empty(struct generation *gen);
+
+/* A process is added to gen: what is left in its cgroup is not killed under it. */
+void generation_keep_strays(struct generation *gen);
+
+/* Whether gen's cgroup counts an OOM kill not seen before (then seen). */
+bool generation_saw_oom(struct generation *gen);
 
 /* ---- service.c ---- */
 

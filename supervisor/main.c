@@ -291,6 +291,19 @@ static int check_env_files(const struct config *config)
 	return rc;
 }
 
+// The cgroup limits need cgroups, with their controllers, where batond would make them.
+static int check_cgroups(const struct config *config)
+{
+	struct containment c;
+	char err[4096];
+	containment_setup(&c, NULL, config->cgroup, false, true);
+	int rc = containment_check(&c, config, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "%s\n", err);
+	containment_finish(&c);
+	return rc;
+}
+
 static int check_config(const struct options *o)
 {
 	char *errors = NULL;
@@ -301,8 +314,9 @@ static int check_config(const struct options *o)
 		return 1;
 	}
 	// Both run, so that every error is shown at once.
-	int programs = check_programs(config), env_files = check_env_files(config);
-	if (programs < 0 || env_files < 0) {
+	int programs = check_programs(config), env_files = check_env_files(config),
+	    cgroups = check_cgroups(config);
+	if (programs < 0 || env_files < 0 || cgroups < 0) {
 		config_destroy(config);
 		return 1;
 	}
@@ -371,7 +385,7 @@ static int start(struct daemon *d)
 	if (daemon_prepare(d) < 0 || faces_start(d, -1, -1) < 0)
 		return -1;
 	daemon_unblock_signals();
-	if (daemon_open_listeners(d) < 0)
+	if (daemon_open_listeners(d) < 0 || daemon_contain(d, false) < 0)
 		return -1;
 	return daemon_start(d);
 }

@@ -110,6 +110,8 @@ static void service_counters(struct daemon *d, struct protocol_buf *buf)
 			offsetof(struct service, checks_failed)},
 		{"baton_unhealthy_total", "Ready processes found unhealthy and replaced.",
 			offsetof(struct service, unhealthy)},
+		{"baton_oom_kills_total", "Processes the kernel's OOM killer ended.",
+			offsetof(struct service, oom_kills)},
 	};
 	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
 		header(buf, counters[i].name, "counter", counters[i].help);
@@ -171,6 +173,45 @@ static void log_counters(struct metrics *m, struct protocol_buf *buf)
 	}
 }
 
+// What each generation's cgroup counts, where the hierarchy says.
+static void generation_usage(struct daemon *d, struct protocol_buf *buf)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} gauges[] = {
+		{"baton_generation_cpu_seconds_total", "counter",
+			"CPU time used in the generation's cgroup (cpu.stat usage_usec)."},
+		{"baton_generation_memory_bytes", "gauge",
+			"Memory used in the generation's cgroup (memory.current)."},
+		{"baton_generation_memory_peak_bytes", "gauge",
+			"The most memory used in the generation's cgroup (memory.peak)."},
+		{"baton_generation_tasks", "gauge", "Tasks in the generation's cgroup (pids.current)."},
+	};
+	if (d->cg.root < 0)
+		return;
+	struct service *svc;
+	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
+		header(buf, gauges[i].name, gauges[i].type, gauges[i].help);
+		EACH_SERVICE(d, svc) {
+			struct list *g;
+			list_for_each(g, &svc->gens) {
+				const struct generation *gen = container_of(g, struct generation, link);
+				struct cgroup_usage u;
+				containment_usage(&d->cg, gen, &u);
+				long long v[] = {-1, u.memory, u.memory_peak, u.tasks};
+				if (i == 0 && u.cpu >= 0)
+					line(buf, "%s{service=\"%s\",gen=\"%u\",role=\"%s\"} %.6f",
+						gauges[i].name, svc->name, gen->number,
+						generation_role_name(gen->role), u.cpu);
+				else if (i > 0 && v[i] >= 0)
+					line(buf, "%s{service=\"%s\",gen=\"%u\",role=\"%s\"} %lld",
+						gauges[i].name, svc->name, gen->number,
+						generation_role_name(gen->role), v[i]);
+			}
+		}
+	}
+}
+
 void metrics_render(struct metrics *m, struct protocol_buf *buf)
 {
 	struct daemon *d = m->d;
@@ -195,6 +236,7 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 	EACH_SERVICE(d, svc)
 	histogram(buf, "baton_drain_seconds", svc->name, drain_of(m, svc));
 	log_counters(m, buf);
+	generation_usage(d, buf);
 }
 
 static struct series *series_of(struct metrics *m, const struct service *svc)

@@ -238,6 +238,7 @@ static struct proc *proc_create(struct generation *gen, unsigned instance)
 	output_init(p, &p->err);
 	backoff_init(&p->backoff);
 	list_append(&gen->procs, &p->link);
+	generation_keep_strays(gen);
 	return p;
 }
 
@@ -521,6 +522,7 @@ static void proc_spawn(struct proc *p)
 		.out_fd = out[1],
 		.err_fd = errp[1],
 		.settings = conf,
+		.cgroup_dir = p->gen->cgroup_dir,
 		.exe_fd = p->gen->pin.script ? -1 : p->gen->pin.exe_fd,
 		.exe_path = p->gen->pin.exe_path,
 	};
@@ -818,6 +820,10 @@ static void describe_end(const struct proc *p, char *out, size_t outlen)
 {
 	char st[128];
 	describe_status(p->wait_status, st, sizeof(st));
+	const struct cgroup_limit_conf *max = &p->gen->conf->cgroup_limits[CGROUP_MEMORY_MAX];
+	if (p->oom)
+		snprintf(st, sizeof(st), "killed by the kernel's OOM killer%s%s%s",
+			max->set ? " (memory_max " : "", max->set ? max->text : "", max->set ? ")" : "");
 	if (p->error)
 		snprintf(out, outlen, "%s", p->error);
 	else if (p->fail_reason)
@@ -835,6 +841,7 @@ static void emit_exit(struct proc *p, enum lifecycle_kind kind, const char *desc
 	e.reason = desc;
 	e.stopped = stopped;
 	e.failed = failed_exit(p);
+	e.oom = p->oom;
 	e.conns = kind == LC_KILLED ? p->conns_at_kill : -1;
 	e.secs = stopped ? e.t - p->stop_at : -1;
 	lifecycle_emit(lc_of(p), &e);
@@ -876,6 +883,8 @@ static void restart_later(struct proc *p, const char *desc)
 	struct lifecycle_event e = lifecycle_proc_event(LC_RESTARTING, p);
 	e.reason = desc;
 	e.secs = delay;
+	e.oom = p->oom;
+	p->oom = false;
 	set_state(p, PROC_WAITING);
 	p->pid = 0;
 	p->restarts++;
@@ -963,6 +972,10 @@ bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 	health_stop(p);
 	pidmap_remove(&lc->procs, pid);
 	p->wait_status = status;
+	p->oom = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && !p->killed &&
+		generation_saw_oom(p->gen);
+	if (p->oom)
+		p->gen->svc->oom_kills++;
 	collect_exec_error(p);
 	drain_output(p, &p->out);
 	drain_output(p, &p->err);

@@ -179,6 +179,14 @@ static void check_baton_section(struct daemon *d, struct config *next)
 		log_warn("reload: control_group: cannot give %s to the group", d->control_path);
 	if (!next->has_control_group && d->config->has_control_group && d->control_path)
 		chmod(d->control_path, 0600);
+	// The cgroups stay where batond made them until it starts again.
+	const char *cg_before = d->config->cgroup ? d->config->cgroup : "auto";
+	const char *cg_after = next->cgroup ? next->cgroup : "auto";
+	if (strcmp(cg_before, cg_after) != 0) {
+		log_warn("reload: cgroup: a change takes effect when batond starts again");
+		free(next->cgroup);
+		next->cgroup = d->config->cgroup ? strdup(d->config->cgroup) : NULL;
+	}
 }
 
 int reload_config(struct daemon *d, struct protocol_buf *report, char *err, size_t errlen)
@@ -193,6 +201,10 @@ int reload_config(struct daemon *d, struct protocol_buf *report, char *err, size
 		size_t n = errors ? strcspn(errors, "\n") : 0;
 		snprintf(err, errlen, "%.*s", (int)n, errors ? errors : "out of memory");
 		free(errors);
+		return -1;
+	}
+	if (containment_check(&d->cg, next, err, errlen) < 0) {
+		config_destroy(next);
 		return -1;
 	}
 	struct socket_plan *plan = plan_sockets(d, next, err, errlen);

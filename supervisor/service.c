@@ -14,6 +14,7 @@ unsigned service_live_procs(const struct service *svc)
 			if (container_of(pos, struct proc, link)->pid > 0)
 				n++;
 		}
+		n += gen->strays;
 	}
 	return n;
 }

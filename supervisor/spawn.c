@@ -1,5 +1,6 @@
 #include "spawn.h"
 
+#include "cgroupfs.h"
 #include "parse.h"
 
 #include <errno.h>
@@ -293,6 +294,9 @@ static void fill_pid(char **envp, int index)
 static void child_main(const struct spawn_request *req, int errfd)
 {
 	reset_signals();
+	// Into its generation's cgroup first: whatever it starts is contained.
+	if (req->cgroup_dir >= 0 && cgroupfs_move(req->cgroup_dir, 0) < 0)
+		child_fail(errfd, errno, "cgroup.procs", NULL);
 	if (setsid() < 0)
 		child_fail(errfd, errno, "setsid", NULL);
 	errfd = place_fds(req, errfd);

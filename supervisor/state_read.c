@@ -38,6 +38,8 @@ struct state {
 	size_t npin_env;
 	int reply_fd;
 	struct reexec_fds *fds;
+	bool cgroup_created; /* the batond before made [baton] cgroup's directory */
+	bool contained;      /* the cgroups are found again */
 };
 
 static void set_cloexec(int fd)
@@ -126,6 +128,7 @@ static int resume_daemon(struct daemon *d, struct state *st)
 	d->last_status = (int)num(st, "last_status");
 	d->systemd_notify = opt(st, "systemd_notify");
 	st->reply_fd = (int)num(st, "reply_fd");
+	st->cgroup_created = num(st, "cgroup_created") != 0;
 	d->notify_path = opt(st, "notify_path");
 	st->fds->control = (int)num(st, "control_fd");
 	st->fds->notify = (int)num(st, "notify_fd");
@@ -395,6 +398,10 @@ static struct service *resume_service(struct daemon *d, struct state *st)
 	svc->upgrades = (unsigned long)num(st, "upgrades");
 	svc->rollbacks = (unsigned long)num(st, "rollbacks");
 	svc->kills = (unsigned long)num(st, "kills");
+	svc->checks_ok = (unsigned long)num(st, "checks_ok");
+	svc->checks_failed = (unsigned long)num(st, "checks_failed");
+	svc->unhealthy = (unsigned long)num(st, "unhealthy");
+	svc->oom_kills = (unsigned long)num(st, "oom_kills");
 	snprintf(svc->reason, sizeof(svc->reason), "%s", field(st, "reason"));
 	return svc;
 }
@@ -553,6 +560,16 @@ static int resume_conf_record(struct daemon *d, struct state *st, const char *ty
 }
 
 // Reads the records after the daemon's, up to "end".
+// The cgroups, found again once the configuration is known, before any
+// generation looks for its own.
+static void contain(struct daemon *d, struct state *st)
+{
+	if (st->contained || !d->config)
+		return;
+	st->contained = true;
+	containment_setup(&d->cg, d->loop, d->config->cgroup, st->cgroup_created, false);
+}
+
 static int resume_records(struct daemon *d, struct state *st)
 {
 	struct service *svc = NULL;
@@ -560,6 +577,8 @@ static int resume_records(struct daemon *d, struct state *st)
 	while (next_record(st) == 0) {
 		const char *type = st->rec.type;
 		int rc;
+		if (strcmp(type, "service") == 0 || strcmp(type, "end") == 0)
+			contain(d, st);
 		if (strcmp(type, "end") == 0)
 			return d->config ? 0 : -1;
 		if (strcmp(type, "listener") == 0)

@@ -91,6 +91,7 @@ static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
 	protocol_record_int(b, "last_status", d->last_status);
 	put_opt(b, "systemd_notify", d->systemd_notify);
 	protocol_record_int(b, "reply_fd", reply_fd);
+	protocol_record_int(b, "cgroup_created", d->cg.created);
 	protocol_record_end(b);
 }
 
@@ -232,6 +233,10 @@ static void write_service(struct protocol_buf *b, struct daemon *d, struct conf_
 	protocol_record_int(b, "upgrades", (long long)svc->upgrades);
 	protocol_record_int(b, "rollbacks", (long long)svc->rollbacks);
 	protocol_record_int(b, "kills", (long long)svc->kills);
+	protocol_record_int(b, "checks_ok", (long long)svc->checks_ok);
+	protocol_record_int(b, "checks_failed", (long long)svc->checks_failed);
+	protocol_record_int(b, "unhealthy", (long long)svc->unhealthy);
+	protocol_record_int(b, "oom_kills", (long long)svc->oom_kills);
 	put_opt(b, "reason", svc->reason[0] ? svc->reason : NULL);
 	protocol_record_end(b);
 	// Oldest generation first, so that the new batond rebuilds the same order.

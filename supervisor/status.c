@@ -143,7 +143,30 @@ static void status_procs(struct protocol_buf *buf, struct daemon *d, const struc
 }
 
 // What a generation runs, as it pinned it.
-static void status_gen(struct protocol_buf *buf, const struct generation *gen)
+// What its cgroup counts, where the hierarchy says, and what is left in it.
+static void gen_usage(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
+{
+	struct cgroup_usage u;
+	containment_usage(&d->cg, gen, &u);
+	if (u.cpu >= 0)
+		protocol_record_secs(buf, "cpu", u.cpu);
+	if (u.memory >= 0)
+		protocol_record_int(buf, "memory", u.memory);
+	if (u.memory_peak >= 0)
+		protocol_record_int(buf, "memory_peak", u.memory_peak);
+	if (u.tasks >= 0)
+		protocol_record_int(buf, "tasks", u.tasks);
+	if (u.oom_kills > 0)
+		protocol_record_int(buf, "oom_kills", u.oom_kills);
+	char who[512];
+	unsigned n = containment_strays(&d->cg, gen, who, sizeof(who));
+	if (n > 0) {
+		protocol_record_int(buf, "strays", n);
+		protocol_record_str(buf, "stray_processes", who);
+	}
+}
+
+static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
 {
 	const struct pin *pin = &gen->pin;
 	protocol_record_begin(buf, "gen");
@@ -163,13 +186,14 @@ static void status_gen(struct protocol_buf *buf, const struct generation *gen)
 		protocol_record_str(buf, "directory", pin->directory);
 	if (gen->changes)
 		protocol_record_str(buf, "changed", gen->changes);
+	gen_usage(buf, d, gen);
 	protocol_record_end(buf);
 }
 
-static void status_gens(struct protocol_buf *buf, const struct service *svc)
+static void status_gens(struct protocol_buf *buf, struct daemon *d, const struct service *svc)
 {
 	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
-		status_gen(buf, container_of(g, struct generation, link));
+		status_gen(buf, d, container_of(g, struct generation, link));
 }
 
 void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
@@ -184,7 +208,7 @@ void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (svc == s || (!svc && all))
-			status_gens(buf, s);
+			status_gens(buf, d, s);
 	}
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
@@ -217,6 +241,10 @@ void status_daemon(struct protocol_buf *buf, struct daemon *d)
 	protocol_record_int(buf, "clients", control_clients(d->control));
 	protocol_record_int(buf, "orphans", (long long)d->orphans);
 	protocol_record_str(buf, "state", d->shutting_down ? "stopping" : "running");
+	char name[PATH_MAX + 16];
+	protocol_record_str(buf, "containment", containment_name(&d->cg, name, sizeof(name)));
+	if (d->cg.root < 0)
+		protocol_record_str(buf, "containment_why", d->cg.why);
 	if (d->config_path)
 		protocol_record_str(buf, "config", d->config_path);
 	protocol_record_end(buf);

@@ -44,6 +44,8 @@ static const char *const kind_names[] = {
 	[LC_OUTPUT] = "output",
 	[LC_CHECK] = "check",
 	[LC_UNHEALTHY] = "unhealthy",
+	[LC_STRAYS] = "strays",
+	[LC_STRAYS_KILLED] = "strays_killed",
 };
 
 // Starts an event record: the time, its kind and its service.
@@ -168,6 +170,16 @@ static void event_fields(struct protocol_buf *b, const struct lifecycle_event *e
 	case LC_DRAINED:
 		protocol_record_int(b, "gen", e->number);
 		protocol_record_secs(b, "elapsed", e->secs);
+		break;
+	case LC_STRAYS:
+	case LC_STRAYS_KILLED:
+		protocol_record_int(b, "gen", e->number);
+		protocol_record_int(b, "count", e->count);
+		protocol_record_str(b, "processes", e->text);
+		if (e->kind == LC_STRAYS) {
+			protocol_record_str(b, "signal", signal_name(e->signo) ? signal_name(e->signo) : "?");
+			protocol_record_secs(b, "kill_in", e->secs);
+		}
 		break;
 	case LC_UPGRADE: upgrade_event(b, e); break;
 	case LC_OUTPUT: output_event(b, e); break;

@@ -255,8 +255,9 @@ static void fake_listener_init(struct listener *l, const char *name, const char 
 static void fake_init(struct fake *f)
 {
 	memset(f, 0, sizeof(*f));
-	f->host = (struct lifecycle_host){fake_listener, fake_release, fake_count_conns,
-		fake_notify_path, fake_spawn, fake_kill, fake_session_of, fake_event};
+	f->host = (struct lifecycle_host){.listener = fake_listener, .release = fake_release,
+		.count_conns = fake_count_conns, .notify_path = fake_notify_path, .spawn = fake_spawn,
+		.kill = fake_kill, .session_of = fake_session_of, .event = fake_event};
 	fake_listener_init(&f->listeners[0], "http", "127.0.0.1:8080");
 	fake_listener_init(&f->listeners[1], "admin", "/run/baton-test/admin.sock");
 	f->conns = -1;
