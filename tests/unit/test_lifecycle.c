@@ -115,6 +115,12 @@ struct fake {
 	size_t nprobes;
 	struct rec events[MAX_EVENTS];
 	size_t nevents, seen;
+	bool cgroups;       /* generations get a cgroup */
+	bool cg_populated;  /* what cgroup_populated answers */
+	long long cg_ooms;  /* what cgroup_oom_kills answers */
+	int cg_signals[8];  /* what cgroup_signal was asked to send */
+	size_t ncg_signals;
+	unsigned cg_open, cg_closed;
 };
 
 static struct fake *fake_of(struct lifecycle_host *h)
@@ -181,6 +187,50 @@ static void fake_event(struct lifecycle_host *h, const struct lifecycle_event *e
 		.replaced = e->replaced, .state = e->state};
 	r->killed_early = e->proc && e->proc->killed_early;
 	snprintf(r->reason, sizeof(r->reason), "%s", e->reason ? e->reason : "");
+}
+
+/* A cgroup for each generation, which holds what the test says. */
+static int fake_cgroup_open(struct lifecycle_host *h, struct generation *gen, char *err,
+	size_t errlen)
+{
+	(void)err;
+	(void)errlen;
+	struct fake *f = fake_of(h);
+	if (f->cgroups) {
+		gen->cgroup = f;
+		f->cg_open++;
+	}
+	return 0;
+}
+
+static bool fake_cgroup_populated(struct lifecycle_host *h, const struct generation *gen)
+{
+	assert_non_null(gen->cgroup);
+	return fake_of(h)->cg_populated;
+}
+
+static unsigned fake_cgroup_signal(struct lifecycle_host *h, const struct generation *gen,
+	int signo, char *who, size_t wholen)
+{
+	struct fake *f = fake_of(h);
+	assert_non_null(gen->cgroup);
+	assert_true(f->ncg_signals < 8);
+	f->cg_signals[f->ncg_signals++] = signo;
+	snprintf(who, wholen, "%s", f->cg_populated ? "sleep[4321]" : "");
+	return f->cg_populated ? 1 : 0;
+}
+
+static long long fake_cgroup_oom_kills(struct lifecycle_host *h, const struct generation *gen)
+{
+	assert_non_null(gen->cgroup);
+	return fake_of(h)->cg_ooms;
+}
+
+static void fake_cgroup_close(struct lifecycle_host *h, struct generation *gen)
+{
+	assert_non_null(gen->cgroup);
+	gen->cgroup = NULL;
+	fake_of(h)->cg_closed++;
 }
 
 /* ---- the fake spawner ---- */
@@ -257,7 +307,10 @@ static void fake_init(struct fake *f)
 	memset(f, 0, sizeof(*f));
 	f->host = (struct lifecycle_host){.listener = fake_listener, .release = fake_release,
 		.count_conns = fake_count_conns, .notify_path = fake_notify_path, .spawn = fake_spawn,
-		.kill = fake_kill, .session_of = fake_session_of, .event = fake_event};
+		.kill = fake_kill, .session_of = fake_session_of, .event = fake_event,
+		.cgroup_open = fake_cgroup_open, .cgroup_populated = fake_cgroup_populated,
+		.cgroup_signal = fake_cgroup_signal, .cgroup_oom_kills = fake_cgroup_oom_kills,
+		.cgroup_close = fake_cgroup_close};
 	fake_listener_init(&f->listeners[0], "http", "127.0.0.1:8080");
 	fake_listener_init(&f->listeners[1], "admin", "/run/baton-test/admin.sock");
 	f->conns = -1;
@@ -988,6 +1041,104 @@ static void exit_after_the_stop_signal_ends_the_stop(void **state)
 	expect_no_event(w);
 	expect_no_signal(w);
 	assert_int_equal(w->svc->kills, 0);
+}
+
+static struct generation *oldest_gen(struct world *w)
+{
+	assert_false(list_empty(&w->svc->gens));
+	return container_of(w->svc->gens.prev, struct generation, link);
+}
+
+// Its processes are gone, something it started is not: the stop goes on.
+static void strays_left_in_the_cgroup(struct world *w)
+{
+	w->fake.cgroups = true;
+	run_then_stop(w, stop_keys);
+	advance(w, 1);
+	w->fake.cg_populated = true;
+	reap(w, nth(0), W_EXITCODE(0, 0));
+	expect_stopped_exit(w, LC_EXITED, 1, 0, nth(0));
+	const struct rec *r = expect(w, LC_STRAYS, 1, 0);
+	assert_int_equal(r->count, 1);
+	assert_int_equal(r->signo, SIGTERM);
+	assert_float_equal(r->secs, 5, EPS);
+	assert_int_equal(w->fake.ncg_signals, 1);
+	assert_int_equal(w->fake.cg_signals[0], SIGTERM);
+	expect_no_event(w);
+	assert_string_equal(service_state_name(w->svc), "stopping");
+	assert_int_equal(service_live_procs(w->svc), 1);
+}
+
+static void strays_are_killed_when_their_grace_ends_and_the_stop_waits_for_the_cgroup(
+	void **state)
+{
+	struct world *w = *state;
+	strays_left_in_the_cgroup(w);
+	advance(w, 5 - 0.001);
+	expect_no_event(w);
+	advance(w, 0.001);
+	const struct rec *r = expect(w, LC_STRAYS_KILLED, 1, 0);
+	assert_int_equal(r->count, 1);
+	assert_int_equal(w->fake.ncg_signals, 2);
+	assert_int_equal(w->fake.cg_signals[1], SIGKILL);
+	assert_int_equal(w->svc->kills, 1);
+	expect_no_event(w);
+	// Still there until the cgroup says it is empty.
+	advance(w, 0.5);
+	expect_no_event(w);
+	w->fake.cg_populated = false;
+	lifecycle_cgroup_empty(oldest_gen(w));
+	expect_service_stopped(w, 1);
+	assert_int_equal(w->fake.cg_closed, 1);
+}
+
+static void strays_that_exit_in_their_grace_end_the_stop_at_once(void **state)
+{
+	struct world *w = *state;
+	strays_left_in_the_cgroup(w);
+	advance(w, 2);
+	w->fake.cg_populated = false;
+	lifecycle_cgroup_empty(oldest_gen(w));
+	expect_service_stopped(w, 1);
+	advance(w, 10);
+	expect_no_event(w);
+	assert_int_equal(w->fake.ncg_signals, 1);
+	assert_int_equal(w->svc->kills, 0);
+}
+
+static void an_empty_cgroup_ends_the_generation_with_its_last_process(void **state)
+{
+	struct world *w = *state;
+	w->fake.cgroups = true;
+	run_then_stop(w, stop_keys);
+	advance(w, 1);
+	reap(w, nth(0), W_EXITCODE(0, 0));
+	expect_stopped_exit(w, LC_EXITED, 1, 0, nth(0));
+	expect_service_stopped(w, 1);
+	assert_int_equal(w->fake.ncg_signals, 0);
+	assert_int_equal(w->fake.cg_open, 1);
+	assert_int_equal(w->fake.cg_closed, 1);
+}
+
+static void a_sigkill_batond_did_not_send_with_an_oom_kill_counted_is_told_as_such(void **state)
+{
+	struct world *w = *state;
+	w->fake.cgroups = true;
+	run(w, "");
+	w->fake.cg_ooms = 1;
+	reap(w, nth(0), W_EXITCODE(0, SIGKILL));
+	const struct rec *r = expect_proc(w, LC_RESTARTING, 1, 0, nth(0));
+	assert_string_equal(r->reason, "killed by the kernel's OOM killer");
+	assert_int_equal(w->svc->oom_kills, 1);
+	// The next SIGKILL from elsewhere, with no new OOM kill, is not one.
+	advance(w, 1);
+	expect_proc(w, LC_SPAWNED, 1, 0, nth(1));
+	exec_ok(w, nth(1));
+	expect_proc(w, LC_READY, 1, 0, nth(1));
+	reap(w, nth(1), W_EXITCODE(0, SIGKILL));
+	r = expect_proc(w, LC_RESTARTING, 1, 0, nth(1));
+	assert_string_equal(r->reason, "killed by signal 9 (KILL)");
+	assert_int_equal(w->svc->oom_kills, 1);
 }
 
 static void start_while_stopping_overrides_the_stop(void **state)
@@ -1758,6 +1909,10 @@ int main(void)
 		T(stop_signal_kill_sends_no_sigcont),
 		T(exit_after_the_stop_signal_ends_the_stop),
 		T(start_while_stopping_overrides_the_stop),
+		T(strays_are_killed_when_their_grace_ends_and_the_stop_waits_for_the_cgroup),
+		T(strays_that_exit_in_their_grace_end_the_stop_at_once),
+		T(an_empty_cgroup_ends_the_generation_with_its_last_process),
+		T(a_sigkill_batond_did_not_send_with_an_oom_kill_counted_is_told_as_such),
 		T(stop_delay_is_only_for_ready_processes),
 		T(stop_drops_a_process_waiting_to_restart_at_once),
 		T(main_pid_takes_the_stop_signal_and_sigkill),
