@@ -127,7 +127,7 @@ int cgroupfs_remove(int parent, const char *name)
 
 int cgroupfs_write(int dir, const char *file, const char *value)
 {
-	int fd = openat(dir, file, O_WRONLY | O_CLOEXEC);
+	int fd = openat(dir, file, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	if (fd < 0)
 		return -1;
 	size_t n = strlen(value);
@@ -212,7 +212,7 @@ unsigned cgroupfs_enable(int dir, unsigned mask)
 
 bool cgroupfs_populated(int dir)
 {
-	return cgroupfs_key(dir, "cgroup.events", "populated") != 0;
+	return cgroupfs_key(dir, "cgroup.events", "populated") > 0;
 }
 
 int cgroupfs_move(int dir, pid_t pid)
