@@ -391,10 +391,12 @@ unsigned containment_signal(struct containment *c, const struct generation *gen,
 	who[0] = '\0';
 	if (!e)
 		return 0;
-	unsigned n = describe(e->dir, gen, false, who, wholen);
+	unsigned n = describe(e->dir, gen, true, who, wholen);
 	if (signo == SIGKILL)
-		return cgroupfs_kill(e->dir) == 0 ? n : 0;
-	return cgroupfs_signal(e->dir, signo);
+		cgroupfs_kill(e->dir);
+	else
+		cgroupfs_signal(e->dir, signo);
+	return n;
 }
 
 unsigned containment_strays(const struct containment *c, const struct generation *gen, char *who,

@@ -230,13 +230,16 @@ static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		lifecycle_cgroup_empty(gen);
 		return;
 	}
-	char who[512];
-	struct lifecycle_event e = lifecycle_gen_event(LC_STRAYS_KILLED, gen);
-	e.count = host->cgroup_signal(host, gen, SIGKILL, who, sizeof(who));
-	e.text = who;
-	e.len = strlen(who);
-	gen->svc->kills += e.count;
-	lifecycle_emit(gen->svc->lc, &e);
+	if (!gen->strays_killed) {
+		char who[512];
+		struct lifecycle_event e = lifecycle_gen_event(LC_STRAYS_KILLED, gen);
+		e.count = host->cgroup_signal(host, gen, SIGKILL, who, sizeof(who));
+		e.text = who;
+		e.len = strlen(who);
+		gen->strays_killed = true;
+		gen->svc->kills += e.count;
+		lifecycle_emit(gen->svc->lc, &e);
+	}
 	// The cgroup's event tells when they are gone; this looks again meanwhile.
 	ev_timer_set(w, 1.0, 0);
 	ev_timer_start(gen->svc->lc->loop, w);
@@ -255,7 +258,7 @@ void generation_keep_strays(struct generation *gen)
 	if (!gen->strays_signalled)
 		return;
 	ev_timer_stop(gen->svc->lc->loop, &gen->stray_timer);
-	gen->strays_signalled = false;
+	gen->strays_signalled = gen->strays_killed = false;
 	gen->strays = 0;
 }
 

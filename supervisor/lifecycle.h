@@ -135,6 +135,7 @@ struct generation {
 	long long oom_kills; /* OOM kills in its cgroup seen so far */
 	unsigned strays;  /* processes left in its cgroup once its own are gone */
 	bool strays_signalled; /* ...were sent the stop signal: killed when stray_timer ends */
+	bool strays_killed;    /* ...were killed: stray_timer looks again till the cgroup is empty */
 	ev_timer stray_timer;
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */
@@ -305,7 +306,8 @@ struct lifecycle_host {
 	bool (*cgroup_populated)(struct lifecycle_host *h, const struct generation *gen);
 	/*
 	 * Sends signo to every process in gen's cgroup (SIGKILL kills them all at
-	 * once); writes "name[pid] ..." of those reached into who; returns how many.
+	 * once); writes "name[pid] ..." of those outside the process groups of
+	 * gen's own processes into who, and returns how many they are.
 	 */
 	unsigned (*cgroup_signal)(struct lifecycle_host *h, const struct generation *gen, int signo,
 		char *who, size_t wholen);

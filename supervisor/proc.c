@@ -607,11 +607,43 @@ static void send_stop_signal(struct proc *p)
 
 // Sends SIGKILL now, and nothing slower: when many deadlines fall together,
 // each waits on the ones before it. The report follows when the loop is idle.
+// Whether p is the last process of a draining generation still given time:
+// its deadline is the generation's, and ends whatever is in its cgroup.
+static bool last_of_drain(const struct proc *p)
+{
+	if (!p->gen->cgroup || p->gen->role != GEN_DRAINING)
+		return false;
+	const struct list *pos;
+	list_for_each(pos, &p->gen->procs) {
+		const struct proc *q = container_of(pos, const struct proc, link);
+		if (q != p && q->pid > 0 && !q->killed)
+			return false;
+	}
+	return true;
+}
+
 void proc_kill_now(struct proc *p, const char *why)
 {
 	struct lifecycle_host *host = host_of(p);
 	host->kill(host, -p->sid, SIGKILL);
 	host->kill(host, p->pid, SIGKILL);
+	if (last_of_drain(p)) {
+		// Its own processes are told as they are reaped; the others here.
+		char who[512];
+		struct generation *gen = p->gen;
+		struct lifecycle_event e = lifecycle_gen_event(LC_STRAYS_KILLED, gen);
+		e.count = host->cgroup_signal(host, gen, SIGKILL, who, sizeof(who));
+		e.text = who;
+		e.len = strlen(who);
+		gen->strays_signalled = gen->strays_killed = true;
+		ev_timer_stop(loop_of(p), &gen->stray_timer);
+		ev_timer_set(&gen->stray_timer, 1.0, 0);
+		ev_timer_start(loop_of(p), &gen->stray_timer);
+		if (e.count > 0) {
+			gen->svc->kills += e.count;
+			lifecycle_emit(lc_of(p), &e);
+		}
+	}
 	char grace[32], reason[96];
 	format_duration(p->gen->conf->stop_grace, grace, sizeof(grace));
 	snprintf(reason, sizeof(reason), "still running after its %s stop_grace", grace);

@@ -1106,6 +1106,30 @@ static void strays_that_exit_in_their_grace_end_the_stop_at_once(void **state)
 	assert_int_equal(w->svc->kills, 0);
 }
 
+static void the_deadline_of_a_drain_kills_its_whole_cgroup(void **state)
+{
+	struct world *w = *state;
+	w->fake.cgroups = true;
+	run_then_stop(w, stop_keys);
+	w->fake.cg_populated = true;
+	advance(w, 5);
+	const struct rec *r = expect(w, LC_STRAYS_KILLED, 1, 0);
+	assert_int_equal(r->count, 1);
+	expect_sigkill(w, 1, nth(0), nth(0), GRACE_ENDED);
+	assert_int_equal(w->fake.ncg_signals, 1);
+	assert_int_equal(w->fake.cg_signals[0], SIGKILL);
+	reap(w, nth(0), W_EXITCODE(0, SIGKILL));
+	expect_stopped_exit(w, LC_KILLED, 1, 0, nth(0));
+	// No second grace: what is left was killed with it, and is waited for.
+	expect_no_event(w);
+	advance(w, 0.5);
+	w->fake.cg_populated = false;
+	lifecycle_cgroup_empty(oldest_gen(w));
+	expect_service_stopped(w, 1);
+	assert_int_equal(w->fake.ncg_signals, 1);
+	assert_int_equal(w->svc->kills, 2);
+}
+
 static void an_empty_cgroup_ends_the_generation_with_its_last_process(void **state)
 {
 	struct world *w = *state;
@@ -1912,6 +1936,7 @@ int main(void)
 		T(strays_are_killed_when_their_grace_ends_and_the_stop_waits_for_the_cgroup),
 		T(strays_that_exit_in_their_grace_end_the_stop_at_once),
 		T(an_empty_cgroup_ends_the_generation_with_its_last_process),
+		T(the_deadline_of_a_drain_kills_its_whole_cgroup),
 		T(a_sigkill_batond_did_not_send_with_an_oom_kill_counted_is_told_as_such),
 		T(stop_delay_is_only_for_ready_processes),
 		T(stop_drops_a_process_waiting_to_restart_at_once),
