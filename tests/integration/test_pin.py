@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""A generation is what it started with: its program, directory and environment.
+
+The program of these tests is pinchild, copied into the test's directory
+with its version written into its bytes (program()), so that what a process
+reports is what it was executed from. A new version is installed the way
+package managers do, written beside the old one and renamed over it
+(install()), or behind a `current` symlink switched to another release
+(switch()).
+"""
+
+import errno
+import hashlib
+import json
+import os
+import signal
+
+import harness
+from harness import alive, poll
+
+PINCHILD = os.environ.get("PINCHILD", "pinchild")
+MARKER = b"PINCHILD-VERSION:"
+
+
+def program(version):
+    """pinchild's bytes with version (1 to 8 characters) written into them."""
+    with open(PINCHILD, "rb") as f:
+        data = f.read()
+    if data.count(MARKER) != 1:
+        raise AssertionError("%s holds %s %d times" % (PINCHILD, MARKER, data.count(MARKER)))
+    at = data.index(MARKER) + len(MARKER)
+    return data[:at] + version.encode().ljust(8, b"-") + data[at + 8:]
+
+
+def sha256_16(data):
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+def write(path, data, mode=0o755):
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def install(path, data):
+    """Puts data at path as a new file: written beside it, renamed over it."""
+    write(path + ".new", data)
+    os.rename(path + ".new", path)
+
+
+def switch(link, target):
+    """Points the symlink link at target at once (a new link renamed over it)."""
+    os.symlink(target, link + ".new")
+    os.rename(link + ".new", link)
+
+
+def reports(b):
+    """What the processes wrote in @DIR@/versions, by pid."""
+    out = {}
+    directory = os.path.join(b.dir, "versions")
+    for name in os.listdir(directory):
+        if name.endswith(".json") and not name.startswith("."):
+            with open(os.path.join(directory, name)) as f:
+                report = json.load(f)
+            out[report["pid"]] = report
+    return out
+
+
+def report_of(b, pid):
+    """The report of the process pid, once it has written it."""
+    return poll(lambda: reports(b).get(pid), what="the report of pid %d" % pid)
+
+
+def ready_procs(b, name, gen=None):
+    """The ready processes of a service (of generation gen), by instance."""
+    return {p["instance"]: p for p in b.procs(name, "ready") if gen is None or p["gen"] == gen}
+
+
+def crash(b, name, instance):
+    """SIGKILLs the ready process of instance; returns its replacement once ready."""
+    old = ready_procs(b, name)[instance]
+    os.kill(old["pid"], signal.SIGKILL)
+    return poll(lambda: (lambda p: p and p["pid"] != old["pid"] and p)(
+        ready_procs(b, name).get(instance)), what="instance %d to be restarted" % instance)
+
+
+def gens(b, name):
+    """The gens records of status --json, by generation number."""
+    return {g["gen"]: g for g in b.status(name).get("gens", [])}
+
+
+def known_hash(b, name, gen):
+    """The gen record of status once its program's hash is known."""
+    return poll(lambda: (lambda g: g and "sha256" in g and g)(gens(b, name).get(gen)),
+                what="the sha256 of %s gen %d in status" % (name, gen))
+
+
+def cwd(pid):
+    return os.readlink("/proc/%d/cwd" % pid)
+
+
+def proc_error(b, name, instance, text):
+    """The process of instance, once its error says text."""
+    return poll(lambda: [p for p in b.procs(name) if p["instance"] == instance
+                         and text in p.get("error", "")],
+                what="the error %r in status" % text)[0]
+
+
+def overwrite_between_crash_and_restart(b, path, data, tries=3):
+    """Kills the one process of app and, before its restart (restart_delay)
+    while no process runs the program, writes data over path in place; tries
+    again after the restart if that came first (the kernel refused: busy)."""
+    for attempt in range(tries):
+        pid = poll(lambda: ready_procs(b, "app").get(0), what="a ready process")["pid"]
+        os.kill(pid, signal.SIGKILL)
+        poll(lambda: not alive(pid), what="the killed process to be reaped")
+        try:
+            with open(path, "r+b") as f:
+                f.write(data)
+            return
+        except OSError as e:
+            if e.errno != errno.ETXTBSY or attempt == tries - 1:
+                raise
+
+
+class PinTestCase(harness.TestCase):
+    def start(self, config, files, service="app", state="running"):
+        """batond on config, with files ({path under @DIR@: bytes or a symlink
+        target given as str}) made first; waits for service to be in state
+        (None: does not wait)."""
+        b = self.batond(config, start=False)
+        os.mkdir(os.path.join(b.dir, "versions"))
+        for path, content in files.items():
+            full = os.path.join(b.dir, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            if isinstance(content, str):
+                os.symlink(content, full)
+            else:
+                write(full, content)
+        b.start()
+        if state:
+            b.wait_service(service, state)
+        return b
+
+    def path(self, b, *parts):
+        return os.path.realpath(os.path.join(b.dir, *parts))
+
+    def upgrade(self, b, name="app"):
+        r = b.ctl("upgrade", "--wait", name)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return r
+
+    def assert_version(self, b, pid, version, gen):
+        report = report_of(b, pid)
+        self.assertEqual((report["version"], report["gen"]), (version, str(gen)),
+                         "pid %d runs version %s of gen %s" % (pid, report["version"],
+                                                                report["gen"]))
+
+
+APP = """
+[service:app]
+command = @DIR@/app --report @DIR@/versions
+ready = notify
+instances = 2
+restart_delay = 50ms
+"""
+
+
+class PinnedProgramTest(PinTestCase):
+    def test_program_renamed_over_changes_only_the_next_generation(self):
+        b = self.start(APP, {"app": program("1")})
+        first = ready_procs(b, "app")
+        for p in first.values():
+            self.assert_version(b, p["pid"], "1", 1)
+        install(os.path.join(b.dir, "app"), program("2"))
+        # A crash restart is still gen 1: the version gen 1 started with.
+        for _ in range(2):
+            again = crash(b, "app", 0)
+            self.assertEqual(again["gen"], 1)
+            self.assert_version(b, again["pid"], "1", 1)
+        self.upgrade(b)
+        new = ready_procs(b, "app", gen=2)
+        self.assertEqual(sorted(new), [0, 1])
+        for p in new.values():
+            self.assert_version(b, p["pid"], "2", 2)
+        again = crash(b, "app", 1)
+        self.assert_version(b, again["pid"], "2", 2)
+
+    def test_switched_symlink_changes_only_the_next_generation(self):
+        b = self.start("""
+[service:app]
+command = @DIR@/current/app --report @DIR@/versions
+directory = @DIR@/current
+ready = notify
+restart_delay = 50ms
+""", {"releases/1/app": program("1"), "releases/2/app": program("2"), "current": "releases/1"})
+        one, two = self.path(b, "releases", "1"), self.path(b, "releases", "2")
+        pid = ready_procs(b, "app")[0]["pid"]
+        self.assert_version(b, pid, "1", 1)
+        self.assertEqual(cwd(pid), one)
+        switch(os.path.join(b.dir, "current"), "releases/2")
+        again = crash(b, "app", 0)
+        self.assert_version(b, again["pid"], "1", 1)
+        self.assertEqual(cwd(again["pid"]), one)
+        self.upgrade(b)
+        new = ready_procs(b, "app", gen=2)[0]["pid"]
+        self.assert_version(b, new, "2", 2)
+        self.assertEqual(cwd(new), two)
+
+    def test_program_changed_in_place_is_refused_to_its_old_generation(self):
+        b = self.start("""
+[service:app]
+command = @DIR@/app --report @DIR@/versions
+ready = notify
+restart_delay = 1s
+restart_delay_max = 1s
+start_limit = none
+""", {"app": program("1")})
+        app = self.path(b, "app")
+        inode = os.stat(app).st_ino
+        # While a process runs it, the kernel refuses to write the program.
+        with self.assertRaises(OSError) as cm:
+            open(app, "r+b")
+        self.assertEqual(cm.exception.errno, errno.ETXTBSY, cm.exception)
+        overwrite_between_crash_and_restart(b, app, program("3"))
+        self.assertEqual(os.stat(app).st_ino, inode)
+        why = "%s was changed in place after gen 1 pinned it: upgrade to run it" % app
+        waiting = proc_error(b, "app", 0, why)
+        self.assertEqual((waiting["gen"], waiting["state"], waiting["pid"]), (1, "waiting", 0))
+        b.wait_log("app instance 0 gen 1: cannot start: " + why)
+        r = b.ctl("status", "app")
+        self.assertIn(why, r.stdout)
+        self.assertEqual([x for x in reports(b).values() if x["version"] != "1"], [])
+        self.upgrade(b)
+        new = ready_procs(b, "app", gen=2)[0]["pid"]
+        self.assert_version(b, new, "3", 2)
+        self.assertEqual(known_hash(b, "app", 2)["sha256"], sha256_16(program("3")))
+
+
+if __name__ == "__main__":
+    harness.main()
