@@ -237,5 +237,37 @@ start_limit = none
         self.assertEqual(known_hash(b, "app", 2)["sha256"], sha256_16(program("3")))
 
 
+class RollbackTest(PinTestCase):
+    def test_processes_started_again_by_a_rollback_run_the_old_version(self):
+        # Version 2 fails in instance 1, the second batch of a rolling:1 upgrade.
+        b = self.start("""
+[service:app]
+command = @DIR@/app --report @DIR@/versions --fail 2:1
+ready = notify
+instances = 2
+upgrade = rolling:1
+restart_delay = 50ms
+""", {"app": program("1")})
+        old = {i: p["pid"] for i, p in ready_procs(b, "app").items()}
+        install(os.path.join(b.dir, "app"), program("2"))
+        r = b.ctl("upgrade", "--wait", "app")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("upgrade to gen 2 rolled back", r.stderr)
+        self.assertIn("exited with status 1 before it was ready", r.stderr)
+        # The first batch ran version 2 and replaced old instance 0.
+        ran = {(x["gen"], x["instance"], x["version"]) for x in reports(b).values()}
+        self.assertIn(("2", "0", "2"), ran)
+        self.assertIn(("2", "1", "2"), ran)
+        poll(lambda: not alive(old[0]), what="old instance 0, stopped by the first batch, to exit")
+        back = poll(lambda: (lambda r: len(r) == 2 and r)(ready_procs(b, "app", gen=1)),
+                    what="gen 1 to have its two instances back")
+        self.assertEqual(back[1]["pid"], old[1])
+        self.assertNotEqual(back[0]["pid"], old[0])
+        self.assert_version(b, back[0]["pid"], "1", 1)
+        svc = b.wait_service("app", "running")
+        self.assertEqual((svc["gen"], svc["rollbacks"]), (1, 1))
+        self.assertEqual(known_hash(b, "app", 1)["sha256"], sha256_16(program("1")))
+
+
 if __name__ == "__main__":
     harness.main()
