@@ -32,6 +32,16 @@ def program(version):
     return data[:at] + version.encode().ljust(8, b"-") + data[at + 8:]
 
 
+def script(version):
+    """A #! /bin/sh service that reports its version, then becomes sleep."""
+    return ("#!/bin/sh\n"
+            "version=%s\n"
+            "printf '{\"pid\":%%d,\"version\":\"%%s\",\"gen\":\"%%s\",\"instance\":\"%%s\"}\\n' "
+            "$$ \"$version\" \"$BATON_GENERATION\" \"$BATON_INSTANCE\" >\"$1/.$$.tmp\"\n"
+            "mv \"$1/.$$.tmp\" \"$1/$$.json\"\n"
+            "exec sleep 3600\n" % version).encode()
+
+
 def sha256_16(data):
     return hashlib.sha256(data).hexdigest()[:16]
 
@@ -267,6 +277,77 @@ restart_delay = 50ms
         svc = b.wait_service("app", "running")
         self.assertEqual((svc["gen"], svc["rollbacks"]), (1, 1))
         self.assertEqual(known_hash(b, "app", 1)["sha256"], sha256_16(program("1")))
+
+
+SCRIPT = """
+[socket:http]
+listen = tcp:127.0.0.1:0
+
+[service:app]
+command = @DIR@/%s @DIR@/versions
+sockets = http
+ready = none
+restart_delay = 300ms
+start_limit = none
+"""
+
+
+def sleeping(pid):
+    """Whether the script has become sleep (exec sleep)."""
+    try:
+        return os.readlink("/proc/%d/exe" % pid).endswith("/sleep")
+    except FileNotFoundError:
+        return False
+
+
+class ScriptTest(PinTestCase):
+    def assert_only_its_fds(self, b, pid):
+        """The process holds 0-2 and its socket, nothing batond had open."""
+        poll(lambda: sleeping(pid), what="the script to exec sleep")
+        fds = harness.own_fds(pid)
+        self.assertEqual(sorted(fds), [0, 1, 2, 3], fds)
+        self.assertTrue(fds[3].startswith("socket:"), fds)
+
+    def test_script_behind_a_switched_symlink(self):
+        b = self.start(SCRIPT % "current/run.sh", {
+            "releases/1/run.sh": script("1"), "releases/2/run.sh": script("2"),
+            "current": "releases/1"})
+        pid = ready_procs(b, "app")[0]["pid"]
+        self.assert_version(b, pid, "1", 1)
+        self.assert_only_its_fds(b, pid)
+        g = known_hash(b, "app", 1)
+        self.assertEqual((g["exe"], g["script"]), (self.path(b, "releases/1/run.sh"), "yes"))
+        self.assertEqual(g["sha256"], sha256_16(script("1")))
+        switch(os.path.join(b.dir, "current"), "releases/2")
+        again = crash(b, "app", 0)
+        self.assert_version(b, again["pid"], "1", 1)
+        self.upgrade(b)
+        new = ready_procs(b, "app", gen=2)[0]["pid"]
+        self.assert_version(b, new, "2", 2)
+        self.assert_only_its_fds(b, new)
+        again = crash(b, "app", 0)
+        self.assert_version(b, again["pid"], "2", 2)
+        self.assert_only_its_fds(b, again["pid"])
+
+    def test_script_replaced_or_changed_in_place_is_refused(self):
+        b = self.start(SCRIPT % "run.sh", {"run.sh": script("1")})
+        run = self.path(b, "run.sh")
+        install(run, script("2"))
+        os.kill(ready_procs(b, "app")[0]["pid"], signal.SIGKILL)
+        proc_error(b, "app", 0, "%s was replaced by another file after gen 1 pinned it: "
+                   "upgrade to run it" % run)
+        self.upgrade(b)
+        pid = ready_procs(b, "app", gen=2)[0]["pid"]
+        self.assert_version(b, pid, "2", 2)
+        # A script is not busy while it runs: it can be written in place.
+        with open(run, "r+b") as f:
+            f.write(script("3-longer"))
+        os.kill(pid, signal.SIGKILL)
+        proc_error(b, "app", 0, "%s was changed in place after gen 2 pinned it: "
+                   "upgrade to run it" % run)
+        self.upgrade(b)
+        self.assert_version(b, ready_procs(b, "app", gen=3)[0]["pid"], "3-longer", 3)
+        self.assertEqual({r["version"] for r in reports(b).values()}, {"1", "2", "3-longer"})
 
 
 if __name__ == "__main__":
