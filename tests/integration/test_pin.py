@@ -350,5 +350,65 @@ class ScriptTest(PinTestCase):
         self.assertEqual({r["version"] for r in reports(b).values()}, {"1", "2", "3-longer"})
 
 
+ENV = """
+[service:app]
+command = @TESTCHILD@ --report @REPORTS@
+environment = MODE=one GREETING=config
+environment_file = @DIR@/app.env
+    -@DIR@/local.env
+restart_delay = 50ms
+"""
+
+
+def env_of(b, pid):
+    return poll(lambda: b.reports_of().get(pid), what="the report of pid %d" % pid)["env"]
+
+
+class EnvironmentFileTest(PinTestCase):
+    def test_a_changed_file_reaches_the_next_generation_only(self):
+        b = self.start(ENV, {"app.env": b"GREETING=hello\nSECRET=\"s3cret value\"\n"})
+        env = env_of(b, ready_procs(b, "app")[0]["pid"])
+        self.assertEqual((env["MODE"], env["GREETING"], env["SECRET"]),
+                         ("one", "hello", "s3cret value"))
+        self.assertNotIn("LOCAL", env)
+        write(os.path.join(b.dir, "app.env"), b"GREETING=bonjour\nSECRET=\"s3cret value\"\n")
+        write(os.path.join(b.dir, "local.env"), b"LOCAL=local-value\n")
+        env = env_of(b, crash(b, "app", 0)["pid"])
+        self.assertEqual(env["GREETING"], "hello")
+        self.assertNotIn("LOCAL", env)
+        self.upgrade(b)
+        env = env_of(b, ready_procs(b, "app", gen=2)[0]["pid"])
+        self.assertEqual((env["GREETING"], env["LOCAL"]), ("bonjour", "local-value"))
+        # What changed, by name: values are no one's business.
+        self.assertEqual(gens(b, "app")[2]["changed"], "environment (GREETING LOCAL)")
+        shown = b.ctl("status", "app").stdout + b.ctl("status", "--json", "app").stdout
+        self.assertIn("environment (GREETING LOCAL)", shown)
+        for value in ("bonjour", "hello", "s3cret", "local-value"):
+            self.assertNotIn(value, shown)
+
+    def test_a_file_that_does_not_parse_fails_the_upgrade_and_changes_nothing(self):
+        b = self.start(ENV, {"app.env": b"GREETING=hello\n"})
+        self.upgrade(b)
+        poll(lambda: sorted(gens(b, "app")) == [2], what="gen 1 to be gone")
+        before = {p["pid"] for p in b.procs("app")}
+        started = len(b.reports_of())
+        env_file = self.path(b, "app.env")
+        write(env_file, b"GREETING=bonjour\n# the next value is never closed\nBROKEN=\"oops\n")
+        r = b.ctl("upgrade", "--wait", "app")
+        self.assertEqual(r.returncode, 1, r.stdout)
+        error = "app: cannot start gen 3: %s:3: " % env_file
+        self.assertIn(error, r.stderr)
+        b.wait_log("upgrade refused: " + error)
+        svc = b.service("app")
+        self.assertEqual((svc["state"], svc["gen"], svc["upgrades"]), ("running", 2, 1))
+        self.assertEqual({p["pid"] for p in b.procs("app")}, before)
+        self.assertEqual(sorted(gens(b, "app")), [2])
+        self.assertEqual(len(b.reports_of()), started)
+        write(env_file, b"GREETING=bonjour\n")
+        self.upgrade(b)
+        env = env_of(b, ready_procs(b, "app", gen=3)[0]["pid"])
+        self.assertEqual(env["GREETING"], "bonjour")
+
+
 if __name__ == "__main__":
     harness.main()
