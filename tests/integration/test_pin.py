@@ -360,6 +360,18 @@ restart_delay = 50ms
 """
 
 
+def environ(pid):
+    """/proc/PID/environ: the values of each name, in order (a name may be there twice)."""
+    with open("/proc/%d/environ" % pid, "rb") as f:
+        data = f.read().decode(errors="replace")
+    out = {}
+    for entry in data.split("\0"):
+        if "=" in entry:
+            name, value = entry.split("=", 1)
+            out.setdefault(name, []).append(value)
+    return out
+
+
 def env_of(b, pid):
     return poll(lambda: b.reports_of().get(pid), what="the report of pid %d" % pid)["env"]
 
@@ -408,6 +420,28 @@ class EnvironmentFileTest(PinTestCase):
         self.upgrade(b)
         env = env_of(b, ready_procs(b, "app", gen=3)[0]["pid"])
         self.assertEqual(env["GREETING"], "bonjour")
+
+    def test_a_file_cannot_change_what_batond_sets(self):
+        b = self.start("""
+[socket:http]
+listen = tcp:127.0.0.1:0
+
+[service:app]
+command = @TESTCHILD@ --report @REPORTS@ --notify READY=1
+sockets = http
+ready = notify
+ready_timeout = 10s
+environment_file = @DIR@/app.env
+""", {"app.env": b"NOTIFY_SOCKET=/nonexistent/notify.sock\nLISTEN_FDS=7\n"
+                 b"LISTEN_PID=1\nBATON_GENERATION=99\nBATON_INSTANCE=5\nMINE=kept\n"},
+            state=None)
+        pid = list(b.wait_reports(1))[0]
+        env = environ(pid)
+        expected = {"NOTIFY_SOCKET": [b.control[:-len(".sock")] + "-notify.sock"],
+                    "LISTEN_FDS": ["1"], "LISTEN_PID": [str(pid)], "BATON_GENERATION": ["1"],
+                    "BATON_INSTANCE": ["0"], "MINE": ["kept"]}
+        self.assertEqual({name: env.get(name) for name in expected}, expected)
+        poll(lambda: ready_procs(b, "app"), what="the process to be ready")
 
 
 if __name__ == "__main__":
