@@ -13,7 +13,10 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
+import subprocess
+import tempfile
 
 import harness
 from harness import alive, poll
@@ -114,6 +117,20 @@ def proc_error(b, name, instance, text):
     return poll(lambda: [p for p in b.procs(name) if p["instance"] == instance
                          and text in p.get("error", "")],
                 what="the error %r in status" % text)[0]
+
+
+def check(test, config, files=None):
+    """batond -n on config (@DIR@ a temporary directory holding files) in that
+    directory; returns its result and the directory."""
+    d = tempfile.mkdtemp(prefix="baton-test-")
+    test.addCleanup(shutil.rmtree, d, ignore_errors=True)
+    for name, content in (files or {}).items():
+        write(os.path.join(d, name), content, 0o644)
+    write(os.path.join(d, "baton.conf"), config.replace("@DIR@", d)
+          .replace("@TESTCHILD@", harness.TESTCHILD).encode(), 0o644)
+    r = subprocess.run([harness.BATOND, "-n", "-c", "baton.conf"], cwd=d, capture_output=True,
+                       text=True, timeout=10)
+    return r, d
 
 
 def overwrite_between_crash_and_restart(b, path, data, tries=3):
@@ -442,6 +459,13 @@ environment_file = @DIR@/app.env
                     "BATON_INSTANCE": ["0"], "MINE": ["kept"]}
         self.assertEqual({name: env.get(name) for name in expected}, expected)
         poll(lambda: ready_procs(b, "app"), what="the process to be ready")
+
+    def test_check_names_the_line_of_environment_file(self):
+        r, d = check(self, ENV, {"app.env": b"A=1\n\nBROKEN=\"oops\n"})
+        self.assertEqual(r.returncode, 1, r.stderr)
+        # The key's line (5), as for every other key, not the section's (2).
+        self.assertEqual(r.stderr, "baton.conf:5: environment_file: %s/app.env:3: BROKEN: "
+                         "unterminated double quote\n" % d)
 
 
 if __name__ == "__main__":
