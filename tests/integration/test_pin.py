@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -466,6 +467,93 @@ environment_file = @DIR@/app.env
         # The key's line (5), as for every other key, not the section's (2).
         self.assertEqual(r.stderr, "baton.conf:5: environment_file: %s/app.env:3: BROKEN: "
                          "unterminated double quote\n" % d)
+
+
+def limits(pid):
+    """/proc/PID/limits: (soft, hard) by name."""
+    out = {}
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f.readlines()[1:]:
+            name, soft, hard = re.split(r"\s{2,}", line.strip())[:3]
+            out[name] = (soft, hard)
+    return out
+
+
+def status_field(pid, key):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return line.split()[1]
+    return None
+
+
+def nice_of(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        data = f.read()
+    return int(data[data.rindex(")") + 2:].split()[16])
+
+
+class SettingsTest(PinTestCase):
+    def test_limits_umask_nice_and_oom_score_adjust(self):
+        # sleep, not a test program: a sanitizer's runtime lowers its own core limit.
+        b = self.start("""
+[service:app]
+command = sleep 3600
+ready = none
+limit_nofile = 1234:2345
+limit_nproc = 3000:4000
+limit_core = 1MiB:infinity
+limit_memlock = 64KiB:128KiB
+limit_stack = 8MiB:16MiB
+umask = 0027
+nice = 7
+oom_score_adjust = 321
+""", {})
+        pid = ready_procs(b, "app")[0]["pid"]
+        got = limits(pid)
+        self.assertEqual(got["Max open files"], ("1234", "2345"))
+        self.assertEqual(got["Max processes"], ("3000", "4000"))
+        self.assertEqual(got["Max core file size"], ("1048576", "unlimited"))
+        self.assertEqual(got["Max locked memory"], ("65536", "131072"))
+        self.assertEqual(got["Max stack size"], ("8388608", "16777216"))
+        self.assertEqual(status_field(pid, "Umask"), "0027")
+        self.assertEqual(nice_of(pid), 7)
+        self.assertEqual(harness.read("/proc/%d/oom_score_adj" % pid).strip(), "321")
+        # batond's own are untouched.
+        self.assertNotEqual(limits(b.pid)["Max open files"], ("1234", "2345"))
+        self.assertEqual(nice_of(b.pid), nice_of(os.getpid()))
+
+    def test_a_limit_the_kernel_refuses_fails_the_start(self):
+        with open("/proc/sys/fs/nr_open") as f:
+            too_many = int(f.read()) + 1
+        b = self.batond("""
+[service:app]
+command = @TESTCHILD@ --report @REPORTS@
+limit_nofile = %d
+restart_delay = 100ms
+""" % too_many)
+        b.wait_log("gen 1: setrlimit limit_nofile: Operation not permitted; restarting in")
+        proc_error(b, "app", 0, "setrlimit limit_nofile: Operation not permitted")
+        self.assertNotEqual(b.service("app")["state"], "running")
+        self.assertEqual(b.reports_of(), {})
+
+    def test_check_names_the_line_of_a_bad_setting(self):
+        r, _ = check(self, """
+[service:app]
+command = /bin/true
+limit_nofile = 5:3
+umask = 0999
+nice = 20
+oom_score_adjust = -1001
+limit_stack = 8Mb
+""")
+        self.assertEqual(r.returncode, 1)
+        for line in ("baton.conf:4: limit_nofile: the soft limit 5 is above the hard limit 3",
+                     "baton.conf:5: umask: expected an octal umask from 0000 to 0777",
+                     "baton.conf:6: nice: expected a whole number from -20 to 19",
+                     "baton.conf:7: oom_score_adjust: expected a whole number from -1000 to",
+                     "baton.conf:8: limit_stack: expected SOFT[:HARD]"):
+            self.assertIn(line, r.stderr)
 
 
 if __name__ == "__main__":
