@@ -10,14 +10,19 @@ package managers do, written beside the old one and renamed over it
 """
 
 import errno
+import grp
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import signal
+import socket
+import stat
 import subprocess
 import tempfile
+import unittest
 
 import harness
 from harness import alive, poll
@@ -554,6 +559,72 @@ limit_stack = 8Mb
                      "baton.conf:7: oom_score_adjust: expected a whole number from -1000 to",
                      "baton.conf:8: limit_stack: expected SOFT[:HARD]"):
             self.assertIn(line, r.stderr)
+
+
+def someone():
+    """A user and a group other than root's, by name and by number."""
+    try:
+        user, other = pwd.getpwnam("nobody"), pwd.getpwnam("daemon")
+        group = grp.getgrnam("daemon")
+    except KeyError:
+        raise unittest.SkipTest("no user nobody or daemon, or no group daemon")
+    return user, other, group
+
+
+SOCKETS = """
+[socket:admin]
+listen = unix:@DIR@/admin.sock
+mode = 0660
+owner = %(user)s
+group = %(group)s
+
+[socket:ops]
+listen = unix:@DIR@/ops.sock
+mode = 0640
+owner = %(uid)d
+group = %(gid)d
+
+[service:app]
+command = @TESTCHILD@ --report @REPORTS@
+sockets = admin, ops
+%(extra)s
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0, "sets the owner of a socket: needs root")
+class SocketOwnerTest(PinTestCase):
+    def sockets(self, extra=""):
+        user, other, group = someone()
+        return SOCKETS % dict(user=user.pw_name, group=group.gr_name, uid=other.pw_uid,
+                              gid=user.pw_gid, extra=extra)
+
+    def assert_owned(self, path, uid, gid, mode):
+        st = os.stat(path)
+        self.assertTrue(stat.S_ISSOCK(st.st_mode))
+        self.assertEqual((st.st_uid, st.st_gid, oct(stat.S_IMODE(st.st_mode))),
+                         (uid, gid, oct(mode)), path)
+        return st.st_ino
+
+    def test_owner_and_group_at_bind_and_across_reloads(self):
+        user, other, group = someone()
+        b = self.start(self.sockets(), {})
+        admin, ops = os.path.join(b.dir, "admin.sock"), os.path.join(b.dir, "ops.sock")
+        inodes = (self.assert_owned(admin, user.pw_uid, group.gr_gid, 0o660),
+                  self.assert_owned(ops, other.pw_uid, user.pw_gid, 0o640))
+        b.write_config(self.sockets(extra="environment = RELEASE=2") + """
+[socket:late]
+listen = unix:@DIR@/late.sock
+mode = 0600
+owner = %s
+""" % user.pw_name)
+        r = b.ctl("reload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("socket late: added", r.stdout)
+        self.assertEqual((self.assert_owned(admin, user.pw_uid, group.gr_gid, 0o660),
+                          self.assert_owned(ops, other.pw_uid, user.pw_gid, 0o640)), inodes)
+        self.assert_owned(os.path.join(b.dir, "late.sock"), user.pw_uid, os.getegid(), 0o600)
+        with socket.socket(socket.AF_UNIX) as s:
+            s.connect(admin)
 
 
 if __name__ == "__main__":
