@@ -627,5 +627,69 @@ owner = %s
             s.connect(admin)
 
 
+STATUS = """
+[service:app]
+command = @DIR@/current/app --report @DIR@/versions %(args)s
+directory = @DIR@/current
+environment = TOKEN=%(token)s
+ready = notify
+stop_delay = 5s
+"""
+
+
+class StatusTest(PinTestCase):
+    def test_each_generation_shows_what_it_runs(self):
+        files = {"releases/1/app": program("1"), "releases/2/app": program("2"),
+                 "current": "releases/1"}
+        b = self.start(STATUS % dict(args="", token="first-secret"), files)
+        one, two = self.path(b, "releases/1/app"), self.path(b, "releases/2/app")
+        g = known_hash(b, "app", 1)
+        st = os.stat(one)
+        self.assertEqual((g["exe"], g["inode"], g["mtime"], g["directory"]),
+                         (one, st.st_ino, st.st_mtime_ns // 10**9, os.path.dirname(one)))
+        self.assertEqual(g["sha256"], sha256_16(program("1")))
+        self.assertNotIn("changed", g)
+        self.assertNotIn("script", g)
+        switch(os.path.join(b.dir, "current"), "releases/2")
+        b.write_config(STATUS % dict(args="--tag two", token="second-secret"))
+        r = self.upgrade(b)
+        self.assertEqual(r.stdout.splitlines()[-1],
+                         "app: gen 1 \u2192 gen 2: %s (sha256 %s) \u2192 %s (sha256 %s)"
+                         % (one, sha256_16(program("1")), two, sha256_16(program("2"))))
+        # Gen 1 is draining (stop_delay): both are shown.
+        shown = gens(b, "app")
+        self.assertEqual((shown[1]["role"], shown[2]["role"]), ("draining", "current"))
+        self.assertEqual((shown[1]["exe"], shown[1]["sha256"]), (one, sha256_16(program("1"))))
+        self.assertEqual((shown[2]["exe"], shown[2]["sha256"], shown[2]["directory"]),
+                         (two, sha256_16(program("2")), os.path.dirname(two)))
+        self.assertEqual(shown[2]["inode"], os.stat(two).st_ino)
+        self.assertEqual(shown[2]["changed"],
+                         "program, arguments, directory, environment (TOKEN)")
+        text = b.ctl("status", "app").stdout
+        self.assertIn("SERVICE  GEN  ROLE", text)
+        for word in ("PROGRAM", "DIRECTORY", "CHANGED"):
+            self.assertIn(word, text)
+        self.assertIn("%s (sha256 %s)" % (one, sha256_16(program("1"))), text)
+        self.assertIn("%s (sha256 %s)" % (two, sha256_16(program("2"))), text)
+        self.assertIn("program, arguments, directory, environment (TOKEN)", text)
+        self.assertNotIn("secret", text + json.dumps(shown))
+
+    def test_upgrade_json_names_both_programs(self):
+        b = self.start(APP, {"app": program("1")})
+        app = self.path(b, "app")
+        install(app, program("2"))
+        r = b.ctl("upgrade", "--wait", "app", json_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        records = [json.loads(line) for line in r.stdout.splitlines()]
+        self.assertEqual(records[-1], {"ok": True})
+        last = records[-2]
+        self.assertEqual(
+            {k: last.get(k) for k in ("type", "service", "gen", "exe", "sha256", "from",
+                                      "from_exe", "from_sha256")},
+            {"type": "upgrade", "service": "app", "gen": 2, "exe": app,
+             "sha256": sha256_16(program("2")), "from": 1, "from_exe": app,
+             "from_sha256": sha256_16(program("1"))})
+
+
 if __name__ == "__main__":
     harness.main()
