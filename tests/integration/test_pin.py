@@ -691,5 +691,34 @@ class StatusTest(PinTestCase):
              "from_sha256": sha256_16(program("1"))})
 
 
+@unittest.skipIf(harness.VALGRIND, "a re-exec runs batond outside valgrind")
+class ReexecTest(PinTestCase):
+    def test_a_reexec_keeps_what_each_generation_pinned(self):
+        b = self.start("""
+[service:app]
+command = @DIR@/current/app --report @DIR@/versions
+directory = @DIR@/current
+ready = notify
+instances = 2
+restart_delay = 50ms
+""", {"releases/1/app": program("1"), "releases/2/app": program("2"), "current": "releases/1"})
+        one = self.path(b, "releases", "1")
+        before = known_hash(b, "app", 1)
+        switch(os.path.join(b.dir, "current"), "releases/2")
+        install(os.path.join(b.dir, "releases/1/app"), program("1b"))
+        for _ in range(2):
+            r = b.ctl("reexec")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(gens(b, "app")[1], before)
+        for instance in (0, 1):
+            again = crash(b, "app", instance)
+            self.assert_version(b, again["pid"], "1", 1)
+            self.assertEqual(cwd(again["pid"]), one)
+        self.upgrade(b)
+        new = ready_procs(b, "app", gen=2)[0]["pid"]
+        self.assert_version(b, new, "2", 2)
+        self.assertEqual(cwd(new), self.path(b, "releases", "2"))
+
+
 if __name__ == "__main__":
     harness.main()
