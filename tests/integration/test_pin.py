@@ -373,6 +373,40 @@ class ScriptTest(PinTestCase):
         self.assertEqual({r["version"] for r in reports(b).values()}, {"1", "2", "3-longer"})
 
 
+READY_FD = """
+[service:app]
+command = @TESTCHILD@ --ready-fd %d --report @REPORTS@
+ready = fd:%d
+restart_delay = 100ms
+"""
+
+
+def pinned_fd(pid, path):
+    """The number of batond's descriptor that holds path open, or None."""
+    for fd, target in harness.own_fds(pid).items():
+        if target == path:
+            return fd
+    return None
+
+
+class DescriptorTest(PinTestCase):
+    def test_a_readiness_pipe_at_the_number_of_the_pinned_program(self):
+        # batond holds a generation's program by a descriptor of whatever
+        # number was free; a process's readiness pipe, put at the number its
+        # service asks for, must not take its place before the exec.
+        exe = os.path.realpath(harness.TESTCHILD)
+        first = self.start(READY_FD % (40, 40), {})
+        number = pinned_fd(first.pid, exe)
+        self.assertIsNotNone(number, harness.own_fds(first.pid))
+        self.assert_exits_cleanly(first)
+        b = self.start(READY_FD % (number, number), {}, state=None)
+        self.assertEqual(pinned_fd(b.pid, exe), number, "another layout of batond's fds")
+        proc = poll(lambda: [p for p in b.procs("app") if p["state"] == "ready"
+                             or p.get("error")], what="the process to be ready or fail")[0]
+        self.assertEqual((proc["state"], proc.get("error")), ("ready", None))
+        self.assertEqual(b.wait_reports(1)[proc["pid"]]["fds"][str(number)][:5], "pipe:")
+
+
 ENV = """
 [service:app]
 command = @TESTCHILD@ --report @REPORTS@
