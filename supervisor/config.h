@@ -152,6 +152,7 @@ struct service_conf {
 	size_t nenv;
 	struct env_file_conf *env_files; /* in the order given; they override env */
 	size_t nenv_files;
+	unsigned env_files_line; /* where environment_file was set */
 	struct limit_conf limits[LIMIT_COUNT];
 	bool has_umask; /* else the processes keep batond's */
 	mode_t umask;

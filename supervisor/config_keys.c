@@ -453,6 +453,7 @@ static int set_environment_file(const struct key_target *t, const char *value, c
 	int rc = check_env_files(words, n, err, errlen);
 	if (rc == 0) {
 		config_clear_env_files(c);
+		c->env_files_line = t->line;
 		for (size_t i = 0; rc == 0 && i < n; i++)
 			rc = config_add_env_file(c, words[i]);
 		if (rc < 0)

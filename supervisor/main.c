@@ -284,7 +284,8 @@ static int check_env_files(const struct config *config)
 			}
 			if (f->optional && errno == ENOENT)
 				continue;
-			fprintf(stderr, "%s:%u: environment_file: %s\n", config->path, c->line, err);
+			fprintf(stderr, "%s:%u: environment_file: %s\n", config->path,
+				c->env_files_line, err);
 			rc = -1;
 		}
 	}

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "envfile.h"
+#include "parse.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -112,6 +113,9 @@ static int read_env_files(struct pin *pin, const struct service_conf *c, char *e
 		}
 		int rc = 0;
 		for (size_t j = 0; j < f.n && rc == 0; j++) {
+			// What batond sets for each process is not a file's to change.
+			if (env_name_reserved(f.env[j]))
+				continue;
 			char *entry = strdup(f.env[j]);
 			rc = entry ? set_var(pin, entry) : -1;
 		}

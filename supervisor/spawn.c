@@ -156,16 +156,19 @@ static void place_output(const struct spawn_request *req, int errfd)
 
 // Puts the sockets at 3.. and the readiness pipe at its place; everything else
 // beyond 2 is closed at exec. Returns the error pipe's new fd.
-static int place_fds(const struct spawn_request *req, int errfd)
+static int place_fds(const struct spawn_request *req, int errfd, int *exe_fd)
 {
 	place_output(req, errfd);
 	int top = 3 + (int)req->nfds;
 	if (req->ready_fd >= top)
 		top = req->ready_fd + 1;
 	int tmp[SPAWN_FDS_MAX];
-	// Copies above every target first, so no dup2 overwrites a source.
+	// Copies above every target first, so no dup2 overwrites a source: the
+	// error pipe and the program too.
 	if ((errfd = fcntl(errfd, F_DUPFD_CLOEXEC, top)) < 0)
 		_exit(127);
+	if (*exe_fd >= 0 && (*exe_fd = fcntl(*exe_fd, F_DUPFD_CLOEXEC, top)) < 0)
+		child_fail(errfd, errno, "dup", "program");
 	for (size_t i = 0; i < req->nfds; i++) {
 		if ((tmp[i] = fcntl(req->fds[i], F_DUPFD_CLOEXEC, top)) < 0)
 			child_fail(errfd, errno, "dup", "socket");
@@ -244,11 +247,11 @@ static const char *env_value(char **envp, const char *name)
 // execvpe() searches batond's PATH; a service's own PATH is what it expects.
 // A program pinned by its generation runs from its descriptor (or, a #!
 // script, from its resolved path), whatever its path leads to now.
-static void exec_search(const struct spawn_request *req, int errfd)
+static void exec_search(const struct spawn_request *req, int exe_fd, int errfd)
 {
 	const char *file = req->argv[0];
-	if (req->exe_fd >= 0) {
-		syscall(SYS_execveat, req->exe_fd, "", req->argv, req->envp, AT_EMPTY_PATH);
+	if (exe_fd >= 0) {
+		syscall(SYS_execveat, exe_fd, "", req->argv, req->envp, AT_EMPTY_PATH);
 		child_fail(errfd, errno, "exec", req->exe_path ? req->exe_path : file);
 	}
 	if (req->exe_path) {
@@ -299,14 +302,15 @@ static void child_main(const struct spawn_request *req, int errfd)
 		child_fail(errfd, errno, "cgroup.procs", NULL);
 	if (setsid() < 0)
 		child_fail(errfd, errno, "setsid", NULL);
-	errfd = place_fds(req, errfd);
+	int exe_fd = req->exe_fd;
+	errfd = place_fds(req, errfd, &exe_fd);
 	apply_settings(req->settings, errfd);
 	set_ids(req, errfd);
 	if (req->directory && chdir(req->directory) < 0)
 		child_fail(errfd, errno, "chdir", req->directory);
 	fill_pid(req->envp, req->listen_pid_index);
 	fill_pid(req->envp, req->watchdog_pid_index);
-	exec_search(req, errfd);
+	exec_search(req, exe_fd, errfd);
 }
 
 // vfork: batond waits the few microseconds until the child's exec, and
