@@ -140,8 +140,12 @@ class Batond:
         return self.proc.pid
 
     def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        """batond's log so far; "" when it never started (start=False)."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     def ctl(self, *args, json_output=False, timeout=30, user=None, group=None, input=None):
         cmd = [BATONCTL, "-s", self.control] + (["--json"] if json_output else []) + list(args)
