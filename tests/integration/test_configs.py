@@ -60,7 +60,7 @@ class GoldenTest(harness.TestCase):
         r = check(b.config_path)
         self.assertEqual(r.returncode, 1)
         self.assertEqual(r.stdout, "")
-        self.assertEqual(r.stderr, "baton.conf:1: environment_file: %s/bad.env:3: \"export B\" is "
+        self.assertEqual(r.stderr, "baton.conf:3: environment_file: %s/bad.env:3: \"export B\" is "
                          "not a variable name: write NAME=VALUE without export\n" % b.dir)
         os.unlink(os.path.join(b.dir, "bad.env"))
         with open(os.path.join(b.dir, "bad.env"), "w") as f:
