@@ -11,6 +11,7 @@
 
 #include "display.h"
 #include "output.h"
+#include "parse.h"
 #include "protocol.h"
 #include "version.h"
 
@@ -32,6 +33,8 @@ struct args {
 	unsigned long values[VALUE_COUNT]; /* of the flags with a number */
 	int argc;
 	const char *argv[PROTOCOL_WORDS_MAX];
+	char **gate; /* upgrade --gate COMMAND: its words */
+	size_t ngate;
 };
 
 // The options that are flags of the request, written on it by their long name.
@@ -46,15 +49,27 @@ static const struct request_option {
 	{"-n", "--lines", FLAG_LINES, VALUE_LINES},
 	{NULL, "--gen", FLAG_GEN, VALUE_GEN},
 	{NULL, "--pid", FLAG_PID, VALUE_PID},
+	{NULL, "--canary", FLAG_CANARY, VALUE_CANARY},
+	{NULL, "--observe", FLAG_OBSERVE, VALUE_OBSERVE},
+	{NULL, "--continue", FLAG_CONTINUE, -1},
+	{NULL, "--abort", FLAG_ABORT, -1},
+	{NULL, "--gate", FLAG_GATE, -1},
 };
 
 #define REQUEST_OPTIONS (sizeof(request_options) / sizeof(request_options[0]))
 
+#define UPGRADE_USAGE "upgrade [--wait] [--canary N [--observe DURATION]] [--gate COMMAND] SERVICE"
+#define UPGRADE_DECISION_USAGE "upgrade [--wait] --continue SERVICE | upgrade --abort SERVICE"
+
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: batonctl [-s PATH] [--json] VERB [ARGS]\n\nverbs:\n");
-	for (int v = 0; v < VERB_COUNT; v++)
-		fprintf(out, "  %s\n", protocol_verb_info((enum protocol_verb)v)->usage);
+	for (int v = 0; v < VERB_COUNT; v++) {
+		if (v == VERB_UPGRADE)
+			fprintf(out, "  %s\n  %s\n", UPGRADE_USAGE, UPGRADE_DECISION_USAGE);
+		else
+			fprintf(out, "  %s\n", protocol_verb_info((enum protocol_verb)v)->usage);
+	}
 	fprintf(out,
 		"\n"
 		"  -s, --control PATH  batond's control socket (default: $BATON_CONTROL,\n"
@@ -63,6 +78,14 @@ static void usage(FILE *out)
 		"  -j, --json          print JSON: one object, or one per line for watch,\n"
 		"                      --wait and logs\n"
 		"  --wait              stop, upgrade: show what happens until it is done\n"
+		"  --canary N          upgrade: start N new processes beside the old ones, then\n"
+		"                      pause until --continue or --abort\n"
+		"  --observe DURATION  upgrade --canary: go on by itself when no canary failed\n"
+		"                      for that long\n"
+		"  --gate COMMAND      upgrade: run COMMAND on each batch once it is ready; it\n"
+		"                      exits 0 to go on, else the upgrade rolls back\n"
+		"  --continue          upgrade: go on past the canaries\n"
+		"  --abort             upgrade: end it; the old processes are whole again\n"
 		"  -f, --follow        logs: then show each new line as it comes\n"
 		"  -n, --lines N       logs: only the last N lines kept\n"
 		"  --gen N             logs: only the lines of generation N\n"
@@ -171,9 +194,56 @@ static int take_request_option(struct args *a, const char *opt, const char *next
 	return take_number(a, o, opt, next) < 0 ? -1 : 1;
 }
 
+// --observe DURATION: milliseconds on the wire.
+static int take_observe(struct args *a, const char *value)
+{
+	double secs;
+	char err[256];
+	if (!value)
+		return usage_error("--observe needs a duration, such as 30s");
+	if (parse_duration(value, &secs, err, sizeof(err)) < 0 || secs <= 0 || secs > 2147483)
+		return usage_error("--observe takes a duration from 1ms to 24d, such as 30s, not "
+				   "\"%s\"", value);
+	a->flags |= FLAG_OBSERVE;
+	a->values[VALUE_OBSERVE] = (unsigned long)(secs * 1000 + 0.5);
+	return 0;
+}
+
+// --gate COMMAND: its words, as baton.conf(5) splits a command; each goes as one word.
+static int take_gate(struct args *a, const char *value)
+{
+	char err[256];
+	if (!value)
+		return usage_error("--gate needs a command");
+	if (a->gate)
+		return usage_error("--gate is given twice");
+	if (!(a->gate = parse_words(value, &a->ngate, err, sizeof(err))))
+		return usage_error("--gate: %s", err);
+	if (a->ngate > PROTOCOL_WORDS_MAX - 8)
+		return usage_error("--gate: more than %d words", PROTOCOL_WORDS_MAX - 8);
+	for (size_t i = 0; i < a->ngate; i++) {
+		for (const char *p = a->gate[i]; *p; p++) {
+			if ((unsigned char)*p <= ' ' || *p == 0x7f)
+				return usage_error("--gate: \"%s\" has a blank or control character; "
+						   "a gate such as this belongs in upgrade_gate",
+					a->gate[i]);
+		}
+	}
+	a->flags |= FLAG_GATE;
+	return 0;
+}
+
 // Returns 1 when the option was consumed with the next word, 0 alone, -1 on error.
 static int take_option(struct args *a, const char *opt, const char *next)
 {
+	if (strcmp(opt, "--observe") == 0)
+		return take_observe(a, next) < 0 ? -1 : 1;
+	if (strncmp(opt, "--observe=", 10) == 0)
+		return take_observe(a, opt + 10);
+	if (strcmp(opt, "--gate") == 0)
+		return take_gate(a, next) < 0 ? -1 : 1;
+	if (strncmp(opt, "--gate=", 7) == 0)
+		return take_gate(a, opt + 7);
 	if (strcmp(opt, "-j") == 0 || strcmp(opt, "--json") == 0) {
 		a->json = true;
 	} else if (strcmp(opt, "-s") == 0 || strcmp(opt, "--control") == 0) {
@@ -207,6 +277,15 @@ static int check_args(const struct args *a)
 	}
 	if ((a->flags & FLAG_REOPEN) && (a->flags != FLAG_REOPEN || a->argc > 0))
 		return usage_error("logs --reopen takes no other option and no service");
+	if (a->verb == VERB_UPGRADE) {
+		unsigned decision = a->flags & (FLAG_CONTINUE | FLAG_ABORT);
+		if (a->argc != 1 || (decision && (a->flags & (FLAG_CANARY | FLAG_OBSERVE | FLAG_GATE))) ||
+			decision == (FLAG_CONTINUE | FLAG_ABORT) ||
+			((a->flags & FLAG_OBSERVE) && !(a->flags & FLAG_CANARY)))
+			return usage_error("usage: batonctl %s\n       batonctl %s", UPGRADE_USAGE,
+				UPGRADE_DECISION_USAGE);
+		return 0;
+	}
 	if (a->argc < info->min_args || a->argc > info->max_args)
 		return usage_error("usage: batonctl %s", info->usage);
 	return 0;
@@ -273,6 +352,10 @@ static int send_request(int fd, const struct args *a)
 	}
 	for (int i = 0; i < a->argc && n > 0 && (size_t)n < sizeof(line); i++)
 		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", a->argv[i]);
+	if (a->gate && n > 0 && (size_t)n < sizeof(line))
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " --");
+	for (size_t i = 0; a->gate && i < a->ngate && n > 0 && (size_t)n < sizeof(line); i++)
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s", a->gate[i]);
 	if (n < 0 || (size_t)n >= sizeof(line) - 1) {
 		fprintf(stderr, "batonctl: request too long\n");
 		return -1;
@@ -414,12 +497,9 @@ static int read_reply(int fd, struct output *out, bool streaming, bool skip_long
 	}
 }
 
-int main(int argc, char **argv)
+static int run(struct args *args)
 {
-	struct args a = {0};
-	signal(SIGPIPE, SIG_IGN);
-	if (parse_args(argc, argv, &a) < 0)
-		return EXIT_USAGE;
+	const struct args a = *args;
 	char *path = a.control ? strdup(a.control) : default_control();
 	if (!path) {
 		fprintf(stderr, "batonctl: XDG_RUNTIME_DIR is not set to an absolute path: give "
@@ -450,5 +530,14 @@ int main(int argc, char **argv)
 	int status = read_reply(fd, out, streaming, a.verb == VERB_LOGS);
 	out->destroy(out);
 	close(fd);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	signal(SIGPIPE, SIG_IGN);
+	int status = parse_args(argc, argv, &a) < 0 ? EXIT_USAGE : run(&a);
+	free(a.gate);
 	return status;
 }

@@ -322,7 +322,7 @@ static void human_secs(const char *value, char *out, size_t len)
 		snprintf(out, len, "%dd%02dh", (int)s / 86400, ((int)s % 86400) / 3600);
 }
 
-#define TABLE_COLS 10
+#define TABLE_COLS 12
 
 struct table {
 	int ncols;
@@ -418,8 +418,9 @@ static void print_services(struct stored *s, FILE *out)
 			snprintf(gen, sizeof(gen), "%s->%s", get(r, "gen"), get(r, "upgrading_to"));
 		else
 			snprintf(gen, sizeof(gen), "%s", get(r, "gen"));
-		char state[48];
-		snprintf(state, sizeof(state), "%s%s", get(r, "state"),
+		char state[96];
+		snprintf(state, sizeof(state), "%s%s%s%s%s", get(r, "state"),
+			*get(r, "phase") ? " (" : "", get(r, "phase"), *get(r, "phase") ? ")" : "",
 			*get(r, "removed") ? " (removed)" : "");
 		const char *row[] = {get(r, "name"), state, gen, ready,
 			get(r, "restarts"), get(r, "upgrades"), get(r, "kills")};
@@ -524,8 +525,8 @@ static void print_strays(struct stored *s, FILE *out)
 
 static void print_gens(struct stored *s, FILE *out)
 {
-	struct table t = {9, {"SERVICE", "GEN", "ROLE", "PROGRAM", "DIRECTORY", "CHANGED", "CPU",
-		"MEMORY", "TASKS"}, NULL, 0};
+	struct table t = {11, {"SERVICE", "GEN", "ROLE", "PROCS", "CONNS", "PROGRAM", "DIRECTORY",
+		"CHANGED", "CPU", "MEMORY", "TASKS"}, NULL, 0};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "gen");
 		if (!r)
@@ -536,7 +537,8 @@ static void print_gens(struct stored *s, FILE *out)
 			get(r, "sha256"), *get(r, "sha256") ? ")" : "");
 		char cpu[32], mem[32], tasks[32];
 		gen_usage(r, cpu, mem, tasks, sizeof(cpu));
-		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"), program,
+		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"),
+			get(r, "procs"), *get(r, "conns") ? get(r, "conns") : "-", program,
 			*get(r, "directory") ? get(r, "directory") : "-",
 			*get(r, "changed") ? get(r, "changed") : "-", cpu, mem, tasks};
 		table_row(&t, row);
@@ -640,6 +642,18 @@ static void upgrade_detail(const struct protocol_record *r, char *out, size_t le
 			get(r, "spawned"), get(r, "instances"));
 	else if (strcmp(state, "done") == 0)
 		snprintf(out, len, "upgrade to gen %s done in %s", get(r, "gen"), elapsed);
+	else if (strcmp(state, "paused") == 0)
+		snprintf(out, len, "upgrade to gen %s paused: %s canar%s ready beside the old "
+			"processes", get(r, "gen"), get(r, "canary"),
+			strcmp(get(r, "canary"), "1") == 0 ? "y" : "ies");
+	else if (strcmp(state, "continued") == 0)
+		snprintf(out, len, "upgrade to gen %s goes on: %s", get(r, "gen"), get(r, "reason"));
+	else if (strcmp(state, "gating") == 0)
+		snprintf(out, len, "upgrade to gen %s: the gate runs on %s new processes",
+			get(r, "gen"), get(r, "spawned"));
+	else if (strcmp(state, "gate-passed") == 0)
+		snprintf(out, len, "upgrade to gen %s: the gate passed%s%s", get(r, "gen"),
+			*get(r, "reason") ? ": " : "", get(r, "reason"));
 	else
 		snprintf(out, len, "upgrade to gen %s %s: %s", get(r, "gen"), state, get(r, "reason"));
 }
@@ -790,9 +804,18 @@ static void print_line(FILE *out, const struct protocol_record *r)
 		fprintf(out, "%s: %s (gen %s, %s/%s ready)\n", get(r, "name"), get(r, "state"),
 			get(r, "gen"), get(r, "ready"), get(r, "instances"));
 	} else if (strcmp(r->type, "upgrade") == 0) {
-		bool done = strcmp(get(r, "state"), "done") == 0;
-		fprintf(out, "%s: %s gen %s\n", get(r, "service"),
-			done ? "upgraded to" : "upgrade started to", get(r, "gen"));
+		const char *state = get(r, "state");
+		bool done = strcmp(state, "done") == 0;
+		if (strcmp(state, "paused") == 0)
+			fprintf(out, "%s: upgrade to gen %s paused at its canaries: batonctl upgrade "
+				"--continue %s goes on, --abort ends it\n", get(r, "service"),
+				get(r, "gen"), get(r, "service"));
+		else if (strcmp(state, "continued") == 0 || strcmp(state, "aborted") == 0)
+			fprintf(out, "%s: upgrade to gen %s %s\n", get(r, "service"), get(r, "gen"),
+				state);
+		else
+			fprintf(out, "%s: %s gen %s\n", get(r, "service"),
+				done ? "upgraded to" : "upgrade started to", get(r, "gen"));
 		if (done && *get(r, "from"))
 			print_identities(out, r);
 	} else if (strcmp(r->type, "signalled") == 0) {

@@ -11,7 +11,10 @@ static const struct protocol_verb_info verbs[VERB_COUNT] = {
 	[VERB_START] = {"start", 1, 1, 0, "start SERVICE"},
 	[VERB_STOP] = {"stop", 1, 1, FLAG_WAIT, "stop [--wait] SERVICE"},
 	[VERB_RESTART] = {"restart", 1, 1, 0, "restart SERVICE"},
-	[VERB_UPGRADE] = {"upgrade", 1, 1, FLAG_WAIT, "upgrade [--wait] SERVICE"},
+	[VERB_UPGRADE] = {"upgrade", 1, PROTOCOL_WORDS_MAX - 1,
+		FLAG_WAIT | FLAG_CANARY | FLAG_OBSERVE | FLAG_CONTINUE | FLAG_ABORT | FLAG_GATE,
+		"upgrade [--wait] [--canary=N [--observe=MS]] [--gate] SERVICE [-- GATE...] | "
+		"upgrade [--wait] --continue|--abort SERVICE"},
 	[VERB_SIGNAL] = {"signal", 2, 2, 0, "signal SERVICE SIGNAL"},
 	[VERB_WATCH] = {"watch", 0, 1, 0, "watch [SERVICE]"},
 	[VERB_RELOAD] = {"reload", 0, 0, 0, "reload"},
@@ -36,6 +39,11 @@ static const struct protocol_flag_name flag_names[] = {
 	{"--lines", FLAG_LINES, VALUE_LINES},
 	{"--gen", FLAG_GEN, VALUE_GEN},
 	{"--pid", FLAG_PID, VALUE_PID},
+	{"--canary", FLAG_CANARY, VALUE_CANARY},
+	{"--observe", FLAG_OBSERVE, VALUE_OBSERVE},
+	{"--continue", FLAG_CONTINUE, -1},
+	{"--abort", FLAG_ABORT, -1},
+	{"--gate", FLAG_GATE, -1},
 };
 
 const struct protocol_verb_info *protocol_verb_info(enum protocol_verb verb)
@@ -143,9 +151,14 @@ static int take_flags(struct protocol_request *req, char **words, int nwords, co
 {
 	const struct protocol_verb_info *info = &verbs[req->verb];
 	req->argc = 0;
+	bool flags_over = false;
 	for (int i = 1; i < nwords; i++) {
-		if (strncmp(words[i], "--", 2) != 0) {
+		if (flags_over || strncmp(words[i], "--", 2) != 0) {
 			req->argv[req->argc++] = words[i];
+			continue;
+		}
+		if (strcmp(words[i], "--") == 0) {
+			flags_over = true;
 			continue;
 		}
 		const char *value;

@@ -13,7 +13,7 @@
 /* A request line, newline included, is at most this long. */
 #define PROTOCOL_REQUEST_MAX 1024
 /* A request has at most this many words, the verb included. */
-#define PROTOCOL_WORDS_MAX 8
+#define PROTOCOL_WORDS_MAX 32
 /* A record line, newline included, is at most this long. */
 #define PROTOCOL_RECORD_MAX 16384
 /* A record has at most this many key=value fields. */
@@ -38,7 +38,10 @@ enum protocol_verb {
 	VERB_COUNT,
 };
 
-/* Flags a request may carry after its verb; the last three carry a number (--lines=N). */
+/*
+ * Flags a request may carry after its verb (--lines=N carries a number); a
+ * lone "--" ends them: every word after it is an argument.
+ */
 enum protocol_flag {
 	FLAG_WAIT = 1 << 0,
 	FLAG_FOLLOW = 1 << 1,
@@ -46,13 +49,20 @@ enum protocol_flag {
 	FLAG_LINES = 1 << 3,
 	FLAG_GEN = 1 << 4,
 	FLAG_PID = 1 << 5,
+	FLAG_CANARY = 1 << 6,   /* upgrade --canary=N */
+	FLAG_OBSERVE = 1 << 7,  /* upgrade --observe=MILLISECONDS */
+	FLAG_CONTINUE = 1 << 8, /* upgrade --continue */
+	FLAG_ABORT = 1 << 9,    /* upgrade --abort */
+	FLAG_GATE = 1 << 10,    /* upgrade --gate SERVICE -- WORDS... */
 };
 
-/* The numbers of --lines=N, --gen=N and --pid=N, by their flag. */
+/* The numbers of the flags that carry one, by their flag. */
 enum protocol_value {
 	VALUE_LINES,
 	VALUE_GEN,
 	VALUE_PID,
+	VALUE_CANARY,
+	VALUE_OBSERVE,
 	VALUE_COUNT,
 };
 

@@ -27,6 +27,7 @@ enum wait {
 	WAIT_STOP,
 	WAIT_UPGRADE,
 	WAIT_HASH, /* an upgrade is done: its reply waits for the new program's hash */
+	WAIT_CANARY, /* an upgrade with canaries: until they are ready and it pauses */
 };
 
 struct command {
@@ -249,10 +250,81 @@ static struct service_conf *reread(struct daemon *d, struct client *c, struct se
 	return conf;
 }
 
+// upgrade --continue and --abort: an upgrade in progress goes on, or ends.
+static void upgrade_decision(struct daemon *d, struct client *c, struct service *svc,
+	const struct protocol_request *req)
+{
+	char err[512];
+	bool wait = req->flags & FLAG_WAIT, go_on = req->flags & FLAG_CONTINUE;
+	if (req->argc != 1 || (req->flags & (FLAG_CANARY | FLAG_OBSERVE | FLAG_GATE)) ||
+		(go_on && (req->flags & FLAG_ABORT))) {
+		reply_error(c, PROTOCOL_E_USAGE, "usage: upgrade [--wait] --continue|--abort SERVICE");
+		return;
+	}
+	unsigned number = svc->next ? svc->next->number : 0;
+	if (go_on && wait)
+		watch_begin(d->watch, c, svc);
+	int rc = go_on ? service_upgrade_continue(svc, "batonctl upgrade --continue", err, sizeof(err))
+		       : service_upgrade_abort(svc, "batonctl upgrade --abort", err, sizeof(err));
+	if (rc < 0) {
+		client_set_streaming(c, NULL);
+		reply_error(c, PROTOCOL_E_BUSY, "%s", err);
+		return;
+	}
+	if (go_on && wait && svc->upgrade.active) {
+		begin_wait(c, svc, WAIT_UPGRADE);
+		return;
+	}
+	client_set_streaming(c, NULL);
+	if (go_on && !svc->upgrade.active && svc->reason[0]) {
+		reply_error(c, PROTOCOL_E_FAILED, "%s", svc->reason);
+		return;
+	}
+	struct protocol_buf buf = {0};
+	if (go_on && !svc->upgrade.active)
+		record_upgrade_done(&buf, svc);
+	else
+		record_upgrade(&buf, svc, go_on ? "continued" : "aborted", number);
+	reply_ok(c, &buf);
+}
+
+// The options of an upgrade: its canaries, its observation, its gate's words.
+static int upgrade_options(struct client *c, const struct protocol_request *req,
+	struct upgrade_options *opts)
+{
+	memset(opts, 0, sizeof(*opts));
+	if ((req->flags & FLAG_OBSERVE) && !(req->flags & FLAG_CANARY)) {
+		reply_error(c, PROTOCOL_E_USAGE, "upgrade: --observe goes with --canary");
+		return -1;
+	}
+	if ((req->flags & FLAG_CANARY) && req->values[VALUE_CANARY] == 0) {
+		reply_error(c, PROTOCOL_E_USAGE, "upgrade: --canary takes 1 or more processes");
+		return -1;
+	}
+	if ((req->argc > 1) != ((req->flags & FLAG_GATE) != 0)) {
+		reply_error(c, PROTOCOL_E_USAGE, "usage: %s", protocol_verb_info(VERB_UPGRADE)->usage);
+		return -1;
+	}
+	opts->canary = (unsigned)req->values[VALUE_CANARY];
+	opts->observe = (double)req->values[VALUE_OBSERVE] / 1000;
+	if (req->argc > 1) {
+		opts->gate = (char **)&req->argv[1];
+		opts->ngate = (size_t)req->argc - 1;
+	}
+	return 0;
+}
+
 static void cmd_upgrade(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	struct service *svc = find_service(d, c, req->argv[0]);
 	if (!svc || refuse_while_stopping(d, c))
+		return;
+	if (req->flags & (FLAG_CONTINUE | FLAG_ABORT)) {
+		upgrade_decision(d, c, svc, req);
+		return;
+	}
+	struct upgrade_options opts;
+	if (upgrade_options(c, req, &opts) < 0)
 		return;
 	struct service_conf *conf = reread(d, c, svc);
 	if (!conf)
@@ -261,7 +333,7 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 	char err[512];
 	if (wait && !svc->upgrade.active)
 		watch_begin(d->watch, c, svc);
-	int rc = service_upgrade(svc, conf, err, sizeof(err));
+	int rc = service_upgrade(svc, conf, &opts, err, sizeof(err));
 	service_conf_unref(conf);
 	if (rc == -2)
 		log_warn("upgrade refused: %s", err);
@@ -273,7 +345,7 @@ static void cmd_upgrade(struct daemon *d, struct client *c, const struct protoco
 		return;
 	}
 	if (wait) {
-		begin_wait(c, svc, WAIT_UPGRADE);
+		begin_wait(c, svc, opts.canary ? WAIT_CANARY : WAIT_UPGRADE);
 		return;
 	}
 	struct protocol_buf buf = {0};
@@ -405,6 +477,8 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 {
 	const struct service *svc = e->svc;
 	enum wait wait = (enum wait)c->wait;
+	if (wait == WAIT_CANARY && e->kind == LC_UPGRADE_OVER && e->ok)
+		wait = WAIT_UPGRADE; // Done without a pause: every process was a canary.
 	if ((wait == WAIT_UPGRADE && e->ok) || wait == WAIT_HASH) {
 		// Its reply names what the new generation runs, hash included.
 		c->wait = WAIT_HASH;
@@ -416,6 +490,10 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 	client_set_streaming(c, NULL);
 	if (wait != WAIT_HASH && !e->ok) {
 		reply_error(c, PROTOCOL_E_FAILED, "%s", e->reason);
+	} else if (wait == WAIT_CANARY) {
+		struct protocol_buf buf = {0};
+		record_upgrade(&buf, svc, "paused", svc->next ? svc->next->number : 0);
+		reply_ok(c, &buf);
 	} else if (wait == WAIT_STOP) {
 		reply_service(c, svc);
 	} else {
@@ -429,17 +507,25 @@ static void wait_over(struct client *c, const struct lifecycle_event *e)
 static void check_wait(struct client *c, void *data)
 {
 	const struct lifecycle_event *e = data;
-	enum wait wait = e->kind == LC_STOP_OVER ? WAIT_STOP :
-		e->kind == LC_UPGRADE_OVER ? WAIT_UPGRADE : WAIT_HASH;
-	if (c->wait == (int)wait && c->waiting_on == e->svc)
-		wait_over(c, e);
+	if (c->waiting_on != e->svc)
+		return;
+	bool paused = e->kind == LC_UPGRADE && e->state == UPGRADE_PAUSED;
+	if ((c->wait == WAIT_CANARY && (paused || e->kind == LC_UPGRADE_OVER)) ||
+		(c->wait == WAIT_STOP && e->kind == LC_STOP_OVER) ||
+		(c->wait == WAIT_UPGRADE && e->kind == LC_UPGRADE_OVER) ||
+		(c->wait == WAIT_HASH && e->kind == LC_GEN_HASHED)) {
+		struct lifecycle_event ok = *e;
+		ok.ok = ok.ok || paused;
+		wait_over(c, &ok);
+	}
 }
 
 static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *e)
 {
 	struct command *cmd = container_of(s, struct command, sub);
-	if ((e->kind == LC_STOP_OVER || e->kind == LC_UPGRADE_OVER || e->kind == LC_GEN_HASHED) &&
-		cmd->d->control)
+	bool paused = e->kind == LC_UPGRADE && e->state == UPGRADE_PAUSED;
+	if ((e->kind == LC_STOP_OVER || e->kind == LC_UPGRADE_OVER || e->kind == LC_GEN_HASHED ||
+		    paused) && cmd->d->control)
 		control_each_client(cmd->d->control, check_wait, (void *)e);
 }
 

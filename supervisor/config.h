@@ -169,6 +169,8 @@ struct service_conf {
 	unsigned check_failures;
 	double watchdog; /* 0: none */
 	struct cgroup_limit_conf cgroup_limits[CGROUP_LIMIT_COUNT];
+	struct check_conf upgrade_gate; /* upgrade_gate = COMMAND, or no command */
+	double upgrade_gate_timeout;
 };
 
 struct config {
@@ -198,6 +200,7 @@ struct config {
 #define CONFIG_CHECK_INTERVAL 1.0
 #define CONFIG_CHECK_TIMEOUT 5.0
 #define CONFIG_CHECK_FAILURES 3
+#define CONFIG_UPGRADE_GATE_TIMEOUT 60.0
 #define CONFIG_LOG_MAX_SIZE (10ull << 20)
 #define CONFIG_LOG_KEEP 5
 #define CONFIG_LOG_BUFFER (64ull << 10)

@@ -85,13 +85,32 @@ static void log_upgrade(const struct lifecycle_event *e)
 {
 	const char *name = e->svc->name;
 	const struct generation *next = e->svc->next;
-	if (e->state == UPGRADE_STARTED && next)
+	if (e->state == UPGRADE_STARTED && next && e->count)
+		log_info("%s: upgrading gen %u to gen %u: %u canar%s first", name, e->from, e->number,
+			e->count, e->count == 1 ? "y" : "ies");
+	else if (e->state == UPGRADE_STARTED && next)
 		log_info("%s: upgrading gen %u to gen %u (%s)", name, e->from, e->number,
 			next->conf->upgrade_batch ? "rolling" : "all at once");
 	else if (e->state == UPGRADE_DONE)
 		log_info("%s: upgrade to gen %u done in %.3fs", name, e->number, e->secs);
 	else if (e->state == UPGRADE_ROLLED_BACK)
 		log_error("%s: %s", name, e->svc->reason);
+	else if (e->state == UPGRADE_ABORTED)
+		log_warn("%s: upgrade to gen %u aborted: %s", name, e->number,
+			e->reason ? e->reason : "");
+	else if (e->state == UPGRADE_PAUSED)
+		log_info("%s: upgrade to gen %u paused: %u canar%s ready beside the old processes; "
+			 "batonctl upgrade --continue %s goes on, --abort ends it", name, e->number,
+			e->count, e->count == 1 ? "y" : "ies", name);
+	else if (e->state == UPGRADE_CONTINUED)
+		log_info("%s: upgrade to gen %u goes on: %s", name, e->number,
+			e->reason ? e->reason : "");
+	else if (e->state == UPGRADE_GATING)
+		log_info("%s: upgrade to gen %u: its gate runs on %u new process%s", name, e->number,
+			e->spawned, e->spawned == 1 ? "" : "es");
+	else if (e->state == UPGRADE_GATE_PASSED)
+		log_info("%s: upgrade to gen %u: the gate passed%s%s", name, e->number,
+			e->reason ? ": " : "", e->reason ? e->reason : "");
 }
 
 static void log_generation(const struct lifecycle_event *e)

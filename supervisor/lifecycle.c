@@ -30,6 +30,7 @@ void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle
 	lc->host = host;
 	pidmap_init(&lc->procs);
 	pidmap_init(&lc->checks);
+	pidmap_init(&lc->gates);
 	list_init(&lc->check_queue);
 	list_init(&lc->kill_reports);
 	ev_idle_init(&lc->kill_reporter, report_kills_cb);
@@ -50,6 +51,7 @@ void lifecycle_finish(struct lifecycle *lc)
 	}
 	pidmap_finish(&lc->procs);
 	pidmap_finish(&lc->checks);
+	pidmap_finish(&lc->gates);
 }
 
 double lifecycle_now(void)

@@ -144,12 +144,42 @@ struct generation {
 	double started_at, drain_at;
 };
 
+/* A gate's run: a command that judges each batch of an upgrade (gate.c). */
+struct upgrade_gate {
+	struct service *svc;
+	pid_t pid;
+	int errfd;                      /* its spawn error pipe, until it ends */
+	ev_io out;                      /* its stdout and stderr */
+	ev_timer timer;                 /* its timeout */
+	char partial[CHECK_LINE_MAX + 1]; /* the line it is writing */
+	char last[CHECK_LINE_MAX + 1];    /* its last complete line */
+	bool timed_out;
+};
+
+/* How an upgrade goes, beyond the service's upgrade mode (upgrade --canary...). */
+struct upgrade_options {
+	unsigned canary;   /* processes to try first, beside all the old ones, then pause; or 0 */
+	double observe;    /* with canary: go on by itself once paused this long, or 0 */
+	char **gate;       /* a gate's words, or NULL for the service's upgrade_gate */
+	size_t ngate;
+};
+
 struct upgrade {
 	bool active;
 	struct service_conf *from; /* the definition to return to on rollback */
 	double started_at;
 	unsigned spawned; /* new processes started so far */
 	unsigned stopped; /* old processes stopped so far */
+	unsigned canary;  /* the canaries, or 0 */
+	bool paused;      /* the canaries are ready: continue or abort */
+	bool continued;   /* the canary phase is over */
+	double observe;   /* continue by itself after this long paused, or 0 */
+	ev_timer observe_timer;
+	char **gate;      /* the gate's words (owned), or NULL */
+	double gate_timeout;
+	struct upgrade_gate *gate_run; /* the gate running, or NULL */
+	unsigned gated;   /* new processes the gate has passed */
+	unsigned batch, batches; /* the batch started last, from 1, and how many there are */
 };
 
 struct service {
@@ -233,6 +263,10 @@ enum upgrade_state {
 	UPGRADE_DONE,
 	UPGRADE_ROLLED_BACK,
 	UPGRADE_ABORTED,
+	UPGRADE_PAUSED,    /* the canaries are ready: the upgrade waits */
+	UPGRADE_CONTINUED, /* it goes on past its canaries (reason: who said so) */
+	UPGRADE_GATING,    /* its gate runs on the batch just ready */
+	UPGRADE_GATE_PASSED,
 };
 
 /*
@@ -324,6 +358,7 @@ struct lifecycle {
 	struct lifecycle_host *host;
 	struct pidmap procs; /* pid -> struct proc, every process with a pid */
 	struct pidmap checks; /* pid -> struct proc_health, or &lifecycle.abandoned */
+	struct pidmap gates;  /* pid -> struct upgrade_gate, or &lifecycle.abandoned */
 	char abandoned;       /* the check of a process that is gone, until reaped */
 	unsigned checks_running;
 	struct list check_queue; /* struct proc_health waiting for a place */
@@ -387,7 +422,26 @@ void service_restart(struct service *svc);
  * environment file), with the reason in err. An upgrade that fails at once
  * has rolled back before this returns: svc->upgrade.active is then false.
  */
-int service_upgrade(struct service *svc, struct service_conf *conf, char *err, size_t errlen);
+int service_upgrade(struct service *svc, struct service_conf *conf,
+	const struct upgrade_options *opts, char *err, size_t errlen);
+
+/*
+ * Goes on with an upgrade paused at its canaries (reason: who said so; its
+ * gate first, if it has one). Returns 0, or -1 with why not in err.
+ */
+int service_upgrade_continue(struct service *svc, const char *reason, char *err, size_t errlen);
+
+/*
+ * Ends an upgrade by the operator's word: its new processes drain, the old
+ * generation gets back any it had stopped. Returns 0, or -1 with why not.
+ */
+int service_upgrade_abort(struct service *svc, const char *reason, char *err, size_t errlen);
+
+/*
+ * Where an upgrade is, for people: "canary", "paused", "gating", "batch 2 of
+ * 4", "continuing"; "" when there is none.
+ */
+const char *upgrade_phase(const struct service *svc, char *buf, size_t len);
 
 /* Sends signo to every running process of the service; returns how many. */
 unsigned service_signal(struct service *svc, int signo);

@@ -149,6 +149,20 @@ void upgrade_step(struct service *svc);
 /* Ends an upgrade in failure: its generation drains, the old one serves. */
 void upgrade_rollback(struct service *svc, const char *reason);
 
+/* The gate has judged the batch just ready: the upgrade goes on, or rolls back (why). */
+void upgrade_gate_done(struct service *svc, bool ok, const char *why);
+
+/* ---- gate.c ---- */
+
+/* Starts the upgrade's gate on the batch just ready; -1 with why not in err. */
+int gate_start(struct service *svc, char *err, size_t errlen);
+
+/* Ends the upgrade's running gate, if any, without a word: it is killed. */
+void gate_cancel(struct service *svc);
+
+/* Handles the exit of a gate's process; false when pid is none. */
+bool gate_reap(struct lifecycle *lc, pid_t pid, int status);
+
 /* Ends an upgrade that was interrupted (a stop, a failure) with why. */
 void upgrade_abort(struct service *svc, const char *why);
 

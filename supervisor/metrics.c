@@ -173,6 +173,47 @@ static void log_counters(struct metrics *m, struct protocol_buf *buf)
 	}
 }
 
+// Each generation's processes and the connections they hold: the traffic it takes;
+// and where each upgrade is.
+static void generation_counts(struct daemon *d, struct protocol_buf *buf)
+{
+	struct service *svc;
+	header(buf, "baton_generation_processes", "gauge",
+		"Processes of the generation with a pid.");
+	header(buf, "baton_generation_connections", "gauge",
+		"Connections the generation's processes hold now.");
+	EACH_SERVICE(d, svc) {
+		struct list *g, *pos;
+		list_for_each(g, &svc->gens) {
+			const struct generation *gen = container_of(g, struct generation, link);
+			int procs = 0, conns = 0;
+			bool known = true;
+			list_for_each(pos, &gen->procs) {
+				const struct proc *p = container_of(pos, const struct proc, link);
+				int n = p->pid > 0 ? daemon_count_conns(d, p->pid) : 0;
+				procs += p->pid > 0;
+				known = known && n >= 0;
+				conns += n > 0 ? n : 0;
+			}
+			const char *role = generation_role_name(gen->role);
+			line(buf, "baton_generation_processes{service=\"%s\",gen=\"%u\",role=\"%s\"} %d",
+				svc->name, gen->number, role, procs);
+			if (known)
+				line(buf, "baton_generation_connections{service=\"%s\",gen=\"%u\","
+					  "role=\"%s\"} %d", svc->name, gen->number, role, conns);
+		}
+	}
+	header(buf, "baton_upgrade_phase", "gauge",
+		"1 for each upgrade in progress, labelled with its phase: canary, paused, gating, "
+		"batch K of N, continuing, starting.");
+	EACH_SERVICE(d, svc) {
+		char phase[64];
+		if (svc->next && upgrade_phase(svc, phase, sizeof(phase))[0])
+			line(buf, "baton_upgrade_phase{service=\"%s\",gen=\"%u\",phase=\"%s\"} 1",
+				svc->name, svc->next->number, phase);
+	}
+}
+
 // What each generation's cgroup counts, where the hierarchy says.
 static void generation_usage(struct daemon *d, struct protocol_buf *buf)
 {
@@ -236,6 +277,7 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 	EACH_SERVICE(d, svc)
 	histogram(buf, "baton_drain_seconds", svc->name, drain_of(m, svc));
 	log_counters(m, buf);
+	generation_counts(d, buf);
 	generation_usage(d, buf);
 }
 

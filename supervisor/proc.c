@@ -1000,7 +1000,7 @@ bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 {
 	struct proc *p = pidmap_get(&lc->procs, pid);
 	if (!p)
-		return health_reap(lc, pid, status);
+		return health_reap(lc, pid, status) || gate_reap(lc, pid, status);
 	health_stop(p);
 	pidmap_remove(&lc->procs, pid);
 	p->wait_status = status;

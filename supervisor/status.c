@@ -107,8 +107,11 @@ void status_service(struct protocol_buf *buf, const struct service *svc)
 	protocol_record_int(buf, "instances", cur ? cur->conf->instances : svc->conf->instances);
 	protocol_record_int(buf, "ready", cur ? generation_count(cur, PROC_READY) : 0);
 	protocol_record_int(buf, "running", service_live_procs(svc));
-	if (svc->next)
+	if (svc->next) {
+		char phase[64];
 		protocol_record_int(buf, "upgrading_to", svc->next->number);
+		protocol_record_str(buf, "phase", upgrade_phase(svc, phase, sizeof(phase)));
+	}
 	protocol_record_int(buf, "restarts", (long long)svc->restarts);
 	protocol_record_int(buf, "upgrades", (long long)svc->upgrades);
 	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
@@ -166,6 +169,28 @@ static void gen_usage(struct protocol_buf *buf, struct daemon *d, const struct g
 	}
 }
 
+// Its processes with a pid, and the connections they hold now: its share of the traffic.
+static void gen_procs(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
+{
+	int procs = 0, conns = 0;
+	bool known = true;
+	const struct list *pos;
+	list_for_each(pos, &gen->procs) {
+		const struct proc *p = container_of(pos, const struct proc, link);
+		if (p->pid <= 0)
+			continue;
+		procs++;
+		int n = daemon_count_conns(d, p->pid);
+		if (n < 0)
+			known = false;
+		else
+			conns += n;
+	}
+	protocol_record_int(buf, "procs", procs);
+	if (known)
+		protocol_record_int(buf, "conns", conns);
+}
+
 static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
 {
 	const struct pin *pin = &gen->pin;
@@ -186,6 +211,7 @@ static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct 
 		protocol_record_str(buf, "directory", pin->directory);
 	if (gen->changes)
 		protocol_record_str(buf, "changed", gen->changes);
+	gen_procs(buf, d, gen);
 	gen_usage(buf, d, gen);
 	protocol_record_end(buf);
 }

@@ -10,6 +10,10 @@ static const char *const state_names[] = {
 	[UPGRADE_DONE] = "done",
 	[UPGRADE_ROLLED_BACK] = "rolled-back",
 	[UPGRADE_ABORTED] = "aborted",
+	[UPGRADE_PAUSED] = "paused",
+	[UPGRADE_CONTINUED] = "continued",
+	[UPGRADE_GATING] = "gating",
+	[UPGRADE_GATE_PASSED] = "gate-passed",
 };
 
 const char *upgrade_state_name(enum upgrade_state state)
@@ -19,9 +23,16 @@ const char *upgrade_state_name(enum upgrade_state state)
 
 void upgrade_clear(struct service *svc)
 {
-	svc->upgrade.active = false;
-	service_conf_unref(svc->upgrade.from);
-	svc->upgrade.from = NULL;
+	struct upgrade *u = &svc->upgrade;
+	u->active = u->paused = false;
+	service_conf_unref(u->from);
+	u->from = NULL;
+	ev_timer_stop(svc->lc->loop, &u->observe_timer);
+	gate_cancel(svc);
+	for (size_t i = 0; u->gate && u->gate[i]; i++)
+		free(u->gate[i]);
+	free(u->gate);
+	u->gate = NULL;
 }
 
 void upgrade_over(struct service *svc, bool ok, const char *reason)
@@ -44,6 +55,7 @@ static void upgrade_event(struct service *svc, enum upgrade_state state, unsigne
 	if (svc->next) {
 		e.spawned = svc->upgrade.spawned;
 		e.instances = svc->next->conf->instances;
+		e.count = svc->upgrade.canary;
 	}
 	e.secs = e.t - svc->upgrade.started_at;
 	e.reason = reason;
@@ -130,6 +142,52 @@ static void upgrade_finish(struct service *svc)
 	upgrade_over(svc, true, NULL);
 }
 
+static void observe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct service *svc = container_of(w, struct service, upgrade.observe_timer);
+	char why[128], d[32], err[256];
+	format_duration(svc->upgrade.observe, d, sizeof(d));
+	snprintf(why, sizeof(why), "observed for %s: no canary failed", d);
+	service_upgrade_continue(svc, why, err, sizeof(err));
+}
+
+// The canaries are ready: the upgrade waits for its operator, or its observation.
+static void pause_upgrade(struct service *svc)
+{
+	struct upgrade *u = &svc->upgrade;
+	u->paused = true;
+	upgrade_event(svc, UPGRADE_PAUSED, svc->next->number, NULL);
+	if (u->observe > 0) {
+		ev_timer_set(&u->observe_timer, u->observe, 0);
+		ev_timer_start(svc->lc->loop, &u->observe_timer);
+	}
+}
+
+// A batch is ready: its gate judges it before any old process goes for it.
+static void run_gate(struct service *svc)
+{
+	char err[256];
+	upgrade_event(svc, UPGRADE_GATING, svc->next->number, NULL);
+	if (gate_start(svc, err, sizeof(err)) < 0)
+		upgrade_rollback(svc, err);
+}
+
+void upgrade_gate_done(struct service *svc, bool ok, const char *why)
+{
+	struct upgrade *u = &svc->upgrade;
+	if (!u->active || !svc->next)
+		return;
+	if (!ok) {
+		upgrade_rollback(svc, why);
+		return;
+	}
+	u->gated = u->spawned;
+	upgrade_event(svc, UPGRADE_GATE_PASSED, svc->next->number, why[0] ? why : NULL);
+	upgrade_step(svc);
+}
+
 void upgrade_step(struct service *svc)
 {
 	struct generation *gen = svc->next;
@@ -137,13 +195,22 @@ void upgrade_step(struct service *svc)
 	unsigned n = gen->conf->instances;
 	unsigned batch = gen->conf->upgrade_batch ? gen->conf->upgrade_batch : n;
 	unsigned ready = generation_count(gen, PROC_READY);
-	if (ready < u->spawned)
+	if (ready < u->spawned || u->paused || u->gate_run)
 		return;
+	if (u->canary && !u->continued) {
+		pause_upgrade(svc);
+		return;
+	}
+	if (u->gate && u->gated < u->spawned) {
+		run_gate(svc);
+		return;
+	}
 	if (gen->conf->upgrade_batch && ready > u->stopped)
 		retire_old(svc, ready - u->stopped);
 	if (u->spawned < n) {
 		unsigned first = u->spawned, number = gen->number;
 		u->spawned += batch < n - first ? batch : n - first;
+		u->batch++;
 		upgrade_event(svc, first == 0 ? UPGRADE_STARTED : UPGRADE_BATCH, number, NULL);
 		// A start that fails rolls the upgrade back and frees gen: stop then.
 		for (unsigned i = first; i < u->spawned && svc->next && svc->next->number == number;
@@ -166,7 +233,8 @@ static void restore_conf(struct service *svc, struct generation *gen, struct ser
 	}
 }
 
-void upgrade_rollback(struct service *svc, const char *reason)
+// Back to the old generation, whole again: a rollback, or an abort.
+static void roll_back(struct service *svc, const char *reason, bool aborted)
 {
 	struct generation *gen = svc->next;
 	if (!gen)
@@ -174,10 +242,11 @@ void upgrade_rollback(struct service *svc, const char *reason)
 	struct service_conf *from = service_conf_ref(svc->upgrade.from);
 	upgrade_clear(svc);
 	svc->next = NULL;
-	svc->rollbacks++;
-	snprintf(svc->reason, sizeof(svc->reason), "upgrade to gen %u rolled back: %s",
-		gen->number, reason);
-	upgrade_event(svc, UPGRADE_ROLLED_BACK, gen->number, reason);
+	if (!aborted)
+		svc->rollbacks++;
+	snprintf(svc->reason, sizeof(svc->reason), "upgrade to gen %u %s: %s", gen->number,
+		aborted ? "aborted" : "rolled back", reason);
+	upgrade_event(svc, aborted ? UPGRADE_ABORTED : UPGRADE_ROLLED_BACK, gen->number, reason);
 	restore_conf(svc, gen, from);
 	generation_drain(gen);
 	// A rolling upgrade may have retired old processes: start them again.
@@ -188,8 +257,88 @@ void upgrade_rollback(struct service *svc, const char *reason)
 	upgrade_over(svc, false, svc->reason);
 }
 
-int service_upgrade(struct service *svc, struct service_conf *conf, char *err, size_t errlen)
+void upgrade_rollback(struct service *svc, const char *reason)
 {
+	roll_back(svc, reason, false);
+}
+
+int service_upgrade_abort(struct service *svc, const char *reason, char *err, size_t errlen)
+{
+	if (!svc->upgrade.active || !svc->next) {
+		snprintf(err, errlen, "%s has no upgrade in progress", svc->name);
+		return -1;
+	}
+	roll_back(svc, reason, true);
+	return 0;
+}
+
+int service_upgrade_continue(struct service *svc, const char *reason, char *err, size_t errlen)
+{
+	struct upgrade *u = &svc->upgrade;
+	char phase[64];
+	if (!u->active || !svc->next) {
+		snprintf(err, errlen, "%s has no upgrade in progress", svc->name);
+		return -1;
+	}
+	if (!u->paused) {
+		snprintf(err, errlen, "the upgrade of %s to gen %u is not paused: it is %s", svc->name,
+			svc->next->number, upgrade_phase(svc, phase, sizeof(phase)));
+		return -1;
+	}
+	ev_timer_stop(svc->lc->loop, &u->observe_timer);
+	u->paused = false;
+	u->continued = true;
+	upgrade_event(svc, UPGRADE_CONTINUED, svc->next->number, reason);
+	upgrade_step(svc);
+	return 0;
+}
+
+const char *upgrade_phase(const struct service *svc, char *buf, size_t len)
+{
+	const struct upgrade *u = &svc->upgrade;
+	if (!u->active || !svc->next)
+		snprintf(buf, len, "%s", "");
+	else if (u->gate_run)
+		snprintf(buf, len, "gating");
+	else if (u->paused)
+		snprintf(buf, len, "paused");
+	else if (u->canary && !u->continued)
+		snprintf(buf, len, "canary");
+	else if (u->batches > 1)
+		snprintf(buf, len, "batch %u of %u", u->batch, u->batches);
+	else
+		snprintf(buf, len, "%s", u->canary ? "continuing" : "starting");
+	return buf;
+}
+
+// The gate's words, copied: the request's, else the service's upgrade_gate.
+static char **copy_gate(const struct upgrade_options *opts, const struct service_conf *conf)
+{
+	char *const *words = opts && opts->gate ? opts->gate : conf->upgrade_gate.argv;
+	size_t n = opts && opts->gate ? opts->ngate : conf->upgrade_gate.argc;
+	if (!words || n == 0)
+		return NULL;
+	char **copy = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; copy && i < n; i++) {
+		if (!(copy[i] = strdup(words[i]))) {
+			for (size_t j = 0; j < i; j++)
+				free(copy[j]);
+			free(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+int service_upgrade(struct service *svc, struct service_conf *conf,
+	const struct upgrade_options *opts, char *err, size_t errlen)
+{
+	if (svc->upgrade.active && svc->upgrade.paused) {
+		snprintf(err, errlen, "the upgrade of %s to gen %u is paused at its canaries: "
+			"batonctl upgrade --continue %s goes on, --abort ends it", svc->name,
+			svc->next ? svc->next->number : 0, svc->name);
+		return -1;
+	}
 	if (svc->upgrade.active) {
 		snprintf(err, errlen, "an upgrade of %s to gen %u is already in progress", svc->name,
 			svc->next ? svc->next->number : 0);
@@ -206,13 +355,31 @@ int service_upgrade(struct service *svc, struct service_conf *conf, char *err, s
 		snprintf(err, errlen, "%s: cannot start gen %u: %s", svc->name, svc->last_gen + 1, why);
 		return -2;
 	}
-	memset(&svc->upgrade, 0, sizeof(svc->upgrade));
-	svc->upgrade.from = svc->conf;
+	struct upgrade *u = &svc->upgrade;
+	memset(u, 0, sizeof(*u));
+	ev_timer_init(&u->observe_timer, observe_cb, 0, 0);
+	u->from = svc->conf;
 	svc->conf = service_conf_ref(conf);
 	svc->next = gen;
 	svc->reason[0] = '\0';
-	svc->upgrade.active = true;
-	svc->upgrade.started_at = lifecycle_now();
+	u->active = true;
+	u->started_at = lifecycle_now();
+	unsigned n = conf->instances, batch = conf->upgrade_batch ? conf->upgrade_batch : n;
+	u->canary = opts && opts->canary ? (opts->canary < n ? opts->canary : n) : 0;
+	u->observe = opts ? opts->observe : 0;
+	u->gate = copy_gate(opts, conf);
+	u->gate_timeout = conf->upgrade_gate_timeout > 0 ? conf->upgrade_gate_timeout :
+		CONFIG_UPGRADE_GATE_TIMEOUT;
+	u->batches = (u->canary ? 1 : 0) + (n - u->canary + batch - 1) / batch;
+	if (u->canary) {
+		// The canaries first, beside every old process: nothing old goes yet.
+		u->spawned = u->canary;
+		u->batch = 1;
+		upgrade_event(svc, UPGRADE_STARTED, gen->number, NULL);
+		for (unsigned i = 0; i < u->canary && svc->next == gen; i++)
+			proc_spawn_new(gen, i);
+		return 0;
+	}
 	upgrade_step(svc);
 	return 0;
 }

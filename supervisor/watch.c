@@ -102,6 +102,8 @@ static void upgrade_event(struct protocol_buf *b, const struct lifecycle_event *
 		protocol_record_int(b, "spawned", e->spawned);
 		protocol_record_int(b, "instances", e->instances);
 	}
+	if (e->count)
+		protocol_record_int(b, "canary", e->count);
 	protocol_record_secs(b, "elapsed", e->secs);
 	if (e->reason)
 		protocol_record_str(b, "reason", e->reason);

@@ -217,7 +217,7 @@ class BatonctlTest(harness.TestCase):
         out = b.ctl("status", "svc").stdout
         # Every process (instance, pid), and once what its generation runs.
         self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+\d+\s+\d+\s+ready", out, re.M)), 2)
-        self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+/\S+", out, re.M)), 1, out)
+        self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+2\s+\d+\s+/\S+", out, re.M)), 1, out)
 
     def test_signal(self):
         b = self.batond("""
@@ -240,7 +240,7 @@ instances = 2
     def test_help_and_version(self):
         r = subprocess.run([harness.BATONCTL, "--help"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0)
-        self.assertIn("upgrade [--wait] SERVICE", r.stdout)
+        self.assertIn("upgrade [--wait] [--canary N [--observe DURATION]] [--gate COMMAND] SERVICE", r.stdout)
         r = subprocess.run([harness.BATONCTL, "--version"], capture_output=True, text=True)
         self.assertEqual(r.stdout.strip(), "batonctl 0.1.0")
 

@@ -652,7 +652,7 @@ static void run(struct world *w, const char *keys)
 static void upgrade(struct world *w, unsigned version, const char *keys)
 {
 	char err[256] = "";
-	if (service_upgrade(w->svc, define(w, version, keys), err, sizeof(err)) < 0)
+	if (service_upgrade(w->svc, define(w, version, keys), NULL, err, sizeof(err)) < 0)
 		fail_msg("upgrade refused: %s", err);
 }
 
@@ -1451,7 +1451,7 @@ static void second_upgrade_is_refused_while_the_first_is_in_progress(void **stat
 	run(w, "ready = notify\n");
 	begin_upgrade(w, 2, "ready = notify\n");
 	char err[256];
-	assert_int_equal(service_upgrade(w->svc, define(w, 3, ""), err, sizeof(err)), -1);
+	assert_int_equal(service_upgrade(w->svc, define(w, 3, ""), NULL, err, sizeof(err)), -1);
 	assert_string_equal(err, "an upgrade of web to gen 2 is already in progress");
 	expect_no_event(w);
 }

@@ -287,10 +287,36 @@ static void request_more_than_max_words_rejected(void **state)
 {
 	(void)state;
 	struct protocol_request req;
-	struct outcome o = parse_req(&req, "status a b c d e f g h");
+	char line[256] = "status";
+	for (int i = 0; i < PROTOCOL_WORDS_MAX; i++)
+		strcat(line, " a");
+	struct outcome o = parse_req(&req, line);
 	assert_int_equal(o.rc, -1);
 	assert_string_equal(o.code, PROTOCOL_E_USAGE);
 	assert_non_null(strstr(o.err, "words"));
+}
+
+static void request_words_after_a_lone_dashdash_are_arguments(void **state)
+{
+	(void)state;
+	struct protocol_request req;
+	struct outcome o = parse_req(&req, "upgrade --canary=2 --observe=30000 --gate web -- "
+					  "/usr/bin/check --max-errors 5");
+	assert_int_equal(o.rc, 0);
+	assert_int_equal(req.flags, FLAG_CANARY | FLAG_OBSERVE | FLAG_GATE);
+	assert_int_equal(req.values[VALUE_CANARY], 2);
+	assert_int_equal(req.values[VALUE_OBSERVE], 30000);
+	assert_int_equal(req.argc, 4);
+	assert_string_equal(req.argv[0], "web");
+	assert_string_equal(req.argv[1], "/usr/bin/check");
+	assert_string_equal(req.argv[2], "--max-errors");
+	assert_string_equal(req.argv[3], "5");
+	o = parse_req(&req, "upgrade --continue --wait web");
+	assert_int_equal(o.rc, 0);
+	assert_int_equal(req.flags, FLAG_CONTINUE | FLAG_WAIT);
+	o = parse_req(&req, "stop --abort web");
+	assert_int_equal(o.rc, -1);
+	assert_string_equal(o.code, PROTOCOL_E_USAGE);
 }
 
 static void request_trailing_cr_ignored(void **state)
@@ -746,6 +772,7 @@ int main(void)
 		cmocka_unit_test(request_nul_byte_rejected),
 		cmocka_unit_test(request_eight_words_reach_argument_check),
 		cmocka_unit_test(request_more_than_max_words_rejected),
+		cmocka_unit_test(request_words_after_a_lone_dashdash_are_arguments),
 		cmocka_unit_test(request_trailing_cr_ignored),
 		cmocka_unit_test(request_inner_cr_rejected),
 		cmocka_unit_test(verb_info_describes_verbs),
