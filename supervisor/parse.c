@@ -380,6 +380,110 @@ int parse_umask(const char *s, mode_t *mask, char *err, size_t errlen)
 	return 0;
 }
 
+static void set_cgroup_value(char *value, char *text, const char *v, const char *t)
+{
+	snprintf(value, PARSE_CGROUP_VALUE_MAX, "%s", v);
+	snprintf(text, PARSE_CGROUP_VALUE_MAX, "%s", t);
+}
+
+// memory.max and memory.high: less than a page or so would leave no room to run.
+static int cgroup_bytes(const char *s, char *value, char *text, char *err, size_t errlen)
+{
+	uint64_t n;
+	char v[32], t[32], tmp[1];
+	if (parse_size(s, &n, tmp, sizeof(tmp)) < 0)
+		return fail(err, errlen, "expected a size like 512MiB, or max, got \"%s\"", s);
+	if (n < PARSE_CGROUP_MEMORY_MIN)
+		return fail(err, errlen, "must be at least 4KiB, or max for no limit, got \"%s\"",
+			s);
+	snprintf(v, sizeof(v), "%" PRIu64, n);
+	format_size(n, t, sizeof(t));
+	set_cgroup_value(value, text, v, t);
+	return 0;
+}
+
+// cpu.max: a quota of the period in microseconds, 1% being the kernel's least, 1ms.
+static int cgroup_cpu(const char *s, char *value, char *text, char *err, size_t errlen)
+{
+	char digits[16], v[32], t[32], tmp[1];
+	size_t n = strlen(s);
+	unsigned long percent;
+	if (n < 2 || n >= sizeof(digits) || s[n - 1] != '%')
+		goto error;
+	memcpy(digits, s, n - 1);
+	digits[n - 1] = '\0';
+	if (parse_uint(digits, 1, PARSE_CGROUP_CPU_MAX, &percent, tmp, sizeof(tmp)) < 0)
+		goto error;
+	snprintf(v, sizeof(v), "%lu %d", percent * (PARSE_CGROUP_CPU_PERIOD / 100),
+		PARSE_CGROUP_CPU_PERIOD);
+	snprintf(t, sizeof(t), "%lu%%", percent);
+	set_cgroup_value(value, text, v, t);
+	return 0;
+error:
+	return fail(err, errlen,
+		"expected a whole percentage of one CPU from 1%% to %d%% like 150%%, or max, got "
+		"\"%s\"",
+		PARSE_CGROUP_CPU_MAX, s);
+}
+
+static int cgroup_number(const char *s, unsigned long max, char *value, char *text, char *err,
+	size_t errlen)
+{
+	unsigned long n;
+	char v[32];
+	if (parse_uint(s, 1, max, &n, err, errlen) < 0)
+		return -1;
+	snprintf(v, sizeof(v), "%lu", n);
+	set_cgroup_value(value, text, v, v);
+	return 0;
+}
+
+int parse_cgroup_limit(const char *s, enum cgroup_form form, char *value, char *text, char *err,
+	size_t errlen)
+{
+	if (strcmp(s, "max") == 0 && form != CGROUP_FORM_WEIGHT) {
+		char v[32] = "max";
+		if (form == CGROUP_FORM_CPU)
+			snprintf(v, sizeof(v), "max %d", PARSE_CGROUP_CPU_PERIOD);
+		set_cgroup_value(value, text, v, "max");
+		return 0;
+	}
+	switch (form) {
+	case CGROUP_FORM_BYTES:
+		return cgroup_bytes(s, value, text, err, errlen);
+	case CGROUP_FORM_CPU:
+		return cgroup_cpu(s, value, text, err, errlen);
+	case CGROUP_FORM_WEIGHT:
+		return cgroup_number(s, PARSE_CGROUP_WEIGHT_MAX, value, text, err, errlen);
+	case CGROUP_FORM_PIDS:
+		if (cgroup_number(s, PARSE_CGROUP_PIDS_MAX, value, text, err, errlen) == 0)
+			return 0;
+		return fail(err, errlen, "expected a whole number from 1 to %d, or max, got \"%s\"",
+			PARSE_CGROUP_PIDS_MAX, s);
+	}
+	return fail(err, errlen, "unknown form of cgroup limit");
+}
+
+int parse_cgroup(const char *s, bool *is_auto, char *err, size_t errlen)
+{
+	*is_auto = strcmp(s, "auto") == 0;
+	if (*is_auto || strcmp(s, "none") == 0)
+		return 0;
+	if (s[0] != '/')
+		goto error;
+	size_t n;
+	for (const char *p = s; *p == '/'; p += n) {
+		p++;
+		n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			goto error;
+	}
+	return 0;
+error:
+	return fail(err, errlen,
+		"expected auto, none or an absolute path with no . or .. component, got \"%s\"", s);
+}
+
 static int parse_port(const char *s, unsigned *port)
 {
 	unsigned long n;

@@ -73,6 +73,44 @@ int parse_limit(const char *s, bool size, rlim_t *soft, rlim_t *hard, char *err,
 /* Writes a limit the way parse_limit reads it: "1024", "8MiB:infinity". */
 void format_limit(rlim_t soft, rlim_t hard, bool size, char *out, size_t outlen);
 
+/* The longest value or text of a cgroup limit (parse_cgroup_limit), with its NUL. */
+#define PARSE_CGROUP_VALUE_MAX 48
+/* The least memory a cgroup limit may give: 4KiB. */
+#define PARSE_CGROUP_MEMORY_MIN 4096
+/* The period of cpu.max: 100ms, in microseconds. */
+#define PARSE_CGROUP_CPU_PERIOD 100000
+/* The most CPU time cpu.max may give: 1024 CPUs, in percent of one. */
+#define PARSE_CGROUP_CPU_MAX 102400
+/* The most tasks pids.max takes: the kernel's PID_MAX_LIMIT. */
+#define PARSE_CGROUP_PIDS_MAX 4194304
+/* The most a weight (cpu.weight, io.weight) may be; the least is 1. */
+#define PARSE_CGROUP_WEIGHT_MAX 10000
+
+/* How the value of a cgroup limit is written (parse_cgroup_limit). */
+enum cgroup_form {
+	CGROUP_FORM_BYTES,  /* memory.max, memory.high: a size of at least 4KiB, or max */
+	CGROUP_FORM_CPU,    /* cpu.max: a whole percentage of one CPU, 1% and up, or max */
+	CGROUP_FORM_WEIGHT, /* cpu.weight, io.weight: 1 to 10000 */
+	CGROUP_FORM_PIDS,   /* pids.max: 1 to 4194304, or max */
+};
+
+/*
+ * Parses the value of a cgroup limit of the given form into what is written
+ * to its file (value) and its normal form, which parses back to the same
+ * (text), each of PARSE_CGROUP_VALUE_MAX bytes: 512MiB as "536870912" and
+ * "512MiB"; 150% (one and a half CPUs) as "150000 100000", a quota and its
+ * period in microseconds, and "150%"; max as "max", or "max 100000" for
+ * cpu.max. Neither is touched on failure.
+ */
+int parse_cgroup_limit(const char *s, enum cgroup_form form, char *value, char *text, char *err,
+	size_t errlen);
+
+/*
+ * Parses where batond's cgroups are ([baton] cgroup): auto, none, or an
+ * absolute path with no . or .. component. *is_auto tells auto.
+ */
+int parse_cgroup(const char *s, bool *is_auto, char *err, size_t errlen);
+
 /* Parses a file mode in octal (0600). */
 int parse_mode(const char *s, mode_t *mode, char *err, size_t errlen);
 

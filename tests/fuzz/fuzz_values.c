@@ -354,6 +354,63 @@ static int fuzz_limit(const char *s)
 	return 0;
 }
 
+// What a cgroup limit's file is given, for its form.
+static bool cgroup_value_ok(enum cgroup_form form, const char *value)
+{
+	unsigned long long n = strtoull(value, NULL, 10);
+	bool digits = value[0] >= '1' && value[0] <= '9' &&
+		strspn(value, "0123456789") == strlen(value);
+	switch (form) {
+	case CGROUP_FORM_BYTES:
+		return strcmp(value, "max") == 0 || (digits && n >= PARSE_CGROUP_MEMORY_MIN);
+	case CGROUP_FORM_CPU:
+		if (strcmp(value, "max 100000") == 0)
+			return true;
+		return strspn(value, "0123456789") == strlen(value) - 7 &&
+			strcmp(value + strlen(value) - 7, " 100000") == 0 && n >= 1000 &&
+			n <= 1000ull * PARSE_CGROUP_CPU_MAX && n % 1000 == 0;
+	case CGROUP_FORM_WEIGHT:
+		return digits && n <= PARSE_CGROUP_WEIGHT_MAX;
+	case CGROUP_FORM_PIDS:
+		return strcmp(value, "max") == 0 || (digits && n <= PARSE_CGROUP_PIDS_MAX);
+	}
+	return false;
+}
+
+// The second byte's remainder by 4 is the form.
+static int fuzz_cgroup_limit(const char *s)
+{
+	enum cgroup_form form = (enum cgroup_form)(range_pick % 4);
+	char value[PARSE_CGROUP_VALUE_MAX], text[PARSE_CGROUP_VALUE_MAX];
+	char value2[PARSE_CGROUP_VALUE_MAX], text2[PARSE_CGROUP_VALUE_MAX];
+	if (parse_cgroup_limit(s, form, value, text, err, sizeof(err)) < 0)
+		return -1;
+	require(cgroup_value_ok(form, value), "a cgroup limit's value is what its file takes", s);
+	require((strcmp(text, "max") == 0) == (strcmp(s, "max") == 0), "only max is max", s);
+	require(parse_cgroup_limit(text, form, value2, text2, err, sizeof(err)) == 0,
+		"a cgroup limit's text parses", text);
+	require(strcmp(value, value2) == 0 && strcmp(text, text2) == 0,
+		"a cgroup limit's text reads back the same", text);
+	return 0;
+}
+
+static int fuzz_cgroup(const char *s)
+{
+	bool is_auto = false;
+	if (parse_cgroup(s, &is_auto, err, sizeof(err)) < 0)
+		return -1;
+	require(is_auto == (strcmp(s, "auto") == 0), "auto, and only auto, is auto", s);
+	if (is_auto || strcmp(s, "none") == 0)
+		return 0;
+	size_t n = strlen(s);
+	require(s[0] == '/', "a cgroup's path is absolute", s);
+	require(!strstr(s, "/./") && !strstr(s, "/../"), "a cgroup's path has no . or ..", s);
+	bool dot = n >= 2 && strcmp(s + n - 2, "/.") == 0;
+	bool dots = n >= 3 && strcmp(s + n - 3, "/..") == 0;
+	require(!dot && !dots, "a cgroup's path does not end in . or ..", s);
+	return 0;
+}
+
 static int (*const parsers[])(const char *s) = {
 	fuzz_duration,
 	fuzz_signal,
@@ -371,6 +428,8 @@ static int (*const parsers[])(const char *s) = {
 	fuzz_size,
 	fuzz_int,
 	fuzz_limit,
+	fuzz_cgroup_limit,
+	fuzz_cgroup,
 };
 
 #define NPARSERS (sizeof(parsers) / sizeof(parsers[0]))

@@ -6,6 +6,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -470,6 +471,129 @@ static void format_limit_round_trips(void **state)
 	assert_true(soft == RLIM_INFINITY - 1 && hard == soft);
 }
 
+/* Cgroup limits and where the cgroups are */
+
+// Parses s as form, and checks what is written to the file and the normal form.
+static void assert_cgroup_limit(const char *s, enum cgroup_form form, const char *value,
+	const char *text)
+{
+	char v[PARSE_CGROUP_VALUE_MAX], t[PARSE_CGROUP_VALUE_MAX];
+	err[0] = '\0';
+	if (parse_cgroup_limit(s, form, v, t, err, sizeof(err)) < 0)
+		fail_msg("\"%s\" refused: %s", s, err);
+	assert_string_equal(v, value);
+	assert_string_equal(t, text);
+}
+
+static void assert_cgroup_limit_refused(const char *s, enum cgroup_form form, const char *why)
+{
+	char v[PARSE_CGROUP_VALUE_MAX] = "v", t[PARSE_CGROUP_VALUE_MAX] = "t";
+	if (parse_cgroup_limit(s, form, v, t, err, sizeof(err)) == 0)
+		fail_msg("\"%s\" taken as \"%s\"", s, v);
+	assert_string_equal(err, why);
+	assert_string_equal(v, "v");
+	assert_string_equal(t, "t");
+}
+
+static void cgroup_memory_is_bytes_or_max(void **state)
+{
+	(void)state;
+	assert_cgroup_limit("512MiB", CGROUP_FORM_BYTES, "536870912", "512MiB");
+	assert_cgroup_limit("536870912", CGROUP_FORM_BYTES, "536870912", "512MiB");
+	assert_cgroup_limit("4096", CGROUP_FORM_BYTES, "4096", "4KiB");
+	assert_cgroup_limit("4097B", CGROUP_FORM_BYTES, "4097", "4097");
+	assert_cgroup_limit("16T", CGROUP_FORM_BYTES, "17592186044416", "16TiB");
+	assert_cgroup_limit("18446744073709551615", CGROUP_FORM_BYTES, "18446744073709551615",
+		"18446744073709551615");
+	assert_cgroup_limit("max", CGROUP_FORM_BYTES, "max", "max");
+}
+
+static void cgroup_memory_below_4k_refused(void **state)
+{
+	(void)state;
+	static const char *const small[] = {"0", "4095", "1K", "3KiB", "0MiB"};
+	char why[128];
+	for (size_t i = 0; i < sizeof(small) / sizeof(small[0]); i++) {
+		snprintf(why, sizeof(why), "must be at least 4KiB, or max for no limit, got \"%s\"",
+			small[i]);
+		assert_cgroup_limit_refused(small[i], CGROUP_FORM_BYTES, why);
+	}
+	static const char *const bad[] = {"", "MAX", "infinity", "-1", "1.5G", "512MB", "max ",
+		"18446744073709551616"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(why, sizeof(why), "expected a size like 512MiB, or max, got \"%s\"",
+			bad[i]);
+		assert_cgroup_limit_refused(bad[i], CGROUP_FORM_BYTES, why);
+	}
+}
+
+static void cgroup_cpu_is_a_percentage_of_one_cpu(void **state)
+{
+	(void)state;
+	assert_cgroup_limit("150%", CGROUP_FORM_CPU, "150000 100000", "150%");
+	assert_cgroup_limit("1%", CGROUP_FORM_CPU, "1000 100000", "1%");
+	assert_cgroup_limit("100%", CGROUP_FORM_CPU, "100000 100000", "100%");
+	assert_cgroup_limit("050%", CGROUP_FORM_CPU, "50000 100000", "50%");
+	assert_cgroup_limit("102400%", CGROUP_FORM_CPU, "102400000 100000", "102400%");
+	assert_cgroup_limit("max", CGROUP_FORM_CPU, "max 100000", "max");
+	static const char *const bad[] = {"0%", "150", "1.5", "1.5%", "%", "", "-5%", "102401%",
+		"99999999999999999999%", "150 %", "150%%", "max%", "infinity"};
+	char why[160];
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(why, sizeof(why),
+			"expected a whole percentage of one CPU from 1%% to 102400%% like 150%%, "
+			"or max, got \"%s\"",
+			bad[i]);
+		assert_cgroup_limit_refused(bad[i], CGROUP_FORM_CPU, why);
+	}
+}
+
+static void cgroup_weights_and_pids(void **state)
+{
+	(void)state;
+	assert_cgroup_limit("1", CGROUP_FORM_WEIGHT, "1", "1");
+	assert_cgroup_limit("10000", CGROUP_FORM_WEIGHT, "10000", "10000");
+	assert_cgroup_limit("0100", CGROUP_FORM_WEIGHT, "100", "100");
+	assert_cgroup_limit_refused("0", CGROUP_FORM_WEIGHT,
+		"expected a whole number from 1 to 10000, got \"0\"");
+	assert_cgroup_limit_refused("10001", CGROUP_FORM_WEIGHT,
+		"expected a whole number from 1 to 10000, got \"10001\"");
+	assert_cgroup_limit_refused("max", CGROUP_FORM_WEIGHT,
+		"expected a whole number from 1 to 10000, got \"max\"");
+	assert_cgroup_limit("1", CGROUP_FORM_PIDS, "1", "1");
+	assert_cgroup_limit("4194304", CGROUP_FORM_PIDS, "4194304", "4194304");
+	assert_cgroup_limit("max", CGROUP_FORM_PIDS, "max", "max");
+	assert_cgroup_limit_refused("0", CGROUP_FORM_PIDS,
+		"expected a whole number from 1 to 4194304, or max, got \"0\"");
+	assert_cgroup_limit_refused("4194305", CGROUP_FORM_PIDS,
+		"expected a whole number from 1 to 4194304, or max, got \"4194305\"");
+	assert_cgroup_limit_refused("1K", CGROUP_FORM_PIDS,
+		"expected a whole number from 1 to 4194304, or max, got \"1K\"");
+}
+
+static void cgroup_auto_none_or_a_plain_absolute_path(void **state)
+{
+	(void)state;
+	bool is_auto = false;
+	assert_int_equal(parse_cgroup("auto", &is_auto, err, sizeof(err)), 0);
+	assert_true(is_auto);
+	static const char *const good[] = {"none", "/sys/fs/cgroup/baton", "/", "/a/b/",
+		"//a", "/a/.b/c..", "/a/.../b", "/.x"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (parse_cgroup(good[i], &is_auto, err, sizeof(err)) < 0)
+			fail_msg("\"%s\" refused: %s", good[i], err);
+		assert_false(is_auto);
+	}
+	static const char *const bad[] = {"", "AUTO", "sys/fs/cgroup", "./x", "/.", "/..",
+		"/a/./b", "/a/../b", "/a/..", "/a/.", "/a//./b", "~/cg"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (parse_cgroup(bad[i], &is_auto, err, sizeof(err)) == 0)
+			fail_msg("\"%s\" taken", bad[i]);
+	}
+	assert_string_equal(err,
+		"expected auto, none or an absolute path with no . or .. component, got \"~/cg\"");
+}
+
 static void env_names(void **state)
 {
 	(void)state;
@@ -883,6 +1007,11 @@ int main(void)
 		cmocka_unit_test(limit_soft_and_hard),
 		cmocka_unit_test(limit_invalid_rejected),
 		cmocka_unit_test(format_limit_round_trips),
+		cmocka_unit_test(cgroup_memory_is_bytes_or_max),
+		cmocka_unit_test(cgroup_memory_below_4k_refused),
+		cmocka_unit_test(cgroup_cpu_is_a_percentage_of_one_cpu),
+		cmocka_unit_test(cgroup_weights_and_pids),
+		cmocka_unit_test(cgroup_auto_none_or_a_plain_absolute_path),
 		cmocka_unit_test(env_names),
 		cmocka_unit_test(address_tcp_ipv4),
 		cmocka_unit_test(address_tcp_ipv6),
