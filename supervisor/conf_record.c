@@ -203,6 +203,9 @@ void conf_record_write_config(struct protocol_buf *b, const struct config *c)
 	put_opt(b, "control_group", c->control_group);
 	protocol_record_int(b, "has_control_group", c->has_control_group);
 	protocol_record_int(b, "control_gid", c->control_gid);
+	put_opt(b, "cgroup", c->cgroup);
+	if (c->cgroup_line)
+		protocol_record_int(b, "cgroup_line", c->cgroup_line);
 	protocol_record_end(b);
 	for (size_t i = 0; i < c->nsockets; i++)
 		write_socket(b, c->sockets[i]);
@@ -470,6 +473,20 @@ int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 	return append_word(&c->argv, &c->argc, word);
 }
 
+// [baton] cgroup, none or a path, where it was set; a state written before it has neither.
+static bool get_cgroup(struct fields *f, struct config *c)
+{
+	char err[1];
+	bool is_auto;
+	if (protocol_record_get(f->rec, "cgroup_line"))
+		c->cgroup_line = (unsigned)get_uint(f, "cgroup_line");
+	if (!copy_opt(f->rec, "cgroup", &c->cgroup))
+		return false;
+	if (c->cgroup && (parse_cgroup(c->cgroup, &is_auto, err, sizeof(err)) < 0 || is_auto))
+		f->bad = true;
+	return true;
+}
+
 struct config *conf_record_read_config(const struct protocol_record *rec)
 {
 	struct fields f = {rec, false};
@@ -478,8 +495,8 @@ struct config *conf_record_read_config(const struct protocol_record *rec)
 		return NULL;
 	c->has_control_group = get_uint(&f, "has_control_group") != 0;
 	c->control_gid = (gid_t)get_uint(&f, "control_gid");
-	if (f.bad || !copy_opt(rec, "path", &c->path) || !copy_opt(rec, "control", &c->control) ||
-		!copy_opt(rec, "control_group", &c->control_group)) {
+	if (!copy_opt(rec, "path", &c->path) || !copy_opt(rec, "control", &c->control) ||
+		!copy_opt(rec, "control_group", &c->control_group) || !get_cgroup(&f, c) || f.bad) {
 		config_destroy(c);
 		return NULL;
 	}

@@ -24,7 +24,10 @@
  */
 void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c);
 
-/* Appends `config ...` (the [baton] section) and a `socket_conf ...` per socket. */
+/*
+ * Appends `config ...` (the [baton] section, cgroup and its line when set)
+ * and a `socket_conf ...` per socket.
+ */
 void conf_record_write_config(struct protocol_buf *b, const struct config *c);
 
 /*

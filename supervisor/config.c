@@ -222,6 +222,7 @@ void config_destroy(struct config *config)
 	free(config->path);
 	free(config->control);
 	free(config->control_group);
+	free(config->cgroup);
 	free(config);
 }
 

@@ -44,6 +44,20 @@ static int set_control_group(const struct key_target *t, const char *value, char
 	return set_string(&t->config->control_group, value);
 }
 
+// auto is the default: NULL.
+static int set_cgroup(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	bool is_auto;
+	if (parse_cgroup(value, &is_auto, err, errlen) < 0)
+		return -1;
+	t->config->cgroup_line = t->line;
+	if (!is_auto)
+		return set_string(&t->config->cgroup, value);
+	free(t->config->cgroup);
+	t->config->cgroup = NULL;
+	return 0;
+}
+
 static int set_listen(const struct key_target *t, const char *value, char *err, size_t errlen)
 {
 	if (parse_address(value, &t->socket->addr, err, errlen) < 0)
@@ -611,6 +625,7 @@ static int set_log_overflow(const struct key_target *t, const char *value, char 
 const struct key config_keys[KEY_COUNT] = {
 	[KEY_CONTROL] = {"control", SECTION_BATON, false, set_control},
 	[KEY_CONTROL_GROUP] = {"control_group", SECTION_BATON, false, set_control_group},
+	[KEY_CGROUP] = {"cgroup", SECTION_BATON, false, set_cgroup},
 	[KEY_LISTEN] = {"listen", SECTION_SOCKET, false, set_listen},
 	[KEY_BACKLOG] = {"backlog", SECTION_SOCKET, false, set_backlog},
 	[KEY_MODE] = {"mode", SECTION_SOCKET, false, set_mode},

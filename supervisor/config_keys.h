@@ -26,6 +26,7 @@ enum section_type {
 enum key_id {
 	KEY_CONTROL,
 	KEY_CONTROL_GROUP,
+	KEY_CGROUP,
 	KEY_LISTEN,
 	KEY_BACKLOG,
 	KEY_MODE,

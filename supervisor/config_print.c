@@ -502,6 +502,8 @@ void config_print_sockets(const struct config *config, FILE *out)
 		fprintf(out, "control = %s\n", config->control);
 	if (config->control_group)
 		fprintf(out, "control_group = %s\n", config->control_group);
+	if (config->cgroup)
+		print_value(out, "cgroup", config->cgroup);
 	for (size_t i = 0; i < config->nsockets; i++)
 		print_socket(out, config->sockets[i]);
 }

@@ -264,6 +264,71 @@ static void the_configuration_and_its_sockets_come_back(void **state)
 	config_destroy(c);
 }
 
+// Read from a record of [baton]: the test's config record, with these fields after it.
+static struct config *config_from(const char *fields)
+{
+	char line[256];
+	struct protocol_record rec;
+	snprintf(line, sizeof(line), "config has_control_group=0 control_gid=0%s", fields);
+	assert_int_equal(protocol_parse_record(&rec, line, strlen(line)), 0);
+	return conf_record_read_config(&rec);
+}
+
+static void the_cgroup_and_its_line_come_back(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {"[baton]\ncgroup = /sys/fs/cgroup/a b\n",
+		"[baton]\ncontrol = /run/x.sock\n\ncgroup = none\n", "[baton]\ncgroup = auto\n",
+		""};
+	static const char *const cgroups[] = {"/sys/fs/cgroup/a b", "none", NULL, NULL};
+	static const unsigned lines[] = {2, 4, 2, 0};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		struct config *c = load(texts[i]);
+		struct protocol_buf b = {0};
+		conf_record_write_config(&b, c);
+		struct reader r = {b.data, b.len, 0, {0}};
+		assert_int_equal(next(&r), 0);
+		struct config *back = conf_record_read_config(&r.rec);
+		assert_non_null(back);
+		if (cgroups[i])
+			assert_string_equal(back->cgroup, cgroups[i]);
+		else
+			assert_null(back->cgroup);
+		assert_int_equal(back->cgroup_line, lines[i]);
+		protocol_buf_finish(&b);
+		config_destroy(back);
+		config_destroy(c);
+	}
+}
+
+// A state written before the key: auto, where batond found its cgroups then.
+static void a_config_record_without_a_cgroup_is_auto(void **state)
+{
+	(void)state;
+	struct config *c = config_from("");
+	assert_non_null(c);
+	assert_null(c->cgroup);
+	assert_int_equal(c->cgroup_line, 0);
+	config_destroy(c);
+}
+
+static void a_bad_cgroup_record_is_refused(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {" cgroup=auto", " cgroup=relative", " cgroup=/a/../b",
+		" cgroup=/a cgroup_line=-1", " cgroup=/a cgroup_line=x"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct config *c = config_from(bad[i]);
+		if (c)
+			fail_msg("\"%s\" taken", bad[i]);
+	}
+	struct config *c = config_from(" cgroup=none cgroup_line=3");
+	assert_non_null(c);
+	assert_string_equal(c->cgroup, "none");
+	assert_int_equal(c->cgroup_line, 3);
+	config_destroy(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +342,9 @@ int main(void)
 		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
 		cmocka_unit_test(an_unknown_word_list_is_refused),
 		cmocka_unit_test(the_configuration_and_its_sockets_come_back),
+		cmocka_unit_test(the_cgroup_and_its_line_come_back),
+		cmocka_unit_test(a_config_record_without_a_cgroup_is_auto),
+		cmocka_unit_test(a_bad_cgroup_record_is_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,6 +283,8 @@ static void defaults_for_service(void **state)
 	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\n");
 	assert_null(c->control);
 	assert_false(c->has_control_group);
+	assert_null(c->cgroup);
+	assert_int_equal(c->cgroup_line, 0);
 	assert_int_equal(c->nsockets, 0);
 	struct service_conf *s = config_service(c, "web");
 	assert_non_null(s);
@@ -849,6 +851,35 @@ static void control_group_unknown_rejected(void **state)
 		"control_group: no such group");
 }
 
+static void cgroup_auto_none_or_a_path(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[baton]\ncontrol = /run/x.sock\ncgroup = auto\n");
+	assert_null(c->cgroup);
+	assert_int_equal(c->cgroup_line, 3);
+	c = load_ok(f, "[baton]\ncgroup = none\n");
+	assert_string_equal(c->cgroup, "none");
+	assert_int_equal(c->cgroup_line, 2);
+	c = load_ok(f, "\n[baton]\ncgroup = /sys/fs/cgroup/baton.slice/baton\n");
+	assert_string_equal(c->cgroup, "/sys/fs/cgroup/baton.slice/baton");
+	assert_int_equal(c->cgroup_line, 3);
+}
+
+static void error_cgroup_not_absolute_or_with_dot_dot(void **state)
+{
+	struct fixture *f = *state;
+	assert_fails_with(f, "[baton]\ncgroup = sys/fs/cgroup/baton\n", 1, 2,
+		"cgroup: expected auto, none or an absolute path with no . or .. component, got "
+		"\"sys/fs/cgroup/baton\"");
+	assert_fails_with(f, "[baton]\ncgroup = /sys/fs/cgroup/../baton\n", 1, 2,
+		"cgroup: expected auto, none or an absolute path with no . or .. component, got "
+		"\"/sys/fs/cgroup/../baton\"");
+	assert_fails_with(f, "[baton]\ncgroup = none\ncgroup = auto\n", 1, 3,
+		"cgroup: set twice (first at line 2)");
+	assert_fails_with(f, "[service:web]\ncommand = x\ncgroup = none\n", 1, 3,
+		"cgroup: unknown key in [service:NAME]");
+}
+
 static void control_must_be_absolute(void **state)
 {
 	assert_fails_with(*state, "[baton]\ncontrol = run/baton.sock\n", 1, 2,
@@ -1030,6 +1061,9 @@ static void assert_configs_equal(const struct config *a, const struct config *b)
 	assert_true((a->control_group == NULL) == (b->control_group == NULL));
 	if (a->control_group)
 		assert_string_equal(a->control_group, b->control_group);
+	assert_true((a->cgroup == NULL) == (b->cgroup == NULL));
+	if (a->cgroup)
+		assert_string_equal(a->cgroup, b->cgroup);
 	assert_int_equal(a->nsockets, b->nsockets);
 	for (size_t i = 0; i < a->nsockets; i++) {
 		const struct socket_conf *x = a->sockets[i], *y = b->sockets[i];
@@ -1119,6 +1153,19 @@ static void print_process_settings_round_trip(void **state)
 		"limit_stack = 8MiB:16MiB\n", "umask = 0002\n", "nice = -3\n",
 		"oom_score_adjust = -17\n"};
 	assert_lines_in(text, lines, sizeof(lines) / sizeof(lines[0]));
+}
+
+// cgroup is written when it is not auto, the default.
+static void print_cgroup_when_not_auto(void **state)
+{
+	struct fixture *f = *state;
+	const char *text = "[baton]\ncgroup = /sys/fs/cgroup/a;b #c\n";
+	assert_print_round_trips(f, text);
+	assert_non_null(strstr(file_text(f, f->printed), text));
+	assert_print_round_trips(f, "[baton]\ncgroup = none\n");
+	assert_non_null(strstr(file_text(f, f->printed), "[baton]\ncgroup = none\n"));
+	assert_print_round_trips(f, "[baton]\ncgroup = auto\n");
+	assert_null(strstr(file_text(f, f->printed), "cgroup"));
 }
 
 // Like user, group and directory, what is not set is not written.
@@ -1319,6 +1366,8 @@ int main(void)
 		T(group_unknown_rejected),
 		T(control_group_unknown_rejected),
 		T(control_must_be_absolute),
+		T(cgroup_auto_none_or_a_path),
+		T(error_cgroup_not_absolute_or_with_dot_dot),
 		T(equal_same_definition),
 		T(equal_detects_each_difference),
 		T(equal_compares_environment_files_and_limits),
@@ -1330,6 +1379,7 @@ int main(void)
 		T(print_writes_every_default),
 		T(print_process_settings_round_trip),
 		T(print_leaves_out_unset_process_settings),
+		T(print_cgroup_when_not_auto),
 		T(print_special_environment_round_trips),
 		T(print_other_values_round_trip),
 		T(print_long_continued_command_round_trips),
