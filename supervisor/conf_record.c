@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,24 @@ static void put_setting(struct protocol_buf *b, size_t id, const char *key, cons
 	put_words(b, id, "setting", one, 1);
 }
 
+// The limits of the cgroups that are set, a setting each, then the line of each.
+static void put_cgroup_limits(struct protocol_buf *b, size_t id, const struct service_conf *c)
+{
+	char line[16];
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		if (c->cgroup_limits[i].set)
+			put_setting(b, id, config_cgroup_limits[i].key, c->cgroup_limits[i].text);
+	}
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		const struct cgroup_limit_conf *l = &c->cgroup_limits[i];
+		if (!l->set || !l->line)
+			continue;
+		snprintf(line, sizeof(line), "%s=%u", config_cgroup_limits[i].key, l->line);
+		char *one[] = {line};
+		put_words(b, id, "cgroup_line", one, 1);
+	}
+}
+
 // The limits, umask, nice and oom_score_adjust that are set, a word each.
 static void put_settings(struct protocol_buf *b, size_t id, const struct service_conf *c)
 {
@@ -174,6 +193,7 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 	}
 	put_env_files(b, id, c);
 	put_settings(b, id, c);
+	put_cgroup_limits(b, id, c);
 }
 
 static void write_socket(struct protocol_buf *b, const struct socket_conf *s)
@@ -417,13 +437,19 @@ static const char *value_of(const char *word, const char *key)
 	return strncmp(word, key, n) == 0 && word[n] == '=' ? word + n + 1 : NULL;
 }
 
-// Sets what a word KEY=VALUE of put_settings says.
+// Sets what a word KEY=VALUE of put_settings or put_cgroup_limits says.
 static int add_setting(struct service_conf *c, const char *word)
 {
+	char err[1];
 	const char *v;
 	for (int i = 0; i < LIMIT_COUNT; i++) {
 		if ((v = value_of(word, config_limits[i].key)))
 			return set_limit(&c->limits[i], config_limits[i].size, v);
+	}
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		enum cgroup_limit_id id = (enum cgroup_limit_id)i;
+		if ((v = value_of(word, config_cgroup_limits[id].key)))
+			return config_set_cgroup_limit(c, id, v, err, sizeof(err));
 	}
 	if ((v = value_of(word, "umask")))
 		return set_umask(c, v);
@@ -435,12 +461,32 @@ static int add_setting(struct service_conf *c, const char *word)
 	return -1;
 }
 
-// Takes word (freed) of the list setting or env_file.
+// Sets the line of a cgroup limit set before, from a word KEY=LINE.
+static int add_cgroup_line(struct service_conf *c, const char *word)
+{
+	char err[1];
+	const char *v;
+	unsigned long line;
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		struct cgroup_limit_conf *l = &c->cgroup_limits[i];
+		if (!(v = value_of(word, config_cgroup_limits[i].key)))
+			continue;
+		if (!l->set || parse_uint(v, 1, UINT_MAX, &line, err, sizeof(err)) < 0)
+			return -1;
+		l->line = (unsigned)line;
+		return 0;
+	}
+	return -1;
+}
+
+// Takes word (freed) of the list setting, cgroup_line or env_file.
 static int add_other(struct service_conf *c, const char *list, char *word)
 {
 	int rc = -1;
 	if (strcmp(list, "setting") == 0)
 		rc = add_setting(c, word);
+	else if (strcmp(list, "cgroup_line") == 0)
+		rc = add_cgroup_line(c, word);
 	else if (word[word[0] == '-'] == '/')
 		rc = config_add_env_file(c, word);
 	free(word);
@@ -453,7 +499,8 @@ int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 		return -1;
 	if (strcmp(list, "group") == 0)
 		return add_group(c, word);
-	if (strcmp(list, "setting") == 0 || strcmp(list, "env_file") == 0)
+	if (strcmp(list, "setting") == 0 || strcmp(list, "env_file") == 0 ||
+		strcmp(list, "cgroup_line") == 0)
 		return add_other(c, list, word);
 	if (strcmp(list, "ready_check") == 0)
 		return append_word(&c->ready_check.argv, &c->ready_check.argc, word);

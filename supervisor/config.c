@@ -22,6 +22,16 @@ const struct cgroup_limit_kind config_cgroup_limits[CGROUP_LIMIT_COUNT] = {
 	[CGROUP_IO_WEIGHT] = {"io_weight", "io", "io.weight"},
 };
 
+// How the value of each cgroup limit is written, by enum cgroup_limit_id.
+static const enum cgroup_form cgroup_forms[CGROUP_LIMIT_COUNT] = {
+	[CGROUP_MEMORY_MAX] = CGROUP_FORM_BYTES,
+	[CGROUP_MEMORY_HIGH] = CGROUP_FORM_BYTES,
+	[CGROUP_CPU_MAX] = CGROUP_FORM_CPU,
+	[CGROUP_CPU_WEIGHT] = CGROUP_FORM_WEIGHT,
+	[CGROUP_PIDS_MAX] = CGROUP_FORM_PIDS,
+	[CGROUP_IO_WEIGHT] = CGROUP_FORM_WEIGHT,
+};
+
 void config_free_names(char **names, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -159,6 +169,17 @@ static bool process_equal(const struct service_conf *a, const struct service_con
 		(!a->has_oom_score_adjust || a->oom_score_adjust == b->oom_score_adjust);
 }
 
+// The limits written to a generation's cgroup: the same files, the same values.
+static bool cgroup_limits_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		const struct cgroup_limit_conf *x = &a->cgroup_limits[i], *y = &b->cgroup_limits[i];
+		if (x->set != y->set || (x->set && strcmp(x->value, y->value) != 0))
+			return false;
+	}
+	return true;
+}
+
 static bool log_conf_equal(const struct log_conf *a, const struct log_conf *b)
 {
 	return a->sink == b->sink && str_equal(a->path, b->path) && a->json == b->json &&
@@ -182,7 +203,7 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
 		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals &&
 		log_conf_equal(&a->log, &b->log) && checks_equal(a, b) && env_files_equal(a, b) &&
-		process_equal(a, b);
+		process_equal(a, b) && cgroup_limits_equal(a, b);
 }
 
 void socket_conf_destroy(struct socket_conf *s)
@@ -338,4 +359,14 @@ void config_clear_env_files(struct service_conf *conf)
 	free(conf->env_files);
 	conf->env_files = NULL;
 	conf->nenv_files = 0;
+}
+
+int config_set_cgroup_limit(struct service_conf *conf, enum cgroup_limit_id id, const char *s,
+	char *err, size_t errlen)
+{
+	struct cgroup_limit_conf *l = &conf->cgroup_limits[id];
+	if (parse_cgroup_limit(s, cgroup_forms[id], l->value, l->text, err, errlen) < 0)
+		return -1;
+	l->set = true;
+	return 0;
 }

@@ -101,8 +101,10 @@ enum cgroup_limit_id {
 struct cgroup_limit_conf {
 	bool set;        /* else the file is left as the kernel makes it */
 	unsigned line;   /* where it was set: a controller missing is found later */
-	char value[48];  /* what is written to the file: "67108864", "max", "150000 100000", "100" */
-	char text[48];   /* the value as batond -nv writes it back: "64MiB", "max", "150%", "100" */
+	/* what is written to the file: "67108864", "max", "150000 100000", "100" */
+	char value[PARSE_CGROUP_VALUE_MAX];
+	/* the value as batond -nv writes it back: "64MiB", "max", "150%", "100" */
+	char text[PARSE_CGROUP_VALUE_MAX];
 };
 
 /* What a cgroup limit is: its key, its controller and the file it writes. */
@@ -239,6 +241,14 @@ int config_add_env_file(struct service_conf *conf, const char *word);
 
 /* Frees a definition's environment files. */
 void config_clear_env_files(struct service_conf *conf);
+
+/*
+ * Sets a definition's cgroup limit id from its value as baton.conf writes it
+ * (512MiB, 150%, max; parse_cgroup_limit), leaving its line to the caller.
+ * Returns 0, or -1 with what is wrong in err.
+ */
+int config_set_cgroup_limit(struct service_conf *conf, enum cgroup_limit_id id, const char *s,
+	char *err, size_t errlen);
 
 /* Replaces a definition's command words (or, with env, its environment) by copies. */
 int config_set_words(struct service_conf *conf, bool env, char **words, size_t n);

@@ -546,6 +546,46 @@ static int set_oom_score_adjust(const struct key_target *t, const char *value, c
 	return 0;
 }
 
+static int set_cgroup_limit(const struct key_target *t, enum cgroup_limit_id id, const char *value,
+	char *err, size_t errlen)
+{
+	if (config_set_cgroup_limit(t->service, id, value, err, errlen) < 0)
+		return -1;
+	t->service->cgroup_limits[id].line = t->line;
+	return 0;
+}
+
+static int set_memory_max(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_MEMORY_MAX, value, err, errlen);
+}
+
+static int set_memory_high(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_MEMORY_HIGH, value, err, errlen);
+}
+
+static int set_cpu_max(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_CPU_MAX, value, err, errlen);
+}
+
+static int set_cpu_weight(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_CPU_WEIGHT, value, err, errlen);
+}
+
+static int set_pids_max(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_PIDS_MAX, value, err, errlen);
+}
+
+static int set_io_weight(const struct key_target *t, const char *value, char *err, size_t errlen)
+{
+	return set_cgroup_limit(t, CGROUP_IO_WEIGHT, value, err, errlen);
+}
+
 static int set_forward_signals(const struct key_target *t, const char *value, char *err,
 	size_t errlen)
 {
@@ -660,6 +700,12 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_NICE] = {"nice", SECTION_SERVICE, false, set_nice},
 	[KEY_OOM_SCORE_ADJUST] = {"oom_score_adjust", SECTION_SERVICE, false,
 		set_oom_score_adjust},
+	[KEY_MEMORY_MAX] = {"memory_max", SECTION_SERVICE, false, set_memory_max},
+	[KEY_MEMORY_HIGH] = {"memory_high", SECTION_SERVICE, false, set_memory_high},
+	[KEY_CPU_MAX] = {"cpu_max", SECTION_SERVICE, false, set_cpu_max},
+	[KEY_CPU_WEIGHT] = {"cpu_weight", SECTION_SERVICE, false, set_cpu_weight},
+	[KEY_PIDS_MAX] = {"pids_max", SECTION_SERVICE, false, set_pids_max},
+	[KEY_IO_WEIGHT] = {"io_weight", SECTION_SERVICE, false, set_io_weight},
 	[KEY_FORWARD_SIGNALS] = {"forward_signals", SECTION_SERVICE, false, set_forward_signals},
 	[KEY_LOG] = {"log", SECTION_SERVICE, false, set_log},
 	[KEY_LOG_FORMAT] = {"log_format", SECTION_SERVICE, false, set_log_format},

@@ -426,6 +426,16 @@ static void print_process(FILE *out, const struct service_conf *c)
 	}
 }
 
+// The limits of each generation's cgroup, where set.
+static void print_cgroup_limits(FILE *out, const struct service_conf *c)
+{
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		const struct cgroup_limit_conf *l = &c->cgroup_limits[i];
+		if (l->set)
+			fprintf(out, "%s = %s\n", config_cgroup_limits[i].key, l->text);
+	}
+}
+
 static void print_log(FILE *out, const struct log_conf *l)
 {
 	if (l->sink == LOG_FILE) {
@@ -481,6 +491,7 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 	if (c->directory)
 		print_value(out, "directory", c->directory);
 	print_process(out, c);
+	print_cgroup_limits(out, c);
 	if (c->nenv)
 		config_write_words(out, "environment", c->env, c->nenv);
 	print_env_files(out, c);

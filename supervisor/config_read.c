@@ -382,6 +382,20 @@ static void check_service_sockets(struct parser *p, struct section *s)
 			c->sockets[c->ready.fd - 3], 3 + c->nsockets);
 }
 
+// With [baton] cgroup = none, there is no cgroup to write a limit to.
+static void check_cgroup_limits(struct parser *p, const struct service_conf *c)
+{
+	const char *cgroup = p->config->cgroup;
+	if (!cgroup || strcmp(cgroup, "none") != 0)
+		return;
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		if (c->cgroup_limits[i].set)
+			add_error(p, c->cgroup_limits[i].line, config_cgroup_limits[i].key,
+				"needs a cgroup, but [baton] cgroup = none (line %u)",
+				p->config->cgroup_line);
+	}
+}
+
 static void check_service(struct parser *p, struct section *s)
 {
 	struct service_conf *c = s->service;
@@ -394,6 +408,7 @@ static void check_service(struct parser *p, struct section *s)
 		return;
 	}
 	check_service_sockets(p, s);
+	check_cgroup_limits(p, c);
 	if (c->restart_delay_max < c->restart_delay)
 		add_error(p, key_line(s, KEY_RESTART_DELAY_MAX), key_name(KEY_RESTART_DELAY_MAX),
 			"shorter than restart_delay");

@@ -215,6 +215,66 @@ static void bad_setting_words_are_refused(void **state)
 	config_destroy(c);
 }
 
+static void cgroup_limits_and_their_lines_come_back(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\nmemory_max = 536870913\n"
+				"memory_high = max\ncpu_max = 102400%\ncpu_weight = 1\n"
+				"pids_max = 4194304\n\nio_weight = 10000\n");
+	struct service_conf *s = c->services[0], *back = round_trip(s);
+	assert_same(s, back);
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++) {
+		const struct cgroup_limit_conf *x = &s->cgroup_limits[i];
+		const struct cgroup_limit_conf *y = &back->cgroup_limits[i];
+		assert_true(y->set);
+		assert_int_equal(y->line, x->line);
+		assert_string_equal(y->value, x->value);
+		assert_string_equal(y->text, x->text);
+	}
+	assert_int_equal(back->cgroup_limits[CGROUP_IO_WEIGHT].line, 9);
+	assert_string_equal(back->cgroup_limits[CGROUP_CPU_MAX].value, "102400000 100000");
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+// A state written before cgroup limits has none of their words: none set.
+static void cgroup_limits_not_written_are_unset(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *back = round_trip(c->services[0]);
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++)
+		assert_false(back->cgroup_limits[i].set);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+static void bad_cgroup_words_are_refused(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *s = c->services[0];
+	static const char *const settings[] = {"memory_max=0", "memory_max=1GB", "cpu_max=150",
+		"cpu_weight=max", "pids_max=0", "io_weight=10001", "memory_max"};
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		if (conf_record_add_word(s, "setting", strdup(settings[i])) == 0)
+			fail_msg("setting \"%s\" taken", settings[i]);
+	}
+	// A line for a limit not set, or not a line.
+	assert_int_equal(conf_record_add_word(s, "cgroup_line", strdup("pids_max=3")), -1);
+	assert_int_equal(conf_record_add_word(s, "setting", strdup("pids_max=max")), 0);
+	static const char *const lines[] = {"pids_max=0", "pids_max=-1", "pids_max=", "pids_max",
+		"pids_max=4294967296", "limit_core=3", "pids_max=3 "};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		if (conf_record_add_word(s, "cgroup_line", strdup(lines[i])) == 0)
+			fail_msg("cgroup_line \"%s\" taken", lines[i]);
+	}
+	assert_int_equal(conf_record_add_word(s, "cgroup_line", strdup("pids_max=3")), 0);
+	assert_int_equal(s->cgroup_limits[CGROUP_PIDS_MAX].line, 3);
+	assert_string_equal(s->cgroup_limits[CGROUP_PIDS_MAX].value, "max");
+	config_destroy(c);
+}
+
 static void a_record_with_a_field_missing_is_refused(void **state)
 {
 	(void)state;
@@ -339,6 +399,9 @@ int main(void)
 		cmocka_unit_test(environment_files_and_process_settings_come_back),
 		cmocka_unit_test(settings_not_written_are_unset),
 		cmocka_unit_test(bad_setting_words_are_refused),
+		cmocka_unit_test(cgroup_limits_and_their_lines_come_back),
+		cmocka_unit_test(cgroup_limits_not_written_are_unset),
+		cmocka_unit_test(bad_cgroup_words_are_refused),
 		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
 		cmocka_unit_test(an_unknown_word_list_is_refused),
 		cmocka_unit_test(the_configuration_and_its_sockets_come_back),

@@ -316,6 +316,8 @@ static void defaults_for_service(void **state)
 	assert_false(s->has_umask);
 	assert_false(s->has_nice);
 	assert_false(s->has_oom_score_adjust);
+	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++)
+		assert_false(s->cgroup_limits[i].set);
 }
 
 static void defaults_for_socket(void **state)
@@ -385,6 +387,84 @@ static void umask_nice_and_oom_score_adjust(void **state)
 	assert_int_equal(db->umask, 0);
 	assert_int_equal(db->nice, 19);
 	assert_int_equal(db->oom_score_adjust, 1000);
+}
+
+/* The limits of each generation's cgroup */
+
+static void assert_cgroup_limit(const struct service_conf *s, enum cgroup_limit_id id,
+	unsigned line, const char *value, const char *text)
+{
+	const struct cgroup_limit_conf *l = &s->cgroup_limits[id];
+	assert_true(l->set);
+	assert_int_equal(l->line, line);
+	assert_string_equal(l->value, value);
+	assert_string_equal(l->text, text);
+}
+
+static void cgroup_limits_each_with_its_file_value_and_line(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\nmemory_max = 512MiB\n"
+				      "memory_high = 402653184\ncpu_max = 150%\ncpu_weight = 200\n"
+				      "pids_max = 64\nio_weight = 10000\n"
+				      "[service:db]\ncommand = /bin/true\nmemory_max = max\n"
+				      "memory_high = max\ncpu_max = max\npids_max = max\n");
+	struct service_conf *s = config_service(c, "web"), *db = config_service(c, "db");
+	assert_cgroup_limit(s, CGROUP_MEMORY_MAX, 3, "536870912", "512MiB");
+	assert_cgroup_limit(s, CGROUP_MEMORY_HIGH, 4, "402653184", "384MiB");
+	assert_cgroup_limit(s, CGROUP_CPU_MAX, 5, "150000 100000", "150%");
+	assert_cgroup_limit(s, CGROUP_CPU_WEIGHT, 6, "200", "200");
+	assert_cgroup_limit(s, CGROUP_PIDS_MAX, 7, "64", "64");
+	assert_cgroup_limit(s, CGROUP_IO_WEIGHT, 8, "10000", "10000");
+	assert_cgroup_limit(db, CGROUP_MEMORY_MAX, 11, "max", "max");
+	assert_cgroup_limit(db, CGROUP_MEMORY_HIGH, 12, "max", "max");
+	assert_cgroup_limit(db, CGROUP_CPU_MAX, 13, "max 100000", "max");
+	assert_cgroup_limit(db, CGROUP_PIDS_MAX, 14, "max", "max");
+	assert_false(db->cgroup_limits[CGROUP_CPU_WEIGHT].set);
+	assert_false(db->cgroup_limits[CGROUP_IO_WEIGHT].set);
+	assert_string_equal(config_cgroup_limits[CGROUP_IO_WEIGHT].file, "io.weight");
+	assert_string_equal(config_cgroup_limits[CGROUP_CPU_MAX].controller, "cpu");
+}
+
+static void error_cgroup_limits_name_key_and_value(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const cases[][2] = {
+		{"memory_max = 0",
+			"memory_max: must be at least 4KiB, or max for no limit, got \"0\""},
+		{"memory_high = 4095B",
+			"memory_high: must be at least 4KiB, or max for no limit, got \"4095B\""},
+		{"memory_max = 1GB",
+			"memory_max: expected a size like 512MiB, or max, got \"1GB\""},
+		{"cpu_max = 1.5",
+			"cpu_max: expected a whole percentage of one CPU from 1% to 102400% like "
+			"150%, or max, got \"1.5\""},
+		{"cpu_weight = 0",
+			"cpu_weight: expected a whole number from 1 to 10000, got \"0\""},
+		{"pids_max = 0",
+			"pids_max: expected a whole number from 1 to 4194304, or max, got \"0\""},
+		{"io_weight = max",
+			"io_weight: expected a whole number from 1 to 10000, got \"max\""},
+	};
+	char text[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "[service:web]\ncommand = /bin/true\n%s\n",
+			cases[i][0]);
+		assert_fails_with(f, text, 1, 3, cases[i][1]);
+	}
+}
+
+static void error_cgroup_limit_without_a_cgroup(void **state)
+{
+	struct fixture *f = *state;
+	assert_fails_with(f, "[service:web]\ncommand = /bin/true\ncpu_weight = 50\n"
+			     "pids_max = 10\n[baton]\ncgroup = none\n",
+		2, 4, "pids_max: needs a cgroup, but [baton] cgroup = none (line 6)");
+	assert_true(
+		has_error(f, 3, "cpu_weight: needs a cgroup, but [baton] cgroup = none (line 6)"));
+	load_ok(f, "[baton]\ncgroup = /sys/fs/cgroup/b\n[service:web]\ncommand = x\n"
+		   "pids_max = 1\n");
+	load_ok(f, "[baton]\ncgroup = auto\n[service:web]\ncommand = x\npids_max = 1\n");
 }
 
 static void socket_owner_and_group_resolved(void **state)
@@ -957,6 +1037,35 @@ static void equal_detects_each_difference(void **state)
 	assert_differs(f, "umask = 0022");
 	assert_differs(f, "nice = 0");
 	assert_differs(f, "oom_score_adjust = 0");
+	assert_differs(f, "memory_max = max");
+	assert_differs(f, "memory_high = 1GiB");
+	assert_differs(f, "cpu_max = 100%");
+	assert_differs(f, "cpu_weight = 100");
+	assert_differs(f, "pids_max = max");
+	assert_differs(f, "io_weight = 100");
+}
+
+// Limits are compared by what is written to their files.
+static void equal_compares_cgroup_limits_by_value(void **state)
+{
+	struct fixture *f = *state;
+	struct service_conf *a = load_service(f, "[service:web]\ncommand = x\nmemory_max = 1GiB\n"
+						 "cpu_max = 50%\n");
+	struct service_conf *b = load_service(f, "[service:web]\ncommand = x\n"
+						 "memory_max = 1073741824\ncpu_max = 050%\n");
+	struct service_conf *c = load_service(f, "[service:web]\ncommand = x\nmemory_max = 1GiB\n"
+						 "cpu_max = 51%\n");
+	struct service_conf *d = load_service(f, "[service:web]\ncommand = x\n"
+						 "memory_high = 1GiB\ncpu_max = 50%\n");
+	bool ab = service_conf_equal(a, b), ac = service_conf_equal(a, c);
+	bool ad = service_conf_equal(a, d);
+	service_conf_unref(a);
+	service_conf_unref(b);
+	service_conf_unref(c);
+	service_conf_unref(d);
+	assert_true(ab);
+	assert_false(ac);
+	assert_false(ad);
 }
 
 static void equal_compares_environment_files_and_limits(void **state)
@@ -1155,6 +1264,17 @@ static void print_process_settings_round_trip(void **state)
 	assert_lines_in(text, lines, sizeof(lines) / sizeof(lines[0]));
 }
 
+static void print_cgroup_limits_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	assert_print_round_trips(f, "[service:web]\ncommand = /bin/true\nio_weight = 0050\n"
+				    "memory_max = 1073741824\nmemory_high = 4097\ncpu_max = 250%\n"
+				    "cpu_weight = 1\npids_max = max\n");
+	const char *text = file_text(f, f->printed);
+	assert_non_null(strstr(text, "memory_max = 1GiB\nmemory_high = 4097\ncpu_max = 250%\n"
+				     "cpu_weight = 1\npids_max = max\nio_weight = 50\n"));
+}
+
 // cgroup is written when it is not auto, the default.
 static void print_cgroup_when_not_auto(void **state)
 {
@@ -1176,7 +1296,7 @@ static void print_leaves_out_unset_process_settings(void **state)
 	assert_non_null(print_and_reload(f));
 	const char *text = file_text(f, f->printed);
 	static const char *const keys[] = {"owner", "group", "environment_file", "limit_", "umask",
-		"nice", "oom_score_adjust"};
+		"nice", "oom_score_adjust", "memory_", "cpu_", "pids_", "io_"};
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		if (strstr(text, keys[i]))
 			fail_msg("\"%s\" written in:\n%s", keys[i], text);
@@ -1314,6 +1434,9 @@ int main(void)
 		T(environment_files_in_order_with_their_optional_flag),
 		T(limits_soft_and_hard),
 		T(umask_nice_and_oom_score_adjust),
+		T(cgroup_limits_each_with_its_file_value_and_line),
+		T(error_cgroup_limits_name_key_and_value),
+		T(error_cgroup_limit_without_a_cgroup),
 		T(socket_owner_and_group_resolved),
 		T(error_owner_and_group_on_tcp_socket),
 		T(error_unknown_socket_owner),
@@ -1371,6 +1494,7 @@ int main(void)
 		T(equal_same_definition),
 		T(equal_detects_each_difference),
 		T(equal_compares_environment_files_and_limits),
+		T(equal_compares_cgroup_limits_by_value),
 		T(equal_ignores_how_command_is_written),
 		T(reference_outlives_config),
 		T(reference_counting_balanced),
@@ -1379,6 +1503,7 @@ int main(void)
 		T(print_writes_every_default),
 		T(print_process_settings_round_trip),
 		T(print_leaves_out_unset_process_settings),
+		T(print_cgroup_limits_round_trip),
 		T(print_cgroup_when_not_auto),
 		T(print_special_environment_round_trips),
 		T(print_other_values_round_trip),
