@@ -526,6 +526,7 @@ static const char *const int_keys[] = {
 	"inode", "instances", "kills", "mtime", "orphans", "pid", "port", "procs", "protocol", "ready", "restarts", "rollbacks",
 	"running", "services", "skipped", "failures", "check_failures", "spawned", "starting", "stopping", "uid", "upgrades",
 	"upgrading_to", "memory", "memory_peak", "tasks", "strays", "oom_kills", "count",
+	"canary",
 };
 
 static const char *const number_keys[] = {
