@@ -1906,6 +1906,204 @@ static void destroy_ends_the_waits_and_frees_everything(void **state)
 	assert_int_equal(w->fake.listeners[1].users, 0);
 }
 
+
+/* ---- canaries and gates ---- */
+
+/* Starts an upgrade of web to gen 2 with options; it must be accepted. */
+static void upgrade_with(struct world *w, const char *keys, const struct upgrade_options *o)
+{
+	char err[256] = "";
+	if (service_upgrade(w->svc, define(w, 2, keys), o, err, sizeof(err)) < 0)
+		fail_msg("upgrade refused: %s", err);
+}
+
+static const char *phase(struct world *w)
+{
+	static char buf[64];
+	return upgrade_phase(w->svc, buf, sizeof(buf));
+}
+
+/* 3 old processes, then canaries of gen 2 from nth(3) on, ready: paused. */
+static void paused_at_canaries(struct world *w, const char *keys, unsigned canary,
+	double observe)
+{
+	run(w, "instances = 3\n");
+	struct upgrade_options o = {.canary = canary, .observe = observe};
+	upgrade_with(w, keys, &o);
+	const struct rec *r = expect_upgrade(w, UPGRADE_STARTED, 2, 1);
+	assert_int_equal(r->count, canary);
+	for (unsigned i = 0; i < canary; i++)
+		expect_proc(w, LC_SPAWNED, 2, i, nth(3 + i));
+	expect_no_event(w);
+	assert_string_equal(phase(w), "canary");
+	for (unsigned i = 0; i < canary; i++)
+		make_ready(w, 2, i, nth(3 + i));
+	expect_upgrade(w, UPGRADE_PAUSED, 2, 1);
+	expect_no_event(w);
+	expect_no_signal(w);
+	assert_string_equal(phase(w), "paused");
+}
+
+static void a_canary_pauses_beside_every_old_process_until_continue(void **state)
+{
+	struct world *w = *state;
+	paused_at_canaries(w, "instances = 3\nupgrade = rolling:1\n", 1, 0);
+	// Paused for good: nothing old stops, nothing new starts.
+	advance(w, 3600);
+	expect_no_event(w);
+	expect_no_signal(w);
+	char err[256];
+	assert_int_equal(service_upgrade(w->svc, define(w, 3, ""), NULL, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "paused at its canaries: batonctl upgrade --continue web"));
+	assert_int_equal(service_upgrade_continue(w->svc, "asked", err, sizeof(err)), 0);
+	const struct rec *r = expect_upgrade(w, UPGRADE_CONTINUED, 2, 1);
+	assert_string_equal(r->reason, "asked");
+	// The canary counts as started: one old process stops for it, the next batch starts.
+	expect_stop_signal(w, 1, 0, nth(0), 10);
+	r = expect_upgrade(w, UPGRADE_BATCH, 2, 1);
+	assert_int_equal(r->spawned, 2);
+	expect_proc(w, LC_SPAWNED, 2, 1, nth(4));
+	expect_no_event(w);
+	assert_string_equal(phase(w), "batch 2 of 3");
+	rolling_step(w, 1);
+	rolling_step(w, 2);
+	expect_upgrade(w, UPGRADE_DONE, 2, 0);
+	expect_over(w, LC_UPGRADE_OVER, true, NULL);
+	assert_int_equal(service_upgrade_continue(w->svc, "late", err, sizeof(err)), -1);
+	assert_string_equal(err, "web has no upgrade in progress");
+}
+
+static void abort_drains_the_canaries_and_the_old_generation_stays_whole(void **state)
+{
+	struct world *w = *state;
+	paused_at_canaries(w, "instances = 3\n", 2, 0);
+	char err[256];
+	assert_int_equal(service_upgrade_abort(w->svc, "by hand", err, sizeof(err)), 0);
+	const struct rec *r = expect_upgrade(w, UPGRADE_ABORTED, 2, 1);
+	assert_string_equal(r->reason, "by hand");
+	expect_stop_signal(w, 2, 0, nth(3), 10);
+	expect_stop_signal(w, 2, 1, nth(4), 10);
+	expect_over(w, LC_UPGRADE_OVER, false, "upgrade to gen 2 aborted: by hand");
+	expect_no_event(w);
+	assert_int_equal(w->svc->rollbacks, 0);
+	assert_int_equal(w->svc->current->number, 1);
+	assert_int_equal(generation_count(w->svc->current, PROC_READY), 3);
+	stopped_exits(w, 2, 0, nth(3));
+	last_exits(w, 2, 1, nth(4));
+	expect_no_signal(w);
+}
+
+static void observe_goes_on_by_itself_when_no_canary_failed(void **state)
+{
+	struct world *w = *state;
+	paused_at_canaries(w, "instances = 3\n", 1, 30);
+	advance(w, 30 - 0.001);
+	expect_no_event(w);
+	advance(w, 0.001);
+	const struct rec *r = expect_upgrade(w, UPGRADE_CONTINUED, 2, 1);
+	assert_string_equal(r->reason, "observed for 30s: no canary failed");
+	r = expect_upgrade(w, UPGRADE_BATCH, 2, 1);
+	assert_int_equal(r->spawned, 3);
+	expect_proc(w, LC_SPAWNED, 2, 1, nth(4));
+	expect_proc(w, LC_SPAWNED, 2, 2, nth(5));
+	expect_no_event(w);
+	assert_string_equal(phase(w), "batch 2 of 2");
+}
+
+static void a_canary_that_exits_while_observed_rolls_the_upgrade_back(void **state)
+{
+	struct world *w = *state;
+	paused_at_canaries(w, "instances = 3\n", 1, 30);
+	advance(w, 10);
+	reap(w, nth(3), W_EXITCODE(3, 0));
+	expect_proc(w, LC_EXITED, 2, 0, nth(3));
+	const struct rec *r = expect_upgrade(w, UPGRADE_ROLLED_BACK, 2, 1);
+	assert_string_equal(r->reason, "web[10003] gen 2: exited with status 3 during the upgrade");
+	expect(w, LC_DRAINED, 2, 0);
+	expect_over(w, LC_UPGRADE_OVER, false,
+		"upgrade to gen 2 rolled back: web[10003] gen 2: exited with status 3 during the "
+		"upgrade");
+	// The observation ends with it.
+	advance(w, 30);
+	expect_no_event(w);
+	expect_no_signal(w);
+	assert_int_equal(generation_count(w->svc->current, PROC_READY), 3);
+}
+
+static char *gate_words[] = {"/usr/libexec/gate", "--max-errors", "1", NULL};
+
+/* A rolling:1 upgrade of 3 with a gate: the first batch is ready, its gate runs. */
+static pid_t gated_first_batch(struct world *w)
+{
+	run(w, "instances = 3\n");
+	struct upgrade_options o = {.gate = gate_words, .ngate = 3};
+	upgrade_with(w, "instances = 3\nupgrade = rolling:1\n", &o);
+	expect_upgrade(w, UPGRADE_STARTED, 2, 1);
+	expect_proc(w, LC_SPAWNED, 2, 0, nth(3));
+	make_ready(w, 2, 0, nth(3));
+	expect_upgrade(w, UPGRADE_GATING, 2, 1);
+	expect_no_event(w);
+	expect_no_signal(w);
+	assert_string_equal(phase(w), "gating");
+	const struct child *g = &w->fake.children[w->fake.nchildren - 1];
+	assert_true(g->check);
+	assert_string_equal(g->argv[0], "/usr/libexec/gate");
+	assert_string_equal(g->argv[2], "1");
+	assert_true(has_var(g, "BATON_SERVICE=web"));
+	assert_true(has_var(g, "BATON_OLD_GEN=1"));
+	assert_true(has_var(g, "BATON_NEW_GEN=2"));
+	assert_true(has_var(g, "BATON_OLD_PIDS=10000 10001 10002"));
+	assert_true(has_var(g, "BATON_NEW_PIDS=10003"));
+	assert_true(has_var(g, "BATON_UPGRADE_PHASE=batch 1 of 3"));
+	return g->pid;
+}
+
+static void a_gate_that_passes_lets_each_batch_go_on(void **state)
+{
+	struct world *w = *state;
+	pid_t gate = gated_first_batch(w);
+	check_exits(w, gate, W_EXITCODE(0, 0), "error rate 0.1%\n");
+	const struct rec *r = expect_upgrade(w, UPGRADE_GATE_PASSED, 2, 1);
+	assert_string_equal(r->reason, "error rate 0.1%");
+	expect_stop_signal(w, 1, 0, nth(0), 10);
+	expect_upgrade(w, UPGRADE_BATCH, 2, 1);
+	pid_t next = last_spawned(w);
+	expect_proc(w, LC_SPAWNED, 2, 1, next);
+	make_ready(w, 2, 1, next);
+	expect_upgrade(w, UPGRADE_GATING, 2, 1);
+	expect_no_signal(w);
+}
+
+static void a_gate_that_fails_rolls_everything_back_with_its_last_line(void **state)
+{
+	struct world *w = *state;
+	pid_t gate = gated_first_batch(w);
+	check_exits(w, gate, W_EXITCODE(1, 0), "checking\nerror rate 7% above 1%\n");
+	const struct rec *r = expect_upgrade(w, UPGRADE_ROLLED_BACK, 2, 1);
+	assert_string_equal(r->reason, "gate: error rate 7% above 1%");
+	expect_stop_signal(w, 2, 0, nth(3), 10);
+	expect_over(w, LC_UPGRADE_OVER, false,
+		"upgrade to gen 2 rolled back: gate: error rate 7% above 1%");
+	expect_no_event(w);
+	assert_int_equal(w->svc->rollbacks, 1);
+	assert_int_equal(generation_count(w->svc->current, PROC_READY), 3);
+}
+
+static void a_gate_that_runs_too_long_is_killed_and_rolls_back(void **state)
+{
+	struct world *w = *state;
+	pid_t gate = gated_first_batch(w);
+	advance(w, CONFIG_UPGRADE_GATE_TIMEOUT - 0.001);
+	expect_no_signal(w);
+	advance(w, 0.001);
+	expect_signal(w, -gate, SIGKILL);
+	expect_signal(w, gate, SIGKILL);
+	check_exits(w, gate, W_EXITCODE(0, SIGKILL), "still looking");
+	const struct rec *r = expect_upgrade(w, UPGRADE_ROLLED_BACK, 2, 1);
+	assert_string_equal(r->reason, "gate timed out after 1m: still looking");
+}
+
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1933,6 +2131,13 @@ int main(void)
 		T(stop_signal_kill_sends_no_sigcont),
 		T(exit_after_the_stop_signal_ends_the_stop),
 		T(start_while_stopping_overrides_the_stop),
+		T(a_canary_pauses_beside_every_old_process_until_continue),
+		T(abort_drains_the_canaries_and_the_old_generation_stays_whole),
+		T(observe_goes_on_by_itself_when_no_canary_failed),
+		T(a_canary_that_exits_while_observed_rolls_the_upgrade_back),
+		T(a_gate_that_passes_lets_each_batch_go_on),
+		T(a_gate_that_fails_rolls_everything_back_with_its_last_line),
+		T(a_gate_that_runs_too_long_is_killed_and_rolls_back),
 		T(strays_are_killed_when_their_grace_ends_and_the_stop_waits_for_the_cgroup),
 		T(strays_that_exit_in_their_grace_end_the_stop_at_once),
 		T(an_empty_cgroup_ends_the_generation_with_its_last_process),
