@@ -169,7 +169,8 @@ bool pin_hash_step(struct pin *pin, size_t max)
 		sha256_init(pin->hashing);
 		pin->hashed = 0;
 	}
-	char buf[65536];
+	// Small: a process's stack stays as small as batond's other work keeps it.
+	char buf[8192];
 	ssize_t n = 1;
 	for (size_t done = 0; done < max && n > 0; done += (size_t)n) {
 		n = pread(pin->exe_fd, buf, sizeof(buf), pin->hashed);
