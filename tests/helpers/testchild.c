@@ -1,9 +1,10 @@
 /*
  * A service for tests: it reports what it received from batond (fds,
  * environment, signal mask and dispositions, session, ids, directory) as
- * JSON, then behaves as told (ignore SIGTERM, exit, notify, orphan a child) or
- * misbehaves (stop itself, leave its process group, clobber its socket, send
- * garbage to NOTIFY_SOCKET).
+ * JSON, then behaves as told (ignore SIGTERM, exit, notify, orphan a child,
+ * write numbered lines to its stdout and stderr) or misbehaves (stop itself,
+ * leave its process group, clobber its socket, send garbage to NOTIFY_SOCKET,
+ * flood its output).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -191,20 +192,26 @@ static void notify_raw(const void *data, size_t len, const int *fds, size_t nfds
 	close(fd);
 }
 
+// "\n" in an argument stands for a newline.
+static size_t unescape(const char *arg, char *out, size_t size)
+{
+	size_t n = 0;
+	for (const char *p = arg; *p && n < size; p++) {
+		if (p[0] == '\\' && p[1] == 'n') {
+			out[n++] = '\n';
+			p++;
+		} else {
+			out[n++] = *p;
+		}
+	}
+	return n;
+}
+
 static void notify(const char *msg)
 {
 	char buf[4096];
-	size_t n = 0;
-	// "\n" in the argument stands for a newline, so one message can hold several lines.
-	for (const char *p = msg; *p && n < sizeof(buf) - 1; p++) {
-		if (p[0] == '\\' && p[1] == 'n') {
-			buf[n++] = '\n';
-			p++;
-		} else {
-			buf[n++] = *p;
-		}
-	}
-	notify_raw(buf, n, NULL, 0);
+	// A "\n" in the argument lets one message hold several lines.
+	notify_raw(buf, unescape(msg, buf, sizeof(buf) - 1), NULL, 0);
 }
 
 // Sends what batond must survive on its notify socket: a 64 KiB datagram,
@@ -269,12 +276,144 @@ static void orphan(long ms)
 		waitpid(pid, NULL, 0);
 }
 
+/* ---- output ---- */
+
+// What it writes, numbered: "out PID N" on stdout, "err PID N" on stderr.
+struct printing {
+	long every_us; /* between two lines; 0: as fast as it can, buffered */
+	int to;        /* 1 stdout, 2 stderr, 3 both in turn */
+	long size;     /* each line padded with " xxx..." to this many bytes */
+	bool split;    /* each line in two writes, every_us / 2 apart */
+	long next;     /* the number of the next line */
+};
+
+static void sleep_us(long us)
+{
+	struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+	nanosleep(&ts, NULL);
+}
+
+static struct outbuf {
+	char data[65536];
+	size_t len;
+} outbufs[3];
+
+static void write_all(int fd, const char *data, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			_exit(91);
+		data += w;
+		n -= (size_t)w;
+	}
+}
+
+static void flush_outbufs(void)
+{
+	for (int fd = 1; fd <= 2; fd++) {
+		write_all(fd, outbufs[fd].data, outbufs[fd].len);
+		outbufs[fd].len = 0;
+	}
+}
+
+// Writes n in decimal at p; returns how many digits.
+static long put_number(char *p, long n)
+{
+	char digits[24];
+	long k = 0;
+	do {
+		digits[k++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n > 0);
+	for (long i = 0; i < k; i++)
+		p[i] = digits[k - 1 - i];
+	return k;
+}
+
+// Writes the next line: at once, one write each, when lines are spaced out.
+static void print_line(struct printing *pr)
+{
+	long n = pr->next++;
+	int fd = pr->to == 3 ? (n % 2 ? 1 : 2) : pr->to;
+	static long pid;
+	if (!pid)
+		pid = getpid();
+	// Written by hand, not by snprintf: as a generator, it is to outrun cat.
+	char line[16384 + 64];
+	memcpy(line, fd == 1 ? "out " : "err ", 4);
+	long len = 4 + put_number(line + 4, pid);
+	line[len++] = ' ';
+	len += put_number(line + len, n);
+	if (pr->size > len + 1 && pr->size < (long)sizeof(line)) {
+		line[len++] = ' ';
+		memset(line + len, 'x', (size_t)(pr->size - 1 - len));
+		len = pr->size - 1;
+	}
+	line[len++] = '\n';
+	struct outbuf *b = &outbufs[fd];
+	if (pr->every_us > 0) {
+		size_t first = pr->split ? (size_t)len / 2 : (size_t)len;
+		write_all(fd, line, first);
+		if (pr->split) {
+			sleep_us(pr->every_us / 2);
+			write_all(fd, line + first, (size_t)len - first);
+		}
+		return;
+	}
+	if (b->len + (size_t)len > sizeof(b->data)) {
+		write_all(fd, b->data, b->len);
+		b->len = 0;
+	}
+	memcpy(b->data + b->len, line, (size_t)len);
+	b->len += (size_t)len;
+}
+
 static volatile sig_atomic_t got_term;
+
+// Writes count lines (count < 0: without end) until SIGTERM comes.
+static void print_lines(struct printing *pr, long count)
+{
+	for (long i = 0; (count < 0 || i < count) && !got_term; i++) {
+		print_line(pr);
+		if (pr->every_us > 0)
+			sleep_us(pr->split ? pr->every_us / 2 : pr->every_us);
+	}
+	flush_outbufs();
+}
+
+static char at_term[4096];
+static size_t at_term_len;
+
+static const char *partial;
+
+// Its last words: written with no newline after them, as it exits.
+static void write_partial(void)
+{
+	flush_outbufs();
+	if (partial)
+		write_all(1, partial, strlen(partial));
+}
+
+static volatile sig_atomic_t got_usr1;
+static bool ignore_term;
 
 static void on_term(int sig)
 {
 	(void)sig;
-	got_term = 1;
+	if (at_term_len && write(1, at_term, at_term_len) < 0) {
+		// Its stdout is gone: nothing else to tell.
+	}
+	if (!ignore_term)
+		got_term = 1;
+}
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	got_usr1++;
 }
 
 static const char *hup_log;
@@ -330,6 +469,11 @@ struct opts {
 	long watchdog_stop_ms;   /* ...and stop after this long (0: never) */
 	const char *check_log;   /* as a check: "start"/"end" lines in DIR/$BATON_PID */
 	const char *check_unix;  /* as a check: connect to DIR/$BATON_PID.sock, expect "ok" */
+	struct printing printing;
+	long print;           /* numbered lines to write once started */
+	bool flood;           /* then lines without end, as fast as it can */
+	long print_on_usr1;   /* lines to write at each SIGUSR1 */
+	const char *at_term;  /* written when SIGTERM comes */
 };
 
 static void usage(void)
@@ -340,9 +484,20 @@ static void usage(void)
 			"[--orphan-ms N] [--hand-over] [--accept] [--term-close-every-ms N] "
 			"[--status-spam N] [--notify-garbage N] [--own-group] [--stop-self] "
 			"[--clobber-fd3 close|dup2] [--watchdog-every-ms N] "
-			"[--watchdog-stop-after-ms N] [--check-log DIR] [--check-unix DIR]\n");
+			"[--watchdog-stop-after-ms N] [--check-log DIR] [--check-unix DIR] "
+			"[--print N] [--print-every-us N] [--print-to out|err|both] "
+			"[--print-size BYTES] [--print-split] [--flood] [--print-on-usr1 N] "
+			"[--print-at-term TEXT] [--partial TEXT]\n");
 	exit(2);
 }
+
+// Options are long only: a letter is only a name for getopt, and those past
+// the letters are numbered from 256 so that none is taken twice.
+enum {
+	OPT_PRINT_EVERY_US = 256,
+	OPT_PRINT_AT_TERM,
+	OPT_PARTIAL,
+};
 
 static void parse(int argc, char **argv, struct opts *o)
 {
@@ -370,6 +525,15 @@ static void parse(int argc, char **argv, struct opts *o)
 		{"watchdog-stop-after-ms", required_argument, NULL, 'w'},
 		{"check-log", required_argument, NULL, 'k'},
 		{"check-unix", required_argument, NULL, 'u'},
+		{"print", required_argument, NULL, 'p'},
+		{"print-every-us", required_argument, NULL, OPT_PRINT_EVERY_US},
+		{"print-to", required_argument, NULL, 'T'},
+		{"print-size", required_argument, NULL, 's'},
+		{"print-split", no_argument, NULL, 'x'},
+		{"flood", no_argument, NULL, 'L'},
+		{"print-on-usr1", required_argument, NULL, 'U'},
+		{"print-at-term", required_argument, NULL, OPT_PRINT_AT_TERM},
+		{"partial", required_argument, NULL, OPT_PARTIAL},
 		{0},
 	};
 	int ch;
@@ -403,6 +567,15 @@ static void parse(int argc, char **argv, struct opts *o)
 		case 'w': o->watchdog_stop_ms = atol(optarg); break;
 		case 'k': o->check_log = optarg; break;
 		case 'u': o->check_unix = optarg; break;
+		case 'p': o->print = atol(optarg); break;
+		case OPT_PRINT_EVERY_US: o->printing.every_us = atol(optarg); break;
+		case 'T': o->printing.to = optarg[0] == 'o' ? 1 : optarg[0] == 'e' ? 2 : 3; break;
+		case 's': o->printing.size = atol(optarg); break;
+		case 'x': o->printing.split = true; break;
+		case 'L': o->flood = true; break;
+		case 'U': o->print_on_usr1 = atol(optarg); break;
+		case OPT_PRINT_AT_TERM: o->at_term = optarg; break;
+		case OPT_PARTIAL: partial = optarg; break;
 		default: usage();
 		}
 	}
@@ -438,10 +611,17 @@ static void hold_connections(const struct opts *o)
 	}
 }
 
-static void serve(const struct opts *o)
+static void serve(struct opts *o)
 {
 	if (o->accept)
 		hold_connections(o);
+	// Looked at with SIGTERM and SIGUSR1 blocked, waited for with neither:
+	// one that comes in between is not missed.
+	sigset_t both, none;
+	sigemptyset(&both);
+	sigaddset(&both, SIGTERM);
+	sigaddset(&both, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &both, &none);
 	// SIGTERM may have come already, while it was stopped (--stop-self).
 	for (;;) {
 		if (got_term) {
@@ -451,7 +631,12 @@ static void serve(const struct opts *o)
 				sleep_ms(o->term_exit_ms);
 			exit(0);
 		}
-		pause();
+		if (got_usr1) {
+			got_usr1--;
+			print_lines(&o->printing, o->print_on_usr1);
+			continue;
+		}
+		sigsuspend(&none);
 	}
 }
 
@@ -543,7 +728,7 @@ static int check_unix(const char *dir)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.exit_code = -1, .ready_fd = -1};
+	struct opts o = {.exit_code = -1, .ready_fd = -1, .printing = {.to = 1, .next = 1}};
 	// getopt reorders argv: keep it as batond gave it.
 	saved_argv = calloc((size_t)argc + 1, sizeof(char *));
 	for (int i = 0; saved_argv && i < argc; i++)
@@ -559,8 +744,18 @@ int main(int argc, char **argv)
 		append_line(o.log, "start");
 	if (o.report_dir)
 		report(o.report_dir);
-	struct sigaction sa = {.sa_handler = o.ignore_term ? SIG_IGN : on_term};
+	ignore_term = o.ignore_term;
+	if (o.at_term)
+		at_term_len = unescape(o.at_term, at_term, sizeof(at_term));
+	// With --print-at-term, an ignored SIGTERM is still written down.
+	struct sigaction sa = {.sa_handler = o.ignore_term && !o.at_term ? SIG_IGN : on_term};
 	sigaction(SIGTERM, &sa, NULL);
+	if (o.print_on_usr1 > 0) {
+		struct sigaction usr1 = {.sa_handler = on_usr1};
+		sigaction(SIGUSR1, &usr1, NULL);
+	}
+	if (partial)
+		atexit(write_partial);
 	if (o.log) {
 		// With a log, SIGHUP is written down rather than fatal.
 		hup_log = o.log;
@@ -609,6 +804,10 @@ int main(int argc, char **argv)
 		if (o.log)
 			append_line(o.log, "continued");
 	}
+	if (o.print > 0)
+		print_lines(&o.printing, o.print);
+	if (o.flood)
+		print_lines(&o.printing, -1);
 	if (o.exit_after_ms > 0)
 		sleep_ms(o.exit_after_ms);
 	if (o.exit_code >= 0 || o.exit_after_ms > 0)
