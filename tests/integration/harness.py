@@ -5,6 +5,7 @@ socket and the log; services listen on 127.0.0.1 port 0, so tests run in
 parallel without colliding. Every wait is a poll bounded in time.
 """
 
+import base64
 import fcntl
 import glob
 import json
@@ -96,7 +97,7 @@ def alive(pid):
 class Batond:
     """One batond process, its directory, its config and its control socket."""
 
-    def __init__(self, config, env=None, args=(), start=True, preexec_fn=None):
+    def __init__(self, config, env=None, args=(), start=True, preexec_fn=None, stderr=None):
         self.dir = tempfile.mkdtemp(prefix="baton-test-")
         self.config_path = os.path.join(self.dir, "baton.conf")
         self.control = os.path.join(self.dir, "control.sock")
@@ -109,6 +110,8 @@ class Batond:
         self.env.update(env or {})
         self.args = list(args)
         self.preexec_fn = preexec_fn
+        # An fd for batond's stderr instead of the log (which then holds nothing).
+        self.stderr = stderr
         self.proc = None
         if start:
             self.start()
@@ -127,7 +130,8 @@ class Batond:
         self.logfile = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [BATOND, "-v", "-c", self.config_path, "-s", self.control] + self.args,
-            stdin=subprocess.DEVNULL, stdout=self.logfile, stderr=self.logfile,
+            stdin=subprocess.DEVNULL, stdout=self.logfile,
+            stderr=self.logfile if self.stderr is None else self.stderr,
             env=self.env, preexec_fn=self.preexec_fn)
         if wait:
             poll(lambda: self.proc.poll() is not None or self.ctl("version").returncode == 0,
@@ -259,6 +263,101 @@ def own_fds(pid):
         if target not in connected:
             fds[int(fd)] = target
     return fds
+
+def parse_record(line):
+    """Splits a reply line (bytes, without its newline) into a dict of its
+    fields, its type under "type"; quoted values are unescaped."""
+    kind, _, rest = line.partition(b" ")
+    rec, i = {"type": kind.decode()}, 0
+    escapes = {ord("n"): b"\n", ord("t"): b"\t", ord('"'): b'"', ord("\\"): b"\\"}
+    while i < len(rest):
+        eq = rest.index(b"=", i)
+        key, i = rest[i:eq].decode(), eq + 1
+        value = bytearray()
+        if rest[i:i + 1] == b'"':
+            i += 1
+            while rest[i] != ord('"'):
+                if rest[i] != ord("\\"):
+                    value.append(rest[i])
+                    i += 1
+                elif rest[i + 1] == ord("x"):
+                    value.append(int(rest[i + 2:i + 4], 16))
+                    i += 4
+                else:
+                    value += escapes[rest[i + 1]]
+                    i += 2
+            i += 2
+        else:
+            end = rest.find(b" ", i)
+            end = len(rest) if end < 0 else end
+            value, i = rest[i:end], end + 1
+        rec[key] = bytes(value).decode()
+    return rec
+
+
+def log_record(line):
+    """A `log` record: gen and pid as numbers, and "bytes", the line's exact bytes."""
+    rec = parse_record(line)
+    rec["gen"], rec["pid"] = int(rec["gen"]), int(rec["pid"])
+    if "line_base64" in rec:
+        rec["bytes"] = base64.b64decode(rec["line_base64"])
+    else:
+        rec["bytes"] = rec["line"].encode()
+    return rec
+
+
+class Logs:
+    """A `logs` request sent on the control socket as it is, its records read as they come."""
+
+    def __init__(self, b, *args):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(b.control)
+        self.sock.sendall((" ".join(("logs",) + args) + "\n").encode())
+        self.buf = b""
+        self.raw = []  # each line of the reply as it came, without its newline
+
+    def next(self, timeout=10.0):
+        """Returns the next record, "ok", or None when none came within timeout."""
+        deadline = time.monotonic() + timeout * SLOW
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                return None
+            chunk = self.sock.recv(1 << 20)
+            if not chunk:
+                raise AssertionError("batond closed the connection; got %r" % self.raw[-5:])
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        self.raw.append(line)
+        if line == b"ok":
+            return "ok"
+        if not line.startswith(b"log "):
+            raise AssertionError("logs: %r" % line)
+        return log_record(line)
+
+    def until_ok(self, timeout=10.0):
+        """Returns the records that come before ok."""
+        records = []
+        while True:
+            rec = self.next(timeout)
+            if rec is None:
+                raise AssertionError("no ok within %.0fs after %d records" % (timeout, len(records)))
+            if rec == "ok":
+                return records
+            records.append(rec)
+
+    def close(self):
+        self.sock.close()
+
+
+def logs(b, *args):
+    """The records of `logs ARGS` (not --follow), talking the protocol directly."""
+    req = Logs(b, *args)
+    try:
+        return req.until_ok()
+    finally:
+        req.close()
+
 
 class TestCase(unittest.TestCase):
     """A test case whose batonds are stopped at the end, their logs shown on failure."""
