@@ -15,6 +15,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integration"))
@@ -25,7 +26,11 @@ RESULTS = []
 
 
 def report(name, figure, target, ok):
-    line = "%-44s %-34s target %-22s %s" % (name, figure, target, "met" if ok else "MISSED")
+    """Prints a figure beside its target (ok None: beside what it is compared with)."""
+    if ok is None:
+        line = "%-44s %-34s %s" % (name, figure, target)
+    else:
+        line = "%-44s %-34s target %-22s %s" % (name, figure, target, "met" if ok else "MISSED")
     RESULTS.append(line)
     print(line, flush=True)
 
@@ -346,6 +351,126 @@ def bench_checks():
         b.close()
 
 
+# The output benchmark: 200 MB of 100-byte lines from one process.
+LOG_LINES = 2000000
+LOG_LINE = 100
+
+
+def generator():
+    """testchild writing LOG_LINES numbered lines of LOG_LINE bytes, then exiting."""
+    return [harness.TESTCHILD, "--print", str(LOG_LINES), "--print-size", str(LOG_LINE),
+            "--exit", "0"]
+
+
+class Reader(threading.Thread):
+    """Reads a pipe to its end, noting when the generator's last line went by."""
+
+    def __init__(self, fd):
+        super().__init__(daemon=True)
+        self.fd, self.bytes, self.done_at = fd, 0, None
+        self.marker = b" %d x" % LOG_LINES
+        self.start()
+
+    def run(self):
+        tail = b""
+        while True:
+            chunk = os.read(self.fd, 1 << 20)
+            if not chunk:
+                return
+            self.bytes += len(chunk)
+            if self.done_at is None and self.marker in tail + chunk:
+                self.done_at = time.monotonic()
+            tail = chunk[-32:]
+
+
+def copy_with_cat(directory, to_file):
+    """The generator's lines copied by cat to a file or a pipe (read by a
+    Reader); returns the seconds until the last line is written, and cat's
+    CPU seconds."""
+    out = open(os.path.join(directory, "cat.out"), "wb") if to_file else subprocess.PIPE
+    t0 = time.monotonic()
+    gen = subprocess.Popen(generator(), stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    cat = subprocess.Popen(["cat"], stdin=gen.stdout, stdout=out)
+    gen.stdout.close()
+    reader = None if to_file else Reader(cat.stdout.fileno())
+    _, status, usage = os.wait4(cat.pid, 0)
+    took = time.monotonic() - t0
+    cat.returncode = os.waitstatus_to_exitcode(status)  # reaped here, for its rusage
+    gen.wait()
+    if reader:
+        reader.join()
+        took = reader.done_at - t0
+        cat.stdout.close()
+    else:
+        out.close()
+    return took, usage.ru_utime + usage.ru_stime
+
+
+def relay_with_batond(to_file):
+    """The generator's lines relayed by batond to a file sink, or to its
+    stderr, a pipe read by a Reader; returns the seconds until the last line
+    is written and batond's CPU seconds."""
+    sink = "log = file:@DIR@/out.log\nlog_max_size = 0\n" if to_file else ""
+    b = harness.Batond("[service:gen]\ncommand = %s\nrestart = never\n%s" %
+                       (" ".join(generator()), sink), start=False)
+    reader = None
+    try:
+        if not to_file:
+            r, w = os.pipe()
+            reader = Reader(r)
+            b.stderr = w
+        t0 = time.monotonic()
+        b.start()
+        if reader:
+            os.close(w)
+        pid = harness.poll(lambda: [p["pid"] for p in b.procs("gen")], interval=0.001,
+                           what="the generator")[0]
+        if reader:
+            harness.poll(lambda: reader.done_at, timeout=120, interval=0.005, what="the last line")
+            took = reader.done_at - t0
+        else:
+            # Each line as written: TIME gen[PID] gen 1 out: TEXT
+            size = LOG_LINES * (28 + len("gen[%d] gen 1 out: " % pid) + LOG_LINE)
+            path = os.path.join(b.dir, "out.log")
+            harness.poll(lambda: os.path.exists(path) and os.path.getsize(path) >= size,
+                         timeout=120, interval=0.005, what="the last line in the file")
+            took = time.monotonic() - t0
+        return took, cpu_seconds(b.pid)[0]
+    finally:
+        b.stop()
+        b.close()
+        if reader:
+            reader.join(10)
+            os.close(r)
+
+
+def bench_logs():
+    mb = LOG_LINES * LOG_LINE / 1e6
+    d = tempfile.mkdtemp(prefix="baton-bench-")
+    try:
+        t0 = time.monotonic()
+        subprocess.run(generator(), stdout=subprocess.DEVNULL, check=True)
+        alone = time.monotonic() - t0
+        report("logs: the generator alone, %.0f MB" % mb,
+               "%.2f M lines/s, %.0f MB/s" % (LOG_LINES / alone / 1e6, mb / alone), "", None)
+        for to_file, where in ((True, "a file"), (False, "a pipe drained")):
+            # The best of two runs of each: the machine is shared.
+            cat = min(copy_with_cat(d, to_file) for _ in range(2))
+            relay = min(relay_with_batond(to_file) for _ in range(2))
+            if os.path.exists(os.path.join(d, "cat.out")):
+                os.unlink(os.path.join(d, "cat.out"))
+            report("logs: cat to %s" % where, "%.2f M lines/s, %.0f MB/s" % (
+                LOG_LINES / cat[0] / 1e6, mb / cat[0]), "", None)
+            report("logs: batond to %s" % ("a file sink" if to_file else "its stderr, " + where),
+                   "%.2f M lines/s, %.0f MB/s" % (LOG_LINES / relay[0] / 1e6, mb / relay[0]),
+                   "%.0f%% of cat's rate" % (100 * cat[0] / relay[0]), None)
+            report("logs: CPU per MB, batond to %s" % ("a file" if to_file else "its stderr"),
+                   "%.2f ms/MB" % (relay[1] / mb * 1e3),
+                   "cat: %.2f ms/MB" % (cat[1] / mb * 1e3), None)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 BENCHES = {
     "idle": bench_idle,
     "memory": bench_memory,
@@ -356,6 +481,7 @@ BENCHES = {
     "upgrade": bench_upgrade,
     "scale": bench_scale,
     "checks": bench_checks,
+    "logs": bench_logs,
 }
 
 
