@@ -79,6 +79,15 @@ def last_number(b, service):
     return n[2] if n else 0
 
 
+def catches(pid, sig):
+    """Tells whether a process has a handler for sig (SigCgt of /proc/PID/status)."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("SigCgt:"):
+                return bool(int(line.split()[1], 16) & (1 << (sig - 1)))
+    return False
+
+
 def kill_lateness(w, pid, grace):
     """Seconds from the grace deadline to the SIGKILL, from the watch events."""
     signalled = w.find(lambda o: o.get("kind") == "signalled" and o.get("pid") == pid, timeout=5)
@@ -282,6 +291,8 @@ log_max_size = 4KiB
 log_keep = 3
 """)
         pid = list(b.wait_reports(1))[0]
+        # It reports before it sets its handlers: SIGUSR1 would end it until then.
+        poll(lambda: catches(pid, signal.SIGUSR1), what="a handler for SIGUSR1")
         path = os.path.join(b.dir, "rot.log")
         written = 0
 
@@ -524,6 +535,8 @@ class FloodTest(harness.TestCase):
         for _ in range(count):
             b.wait_service("stubborn", "running")
             pid = pids_of(b, "stubborn")[0]
+            # Running is not yet ignoring SIGTERM: a SIGTERM before would end it.
+            poll(lambda: test_hostile.ignores(pid, signal.SIGTERM), what="SIGTERM ignored")
             w = self.watch(b, "stop", "--wait", "stubborn")
             try:
                 late.append(kill_lateness(w, pid, 0.1))
