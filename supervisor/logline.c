@@ -256,19 +256,42 @@ static size_t utf8_cut(const char *s, size_t len, size_t max)
 	return n ? n : max;
 }
 
-void logline_record(struct protocol_buf *b, const struct logline *l)
+// Appends the record of l's first n bytes, cut on a character, marked cut,
+// when it fits a record; returns whether it did.
+static bool append_start(struct protocol_buf *b, const struct logline *l, size_t n)
 {
 	struct logline cut = *l;
-	for (;;) {
-		size_t start = b->len;
-		append_record(b, &cut);
-		// A record is one line a client reads whole: a longer one is cut, and says so.
-		if (b->failed || b->len - start < PROTOCOL_RECORD_MAX || cut.len == 0)
-			return;
-		b->len = start;
-		cut.len = utf8_cut(cut.text, cut.len, cut.len / 2);
-		cut.cut = true;
+	cut.len = utf8_cut(l->text, l->len, n);
+	cut.cut = true;
+	size_t start = b->len;
+	append_record(b, &cut);
+	if (b->failed || b->len - start <= PROTOCOL_RECORD_MAX)
+		return true;
+	b->len = start;
+	return false;
+}
+
+void logline_record(struct protocol_buf *b, const struct logline *l)
+{
+	size_t start = b->len;
+	append_record(b, l);
+	// A record is one line a client reads whole: a longer one carries the
+	// longest start of the line that fits, and says it is cut.
+	if (b->failed || b->len - start <= PROTOCOL_RECORD_MAX)
+		return;
+	b->len = start;
+	// Each byte takes at least one in the record: a start that fits is shorter.
+	size_t fits = 0, too_long = l->len < PROTOCOL_RECORD_MAX ? l->len : PROTOCOL_RECORD_MAX;
+	while (too_long - fits > 1) {
+		size_t mid = fits + (too_long - fits) / 2;
+		if (append_start(b, l, mid)) {
+			b->len = start;
+			fits = mid;
+		} else {
+			too_long = mid;
+		}
 	}
+	append_start(b, l, fits);
 }
 
 void logline_clean(const char *text, size_t len, char *out, size_t outlen)

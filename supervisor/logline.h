@@ -81,8 +81,9 @@ void logline_json(struct protocol_buf *b, const struct logline *l);
  * A record carries no NUL byte and is read as UTF-8: in "line", each NUL and
  * each byte that is not part of valid UTF-8 becomes U+FFFD, and
  * "line_base64" then has the line's exact bytes, as logline_json does. A
- * record is at most PROTOCOL_RECORD_MAX - 1 bytes: a line that would make a
- * longer one is cut, on a character, and marked cut.
+ * record is at most PROTOCOL_RECORD_MAX - 1 bytes before its newline: for a
+ * line that would make a longer one, it carries the longest start of the
+ * line that fits, cut on a character, and is marked cut.
  */
 void logline_record(struct protocol_buf *b, const struct logline *l);
 

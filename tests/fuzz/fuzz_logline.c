@@ -15,7 +15,10 @@
  * tab and the final '\n', that gives the line's bytes back when it has no
  * backslash; and logline_json one line that a strict JSON reader here takes,
  * whose "line" is the bytes, or, when they are not UTF-8, the bytes with
- * U+FFFD for each byte not part of UTF-8 and "line_base64" the bytes.
+ * U+FFFD for each byte not part of UTF-8 and "line_base64" the bytes;
+ * and logline_record one record within a reply line that the protocol
+ * reads, whose bytes are the line's, or, marked cut, the longest start of
+ * them that fits one.
  * The UTF-8 rules here are written apart from logline.c's, to check them.
  */
 
@@ -259,6 +262,71 @@ static void check_json(const struct logline *l, const char *json, size_t n)
 	require(r.p == r.end, "nothing after the object");
 }
 
+// The bytes a record carries of its line: line_base64's, or line's.
+static void carried_bytes(const struct protocol_record *r, struct bytes *out)
+{
+	static struct bytes in;
+	const char *b64 = protocol_record_get(r, "line_base64");
+	const char *line = protocol_record_get(r, "line");
+	require(line != NULL, "a record has its line");
+	in.len = 0;
+	put(&in, b64 ? b64 : line, strlen(b64 ? b64 : line));
+	if (b64) {
+		base64_decode(&in, out);
+		return;
+	}
+	out->len = 0;
+	put(out, in.data, in.len);
+}
+
+// Parses the one record in b into r, and what it carries of its line into out.
+static void read_record(const struct protocol_buf *b, struct protocol_record *r,
+	struct bytes *out)
+{
+	require(b->len > 0 && b->len <= PROTOCOL_RECORD_MAX, "a record within a reply line");
+	require(memchr(b->data, '\n', b->len) == b->data + b->len - 1, "a record is one line");
+	require(protocol_parse_record(r, b->data, b->len - 1) == 0, "a record the protocol reads");
+	require(strcmp(r->type, "log") == 0, "a log record");
+	carried_bytes(r, out);
+}
+
+static void check_record(const struct logline *l, const struct protocol_buf *rec)
+{
+	static struct protocol_record r;
+	static struct bytes got, want;
+	static struct protocol_buf more;
+	read_record(rec, &r, &got);
+	require(got.len <= l->len && memcmp(got.data, l->text, got.len) == 0,
+		"a record carries the line or a start of it");
+	const char *cut = protocol_record_get(&r, "cut");
+	require((got.len < l->len || l->cut) == (cut && strcmp(cut, "yes") == 0),
+		"a record is marked cut when its line was");
+	bool exact = valid_utf8(got.data, got.len) && !memchr(got.data, '\0', got.len);
+	require(exact == !protocol_record_get(&r, "line_base64"),
+		"line_base64 only for a line not UTF-8 or with a NUL");
+	replaced(got.data, got.len, &want);
+	static struct bytes line;
+	line.len = 0;
+	for (size_t i = 0; i < want.len; i++)
+		put(&line, want.data[i] ? want.data + i : "\xef\xbf\xbd", want.data[i] ? 1 : 3);
+	const char *text = protocol_record_get(&r, "line");
+	require_bytes(&line, text, strlen(text), "line, with U+FFFD for NUL and bytes not UTF-8");
+	if (got.len == l->len)
+		return;
+	// A character more would not have fitted.
+	size_t next = got.len + 1;
+	while (next < l->len && ((unsigned char)l->text[next] & 0xc0) == 0x80)
+		next++;
+	struct logline longer = *l;
+	longer.len = next;
+	longer.cut = true;
+	protocol_buf_finish(&more);
+	logline_record(&more, &longer);
+	require(!more.failed, "memory for the record");
+	read_record(&more, &r, &want);
+	require(want.len < next, "the longest start that fits");
+}
+
 static bool control(uint32_t cp)
 {
 	return (cp < 0x20 && cp != '\t') || (cp >= 0x7f && cp <= 0x9f) || cp == 0x2028 ||
@@ -347,5 +415,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	logline_json(&json, &l);
 	require(!json.failed, "memory for the JSON");
 	check_json(&l, json.data, json.len);
+	protocol_buf_finish(&json);
+	logline_record(&json, &l);
+	require(!json.failed, "memory for the record");
+	check_record(&l, &json);
 	return 0;
 }

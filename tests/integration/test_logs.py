@@ -696,10 +696,22 @@ log_format = json
         self.assertEqual(objs[2]["line"], "bad utf8 \ufffd\ufffd\ufffd( ok \xe9")
         self.assertEqual({(o["service"], o["gen"], o["stream"]) for o in objs},
                          {("json", 1, "out")})
+        # logs: a record is at most 16383 bytes (baton-protocol(7)), so the
+        # long line and the 4096 control characters (each \x01 in a record)
+        # come as the longest start that fits, marked cut.
         for name in ("text", "json"):
-            kept = harness.logs(b, name)
-            self.assertEqual([r["bytes"] for r in kept], self.LINES, name)
-            self.assertEqual([r.get("cut") for r in kept], [None] * 3 + ["yes"] + [None] * 3)
+            req = harness.Logs(b, name)
+            self.addCleanup(req.close)
+            kept = req.until_ok()
+            self.assertEqual([r.get("cut") for r in kept], [None] * 3 + ["yes", None, "yes", None])
+            for line, rec, raw in zip(self.LINES, kept, req.raw):
+                if rec.get("cut"):
+                    self.assertTrue(line.startswith(rec["bytes"]), name)
+                    self.assertLessEqual(len(raw), 16383, "%s: within a reply line" % name)
+                    self.assertGreater(len(raw), 16383 - len(b"\\x01"),
+                                       "%s: a character more would not fit" % name)
+                else:
+                    self.assertEqual(rec["bytes"], line, name)
             self.assertEqual(metrics(b)[("baton_log_cut_total", name)], 1)
         self.assert_exits_cleanly(b)
 

@@ -116,6 +116,71 @@ static void cut_lines_and_other_streams(void **state)
 		"2026-12-01T19:45:00.123456Z web[4242] gen 3 out: the start \\xff [cut]\n");
 }
 
+// How many bytes of its line the record in b carries.
+static size_t carried(const struct protocol_buf *b)
+{
+	struct protocol_record r;
+	assert_int_equal(protocol_parse_record(&r, b->data, b->len - 1), 0);
+	const char *b64 = protocol_record_get(&r, "line_base64");
+	if (!b64)
+		return strlen(protocol_record_get(&r, "line"));
+	size_t n = strlen(b64);
+	return n / 4 * 3 - (n && b64[n - 1] == '=') - (n > 1 && b64[n - 2] == '=');
+}
+
+// The record of a line too long for one carries its longest start that
+// fits, on a character, marked cut: a character more would not fit.
+static void record_cut_to_fit(const char *text, size_t len)
+{
+	struct logline l = line_of(text, len);
+	struct protocol_buf b = {0}, start = {0}, more = {0};
+	logline_record(&b, &l);
+	assert_false(b.failed);
+	assert_true(b.len <= PROTOCOL_RECORD_MAX);
+	size_t n = carried(&b);
+	assert_true(n < len);
+	struct logline cut = line_of(text, n);
+	cut.cut = true;
+	logline_record(&start, &cut);
+	assert_int_equal(start.len, b.len);
+	assert_memory_equal(start.data, b.data, b.len);
+	size_t next = n + 1;
+	while (next < len && ((unsigned char)text[next] & 0xc0) == 0x80)
+		next++;
+	cut.len = next;
+	logline_record(&more, &cut);
+	assert_true(carried(&more) < next);
+	protocol_buf_finish(&b);
+	protocol_buf_finish(&start);
+	protocol_buf_finish(&more);
+}
+
+static void long_lines_cut_to_fit_a_record(void **state)
+{
+	(void)state;
+	static char text[20000];
+	memset(text, 'y', sizeof(text));
+	record_cut_to_fit(text, sizeof(text));
+	record_cut_to_fit(text, PROTOCOL_RECORD_MAX - 50);
+	memset(text, '\x01', 4096);
+	record_cut_to_fit(text, 4096);
+	for (size_t i = 0; i + 2 <= sizeof(text); i += 2)
+		memcpy(text + i, "\xc3\xa9", 2);
+	record_cut_to_fit(text, sizeof(text));
+	record_cut_to_fit(text + 1, sizeof(text) - 1);
+	for (size_t i = 0; i < sizeof(text); i++)
+		text[i] = i % 7 ? 'z' : '\xff';
+	record_cut_to_fit(text, sizeof(text));
+	memset(text, 0, sizeof(text));
+	record_cut_to_fit(text, 16384);
+	// One that fits is whole.
+	memset(text, 'y', 1000);
+	struct logline l = line_of(text, 1000);
+	record_of(&l);
+	assert_null(protocol_record_get(&rec, "cut"));
+	assert_int_equal(strlen(protocol_record_get(&rec, "line")), 1000);
+}
+
 static void times_to_the_microsecond(void **state)
 {
 	(void)state;
@@ -224,6 +289,7 @@ int main(void)
 		TEST(lines_as_log_files_hold_them),
 		TEST(bytes_that_are_not_utf8_and_nul),
 		TEST(cut_lines_and_other_streams),
+		TEST(long_lines_cut_to_fit_a_record),
 		TEST(times_to_the_microsecond),
 		TEST(the_time_as_the_record_has_it),
 		TEST(malformed_records),
