@@ -24,6 +24,9 @@
 // One write: whole lines, and on a pipe no more than a write that is atomic,
 // so that batond's own log lines never land inside another line.
 #define SINK_WRITE_MAX 4096
+// batond's own lines are kept up to this much more, since it last caught up,
+// whatever the services left: they are what an operator needs most.
+#define OWN_MAX (64u << 10)
 // A file's lines are gathered up to this much before they are written.
 #define FILE_BATCH (64u << 10)
 // At a re-exec or an exit, what the sinks hold is written within this time.
@@ -35,7 +38,8 @@ struct svc_log {
 	struct service *svc;
 	struct logring ring;
 	struct logs_counters n;
-	bool waiting; /* its output is not read until stderr has caught up */
+	bool waiting;  /* its output is not read until stderr has caught up */
+	bool dropping; /* its lines are dropped until stderr has caught up */
 };
 
 // A log file, shared by the services that name its path.
@@ -55,7 +59,10 @@ struct stderr_sink {
 	bool socket; /* written with send(MSG_DONTWAIT): its fd is batond's own */
 	struct protocol_buf pending;
 	ev_io io; /* while it takes no more */
-	unsigned waiting; /* services whose output waits on it */
+	unsigned waiting;  /* services whose output waits on it */
+	unsigned dropping; /* services whose lines it drops */
+	size_t own;        /* bytes of batond's own lines since it last caught up */
+	bool flushing;
 };
 
 struct logs {
@@ -64,6 +71,7 @@ struct logs {
 	struct list services; /* struct svc_log */
 	struct list files;    /* struct file_sink */
 	struct stderr_sink err;
+	struct log_writer writer; /* batond's own lines, into err */
 	ev_prepare flusher; /* writes what the sinks gathered, before the loop waits */
 };
 
@@ -98,11 +106,21 @@ static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
 	return s;
 }
 
+static void say_dropped(struct svc_log *s)
+{
+	unsigned long n = s->n.unsaid;
+	s->n.unsaid = 0;
+	if (n)
+		log_warn("%s: %lu line%s dropped: batond's stderr took no more (log_overflow = drop)",
+			s->svc->name, n, n == 1 ? "" : "s");
+}
+
 static void svc_log_free(struct logs *l, struct svc_log *s)
 {
-	if (s->waiting)
-		l->err.waiting--;
 	list_remove(&s->link);
+	l->err.waiting -= s->waiting;
+	l->err.dropping -= s->dropping;
+	say_dropped(s);
 	logring_finish(&s->ring);
 	free(s);
 }
@@ -145,23 +163,34 @@ static ssize_t stderr_write(struct stderr_sink *e, const char *data, size_t n)
 	return write(e->fd, data, n);
 }
 
-static void resume_services(struct logs *l)
+// stderr holds less than half of SINK_MAX again: the services it paused are
+// read again, and what it dropped is said.
+static void caught_up(struct logs *l)
 {
+	struct stderr_sink *e = &l->err;
+	e->own = 0;
 	struct list *pos;
 	list_for_each(pos, &l->services) {
 		struct svc_log *s = container_of(pos, struct svc_log, link);
+		if (!e->waiting && !e->dropping)
+			break;
 		if (s->waiting) {
 			s->waiting = false;
+			e->waiting--;
 			service_pause_output(s->svc, false);
 		}
+		if (s->dropping) {
+			s->dropping = false;
+			e->dropping--;
+			say_dropped(s);
+		}
 	}
-	l->err.waiting = 0;
+	log_say_dropped();
 }
 
 // Writes what stderr takes; returns -1 when it takes no more now.
-static int stderr_flush(struct logs *l)
+static int stderr_write_pending(struct stderr_sink *e)
 {
-	struct stderr_sink *e = &l->err;
 	while (e->pending.len > 0) {
 		ssize_t n = stderr_write(e, e->pending.data, chunk(&e->pending));
 		if (n < 0 && errno == EINTR)
@@ -171,9 +200,23 @@ static int stderr_flush(struct logs *l)
 		// Gone (EPIPE...): what it held cannot be written anywhere.
 		protocol_buf_consume(&e->pending, n < 0 ? e->pending.len : (size_t)n);
 	}
-	if (e->waiting && e->pending.len < SINK_MAX / 2)
-		resume_services(l);
 	return 0;
+}
+
+// Writes what stderr takes, and what catching up has to say; returns -1
+// when it takes no more now.
+static int stderr_flush(struct logs *l)
+{
+	struct stderr_sink *e = &l->err;
+	e->flushing = true;
+	int rc = stderr_write_pending(e);
+	if (e->pending.len < SINK_MAX / 2) {
+		caught_up(l);
+		if (rc == 0)
+			rc = stderr_write_pending(e);
+	}
+	e->flushing = false;
+	return rc;
 }
 
 static void stderr_writable_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -188,8 +231,14 @@ static void to_stderr(struct logs *l, struct svc_log *s, const struct logline *l
 {
 	struct stderr_sink *e = &l->err;
 	struct service *svc = s->svc;
-	if (svc->conf->log.drop && e->pending.len >= SINK_MAX) {
+	if (svc->conf->log.drop && (s->dropping || e->pending.len >= SINK_MAX)) {
+		// Until stderr has caught up: not a line here and there as it takes some.
+		if (!s->dropping) {
+			s->dropping = true;
+			e->dropping++;
+		}
 		s->n.dropped++;
+		s->n.unsaid++;
 		return;
 	}
 	if (json)
@@ -201,6 +250,22 @@ static void to_stderr(struct logs *l, struct svc_log *s, const struct logline *l
 		e->waiting++;
 		service_pause_output(svc, true);
 	}
+}
+
+// Takes a line of batond's own, after what the services wrote before it:
+// beyond what they may fill, up to OWN_MAX more.
+static bool own_line(struct log_writer *w, const char *line, size_t len)
+{
+	struct logs *l = container_of(w, struct logs, writer);
+	struct stderr_sink *e = &l->err;
+	if (e->pending.len + len > SINK_MAX && e->own + len > OWN_MAX)
+		return false;
+	protocol_buf_add(&e->pending, line, len);
+	e->own += len;
+	// Written now if stderr takes it, as a line logged before the loop is.
+	if (!e->flushing && !ev_is_active(&e->io) && stderr_flush(l) < 0)
+		ev_io_start(l->d->loop, &e->io);
+	return true;
 }
 
 /* ---- files ---- */
@@ -359,9 +424,6 @@ static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event
 		on_line(l, e);
 		return;
 	}
-	// What batond logs of this event comes after the lines before it.
-	if (l->err.pending.len > 0 && !ev_is_active(&l->err.io) && stderr_flush(l) < 0)
-		ev_io_start(l->d->loop, &l->err.io);
 	if (e->kind == LC_IDLE && e->svc->removed && (s = find(l, e->svc)))
 		svc_log_free(l, s);
 }
@@ -474,6 +536,9 @@ struct logs *logs_create(struct daemon *d)
 	ev_io_init(&l->err.io, stderr_writable_cb, l->err.fd, EV_WRITE);
 	ev_prepare_init(&l->flusher, flusher_cb);
 	daemon_subscribe(d, &l->sub);
+	// What batond logs goes after the lines before it, and never waits.
+	l->writer.write = own_line;
+	log_set_writer(&l->writer);
 	return l;
 }
 
@@ -482,6 +547,7 @@ void logs_destroy(struct logs *l)
 	if (!l)
 		return;
 	logs_flush(l);
+	log_set_writer(NULL);
 	ev_io_stop(l->d->loop, &l->err.io);
 	ev_prepare_stop(l->d->loop, &l->flusher);
 	daemon_unsubscribe(l->d, &l->sub);

@@ -19,7 +19,10 @@ struct service;
  * follow get each line as it comes. batond never waits on a sink: when
  * batond's stderr takes less than the services write, their output is not
  * read until it has caught up, so that a process waits on its full pipe
- * (log_overflow = block), or their lines are dropped and counted (drop).
+ * (log_overflow = block), or their lines are dropped and counted until it
+ * has caught up, when batond says how many (drop). batond's own lines
+ * (log.h) go to its stderr here too, after the lines before them, and are
+ * kept beyond what the services may fill.
  */
 struct logs;
 
@@ -28,6 +31,7 @@ struct logs_counters {
 	unsigned long lines, bytes; /* written by its processes */
 	unsigned long dropped;      /* not written to the sink: log_overflow = drop, or an error */
 	unsigned long cut;          /* longer than a line may be, cut */
+	unsigned long unsaid;       /* of those dropped from stderr, how many batond has not said */
 };
 
 /* Which lines a request wants: gen and pid 0 for any. */

@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "daemon.h"
 #include "histogram.h"
+#include "log.h"
 #include "logs.h"
 #include "version.h"
 
@@ -171,6 +172,9 @@ static void log_counters(struct metrics *m, struct protocol_buf *buf)
 				*(const unsigned long *)((const char *)&n + counters[i].offset));
 		}
 	}
+	header(buf, "baton_log_own_dropped_total", "counter",
+		"Lines of batond's own log dropped: its stderr took no more.");
+	line(buf, "baton_log_own_dropped_total %lu", log_dropped(NULL));
 }
 
 // Each generation's processes and the connections they hold: the traffic it takes;

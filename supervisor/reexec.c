@@ -108,7 +108,9 @@ int reexec_run(struct daemon *d, int reply_fd, char *err, size_t errlen)
 {
 	if (check_reexec(d, err, errlen) < 0)
 		return -1;
-	// What the services wrote reaches its sinks before the exec.
+	log_info("re-executing %s", d->exe);
+	// What the services wrote, and batond's own lines, reach their sinks
+	// before the state is written, which carries what stays.
 	logs_flush(d->logs);
 	int fd = memfd_create("baton-state", 0);
 	if (fd < 0 || state_write(d, fd, reply_fd) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
@@ -130,7 +132,6 @@ int reexec_run(struct daemon *d, int reply_fd, char *err, size_t errlen)
 		exe = -1;
 	}
 	keep_fds(d, reply_fd, true);
-	log_info("re-executing %s", d->exe);
 	// Signals wait, blocked, until the new batond has its handlers: a SIGTERM
 	// now must drain the services, not end batond with their supervision.
 	sigset_t all, old;
@@ -208,6 +209,8 @@ static struct fd_list inherited_fds(void)
 static void hand_back(struct daemon *d, int exe, int state, const struct fd_list *kept)
 {
 	log_error("re-exec: cannot resume: handing the services back to the batond before");
+	if (d->logs)
+		logs_flush(d->logs);
 	for (size_t i = 0; i < kept->n; i++)
 		set_cloexec(kept->fds[i], false);
 	// Executed from its descriptor, which need not stay open in it.

@@ -491,6 +491,19 @@ log = file:@DIR@/stubborn.log
 # What batond's stderr may hold beyond what its reader took: its pending
 # bytes (256 KiB) and the pipe's buffer (64 KiB).
 BUFFERED = (256 + 64) << 10
+# What batond says of lines it dropped from its stderr, once that takes lines again.
+SAID_DROPPED = re.compile(rb"^batond: warning: (\w+): (\d+) lines? dropped: "
+                          rb"batond's stderr took no more \(log_overflow = drop\)$", re.M)
+SAID_OWN_DROPPED = re.compile(rb"^batond: warning: (\d+) lines? of its own log dropped: "
+                              rb"its stderr took no more$", re.M)
+
+
+def own_dropped(b):
+    """baton_log_own_dropped_total of `batonctl metrics`."""
+    m = re.search(r"^baton_log_own_dropped_total (\d+)$", b.ctl("metrics").stdout, re.M)
+    if not m:
+        raise AssertionError("no baton_log_own_dropped_total in metrics")
+    return int(m.group(1))
 
 
 class FloodTest(harness.TestCase):
@@ -509,6 +522,14 @@ class FloodTest(harness.TestCase):
             if drain:
                 drain.thread.join(5)
                 os.close(r)
+
+    def read_later(self):
+        """Starts reading batond's stderr, a pipe nobody read so far; returns its Drain."""
+        drain, r = self.pipes[-1]
+        self.assertIsNone(drain)
+        drain = Drain(r, keep=True)
+        self.pipes[-1] = (drain, r)
+        return drain
 
     def flood(self, sink, reader=None, pipe=True, delay=0):
         """Starts batond with a service that floods its output (sink, its log
@@ -608,9 +629,44 @@ class FloodTest(harness.TestCase):
         self.assertGreater(lines, 10000, "the flood is not slowed")
         self.assertEqual(dropped, lines, "every line dropped while stderr takes nothing")
         # Its own duties go on: a stop, a SIGKILL at its deadline, status.
+        pid = poll(lambda: pids_of(b, "stubborn"), what="stubborn")[0]
         late, answers = self.stops(b, 1)
         print("  SIGKILL late by %.2f ms; status in %.2f ms" % (late[0] * 1e3, answers[0] * 1e3))
         self.assert_on_time(late, answers)
+        # What it logged meanwhile waited beyond the flood's lines, and comes
+        # once stderr is read, then how many of the flood's lines it dropped.
+        before = metrics(b)[("baton_log_dropped_total", "flood")]
+        drain = self.read_later()
+        poll(lambda: SAID_DROPPED.search(drain.data), what="the lines dropped said")
+        data = bytes(drain.data)
+        killed = rb"^batond: warning: stubborn\[%d\] gen 1: [^\n]*sent SIGKILL" % pid
+        self.assertTrue(re.search(killed, data, re.M), "no SIGKILL of stubborn in stderr")
+        said = SAID_DROPPED.search(data)
+        self.assertEqual(said.group(1), b"flood")
+        self.assertGreaterEqual(int(said.group(2)), before, "every line dropped until then")
+        self.assertEqual(own_dropped(b), 0)
+        self.assertIsNone(SAID_OWN_DROPPED.search(data))
+
+    @harness.timing
+    def test_own_lines_past_what_stderr_holds_dropped_counted_and_said(self):
+        # A process restarted every millisecond, each restart logged (batond
+        # -v), while the flood fills stderr, which nobody reads.
+        b, _ = self.flood("log_overflow = drop\n\n[service:crashing]\ncommand = /bin/false\n"
+                          "restart_delay = 1ms\nrestart_delay_max = 1ms\nstart_limit = none",
+                          delay=500)
+        poll(lambda: own_dropped(b) > 0, timeout=20, what="batond's own lines dropped")
+        test_hostile.assert_answers(self, b)
+        before = own_dropped(b)
+        drain = self.read_later()
+        poll(lambda: SAID_OWN_DROPPED.search(drain.data), what="its own lines dropped said")
+        said = int(SAID_OWN_DROPPED.search(bytes(drain.data)).group(1))
+        print("\n  %d of batond's lines dropped, %d said at once" % (before, said))
+        self.assertGreaterEqual(said, before, "every line dropped until then")
+        self.assertLessEqual(said, own_dropped(b))
+        # Every line is whole: a service's or batond's own.
+        data = bytes(drain.data)
+        for line in data[:data.rindex(b"\n")].split(b"\n"):
+            self.assertTrue(line.startswith(b"batond: ") or SINK_LINE.match(line), line[:200])
 
     @harness.timing
     def test_block_slows_the_flood_and_drops_nothing(self):
