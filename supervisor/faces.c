@@ -86,7 +86,8 @@ static int open_notify(struct daemon *d, int fd)
 int faces_start(struct daemon *d, int control_fd, int notify_fd)
 {
 	// The lines a process wrote go out before what batond logs of it next.
-	if (!(d->signals = signals_create(d)) || !(d->logs = logs_create(d)) ||
+	// A re-exec made logs already, for what the state carried of it.
+	if (!(d->signals = signals_create(d)) || !(d->logs || (d->logs = logs_create(d))) ||
 		!(d->eventlog = eventlog_create(d)) ||
 		!(d->watch = watch_create(d)) || !(d->command = command_create(d)) ||
 		!(d->metrics = metrics_create(d))) {

@@ -70,10 +70,10 @@ int logring_add(struct logring *r, const struct logline *l)
 	return 0;
 }
 
-void logring_each(const struct logring *r, const char *service,
+static void each_from(const struct logring_line *line, const char *service,
 	void (*fn)(void *data, const struct logline *l), void *data)
 {
-	for (const struct logring_line *line = r->oldest; line; line = line->next) {
+	for (; line; line = line->next) {
 		struct logline l = {
 			.time = line->time,
 			.service = service,
@@ -86,6 +86,21 @@ void logring_each(const struct logring *r, const char *service,
 		};
 		fn(data, &l);
 	}
+}
+
+void logring_each(const struct logring *r, const char *service,
+	void (*fn)(void *data, const struct logline *l), void *data)
+{
+	each_from(r->oldest, service, fn, data);
+}
+
+void logring_each_last(const struct logring *r, const char *service, size_t max_bytes,
+	void (*fn)(void *data, const struct logline *l), void *data)
+{
+	const struct logring_line *line = r->oldest;
+	for (size_t used = r->used; line && used > max_bytes; line = line->next)
+		used -= LOGRING_LINE_COST + line->len;
+	each_from(line, service, fn, data);
 }
 
 size_t logring_count(const struct logring *r)

@@ -46,6 +46,13 @@ int logring_add(struct logring *r, const struct logline *l);
 void logring_each(const struct logring *r, const char *service,
 	void (*fn)(void *data, const struct logline *l), void *data);
 
+/*
+ * Calls fn as logring_each does, for the newest lines only, as many as cost
+ * at most max_bytes in all.
+ */
+void logring_each_last(const struct logring *r, const char *service, size_t max_bytes,
+	void (*fn)(void *data, const struct logline *l), void *data);
+
 /* Returns how many lines the ring holds. */
 size_t logring_count(const struct logring *r);
 

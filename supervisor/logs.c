@@ -523,6 +523,40 @@ struct logs_counters logs_counters_of(struct logs *l, const struct service *svc)
 	return s ? s->n : (struct logs_counters){0};
 }
 
+size_t logs_kept_bytes(struct logs *l, const struct service *svc)
+{
+	struct svc_log *s = find(l, svc);
+	return s ? s->ring.used : 0;
+}
+
+void logs_each_kept(struct logs *l, const struct service *svc, size_t max_bytes,
+	void (*fn)(void *data, const struct logline *line), void *data)
+{
+	struct svc_log *s = find(l, svc);
+	if (s)
+		logring_each_last(&s->ring, s->svc->name, max_bytes, fn, data);
+}
+
+int logs_restore_counters(struct logs *l, struct service *svc, const struct logs_counters *n)
+{
+	struct svc_log *s = svc_log_of(l, svc);
+	if (!s)
+		return -1;
+	s->n = *n;
+	// Said at the first flush, which finds stderr caught up.
+	if (n->unsaid && !s->dropping) {
+		s->dropping = true;
+		l->err.dropping++;
+	}
+	return 0;
+}
+
+int logs_restore_line(struct logs *l, struct service *svc, const struct logline *line)
+{
+	struct svc_log *s = svc_log_of(l, svc);
+	return s ? logring_add(&s->ring, line) : -1;
+}
+
 struct logs *logs_create(struct daemon *d)
 {
 	struct logs *l = calloc(1, sizeof(*l));

@@ -9,6 +9,7 @@
 
 struct client;
 struct daemon;
+struct logline;
 struct service;
 
 /*
@@ -73,5 +74,28 @@ void logs_flush(struct logs *l);
 
 /* Returns svc's counters (all 0 before its first line). */
 struct logs_counters logs_counters_of(struct logs *l, const struct service *svc);
+
+/* Returns what svc's kept lines cost against its log_buffer. */
+size_t logs_kept_bytes(struct logs *l, const struct service *svc);
+
+/*
+ * Calls fn for svc's newest kept lines, as many as cost at most max_bytes
+ * against its log_buffer, oldest first; a line is valid during its call only.
+ */
+void logs_each_kept(struct logs *l, const struct service *svc, size_t max_bytes,
+	void (*fn)(void *data, const struct logline *line), void *data);
+
+/*
+ * Gives svc the counters a re-exec carried; lines dropped and not said yet
+ * are said once stderr takes lines. Returns 0, or -1 when out of memory.
+ */
+int logs_restore_counters(struct logs *l, struct service *svc, const struct logs_counters *n);
+
+/*
+ * Keeps a line a re-exec carried as svc's newest, within its log_buffer,
+ * without writing it anywhere or counting it. Returns 0, or -1 when out of
+ * memory.
+ */
+int logs_restore_line(struct logs *l, struct service *svc, const struct logline *line);
 
 #endif

@@ -18,6 +18,8 @@ struct reexec_fds;
  *   conf, word   per service definition in use (conf_record.h), by id
  *   config_service  per service of the running configuration: its definition's id
  *   service, gen, proc  per service, its generations oldest first, their processes
+ *   log_counters, log_line  then what its output came to and its kept lines,
+ *                oldest first, at most 16 MiB of them in all (log_buffer's count)
  *   end
  *
  * A word or a command has no size limit: its record gives its length, and its

@@ -13,6 +13,8 @@
 #include "daemon.h"
 #include "listener.h"
 #include "log.h"
+#include "logline.h"
+#include "logs.h"
 #include "protocol.h"
 #include "reexec.h"
 
@@ -134,6 +136,8 @@ static int resume_daemon(struct daemon *d, struct state *st)
 	st->fds->notify = (int)num(st, "notify_fd");
 	set_cloexec(st->fds->control);
 	set_cloexec(st->fds->notify);
+	// A state from before they were carried has none.
+	log_set_dropped((unsigned long)num(st, "log_dropped"), (unsigned long)num(st, "log_unsaid"));
 	return d->control_path && d->notify_path ? 0 : -1;
 }
 
@@ -172,8 +176,8 @@ static int resume_listener(struct daemon *d, struct state *st)
 	return 0;
 }
 
-// The bytes that follow the record just read (end_with_bytes), copied.
-static char *take_raw(struct state *st, size_t *len)
+// The bytes that follow the record just read, where the state holds them.
+static const char *raw_bytes(struct state *st, size_t *len)
 {
 	const char *length = protocol_record_get(&st->rec, "length");
 	char *end;
@@ -181,13 +185,21 @@ static char *take_raw(struct state *st, size_t *len)
 	unsigned long long n = length ? strtoull(length, &end, 10) : 0;
 	if (!length || *end || errno || n >= st->len - st->pos || st->text[st->pos + n] != '\n')
 		return NULL;
-	char *bytes = malloc(n + 1);
-	if (!bytes)
-		return NULL;
-	memcpy(bytes, st->text + st->pos, n);
-	bytes[n] = '\0';
+	const char *bytes = st->text + st->pos;
 	st->pos += n + 1;
 	*len = n;
+	return bytes;
+}
+
+// The bytes that follow the record just read, copied.
+static char *take_raw(struct state *st, size_t *len)
+{
+	const char *raw = raw_bytes(st, len);
+	char *bytes = raw ? malloc(*len + 1) : NULL;
+	if (!bytes)
+		return NULL;
+	memcpy(bytes, raw, *len);
+	bytes[*len] = '\0';
 	return bytes;
 }
 
@@ -523,6 +535,32 @@ static int resume_proc(struct generation *gen, struct state *st)
 	return p ? 0 : -1;
 }
 
+static int read_log_counters(struct daemon *d, struct service *svc, struct state *st)
+{
+	struct logs_counters n = {
+		.lines = strtoul(field(st, "lines"), NULL, 10),
+		.bytes = strtoul(field(st, "bytes"), NULL, 10),
+		.dropped = strtoul(field(st, "dropped"), NULL, 10),
+		.cut = strtoul(field(st, "cut"), NULL, 10),
+		.unsaid = strtoul(field(st, "unsaid"), NULL, 10),
+	};
+	return logs_restore_counters(d->logs, svc, &n);
+}
+
+static int read_log_line(struct daemon *d, struct service *svc, struct state *st)
+{
+	struct logline line = {
+		.time = when(st, "time"),
+		.service = svc->name,
+		.pid = (pid_t)num(st, "pid"),
+		.gen = (unsigned)num(st, "gen"),
+		.stream = num(st, "stream") == LOGLINE_ERR ? LOGLINE_ERR : LOGLINE_OUT,
+		.cut = num(st, "cut") != 0,
+	};
+	line.text = raw_bytes(st, &line.len);
+	return line.text ? logs_restore_line(d->logs, svc, &line) : -1;
+}
+
 // A field that is a descriptor, -1 when absent (version 2 had no output pipes).
 static int fd_or_none(struct state *st, const char *key)
 {
@@ -593,6 +631,10 @@ static int resume_records(struct daemon *d, struct state *st)
 			rc = read_pending(st);
 		else if (strcmp(type, "pin_env") == 0)
 			rc = add_pin_env(st);
+		else if (strcmp(type, "log_counters") == 0)
+			rc = svc ? read_log_counters(d, svc, st) : -1;
+		else if (strcmp(type, "log_line") == 0)
+			rc = svc ? read_log_line(d, svc, st) : -1;
 		else
 			rc = resume_conf_record(d, st, type);
 		if (rc < 0) {
@@ -641,6 +683,9 @@ int state_read(struct daemon *d, int fd, struct reexec_fds *fds, int *reply_fd)
 	if (rc == 0 && st.version == 2)
 		rc = load_blobs(d, &st);
 	if (rc == 0 && (daemon_prepare(d) < 0 || resume_daemon(d, &st) < 0))
+		rc = -1;
+	// The services' output, kept and counted, is read into logs as they are.
+	if (rc == 0 && !d->logs && !(d->logs = logs_create(d)))
 		rc = -1;
 	if (rc == 0)
 		rc = resume_records(d, &st);

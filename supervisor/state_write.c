@@ -1,5 +1,6 @@
 #include "state.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,15 @@
 #include "control.h"
 #include "daemon.h"
 #include "listener.h"
+#include "log.h"
+#include "logline.h"
+#include "logs.h"
 #include "notify_socket.h"
 #include "protocol.h"
 
 #define LISTENERS_TEXT (CONFIG_SOCKETS_MAX * 12)
+// The kept lines a state carries, in all, as log_buffer counts them.
+#define STATE_LOGS_MAX ((uint64_t)16 << 20)
 
 // The distinct definitions in use, by id.
 struct conf_ids {
@@ -92,6 +98,9 @@ static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
 	put_opt(b, "systemd_notify", d->systemd_notify);
 	protocol_record_int(b, "reply_fd", reply_fd);
 	protocol_record_int(b, "cgroup_created", d->cg.created);
+	unsigned long unsaid, dropped = log_dropped(&unsaid);
+	protocol_record_int(b, "log_dropped", (long long)dropped);
+	protocol_record_int(b, "log_unsaid", (long long)unsaid);
 	protocol_record_end(b);
 }
 
@@ -220,8 +229,60 @@ static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids 
 		write_proc(b, container_of(pos, struct proc, link));
 }
 
+static void write_log_line(void *data, const struct logline *line)
+{
+	struct protocol_buf *b = data;
+	// The time as it is, so that the new batond shows it rounded the same.
+	char when[32];
+	snprintf(when, sizeof(when), "%.17g", line->time);
+	protocol_record_begin(b, "log_line");
+	protocol_record_str(b, "time", when);
+	protocol_record_int(b, "gen", line->gen);
+	protocol_record_int(b, "pid", line->pid);
+	protocol_record_int(b, "stream", line->stream);
+	protocol_record_int(b, "cut", line->cut);
+	protocol_record_int(b, "length", (long long)line->len);
+	protocol_record_end(b);
+	protocol_buf_add(b, line->text, line->len);
+	protocol_buf_add(b, "\n", 1);
+}
+
+// What a service's output came to, and its newest kept lines within share.
+static void write_logs(struct protocol_buf *b, struct daemon *d, const struct service *svc,
+	size_t share)
+{
+	struct logs_counters n = logs_counters_of(d->logs, svc);
+	if (!n.lines && !n.dropped)
+		return;
+	protocol_record_begin(b, "log_counters");
+	protocol_record_int(b, "lines", (long long)n.lines);
+	protocol_record_int(b, "bytes", (long long)n.bytes);
+	protocol_record_int(b, "dropped", (long long)n.dropped);
+	protocol_record_int(b, "cut", (long long)n.cut);
+	protocol_record_int(b, "unsaid", (long long)n.unsaid);
+	protocol_record_end(b);
+	logs_each_kept(d->logs, svc, share, write_log_line, b);
+}
+
+// What each service's kept lines may take of STATE_LOGS_MAX: all of them
+// when they fit, else a share in proportion to what they take.
+static size_t logs_share(struct daemon *d, const struct service *svc, uint64_t total)
+{
+	uint64_t kept = logs_kept_bytes(d->logs, svc);
+	return (size_t)(total <= STATE_LOGS_MAX ? kept : kept * STATE_LOGS_MAX / total);
+}
+
+static uint64_t logs_total(struct daemon *d)
+{
+	uint64_t total = 0;
+	struct list *pos;
+	list_for_each(pos, &d->services)
+		total += logs_kept_bytes(d->logs, container_of(pos, struct service, link));
+	return total;
+}
+
 static void write_service(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
-	const struct service *svc)
+	const struct service *svc, uint64_t logs)
 {
 	protocol_record_begin(b, "service");
 	protocol_record_str(b, "name", svc->name);
@@ -242,6 +303,7 @@ static void write_service(struct protocol_buf *b, struct daemon *d, struct conf_
 	// Oldest generation first, so that the new batond rebuilds the same order.
 	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
 		write_gen(b, d, ids, container_of(g, struct generation, link));
+	write_logs(b, d, svc, logs_share(d, svc, logs));
 }
 
 // The definitions, then which of them the running configuration has.
@@ -277,9 +339,10 @@ int state_write(struct daemon *d, int fd, int reply_fd)
 	conf_record_write_config(&b, d->config);
 	write_listeners(&b, d);
 	write_confs(&b, d, &ids);
+	uint64_t logs = logs_total(d);
 	struct list *pos;
 	list_for_each(pos, &d->services)
-		write_service(&b, d, &ids, container_of(pos, struct service, link));
+		write_service(&b, d, &ids, container_of(pos, struct service, link), logs);
 	protocol_buf_printf(&b, "end\n");
 	int rc = b.failed || ids.failed ? -1 : write_all(fd, &b);
 	free(ids.confs);

@@ -477,6 +477,47 @@ command = @TESTCHILD@ --print 50 --print-size 100
             self.assertEqual(len(now), 50)
             self.assertEqual(now, kept)
 
+    def records(self, b, service):
+        """The `log` records of `logs service` as they came, not parsed."""
+        req = harness.Logs(b, service)
+        try:
+            while True:
+                chunk = req.sock.recv(1 << 20)
+                if not chunk:
+                    raise AssertionError("batond closed the connection")
+                req.buf += chunk
+                if req.buf.endswith(b"\nok\n") or req.buf == b"ok\n":
+                    return req.buf.split(b"\n")[:-2]
+        finally:
+            req.close()
+
+    def test_a_reexec_carries_the_newest_16_mib_of_kept_lines(self):
+        # 24 MiB kept: a re-exec's state carries 16 MiB of them at most, as
+        # log_buffer counts them (each line its bytes and 48 more), the newest.
+        b = self.batond("""
+[service:big]
+command = @TESTCHILD@ --print 2500 --print-size 10000
+log = file:@DIR@/big.log
+log_max_size = 0
+log_buffer = 24MiB
+""")
+        poll(lambda: metrics(b).get(("baton_log_lines_total", "big")) == 2500, what="2500 lines")
+        kept = self.records(b, "big")
+        self.assertEqual(len(kept), 2500)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        now = self.records(b, "big")
+        # The lines are printable ASCII: each has its length between the quotes.
+        lengths = [len(re.search(rb' line="([^"\\]*)"', r).group(1)) for r in kept]
+        self.assertEqual(set(lengths), {9999})
+        cost, n = 0, 0
+        while n < len(kept) and cost + lengths[-1 - n] + 48 <= 16 << 20:
+            cost += lengths[-1 - n] + 48
+            n += 1
+        self.assertLess(n, len(kept))
+        self.assertEqual(len(now), n)
+        self.assertEqual(now, kept[-n:], "the newest lines, each as it was")
+        self.assertEqual(metrics(b)[("baton_log_lines_total", "big")], 2500)
+
 
 FLOOD = """
 [service:flood]

@@ -172,6 +172,34 @@ static void finish_frees_every_line(void **state)
 	assert_string_equal(held(), "1:again");
 }
 
+static const char *held_last(size_t max_bytes)
+{
+	static struct seen seen;
+	memset(&seen, 0, sizeof(seen));
+	logring_each_last(&ring, "web", max_bytes, see, &seen);
+	return seen.words;
+}
+
+// Only the newest lines that fit a smaller budget, oldest first; the ring
+// itself unchanged.
+static void each_last_gives_the_newest_within_a_budget(void **state)
+{
+	(void)state;
+	logring_init(&ring, 65536);
+	add("one", 1);
+	add("two", 2);
+	add("three", 3);
+	assert_string_equal(held_last(65536), "1:one 2:two 3:three");
+	assert_string_equal(held_last(BUDGET(3, 0) + 11), "1:one 2:two 3:three");
+	assert_string_equal(held_last(BUDGET(3, 0) + 10), "2:two 3:three");
+	assert_string_equal(held_last(BUDGET(2, 0) + 8), "2:two 3:three");
+	assert_string_equal(held_last(BUDGET(2, 0) + 7), "3:three");
+	assert_string_equal(held_last(BUDGET(1, 0) + 5), "3:three");
+	assert_string_equal(held_last(BUDGET(1, 0) + 4), "");
+	assert_string_equal(held_last(0), "");
+	assert_string_equal(held(), "1:one 2:two 3:three");
+}
+
 #define TEST(f) cmocka_unit_test_teardown(f, finish)
 
 int main(void)
@@ -184,6 +212,7 @@ int main(void)
 		TEST(bytes_are_copied),
 		TEST(budget_too_small_keeps_nothing),
 		TEST(finish_frees_every_line),
+		TEST(each_last_gives_the_newest_within_a_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
