@@ -291,9 +291,15 @@ static void store(struct stored *s, const char *line, size_t len)
 }
 
 // Parses the stored line i; returns NULL unless it is a record of type.
+// The record of line i when it is of type; each table looks at every line, so
+// the type, its first word, is checked before the line is parsed.
 static const struct protocol_record *stored_get(struct stored *s, size_t i, const char *type)
 {
-	if (protocol_parse_record(&s->rec, s->lines[i], strlen(s->lines[i])) < 0)
+	const char *line = s->lines[i];
+	size_t k = strlen(type);
+	if (strncmp(line, type, k) != 0 || (line[k] != ' ' && line[k] != '\0'))
+		return NULL;
+	if (protocol_parse_record(&s->rec, line, strlen(line)) < 0)
 		return NULL;
 	return strcmp(s->rec.type, type) == 0 ? &s->rec : NULL;
 }
@@ -327,47 +333,88 @@ static void human_secs(const char *value, char *out, size_t len)
 struct table {
 	int ncols;
 	const char *head[TABLE_COLS];
-	char **cells; /* rows * ncols strings */
-	size_t rows;
+	char *text;      /* every cell, each ended by a NUL */
+	size_t len, cap;
+	size_t *offsets; /* rows * ncols offsets into text */
+	size_t rows, room;
 };
 
+static bool table_append(struct table *t, const char *value)
+{
+	size_t n = strlen(value) + 1;
+	if (t->len + n > t->cap) {
+		size_t cap = t->cap ? t->cap : 4096;
+		while (cap < t->len + n)
+			cap *= 2;
+		char *text = realloc(t->text, cap);
+		if (!text)
+			return false;
+		t->text = text;
+		t->cap = cap;
+	}
+	memcpy(t->text + t->len, value, n);
+	t->len += n;
+	return true;
+}
+
+// A row, copied: a thousand services make a thousand rows, so no allocation each.
 static void table_row(struct table *t, const char *const *values)
 {
-	char **cells = realloc(t->cells, (t->rows + 1) * (size_t)t->ncols * sizeof(char *));
-	if (!cells)
-		return;
-	t->cells = cells;
-	for (int i = 0; i < t->ncols; i++)
-		cells[t->rows * (size_t)t->ncols + (size_t)i] = strdup(values[i] ? values[i] : "");
+	size_t cols = (size_t)t->ncols;
+	if (t->rows == t->room) {
+		size_t room = t->room ? t->room * 2 : 16;
+		size_t *offsets = realloc(t->offsets, room * cols * sizeof(size_t));
+		if (!offsets)
+			return;
+		t->offsets = offsets;
+		t->room = room;
+	}
+	for (size_t i = 0; i < cols; i++) {
+		t->offsets[t->rows * cols + i] = t->len;
+		if (!table_append(t, values[i] ? values[i] : ""))
+			return;
+	}
 	t->rows++;
+}
+
+static const char *table_cell(const struct table *t, size_t r, int c)
+{
+	return r == 0 ? t->head[c] : t->text + t->offsets[(r - 1) * (size_t)t->ncols + (size_t)c];
 }
 
 static void table_print(struct table *t, FILE *out)
 {
+	static const char blanks[] = "                                                                ";
 	size_t width[TABLE_COLS];
 	for (int c = 0; c < t->ncols; c++) {
-		width[c] = strlen(t->head[c]);
-		for (size_t r = 0; r < t->rows; r++) {
-			const char *v = t->cells[r * (size_t)t->ncols + (size_t)c];
-			if (v && strlen(v) > width[c])
-				width[c] = strlen(v);
+		width[c] = 0;
+		for (size_t r = 0; r <= t->rows; r++) {
+			size_t n = strlen(table_cell(t, r, c));
+			if (n > width[c])
+				width[c] = n;
 		}
 	}
 	for (size_t r = 0; r <= t->rows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
-			const char *v = r == 0 ? t->head[c] : t->cells[(r - 1) * (size_t)t->ncols + (size_t)c];
-			v = v ? v : "";
-			if (c == t->ncols - 1)
-				fprintf(out, "%s\n", v);
-			else
-				fprintf(out, "%-*s  ", (int)width[c], v);
+			const char *v = table_cell(t, r, c);
+			size_t n = strlen(v);
+			fwrite(v, 1, n, out);
+			if (c == t->ncols - 1) {
+				fputc('\n', out);
+				continue;
+			}
+			for (size_t pad = width[c] - n + 2; pad > 0;) {
+				size_t k = pad < sizeof(blanks) - 1 ? pad : sizeof(blanks) - 1;
+				fwrite(blanks, 1, k, out);
+				pad -= k;
+			}
 		}
 	}
-	for (size_t i = 0; i < t->rows * (size_t)t->ncols; i++)
-		free(t->cells[i]);
-	free(t->cells);
-	t->cells = NULL;
-	t->rows = 0;
+	free(t->text);
+	free(t->offsets);
+	t->text = NULL;
+	t->offsets = NULL;
+	t->len = t->cap = t->rows = t->room = 0;
 }
 
 static void print_daemon(FILE *out, const struct protocol_record *r)
@@ -387,7 +434,7 @@ static void print_daemon(FILE *out, const struct protocol_record *r)
 
 static void print_sockets(struct stored *s, FILE *out)
 {
-	struct table t = {3, {"SOCKET", "KIND", "ADDRESS"}, NULL, 0};
+	struct table t = {.ncols = 3, .head = {"SOCKET", "KIND", "ADDRESS"}};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "socket");
 		if (!r)
@@ -406,8 +453,8 @@ static void print_sockets(struct stored *s, FILE *out)
 
 static void print_services(struct stored *s, FILE *out)
 {
-	struct table t = {7, {"SERVICE", "STATE", "GEN", "READY", "RESTARTS", "UPGRADES", "KILLS"},
-		NULL, 0};
+	struct table t = {.ncols = 7,
+		.head = {"SERVICE", "STATE", "GEN", "READY", "RESTARTS", "UPGRADES", "KILLS"}};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "service");
 		if (!r)
@@ -428,7 +475,9 @@ static void print_services(struct stored *s, FILE *out)
 	}
 	table_print(&t, out);
 	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "service");
+		// Parsed again only when it has one.
+		const struct protocol_record *r =
+			strstr(s->lines[i], " reason=") ? stored_get(s, i, "service") : NULL;
 		if (r && *get(r, "reason"))
 			fprintf(out, "%s: %s\n", get(r, "name"), get(r, "reason"));
 	}
@@ -525,8 +574,8 @@ static void print_strays(struct stored *s, FILE *out)
 
 static void print_gens(struct stored *s, FILE *out)
 {
-	struct table t = {11, {"SERVICE", "GEN", "ROLE", "PROCS", "CONNS", "PROGRAM", "DIRECTORY",
-		"CHANGED", "CPU", "MEMORY", "TASKS"}, NULL, 0};
+	struct table t = {.ncols = 11, .head = {"SERVICE", "GEN", "ROLE", "PROCS", "CONNS",
+		"PROGRAM", "DIRECTORY", "CHANGED", "CPU", "MEMORY", "TASKS"}};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "gen");
 		if (!r)
@@ -548,14 +597,15 @@ static void print_gens(struct stored *s, FILE *out)
 		table_print(&t, out);
 		print_strays(s, out);
 	} else {
-		free(t.cells);
+		free(t.text);
+		free(t.offsets);
 	}
 }
 
 static void print_procs(struct stored *s, FILE *out)
 {
-	struct table t = {8, {"SERVICE", "GEN", "ROLE", "INST", "PID", "STATE", "AGE", "DETAIL"},
-		NULL, 0};
+	struct table t = {.ncols = 8,
+		.head = {"SERVICE", "GEN", "ROLE", "INST", "PID", "STATE", "AGE", "DETAIL"}};
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "proc");
 		if (!r)
@@ -573,7 +623,8 @@ static void print_procs(struct stored *s, FILE *out)
 		fputc('\n', out);
 		table_print(&t, out);
 	} else {
-		free(t.cells);
+		free(t.text);
+		free(t.offsets);
 	}
 }
 

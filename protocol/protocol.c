@@ -278,10 +278,16 @@ void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len)
 
 void protocol_buf_printf(struct protocol_buf *buf, const char *fmt, ...)
 {
+	// Formatted once where it is short, as nearly every field is.
+	char small[256];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
+	if (n >= 0 && (size_t)n < sizeof(small)) {
+		protocol_buf_add(buf, small, (size_t)n);
+		return;
+	}
 	if (n < 0 || !buf_reserve(buf, (size_t)n))
 		return;
 	va_start(ap, fmt);
@@ -319,26 +325,53 @@ static bool needs_quotes(const char *s)
 
 static void add_escaped(struct protocol_buf *buf, const char *s)
 {
+	static const char hex[] = "0123456789abcdef";
 	protocol_buf_add(buf, "\"", 1);
-	for (; *s; s++) {
+	while (*s) {
+		// The run of bytes that need no escape, at once.
+		size_t run = 0;
+		for (unsigned char c; (c = (unsigned char)s[run]) && c >= 0x20 && c != 0x7f &&
+			c != '"' && c != '\\';)
+			run++;
+		protocol_buf_add(buf, s, run);
+		s += run;
 		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			protocol_buf_printf(buf, "\\%c", c);
-		else if (c == '\n')
-			protocol_buf_add(buf, "\\n", 2);
+		if (!c)
+			break;
+		char esc[4] = {'\\', (char)c, 0, 0};
+		size_t n = 2;
+		if (c == '\n')
+			esc[1] = 'n';
 		else if (c == '\t')
-			protocol_buf_add(buf, "\\t", 2);
-		else if (c < 0x20 || c == 0x7f)
-			protocol_buf_printf(buf, "\\x%02x", c);
-		else
-			protocol_buf_add(buf, s, 1);
+			esc[1] = 't';
+		else if (c < 0x20 || c == 0x7f) {
+			esc[1] = 'x';
+			esc[2] = hex[c >> 4];
+			esc[3] = hex[c & 15];
+			n = 4;
+		}
+		protocol_buf_add(buf, esc, n);
+		s++;
 	}
 	protocol_buf_add(buf, "\"", 1);
 }
 
+// " KEY=", without printf: records are built by the thousand.
+static void add_key(struct protocol_buf *buf, const char *key)
+{
+	size_t k = strlen(key);
+	if (!buf_reserve(buf, k + 2))
+		return;
+	buf->data[buf->len++] = ' ';
+	memcpy(buf->data + buf->len, key, k);
+	buf->len += k;
+	buf->data[buf->len++] = '=';
+	buf->data[buf->len] = '\0';
+}
+
 void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value)
 {
-	protocol_buf_printf(buf, " %s=", key);
+	add_key(buf, key);
 	if (needs_quotes(value))
 		add_escaped(buf, value);
 	else
@@ -347,7 +380,17 @@ void protocol_record_str(struct protocol_buf *buf, const char *key, const char *
 
 void protocol_record_int(struct protocol_buf *buf, const char *key, long long value)
 {
-	protocol_buf_printf(buf, " %s=%lld", key, value);
+	char digits[24];
+	size_t n = sizeof(digits);
+	unsigned long long v = value < 0 ? 0ULL - (unsigned long long)value : (unsigned long long)value;
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (value < 0)
+		digits[--n] = '-';
+	add_key(buf, key);
+	protocol_buf_add(buf, digits + n, sizeof(digits) - n);
 }
 
 void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs)
