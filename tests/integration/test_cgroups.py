@@ -1,0 +1,395 @@
+#!/usr/bin/env python3
+"""Generations in cgroups: whatever a service starts is stopped with it.
+
+Each test has a cgroup of its own, BASE: a directory with a random name at
+the top of the cgroup v2 hierarchy that /proc/self/mountinfo names. batond
+makes it, and must remove it as it exits, unless the test made it first.
+The processes of a test's services are found in BASE's cgroups, the
+descendants that leave their service's process groups by their arguments
+(sleep 4321, where the service's own process is sleep 1234).
+"""
+
+import json
+import os
+import re
+import secrets
+import signal
+import time
+
+import harness
+from harness import alive, poll
+
+CONTROLLERS = ("cpu", "memory", "pids", "io")
+# The limits, their controller, a value, the file of the generation's
+# cgroup they are written to and what it then holds.
+LIMITS = (
+    ("memory_max", "memory", "64MiB", "memory.max", "67108864"),
+    ("memory_high", "memory", "48MiB", "memory.high", "50331648"),
+    ("cpu_max", "cpu", "50%", "cpu.max", "50000 100000"),
+    ("cpu_weight", "cpu", "200", "cpu.weight", "200"),
+    ("pids_max", "pids", "100", "pids.max", "100"),
+    ("io_weight", "io", "300", "io.weight", "default 300"),
+)
+
+# A service whose process starts a descendant in a session of its own.
+SETSID = "/bin/sh -c 'setsid sleep 4321 & exec sleep 1234'"
+# ...one that forks twice, the way a daemon puts itself in the background.
+TWICE = "/bin/sh -c '(setsid sleep 4321 &); exec sleep 1234'"
+# ...one whose descendant ignores SIGTERM, while the process itself does not.
+DEAF = "/bin/sh -c '(trap \"\" TERM; exec setsid sleep 4321) & exec sleep 1234'"
+# ...one whose process and descendant both ignore SIGTERM.
+ALL_DEAF = "/bin/sh -c 'trap \"\" TERM; setsid sleep 4321 & exec sleep 1234'"
+
+OWN = "sleep 1234"
+STRAY = "sleep 4321"
+OUTSIDE = "process outside the service's process groups still running"
+
+
+def unescape(field):
+    """A field of /proc/self/mountinfo with its octal escapes (\\040) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def cgroup2_mount():
+    """The root and the mount point of the cgroup v2 hierarchy, or (None, None)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields, _, rest = line.partition(" - ")
+            if rest.split()[:1] == ["cgroup2"]:
+                fields = fields.split()
+                return unescape(fields[3]), unescape(fields[4])
+    return None, None
+
+
+MOUNT_ROOT, MOUNT = cgroup2_mount()
+
+
+def why_no_cgroups():
+    """Why no test may make a cgroup here, or None when one may."""
+    if MOUNT is None:
+        return "no cgroup v2 hierarchy is mounted (no cgroup2 in /proc/self/mountinfo)"
+    probe = os.path.join(MOUNT, "baton-test-probe-" + secrets.token_hex(6))
+    try:
+        os.mkdir(probe)
+    except OSError as e:
+        return "cannot make a cgroup in the cgroup v2 hierarchy at %s: %s" % (MOUNT, e.strerror)
+    os.rmdir(probe)
+    return None
+
+
+WHY_NO_CGROUPS = why_no_cgroups()
+
+
+def procs_in(cg):
+    """The pids in the cgroup at cg (its cgroup.procs); [] once it is gone."""
+    return [int(pid) for pid in harness.read(os.path.join(cg, "cgroup.procs")).split()]
+
+
+def populated(cg):
+    return "populated 1" in harness.read(os.path.join(cg, "cgroup.events"))
+
+
+def cmdline(pid):
+    """A process's arguments joined by blanks, "" once it is gone."""
+    return harness.read("/proc/%d/cmdline" % pid).rstrip("\0").replace("\0", " ")
+
+
+def find_proc(cg, command, timeout=10.0):
+    """The pid of the process in the cgroup cg running command, once it is there."""
+    return poll(lambda: next((p for p in procs_in(cg) if cmdline(p) == command), None), timeout,
+                what="%r in %s" % (command, cg))
+
+
+def cgroup_of(pid):
+    """The cgroup v2 path of a process (its 0:: line of /proc/PID/cgroup)."""
+    for line in harness.read("/proc/%d/cgroup" % pid).splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return None
+
+
+def hierarchy_path(cg):
+    """What /proc/PID/cgroup says for a process in the cgroup directory cg."""
+    return os.path.normpath(os.path.join(MOUNT_ROOT, os.path.relpath(cg, MOUNT)))
+
+
+def controllers(cg):
+    """The controllers the cgroup at cg has (its cgroup.controllers)."""
+    return harness.read(os.path.join(cg, "cgroup.controllers")).split()
+
+
+def enter(cg):
+    """A preexec_fn that moves the child into the cgroup cg before it runs anything."""
+    def move():
+        with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+            f.write("0")
+    return move
+
+
+def config(base, services, extra=""):
+    """A configuration with [baton] cgroup = base and services {name: (command, stop_grace)}."""
+    text = "[baton]\ncgroup = %s\n" % base if base else ""
+    for name, (command, grace) in services.items():
+        text += "\n[service:%s]\ncommand = %s\nstop_grace = %s\n%s" % (
+            name, command, grace, extra)
+    return text
+
+
+def json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def event(records, kind, **fields):
+    """The first event of kind whose fields are those given, or None."""
+    for r in records:
+        if r.get("type") == "event" and r.get("kind") == kind and all(
+                r.get(k) == v for k, v in fields.items()):
+            return r
+    return None
+
+
+def metric(text, name, labels):
+    """The value of the metric name{labels} in the Prometheus text, or None."""
+    for line in text.splitlines():
+        if line.startswith("%s{%s} " % (name, labels)):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+class CgroupTestCase(harness.TestCase):
+    def setUp(self):
+        super().setUp()
+        if WHY_NO_CGROUPS:
+            self.skipTest(WHY_NO_CGROUPS)
+
+    def base(self, make=False):
+        """A new BASE below the hierarchy's top; the test makes it with make,
+        else batond is to. What is left of it at the end is taken down."""
+        path = os.path.join(MOUNT, "baton-test-" + secrets.token_hex(6))
+        if make:
+            os.mkdir(path)
+        self.addCleanup(self.take_down, path)
+        return path
+
+    def take_down(self, base):
+        """Kills, by pid, the processes of this test left in its own BASE (none,
+        unless the test failed), then removes its empty cgroups, deepest first."""
+        if not os.path.isdir(base):
+            return
+        dirs = [d for d, _, _ in os.walk(base, topdown=False)]
+        for d in dirs:
+            for pid in procs_in(d):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for d in dirs:
+            poll(lambda: not populated(d), what="the processes left in %s to be gone" % d)
+            os.rmdir(d)
+
+    def start(self, config_text, files=None, **kwargs):
+        """batond on config_text, with files {name: text} in its directory first."""
+        b = self.batond(config_text, start=False, **kwargs)
+        for name, text in (files or {}).items():
+            path = os.path.join(b.dir, name)
+            with open(path, "w") as f:
+                f.write(text)
+            os.chmod(path, 0o755)
+        b.start()
+        return b
+
+    def running(self, b, base, name, gen=1):
+        """The pids of a service's own process and of its descendant, once both run."""
+        b.wait_service(name, "running")
+        cg = os.path.join(base, name, "gen-%d" % gen)
+        return find_proc(cg, OWN), find_proc(cg, STRAY)
+
+    def assert_shuts_down(self, b, base, made_by_batond=True):
+        """Stops batond; checks it exited 0, left no process, and took its cgroups away."""
+        self.assert_exits_cleanly(b)
+        if made_by_batond:
+            self.assertFalse(os.path.exists(base), "batond left %s behind" % base)
+        else:
+            left = [d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))]
+            self.assertEqual(left, [], "batond left cgroups in %s" % base)
+            self.assertEqual(procs_in(base), [])
+
+    def stop_wait(self, b, name):
+        """batonctl --json stop --wait: its records, once it exited 0."""
+        r = b.ctl("stop", "--wait", name, json_output=True)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        return json_lines(r.stdout)
+
+
+class StraysTest(CgroupTestCase):
+    """Descendants outside the process groups: stopped, and waited for."""
+
+    def test_stop_ends_descendants_that_left_the_process_groups(self):
+        base = self.base()
+        b = self.start(config(base, {"setsid": (SETSID, "5s"), "twice": (TWICE, "5s")}))
+        self.assertIn("containment: cgroup %s\n" % base, b.ctl("status").stdout)
+        for name in ("setsid", "twice"):
+            with self.subTest(name):
+                own, stray = self.running(b, base, name)
+                # Out of reach of the process group a stop signals.
+                self.assertEqual(os.getsid(stray), stray)
+                self.assertNotEqual(os.getpgid(stray), os.getpgid(own))
+                gen = b.status(name)["gens"][0]
+                self.assertEqual((gen["strays"], gen["stray_processes"]),
+                                 (1, "sleep[%d]" % stray))
+                records = self.stop_wait(b, name)
+                self.assertFalse(alive(stray), "sleep[%d] outlived the stop" % stray)
+                strays = event(records, "strays", gen=1)
+                self.assertIsNotNone(strays, records)
+                self.assertEqual((strays["count"], strays["processes"], strays["signal"]),
+                                 (1, "sleep[%d]" % stray, "TERM"))
+                self.assertAlmostEqual(strays["kill_in"], 5.0)
+                self.assertGreaterEqual(event(records, "drained", gen=1)["t"], strays["t"])
+                self.assertIsNone(event(records, "strays_killed"), records)
+                self.assertFalse(os.path.exists(os.path.join(base, name)))
+                b.wait_log("warning: %s gen 1: 1 %s: sleep[%d]; sent SIGTERM, SIGKILL in 5s"
+                           % (name, OUTSIDE, stray))
+        self.assert_shuts_down(b, base)
+
+    @harness.timing
+    def test_a_descendant_that_ignores_sigterm_is_named_then_killed_at_the_grace(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (DEAF, "2s")}))
+        own, stray = self.running(b, base, "app")
+        w = self.watch(b, "watch", "app")
+        w.find(lambda o: o.get("type") == "proc")
+        stop = self.watch(b, "stop", "--wait", "app", json_output=False)
+        line = stop.find(lambda l: OUTSIDE in l)
+        self.assertTrue(alive(stray), "sleep[%d] is named once it is gone" % stray)
+        self.assertIn("app: gen 1: 1 %s: sleep[%d]; sent SIGTERM, SIGKILL in 2.00s"
+                      % (OUTSIDE, stray), line)
+        b.wait_log("warning: app gen 1: 1 %s: sleep[%d]; sent SIGTERM, SIGKILL in 2s"
+                   % (OUTSIDE, stray))
+        # status lists it while it runs.
+        self.assertFalse(alive(own))
+        text = b.ctl("status", "app").stdout
+        self.assertIn("app gen 1: 1 %s: sleep[%d]\n" % (OUTSIDE, stray), text)
+        gen = b.status("app")["gens"][0]
+        self.assertEqual((gen["role"], gen["procs"], gen["strays"], gen["stray_processes"]),
+                         ("draining", 0, 1, "sleep[%d]" % stray))
+        self.assertTrue(alive(stray), "sleep[%d] was killed before its grace ended" % stray)
+        line = stop.find(lambda l: "SIGKILL to the" in l, timeout=5)
+        self.assertIn("app: gen 1: SIGKILL to the 1 process left in its cgroup: sleep[%d]"
+                      % stray, line)
+        stop.find(lambda l: l.startswith("app: stopped"), timeout=5)
+        self.assertEqual(stop.proc.wait(timeout=5), 0)
+        self.assertFalse(alive(stray))
+        b.wait_log("warning: app gen 1: SIGKILL to the 1 process left in its cgroup: sleep[%d]"
+                   % stray)
+        # At the grace, and the drain over only once it was gone.
+        strays = w.find(lambda o: o.get("kind") == "strays")
+        killed = w.find(lambda o: o.get("kind") == "strays_killed")
+        drained = w.find(lambda o: o.get("kind") == "drained")
+        self.assertEqual(killed["processes"], "sleep[%d]" % stray)
+        late = killed["t"] - strays["t"] - 2.0
+        self.assertGreaterEqual(late, 0, "SIGKILL before the grace ended")
+        self.assertLess(late, 0.1 * harness.SLOW, "SIGKILL %.3fs after the grace" % late)
+        self.assertGreaterEqual(drained["t"], killed["t"])
+        self.assertEqual(b.service("app")["kills"], 1)
+        self.assert_shuts_down(b, base)
+
+    def test_a_generation_is_drained_only_once_its_cgroup_is_empty(self):
+        # The descendant takes 0.7 s to go once asked; the grace is far longer.
+        # Its output goes elsewhere: the pipe of a process that exited is not read.
+        base = self.base()
+        b = self.start(config(base, {"app": (
+            "/bin/sh -c 'setsid @DIR@/slow >/dev/null 2>&1 & exec sleep 1234'",
+                                             "10s")}),
+                       files={"slow": "#!/bin/sh\ntrap 'sleep 0.7; exit 0' TERM\n"
+                                      "while :; do sleep 0.05; done\n"})
+        b.wait_service("app", "running")
+        slow = find_proc(os.path.join(base, "app", "gen-1"), "/bin/sh %s/slow" % b.dir)
+        records = self.stop_wait(b, "app")
+        self.assertFalse(alive(slow), "the stop ended before its descendant")
+        strays = event(records, "strays", gen=1)
+        drained = event(records, "drained", gen=1)
+        self.assertIn("slow[%d]" % slow, strays["processes"])
+        took = drained["t"] - strays["t"]
+        self.assertGreaterEqual(took, 0.7, "drained while its descendant still ran")
+        self.assertLess(took, 10.0, "drained only at the grace")
+        self.assertIsNone(event(records, "strays_killed"), records)
+        self.assertEqual(b.service("app")["kills"], 0)
+        self.assert_shuts_down(b, base)
+
+    def test_the_drain_after_an_upgrade_ends_the_old_generations_descendants(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (SETSID, "5s"), "deaf": (DEAF, "2s")}))
+        for name in ("app", "deaf"):
+            with self.subTest(name):
+                _, old = self.running(b, base, name)
+                w = self.watch(b, "watch", name)
+                text = self.watch(b, "watch", name, json_output=False)
+                w.find(lambda o: o.get("type") == "proc")
+                r = b.ctl("upgrade", "--wait", name)
+                self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+                _, new = self.running(b, base, name, gen=2)
+                line = text.find(lambda l: OUTSIDE in l)
+                if name == "deaf":
+                    self.assertTrue(alive(old), "sleep[%d] is named once it is gone" % old)
+                self.assertIn("%s: gen 1: 1 %s: sleep[%d]; sent SIGTERM" % (name, OUTSIDE, old),
+                              line)
+                w.find(lambda o: o.get("kind") == "drained" and o.get("gen") == 1)
+                self.assertFalse(alive(old), "sleep[%d] outlived the drain of gen 1" % old)
+                self.assertTrue(alive(new))
+                gen1 = os.path.join(base, name, "gen-1")
+                poll(lambda: not os.path.exists(gen1), what="%s to be removed" % gen1)
+                self.assertEqual(cgroup_of(new),
+                                 hierarchy_path(os.path.join(base, name, "gen-2")))
+                if name == "deaf":
+                    killed = w.find(lambda o: o.get("kind") == "strays_killed", timeout=0)
+                    self.assertEqual(killed["processes"], "sleep[%d]" % old)
+                    text.find(lambda l: "%s: gen 1: SIGKILL to the 1 process left in its "
+                              "cgroup: sleep[%d]" % (name, old) in l)
+                else:
+                    self.assertEqual(w.events("strays_killed"), [])
+        self.assert_shuts_down(b, base)
+
+    def test_shutdown_ends_every_descendant_and_leaves_no_cgroup(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (SETSID, "5s"), "deaf": (DEAF, "1s"),
+                                     "twice": (TWICE, "5s")}))
+        strays = {name: self.running(b, base, name)[1] for name in ("app", "deaf", "twice")}
+        asked = time.monotonic()
+        self.assertEqual(b.ctl("shutdown").returncode, 0)
+        self.assertEqual(b.wait_exit(), 0, b.log())
+        took = time.monotonic() - asked
+        for name, pid in strays.items():
+            self.assertFalse(alive(pid), "%s's sleep[%d] outlived batond" % (name, pid))
+        self.assertGreaterEqual(took, 1.0, "batond exited before the grace of deaf's descendant")
+        log = b.log()
+        self.assertIn("warning: deaf gen 1: SIGKILL to the 1 process left in its cgroup: "
+                      "sleep[%d]" % strays["deaf"], log)
+        self.assertIn("warning: app gen 1: 1 %s: sleep[%d]" % (OUTSIDE, strays["app"]), log)
+        self.assertFalse(os.path.exists(base), "batond left %s behind" % base)
+
+    def test_a_base_batond_did_not_make_is_left_there_empty(self):
+        base = self.base(make=True)
+        b = self.start(config(base, {"app": (SETSID, "5s")}))
+        _, stray = self.running(b, base, "app")
+        self.assert_shuts_down(b, base, made_by_batond=False)
+        self.assertFalse(alive(stray), "sleep[%d] outlived batond" % stray)
+
+    @harness.timing
+    def test_the_kill_at_the_end_of_the_grace_takes_the_cgroup_with_it(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (ALL_DEAF, "1s")}))
+        own, stray = self.running(b, base, "app")
+        records = self.stop_wait(b, "app")
+        self.assertFalse(alive(stray), "sleep[%d] outlived its generation" % stray)
+        sigkill = event(records, "sigkill", pid=own)
+        killed = event(records, "strays_killed", gen=1)
+        self.assertEqual((killed["count"], killed["processes"]), (1, "sleep[%d]" % stray))
+        self.assertLess(abs(killed["t"] - sigkill["t"]), 0.1 * harness.SLOW)
+        self.assertGreaterEqual(event(records, "drained", gen=1)["t"], sigkill["t"])
+        self.assertIn("warning: app gen 1: SIGKILL to the 1 process left in its cgroup: "
+                      "sleep[%d]" % stray, b.log())
+        self.assert_shuts_down(b, base)
+
+
+if __name__ == "__main__":
+    harness.main()
