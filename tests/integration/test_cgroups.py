@@ -316,6 +316,23 @@ class StraysTest(CgroupTestCase):
         self.assertEqual(b.service("app")["kills"], 0)
         self.assert_shuts_down(b, base)
 
+    def test_a_descendant_that_writes_as_it_stops_has_its_grace(self):
+        # Its stderr is the pipe batond gave the service's process, which is gone.
+        base = self.base()
+        b = self.start(config(base, {"app": (
+            "/bin/sh -c 'setsid @DIR@/slow @DIR@/cleaned & exec sleep 1234'", "5s")}),
+            files={"slow": "#!/bin/sh\ntrap 'echo cleaning up >&2; sleep 0.3; touch \"$1\"; "
+                           "exit 0' TERM\nwhile :; do sleep 0.05; done\n"})
+        b.wait_service("app", "running")
+        slow = find_proc(os.path.join(base, "app", "gen-1"),
+                         "/bin/sh %s/slow %s/cleaned" % (b.dir, b.dir))
+        self.stop_wait(b, "app")
+        self.assertFalse(alive(slow))
+        ended = [l for l in b.log().splitlines() if "orphan %d:" % slow in l]
+        self.assertTrue(os.path.exists(os.path.join(b.dir, "cleaned")),
+                        "slow[%d] did not finish its cleanup: %s" % (slow, ended))
+        self.assert_shuts_down(b, base)
+
     def test_the_drain_after_an_upgrade_ends_the_old_generations_descendants(self):
         base = self.base()
         b = self.start(config(base, {"app": (SETSID, "5s"), "deaf": (DEAF, "2s")}))
