@@ -408,5 +408,34 @@ class StraysTest(CgroupTestCase):
         self.assert_shuts_down(b, base)
 
 
+class UsageTest(CgroupTestCase):
+    """What a generation's cgroup counts, in status and the metrics."""
+
+    def test_the_cpu_seconds_of_a_busy_generation_grow(self):
+        # The busy one is a descendant in a session of its own: the cgroup counts it.
+        base = self.base()
+        b = self.start(config(base, {
+            "busy": ("/bin/sh -c 'setsid sh -c \"while :; do :; done\" & exec sleep 1234'", "5s"),
+            "idle": ("/bin/sleep 1234", "5s")}))
+        b.wait_service("busy", "running")
+
+        def cpu():
+            return b.status("busy")["gens"][0].get("cpu", 0)
+        first = poll(lambda: cpu() >= 0.2 and cpu(), what="busy's CPU seconds to reach 0.2")
+        poll(lambda: cpu() >= first + 0.2, what="busy's CPU seconds to grow")
+        labels = 'service="busy",gen="1",role="current"'
+        metrics = b.ctl("metrics").stdout
+        self.assertGreaterEqual(metric(metrics, "baton_generation_cpu_seconds_total", labels),
+                                first, metrics)
+        self.assertLess(b.status("idle")["gens"][0]["cpu"], 0.1)
+        # Memory and tasks where the hierarchy counts them, and only there.
+        gen = b.status("busy")["gens"][0]
+        self.assertEqual("memory" in gen, "memory" in controllers(base), gen)
+        self.assertEqual("tasks" in gen, "pids" in controllers(base), gen)
+        if "pids" in controllers(base):
+            self.assertGreaterEqual(gen["tasks"], 2)
+        self.assert_shuts_down(b, base)
+
+
 if __name__ == "__main__":
     harness.main()
