@@ -13,7 +13,11 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
+import subprocess
+import sys
+import tempfile
 import time
 
 import harness
@@ -435,6 +439,145 @@ class UsageTest(CgroupTestCase):
         if "pids" in controllers(base):
             self.assertGreaterEqual(gen["tasks"], 2)
         self.assert_shuts_down(b, base)
+
+
+class LimitsTest(CgroupTestCase):
+    """Limits need the controllers BASE has; where it lacks them, they are refused."""
+
+    def base_with(self, controller):
+        """A BASE the test made, when it has controller; else the test skips, saying so."""
+        base = self.base(make=True)
+        if controller not in controllers(base):
+            self.skipTest("the %s controller is not in %s/cgroup.controllers (it has: %s)"
+                          % (controller, base, " ".join(controllers(base)) or "none"))
+        return base
+
+    def check(self, conf_text, cwd, **kwargs):
+        path = os.path.join(cwd, "check.conf")
+        with open(path, "w") as f:
+            f.write(conf_text)
+        return subprocess.run([harness.BATOND, "-n", "-c", "check.conf"], cwd=cwd,
+                              capture_output=True, text=True, timeout=10 * harness.SLOW, **kwargs)
+
+    def test_batond_n_names_the_controller_each_limit_lacks(self):
+        for made in (True, False):
+            with self.subTest("BASE made by " + ("the test" if made else "batond")):
+                base = self.base(make=made)
+                # What BASE would have: a missing one gets its parent's subtree_control.
+                have = controllers(base) if made else \
+                    harness.read(os.path.join(MOUNT, "cgroup.subtree_control")).split()
+                text = "[baton]\ncgroup = %s\n\n[service:app]\ncommand = /bin/sleep 1234\n" % base
+                text += "".join("%s = %s\n" % (key, value) for key, _, value, _, _ in LIMITS)
+                d = tempfile.mkdtemp(prefix="baton-test-")
+                self.addCleanup(shutil.rmtree, d, ignore_errors=True)
+                r = self.check(text, d)
+                self.assertFalse(os.path.exists(base) and not made, "batond -n made %s" % base)
+                lacking = [(6 + i, key, controller)
+                           for i, (key, controller, _, _, _) in enumerate(LIMITS)
+                           if controller not in have]
+                listed = " ".join(c for c in CONTROLLERS if c in have) or \
+                    "none of cpu, memory, pids, io"
+                expected = ["check.conf:%d: %s: the %s controller is not available in %s "
+                            "(it has: %s)" % (line, key, controller, base, listed)
+                            for line, key, controller in lacking]
+                self.assertEqual(r.returncode, 1 if lacking else 0, r.stdout + r.stderr)
+                for e in expected:
+                    self.assertIn(e, r.stderr)
+                self.assertEqual(len(r.stderr.strip().splitlines()), len(expected), r.stderr)
+
+    def refused_limit(self):
+        """A BASE for batond to make, configurations without and with a limit whose
+        controller it would lack, and the error batond gives for that limit
+        (FILE and LINE left to fill in); the test skips when it would lack none."""
+        base = self.base()
+        # BASE, made by batond, has what the hierarchy's top enables for its children.
+        top = harness.read(os.path.join(MOUNT, "cgroup.subtree_control")).split()
+        lacking = [(k, c, v) for k, c, v, _, _ in LIMITS if c not in top]
+        if not lacking:
+            self.skipTest("%s/cgroup.subtree_control has every controller of the limits (%s): "
+                          "none is refused" % (MOUNT, " ".join(top)))
+        key, controller, value = lacking[0]
+        listed = " ".join(c for c in CONTROLLERS if c in top) or "none of cpu, memory, pids, io"
+        error = "%%s:%%d: %s: the %s controller is not available in %s (it has: %s)" % (
+            key, controller, base, listed)
+        good = config(base, {"app": ("/bin/sleep 1234", "5s")})
+        return base, good, good + "%s = %s\n" % (key, value), error
+
+    def test_start_and_reload_refuse_a_limit_whose_controller_is_missing(self):
+        base, good, bad, error = self.refused_limit()
+        b = self.batond(bad, start=False)
+        b.start(wait=False)
+        self.assertEqual(b.wait_exit(), 1, b.log())
+        self.assertIn(error % (b.config_path, bad.count("\n")), b.log())
+        self.assertFalse(os.path.exists(base), "a refused start left %s behind" % base)
+
+        b = self.batond(good)
+        b.wait_service("app", "running")
+        b.write_config(bad)
+        r = b.ctl("reload")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(error % (b.config_path, bad.count("\n")), r.stderr)
+        self.assertEqual(b.service("app")["gen"], 1)
+        self.assert_shuts_down(b, base)
+
+    def test_limits_are_written_to_each_generations_cgroup(self):
+        base = self.base(make=True)
+        usable = [l for l in LIMITS if l[1] in controllers(base)]
+        if not usable:
+            self.skipTest("none of the controllers cpu, memory, pids, io is in "
+                          "%s/cgroup.controllers (it has: %s)"
+                          % (base, " ".join(controllers(base)) or "none"))
+        text = config(base, {"app": ("/bin/sleep 1234", "5s")})
+        b = self.start(text + "".join("%s = %s\n" % (k, v) for k, _, v, _, _ in usable))
+        b.wait_service("app", "running")
+        gen1 = os.path.join(base, "app", "gen-1")
+        for key, _, _, name, content in usable:
+            self.assertEqual(harness.read(os.path.join(gen1, name)).strip(), content, key)
+        # An upgrade without them: the new generation has none, the old one keeps its own.
+        w = self.watch(b, "watch", "app")
+        b.write_config(text)
+        self.assertEqual(b.ctl("upgrade", "--wait", "app").returncode, 0)
+        gen2 = os.path.join(base, "app", "gen-2")
+        for key, _, _, name, content in usable:
+            self.assertNotEqual(harness.read(os.path.join(gen2, name)).strip(), content, key)
+        w.find(lambda o: o.get("kind") == "drained")
+        self.assert_shuts_down(b, base, made_by_batond=False)
+
+    def test_memory_max_oom_kills_a_hog_and_says_so(self):
+        base = self.base_with("memory")
+        # No swap for its children, where the hierarchy accounts for it.
+        if os.path.exists(os.path.join(base, "memory.swap.max")):
+            with open(os.path.join(base, "memory.swap.max"), "w") as f:
+                f.write("0")
+        # It takes 1MiB at a time, up to 512MiB, once the watch has begun.
+        hog = ("#!/bin/sh\nwhile [ ! -e \"$1\" ]; do sleep 0.05; done\n"
+               "exec %s -c \"b = [b'x' * (1 << 20) for _ in range(512)]\"\n" % sys.executable)
+        b = self.start(config(base, {"hog": ("@DIR@/hog @DIR@/go", "5s")},
+                              "memory_max = 32MiB\nrestart = never\n"), files={"hog": hog})
+        w = self.watch(b, "watch", "hog")
+        w.find(lambda o: o.get("type") == "proc")
+        with open(os.path.join(b.dir, "go"), "w"):
+            pass
+        said = "killed by the kernel's OOM killer (memory_max 32MiB)"
+        end = w.find(lambda o: o.get("type") == "event" and said in o.get("reason", ""),
+                     timeout=30)
+        self.assertIn(end["kind"], ("exited", "killed", "restarting"), end)
+        b.wait_log(said)
+        poll(lambda: metric(b.ctl("metrics").stdout, "baton_oom_kills_total",
+                            'service="hog"') == 1, what="baton_oom_kills_total to count it")
+        self.assert_shuts_down(b, base, made_by_batond=False)
+
+    def test_pids_max_bounds_the_tasks_of_a_generation(self):
+        base = self.base_with("pids")
+        forks = "/bin/sh -c 'for i in 1 2 3 4 5 6 7 8; do sleep 600 & done; exec sleep 1234'"
+        b = self.start(config(base, {"app": (forks, "5s")}, "pids_max = 4\n"))
+        gen1 = os.path.join(base, "app", "gen-1")
+        poll(lambda: "max 0" not in harness.read(os.path.join(gen1, "pids.events")),
+             what="a fork refused in %s" % gen1)
+        gen = poll(lambda: (lambda g: "tasks" in g and g)(b.status("app")["gens"][0]),
+                   what="the tasks of gen 1 in status")
+        self.assertLessEqual(gen["tasks"], 4)
+        self.assert_shuts_down(b, base, made_by_batond=False)
 
 
 if __name__ == "__main__":
