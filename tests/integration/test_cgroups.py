@@ -520,6 +520,24 @@ class LimitsTest(CgroupTestCase):
         self.assertEqual(b.service("app")["gen"], 1)
         self.assert_shuts_down(b, base)
 
+    def test_an_upgrade_refuses_a_limit_whose_controller_is_missing(self):
+        base, good, bad, error = self.refused_limit()
+        b = self.batond(good)
+        b.wait_service("app", "running")
+        b.write_config(bad)
+        r = b.ctl("upgrade", "--wait", "app")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(error % (b.config_path, bad.count("\n")), r.stderr)
+        # The old generation goes on, and batond with it.
+        r = b.ctl("version")
+        self.assertEqual(r.returncode, 0, "batond did not outlive the refused upgrade: %s%s"
+                         % (r.stderr, b.log()))
+        svc = b.service("app")
+        self.assertEqual((svc["state"], svc["gen"]), ("running", 1))
+        self.assertFalse(os.path.exists(os.path.join(base, "app", "gen-2")))
+        self.assertNotIn("gen 2", b.log(), "a refused upgrade went on")
+        self.assert_shuts_down(b, base)
+
     def test_limits_are_written_to_each_generations_cgroup(self):
         base = self.base(make=True)
         usable = [l for l in LIMITS if l[1] in controllers(base)]
