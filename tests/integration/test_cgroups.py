@@ -11,6 +11,7 @@ descendants that leave their service's process groups by their arguments
 
 import json
 import os
+import pwd
 import re
 import secrets
 import shutil
@@ -596,6 +597,144 @@ class LimitsTest(CgroupTestCase):
                    what="the tasks of gen 1 in status")
         self.assertLessEqual(gen["tasks"], 4)
         self.assert_shuts_down(b, base, made_by_batond=False)
+
+
+class FallbackTest(CgroupTestCase):
+    """Without a cgroup batond may write: process groups, said, and limits refused."""
+
+    def setUp(self):
+        # A path outside the hierarchy is tested everywhere; the tests that
+        # need a cgroup v2 hierarchy skip without one.
+        harness.TestCase.setUp(self)
+
+    def assert_process_groups(self, b, why):
+        """batond says it has no cgroups and why; a service runs and stops as before."""
+        b.wait_log("containment: process groups, no cgroups: %s\n" % why)
+        self.assertIn("containment: process groups (%s)\n" % why, b.ctl("status").stdout)
+        daemon = b.status()["daemon"]
+        self.assertEqual((daemon["containment"], daemon["containment_why"]),
+                         ("process group", why))
+        b.wait_service("app", "running")
+        pid = b.procs("app")[0]["pid"]
+        self.assertEqual(cmdline(pid), "/bin/sleep 1234")
+        gen = b.status("app")["gens"][0]
+        self.assertNotIn("cpu", gen)
+        self.assertNotIn("strays", gen)
+        self.assertEqual(b.ctl("stop", "--wait", "app").returncode, 0)
+        self.assertFalse(alive(pid))
+
+    def assert_limit_refused(self, b, why, user=None):
+        """batond -n (as user) and a reload refuse memory_max, saying why; returns the
+        configuration with it, the line of memory_max and the message."""
+        good = harness.read(b.config_path)
+        bad = good + "memory_max = 64MiB\n"
+        line = bad.count("\n")
+        message = "memory_max: needs a cgroup, and batond has none: %s" % why
+        path = os.path.join(b.dir, "bad.conf")
+        with open(path, "w") as f:
+            f.write(bad)
+        extra = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+        r = subprocess.run([harness.BATOND, "-n", "-c", path], capture_output=True, text=True,
+                           timeout=10 * harness.SLOW, **extra)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s:%d: %s" % (path, line, message), r.stderr)
+        b.write_config(bad)
+        r = b.ctl("reload")
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(message, r.stdout + r.stderr)
+        b.write_config(good)
+        return bad, line, message
+
+    def test_a_path_outside_the_hierarchy_means_process_groups(self):
+        b = self.batond("", start=False)
+        cg = os.path.join(b.dir, "cgroup")
+        if MOUNT is None:
+            why = "no cgroup v2 hierarchy is mounted"
+        else:
+            why = "%s is not under the cgroup v2 hierarchy at %s" % (cg, MOUNT)
+        b.write_config(config(cg, {"app": ("/bin/sleep 1234", "5s")}))
+        b.start()
+        self.assert_process_groups(b, why)
+        self.assertFalse(os.path.exists(cg), "batond made %s" % cg)
+        bad, line, message = self.assert_limit_refused(b, why)
+        self.assert_exits_cleanly(b)
+        b.write_config(bad)
+        b.start(wait=False)
+        self.assertEqual(b.wait_exit(), 1, b.log())
+        self.assertIn("%s:%d: %s" % (b.config_path, line, message), b.log())
+
+    def test_a_cgroup_batond_may_not_write_means_process_groups(self):
+        if WHY_NO_CGROUPS:
+            self.skipTest(WHY_NO_CGROUPS)
+        base = self.base(make=True)
+        nobody = pwd.getpwnam("nobody")
+        b = self.batond(config(base, {"app": ("/bin/sleep 1234", "5s")}), start=False)
+        for path in [b.dir] + [os.path.join(b.dir, f) for f in os.listdir(b.dir)]:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setgid(nobody.pw_gid)
+            os.setuid(nobody.pw_uid)
+        b.preexec_fn = as_nobody
+        b.start()
+        why = "batond may not write %s: Permission denied" % base
+        self.assert_process_groups(b, why)
+        self.assertEqual([d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d))],
+                         [], "batond made cgroups in %s" % base)
+        self.assert_limit_refused(b, why, user=nobody)
+        self.assert_exits_cleanly(b)
+
+    def test_auto_when_batond_is_not_alone_in_its_cgroup(self):
+        if WHY_NO_CGROUPS:
+            self.skipTest(WHY_NO_CGROUPS)
+        base = self.base(make=True)
+        other = subprocess.Popen(["sleep", "600"], preexec_fn=enter(base))
+        self.addCleanup(lambda: (other.kill(), other.wait()))
+        poll(lambda: other.pid in procs_in(base), what="sleep 600 in %s" % base)
+        b = self.batond("[baton]\ncgroup = auto\n" + config(None, {
+            "app": ("/bin/sleep 1234", "5s")}), preexec_fn=enter(base))
+        why = ("batond is not the only process in its cgroup %s; run it with Delegate=yes, "
+               "or give it [baton] cgroup = PATH" % base)
+        self.assertEqual(cgroup_of(b.pid), hierarchy_path(base))
+        self.assert_process_groups(b, why)
+        self.assertFalse(os.path.exists(os.path.join(base, "batond:self")))
+        self.assertEqual(cgroup_of(b.pid), hierarchy_path(base))
+        bad = harness.read(b.config_path) + "memory_max = 64MiB\n"
+        path = os.path.join(b.dir, "bad.conf")
+        with open(path, "w") as f:
+            f.write(bad)
+        r = subprocess.run([harness.BATOND, "-n", "-c", path], capture_output=True, text=True,
+                           timeout=10 * harness.SLOW, preexec_fn=enter(base))
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn("%s:%d: memory_max: needs a cgroup, and batond has none: %s"
+                      % (path, bad.count("\n"), why), r.stderr)
+        self.assert_exits_cleanly(b)
+
+    def test_auto_in_the_root_cgroup(self):
+        if WHY_NO_CGROUPS:
+            self.skipTest(WHY_NO_CGROUPS)
+        b = self.batond(config(None, {"app": ("/bin/sleep 1234", "5s")}),
+                        preexec_fn=enter(MOUNT))
+        self.assertEqual(cgroup_of(b.pid), "/")
+        self.assert_process_groups(
+            b, "batond runs in the root cgroup of %s; [baton] cgroup = PATH gives it one" % MOUNT)
+        self.assert_exits_cleanly(b)
+
+    def test_auto_when_batond_is_alone_uses_its_cgroup(self):
+        if WHY_NO_CGROUPS:
+            self.skipTest(WHY_NO_CGROUPS)
+        base = self.base(make=True)
+        subtree = harness.read(os.path.join(base, "cgroup.subtree_control"))
+        b = self.start(config(None, {"app": (SETSID, "5s")}), preexec_fn=enter(base))
+        self.assertEqual(cgroup_of(b.pid), hierarchy_path(os.path.join(base, "batond:self")))
+        self.assertIn("containment: cgroup %s\n" % base, b.ctl("status").stdout)
+        self.assertEqual(b.status()["daemon"]["containment"], "cgroup %s" % base)
+        own, stray = self.running(b, base, "app")
+        self.stop_wait(b, "app")
+        self.assertFalse(alive(stray))
+        self.assert_shuts_down(b, base, made_by_batond=False)
+        self.assertEqual(harness.read(os.path.join(base, "cgroup.subtree_control")), subtree)
 
 
 if __name__ == "__main__":
