@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 import harness
 from harness import alive, poll
@@ -735,6 +736,34 @@ class FallbackTest(CgroupTestCase):
         self.assertFalse(alive(stray))
         self.assert_shuts_down(b, base, made_by_batond=False)
         self.assertEqual(harness.read(os.path.join(base, "cgroup.subtree_control")), subtree)
+
+
+@unittest.skipIf(harness.VALGRIND, "a re-exec runs batond outside valgrind")
+class ReexecTest(CgroupTestCase):
+    """A re-exec finds the cgroups where they are, their processes in them."""
+
+    def test_a_reexec_keeps_every_process_in_its_cgroup(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (SETSID, "5s")}))
+        own, stray = self.running(b, base, "app")
+        where = hierarchy_path(os.path.join(base, "app", "gen-1"))
+        self.assertEqual((cgroup_of(own), cgroup_of(stray)), (where, where))
+        batond_cgroup = cgroup_of(b.pid)
+        r = b.ctl("reexec")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual((cgroup_of(own), cgroup_of(stray)), (where, where))
+        self.assertEqual(cgroup_of(b.pid), batond_cgroup)
+        self.assertEqual(sorted(procs_in(os.path.join(base, "app", "gen-1"))),
+                         sorted([own, stray]))
+        self.assertIn("containment: cgroup %s\n" % base, b.ctl("status").stdout)
+        gen = b.status("app")["gens"][0]
+        self.assertEqual((gen["strays"], gen["stray_processes"]), (1, "sleep[%d]" % stray))
+        # Still held: a stop ends the descendant, and the cgroups go.
+        records = self.stop_wait(b, "app")
+        self.assertFalse(alive(stray), "sleep[%d] outlived a stop after a re-exec" % stray)
+        self.assertEqual(event(records, "strays", gen=1)["processes"], "sleep[%d]" % stray)
+        self.assertFalse(os.path.exists(os.path.join(base, "app")))
+        self.assert_shuts_down(b, base)
 
 
 if __name__ == "__main__":
