@@ -765,6 +765,29 @@ class ReexecTest(CgroupTestCase):
         self.assertFalse(os.path.exists(os.path.join(base, "app")))
         self.assert_shuts_down(b, base)
 
+    def test_a_reexec_during_the_grace_of_a_descendant_keeps_its_deadline(self):
+        base = self.base()
+        b = self.start(config(base, {"app": (DEAF, "2s")}))
+        _, stray = self.running(b, base, "app")
+        w = self.watch(b, "watch", "app")
+        w.find(lambda o: o.get("type") == "proc")
+        self.assertEqual(b.ctl("stop", "app").returncode, 0)
+        w.find(lambda o: o.get("kind") == "strays")
+        asked = time.monotonic()
+        time.sleep(0.5)
+        self.assertEqual(b.ctl("reexec").returncode, 0)
+        self.assertTrue(alive(stray))
+        poll(lambda: not alive(stray), timeout=5, interval=0.01,
+             what="sleep[%d] to be killed at the end of its grace, 2s after its SIGTERM" % stray)
+        took = time.monotonic() - asked
+        # asked is late by the time the watch took: the bounds tell the deadline
+        # (2 s) from a kill at once (0.5 s) and from a grace started again (2.5 s).
+        self.assertGreaterEqual(took, 2.0 - 0.2 * harness.SLOW)
+        self.assertLess(took, 2.0 + 0.3 * harness.SLOW)
+        b.wait_service("app", "stopped")
+        poll(lambda: not os.path.exists(os.path.join(base, "app")), what="app's cgroup to go")
+        self.assert_shuts_down(b, base)
+
 
 if __name__ == "__main__":
     harness.main()
