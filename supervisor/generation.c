@@ -1,9 +1,11 @@
 #include "lifecycle_impl.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
@@ -130,6 +132,9 @@ void generation_destroy(struct generation *gen)
 	}
 	list_remove(&gen->link);
 	ev_timer_stop(svc->lc->loop, &gen->stray_timer);
+	for (size_t i = 0; i < gen->nheld; i++)
+		close(gen->held[i]);
+	free(gen->held);
 	if (gen->cgroup)
 		host->cgroup_close(host, gen);
 	for (size_t i = 0; i < gen->conf->nsockets; i++) {
@@ -214,8 +219,7 @@ static bool wait_for_strays(struct generation *gen)
 	e.secs = gen->conf->stop_grace;
 	e.text = who;
 	e.len = strlen(who);
-	ev_timer_set(&gen->stray_timer, gen->conf->stop_grace, 0);
-	ev_timer_start(gen->svc->lc->loop, &gen->stray_timer);
+	generation_stray_timer(gen, gen->conf->stop_grace);
 	lifecycle_emit(gen->svc->lc, &e);
 	return true;
 }
@@ -241,8 +245,27 @@ static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		lifecycle_emit(gen->svc->lc, &e);
 	}
 	// The cgroup's event tells when they are gone; this looks again meanwhile.
-	ev_timer_set(w, 1.0, 0);
-	ev_timer_start(gen->svc->lc->loop, w);
+	generation_stray_timer(gen, 1.0);
+}
+
+void generation_hold_output(struct generation *gen, int fd)
+{
+	if (!gen->cgroup || fd < 0)
+		return;
+	int *held = realloc(gen->held, (gen->nheld + 1) * sizeof(int));
+	if (!held)
+		return;
+	gen->held = held;
+	if ((held[gen->nheld] = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0)
+		gen->nheld++;
+}
+
+void generation_stray_timer(struct generation *gen, double after)
+{
+	ev_timer_stop(gen->svc->lc->loop, &gen->stray_timer);
+	ev_timer_set(&gen->stray_timer, after > 0 ? after : 0, 0);
+	ev_timer_start(gen->svc->lc->loop, &gen->stray_timer);
+	gen->strays_at = lifecycle_now() + (after > 0 ? after : 0);
 }
 
 void lifecycle_cgroup_empty(struct generation *gen)
@@ -314,6 +337,12 @@ struct generation *generation_restore(struct service *svc, const struct generati
 	list_init(&gen->procs);
 	list_init(&gen->hash_link);
 	lifecycle_hash_later(svc->lc, gen);
+	// What is left in its cgroup keeps the deadline it was given.
+	gen->strays = saved->strays;
+	gen->strays_signalled = saved->strays_signalled;
+	gen->strays_killed = saved->strays_killed;
+	if (gen->strays_signalled)
+		generation_stray_timer(gen, saved->strays_at - lifecycle_now());
 	// Its processes are in its cgroup already: it is found again, not made.
 	struct lifecycle_host *host = svc->lc->host;
 	char err[256];

@@ -136,6 +136,9 @@ struct generation {
 	unsigned strays;  /* processes left in its cgroup once its own are gone */
 	bool strays_signalled; /* ...were sent the stop signal: killed when stray_timer ends */
 	bool strays_killed;    /* ...were killed: stray_timer looks again till the cgroup is empty */
+	double strays_at;      /* when stray_timer ends (clock.h), while it runs */
+	int *held;             /* output pipes of its exited processes, kept for what is left */
+	size_t nheld;
 	ev_timer stray_timer;
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */

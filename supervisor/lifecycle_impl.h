@@ -121,6 +121,16 @@ void generation_fill(struct generation *gen);
  */
 void generation_check_empty(struct generation *gen);
 
+/* (Re)starts gen's stray_timer to end after secs (at once when not positive). */
+void generation_stray_timer(struct generation *gen, double secs);
+
+/*
+ * Keeps a copy of an exited process's output pipe until gen ends, when gen
+ * has a cgroup: a descendant left in it may still write, and must not die of
+ * SIGPIPE in its grace.
+ */
+void generation_hold_output(struct generation *gen, int fd);
+
 /* A process is added to gen: what is left in its cgroup is not killed under it. */
 void generation_keep_strays(struct generation *gen);
 

@@ -636,9 +636,7 @@ void proc_kill_now(struct proc *p, const char *why)
 		e.text = who;
 		e.len = strlen(who);
 		gen->strays_signalled = gen->strays_killed = true;
-		ev_timer_stop(loop_of(p), &gen->stray_timer);
-		ev_timer_set(&gen->stray_timer, 1.0, 0);
-		ev_timer_start(loop_of(p), &gen->stray_timer);
+		generation_stray_timer(gen, 1.0);
 		if (e.count > 0) {
 			gen->svc->kills += e.count;
 			lifecycle_emit(lc_of(p), &e);
@@ -1009,6 +1007,8 @@ bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 	if (p->oom)
 		p->gen->svc->oom_kills++;
 	collect_exec_error(p);
+	generation_hold_output(p->gen, p->out.io.fd);
+	generation_hold_output(p->gen, p->err.io.fd);
 	drain_output(p, &p->out);
 	drain_output(p, &p->err);
 	proc_clear_fds(p);

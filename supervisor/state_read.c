@@ -485,9 +485,12 @@ static struct generation *resume_gen(struct service *svc, struct state *st)
 	struct service_conf *conf = conf_of(st, svc->name);
 	if (!conf)
 		return NULL;
+	long strays = num(st, "strays_flags");
 	struct generation saved = {.number = (unsigned)num(st, "number"),
 		.role = (enum gen_role)num(st, "role"), .started_at = when(st, "started_at"),
-		.drain_at = when(st, "drain_at")};
+		.drain_at = when(st, "drain_at"), .strays = (unsigned)num(st, "strays"),
+		.strays_signalled = strays & 1, .strays_killed = strays & 2,
+		.strays_at = when(st, "strays_at")};
 	if (read_pin(st, &saved.pin, conf) < 0) {
 		pin_release(&saved.pin);
 		return NULL;

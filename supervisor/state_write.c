@@ -222,6 +222,9 @@ static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids 
 	protocol_record_str(b, "listeners", n ? listeners : "-");
 	put_time(b, "started_at", gen->started_at);
 	put_time(b, "drain_at", gen->drain_at);
+	protocol_record_int(b, "strays", gen->strays);
+	protocol_record_int(b, "strays_flags", gen->strays_signalled | gen->strays_killed << 1);
+	put_time(b, "strays_at", gen->strays_at);
 	write_pin(b, &gen->pin);
 	protocol_record_end(b);
 	struct list *pos;
