@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -176,49 +175,3 @@ int conns_count(const struct conns *c, pid_t pid)
 	return count;
 }
 
-// Whether a copy of a process's socket is a connection: a stream socket with
-// a peer, not a listening one.
-static bool is_connection(int fd)
-{
-	int type = 0, listening = 0;
-	socklen_t len = sizeof(type);
-	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
-		(type != SOCK_STREAM && type != SOCK_SEQPACKET))
-		return false;
-	len = sizeof(listening);
-	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || listening)
-		return false;
-	struct sockaddr_storage peer;
-	len = sizeof(peer);
-	return getpeername(fd, (struct sockaddr *)&peer, &len) == 0;
-}
-
-int conns_count_pid(pid_t pid)
-{
-	char path[64];
-	int pidfd = pidfd_open(pid, 0);
-	if (pidfd < 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *dir = opendir(path);
-	int count = dir ? 0 : -1;
-	for (struct dirent *e; dir && count >= 0 && (e = readdir(dir));) {
-		uint64_t inode;
-		int target = atoi(e->d_name);
-		if (e->d_name[0] == '.' || target < 3 || socket_inode(dirfd(dir), e->d_name, &inode) < 0)
-			continue;
-		int fd = pidfd_getfd(pidfd, target, 0);
-		if (fd < 0) {
-			// Closed meanwhile is no connection; anything else: ask the kernel's tables.
-			if (errno != EBADF)
-				count = -1;
-			continue;
-		}
-		count += is_connection(fd);
-		close(fd);
-	}
-	if (dir)
-		closedir(dir);
-	close(pidfd);
-	return count;
-}

@@ -26,14 +26,6 @@ int conns_load(struct conns *c);
 /* Frees the table. */
 void conns_finish(struct conns *c);
 
-/*
- * Counts the connections among pid's fds from fd 3 by looking at each socket
- * itself (pidfd_getfd): the cost is that of the process's own fds, whatever
- * the host holds. Returns -1 when batond may not (no ptrace access, an old
- * kernel): conns_count() with a table then answers.
- */
-int conns_count_pid(pid_t pid);
-
 /* Counts the connections among pid's fds (from fd 3), or returns -1 when they cannot be read. */
 int conns_count(const struct conns *c, pid_t pid);
 

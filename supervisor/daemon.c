@@ -358,11 +358,11 @@ void daemon_unblock_signals(void)
 
 int daemon_count_conns(struct daemon *d, pid_t pid)
 {
-	int n = conns_count_pid(pid);
-	if (n >= 0)
-		return n;
-	// Read from the kernel at most once per loop iteration, however many
-	// processes are asked about.
+	// Read from the kernel's tables, never from copies of the process's own
+	// sockets: a copy batond holds as the process closes one keeps it in the
+	// process's epoll set, and the process gets events for a connection it has
+	// freed. At most once per loop iteration, however many processes are asked
+	// about.
 	unsigned iteration = ev_iteration(d->loop);
 	if (!d->conns_loaded || d->conns_iteration != iteration) {
 		if (d->conns_loaded)
