@@ -46,6 +46,7 @@
 #define GRACE_MS 10000
 #define WRITE_TIMEOUT_MS 10000
 #define ACCEPT_PAUSE_MS 100
+#define CRASH_STATUS 70 // EX_SOFTWARE
 #define US_PER_MS 1000
 #define NO_POS SIZE_MAX
 
@@ -117,8 +118,10 @@ struct options {
 	long drain_idle_ms;
 	bool no_ready;
 	bool ignore_term;
-	const char *health_dir; // a health socket of its own, DIR/PID.sock
-	long health_after_ms;   // ...opened this long after the start: a warm-up
+	const char *health_dir;  // a health socket of its own, DIR/PID.sock
+	long health_after_ms;    // ...opened this long after the start: a warm-up
+	const char *cleanup_dir; // DIR/PID written once a drain is over: its cleanup ran
+	long crash_after_ms;     // exit at once this long after readiness, or -1
 };
 
 struct server {
@@ -146,6 +149,8 @@ struct server {
 	int health_fd;
 	bool health_pending;
 	int64_t health_at;
+	bool crash_pending;
+	int64_t crash_at;
 	char health_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -157,6 +162,8 @@ enum {
 	OPT_DRAIN_IDLE,
 	OPT_HEALTH_DIR,
 	OPT_HEALTH_AFTER,
+	OPT_CLEANUP_DIR,
+	OPT_CRASH_AFTER,
 };
 
 static const struct option long_options[] = {
@@ -168,6 +175,8 @@ static const struct option long_options[] = {
 	{"drain-idle-ms", required_argument, NULL, OPT_DRAIN_IDLE},
 	{"health-dir", required_argument, NULL, OPT_HEALTH_DIR},
 	{"health-after-ms", required_argument, NULL, OPT_HEALTH_AFTER},
+	{"cleanup-dir", required_argument, NULL, OPT_CLEANUP_DIR},
+	{"crash-after-ms", required_argument, NULL, OPT_CRASH_AFTER},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -256,6 +265,10 @@ static void usage(FILE *out)
 	      "      --health-dir DIR    also listen on DIR/PID.sock, answering \"ok\" to each\n"
 	      "                          connection, until the drain: a per-process health check\n"
 	      "      --health-after-ms N open that socket only N ms after the start (a warm-up)\n"
+	      "      --cleanup-dir DIR   once drained, write DIR/PID (its answer, gen=G pid=P)\n"
+	      "                          before exiting: the mark that its cleanup ran\n"
+	      "      --crash-after-ms N  N ms after readiness, exit at once with status 70, its\n"
+	      "                          connections left as they are: a crash\n"
 	      "  -h, --help              print this help and exit\n",
 		out);
 }
@@ -285,6 +298,11 @@ static bool apply_option(struct options *opt, int c, const char *arg)
 		return true;
 	case OPT_HEALTH_AFTER:
 		return option_number("--health-after-ms", arg, OPT_MS_MAX, &opt->health_after_ms);
+	case OPT_CLEANUP_DIR:
+		opt->cleanup_dir = arg;
+		return true;
+	case OPT_CRASH_AFTER:
+		return option_number("--crash-after-ms", arg, OPT_MS_MAX, &opt->crash_after_ms);
 	case OPT_NO_READY:
 		opt->no_ready = true;
 		return true;
@@ -500,6 +518,10 @@ static void notify_draining(struct server *srv)
 static void declare_ready(struct server *srv)
 {
 	srv->ready_pending = false;
+	if (srv->opt.crash_after_ms >= 0) {
+		srv->crash_pending = true;
+		srv->crash_at = srv->now + srv->opt.crash_after_ms * US_PER_MS;
+	}
 	if (srv->opt.no_ready) {
 		log_msg("serving on %s gen=%s, not declaring readiness", srv->addr, srv->gen);
 		return;
@@ -1314,6 +1336,8 @@ static int next_timeout(struct server *srv)
 		next = srv->pause_until;
 	if (srv->health_pending && srv->health_at < next)
 		next = srv->health_at;
+	if (srv->crash_pending && srv->crash_at < next)
+		next = srv->crash_at;
 	if (next == INT64_MAX)
 		return -1;
 	int64_t now = now_us();
@@ -1321,6 +1345,24 @@ static int next_timeout(struct server *srv)
 		return 0;
 	int64_t ms = (next - now + US_PER_MS - 1) / US_PER_MS;
 	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+// The mark of a drain that ran to its end: DIR/PID, saying which generation it was.
+static void write_cleanup_marker(struct server *srv)
+{
+	char path[PATH_MAX];
+	if (!srv->opt.cleanup_dir)
+		return;
+	int n = snprintf(path, sizeof(path), "%s/%ld", srv->opt.cleanup_dir, (long)getpid());
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		log_msg("--cleanup-dir %s: path too long", srv->opt.cleanup_dir);
+		return;
+	}
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, srv->body, srv->body_len) != (ssize_t)srv->body_len)
+		log_msg("%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
 }
 
 static int run(struct server *srv)
@@ -1332,6 +1374,10 @@ static int run(struct server *srv)
 			declare_ready(srv);
 		if (srv->health_pending && srv->now >= srv->health_at)
 			health_open(srv);
+		if (srv->crash_pending && srv->now >= srv->crash_at) {
+			log_msg("crashing (--crash-after-ms): exit %d", CRASH_STATUS);
+			_exit(CRASH_STATUS);
+		}
 		int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, next_timeout(srv));
 		if (n < 0 && errno != EINTR) {
 			log_msg("epoll_wait: %s", strerror(errno));
@@ -1345,6 +1391,7 @@ static int run(struct server *srv)
 			notify_draining(srv);
 	}
 	log_msg("drained, exiting");
+	write_cleanup_marker(srv);
 	return 0;
 }
 
@@ -1398,6 +1445,7 @@ static void init_server(struct server *srv)
 	memset(srv, 0, sizeof(*srv));
 	srv->opt.ready_fd = -1;
 	srv->opt.drain_idle_ms = 1000;
+	srv->opt.crash_after_ms = -1;
 	srv->listen_src.kind = SRC_LISTEN;
 	srv->signal_src.kind = SRC_SIGNAL;
 	srv->epfd = srv->lfd = srv->sigfd = srv->notify_fd = srv->health_fd = -1;
