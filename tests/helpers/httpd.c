@@ -50,7 +50,7 @@
 #define US_PER_MS 1000
 #define NO_POS SIZE_MAX
 
-enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_CONN, SRC_HEALTH };
+enum source_kind { SRC_LISTEN, SRC_SIGNAL, SRC_CONN, SRC_HEALTH, SRC_CLOSED };
 
 // Every epoll registration points at one of these, first member of its owner.
 struct source {
@@ -91,6 +91,17 @@ struct request {
 	long length;
 };
 
+// What a closed connection's registration points at with --watch-closed: the kernel drops a
+// registration when the socket is closed by every process that holds it, and until then reports
+// its events. The last TOMBSTONES closed connections have one each; a registration outlives its
+// close only while another process holds the socket, which is not for long.
+#define TOMBSTONES 4096
+
+struct tombstone {
+	struct source src;
+	int fd;
+};
+
 struct conn {
 	struct source src;
 	int fd;
@@ -121,6 +132,7 @@ struct options {
 	const char *health_dir;  // a health socket of its own, DIR/PID.sock
 	long health_after_ms;    // ...opened this long after the start: a warm-up
 	const char *cleanup_dir; // DIR/PID written once a drain is over: its cleanup ran
+	bool watch_closed;       // report events on connections after their close
 	long crash_after_ms;     // exit at once this long after readiness, or -1
 };
 
@@ -151,6 +163,9 @@ struct server {
 	int64_t health_at;
 	bool crash_pending;
 	int64_t crash_at;
+	struct tombstone *tombstones; // TOMBSTONES of them with --watch-closed, used in turn
+	size_t next_tombstone;
+	unsigned long closed_events;
 	char health_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -164,6 +179,7 @@ enum {
 	OPT_HEALTH_AFTER,
 	OPT_CLEANUP_DIR,
 	OPT_CRASH_AFTER,
+	OPT_WATCH_CLOSED,
 };
 
 static const struct option long_options[] = {
@@ -177,6 +193,7 @@ static const struct option long_options[] = {
 	{"health-after-ms", required_argument, NULL, OPT_HEALTH_AFTER},
 	{"cleanup-dir", required_argument, NULL, OPT_CLEANUP_DIR},
 	{"crash-after-ms", required_argument, NULL, OPT_CRASH_AFTER},
+	{"watch-closed", no_argument, NULL, OPT_WATCH_CLOSED},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -269,6 +286,8 @@ static void usage(FILE *out)
 	      "                          before exiting: the mark that its cleanup ran\n"
 	      "      --crash-after-ms N  N ms after readiness, exit at once with status 70, its\n"
 	      "                          connections left as they are: a crash\n"
+	      "      --watch-closed      report each event the kernel still gives on a connection\n"
+	      "                          after its close (another process holds its socket)\n"
 	      "  -h, --help              print this help and exit\n",
 		out);
 }
@@ -303,6 +322,9 @@ static bool apply_option(struct options *opt, int c, const char *arg)
 		return true;
 	case OPT_CRASH_AFTER:
 		return option_number("--crash-after-ms", arg, OPT_MS_MAX, &opt->crash_after_ms);
+	case OPT_WATCH_CLOSED:
+		opt->watch_closed = true;
+		return true;
 	case OPT_NO_READY:
 		opt->no_ready = true;
 		return true;
@@ -1049,9 +1071,32 @@ static enum step conn_step(struct server *srv, struct conn *c, int *budget)
 	return STEP_CLOSE;
 }
 
+// Points the connection's registration at a tombstone before its close: should the kernel keep
+// the registration, its events say so instead of reaching freed memory.
+static void bury(struct server *srv, struct conn *c)
+{
+	struct tombstone *t = &srv->tombstones[srv->next_tombstone++ % TOMBSTONES];
+	t->src.kind = SRC_CLOSED;
+	t->fd = c->fd;
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &t->src};
+	epoll_ctl(srv->epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void closed_event(struct server *srv, const struct tombstone *t, uint32_t events)
+{
+	// Level-triggered, it comes again on each wait for as long as the other process holds it.
+	if (++srv->closed_events > 10)
+		return;
+	log_msg("event 0x%x on connection fd %d after its close: another process holds its socket "
+		"(%lu such events)",
+		(unsigned)events, t->fd, srv->closed_events);
+}
+
 static void conn_close(struct server *srv, struct conn *c)
 {
 	clear_deadline(srv, c);
+	if (srv->tombstones)
+		bury(srv, c);
 	close(c->fd);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -1312,6 +1357,9 @@ static void handle_event(struct server *srv, const struct epoll_event *ev)
 	case SRC_HEALTH:
 		health_accept(srv);
 		break;
+	case SRC_CLOSED:
+		closed_event(srv, (const struct tombstone *)(const void *)src, ev->events);
+		break;
 	}
 }
 
@@ -1468,7 +1516,9 @@ static int setup(struct server *srv)
 	notify_open(srv);
 	setup_body(srv);
 	srv->heap = calloc(MAX_CONNS, sizeof(*srv->heap));
-	if (!srv->heap || setup_epoll(srv) < 0) {
+	if (srv->opt.watch_closed)
+		srv->tombstones = calloc(TOMBSTONES, sizeof(*srv->tombstones));
+	if (!srv->heap || (srv->opt.watch_closed && !srv->tombstones) || setup_epoll(srv) < 0) {
 		log_msg("setup: %s", strerror(errno));
 		return 1;
 	}
@@ -1486,6 +1536,7 @@ static void cleanup(struct server *srv)
 		conn_close(srv, srv->conns);
 	health_close(srv);
 	free(srv->heap);
+	free(srv->tombstones);
 	int fds[] = {srv->epfd, srv->lfd, srv->sigfd, srv->notify_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
 		if (fds[i] >= 0)
