@@ -405,6 +405,31 @@ class CanaryTest(harness.TestCase):
 
     # ---- 5. what status, metrics, watch, the gate and refusals show ----
 
+    def test_status_and_metrics_while_paused_under_load_disturb_no_process(self):
+        # What an operator does while a canary is observed: look, again and again. Counting
+        # each generation's connections must not touch what the processes serve.
+        b = self.start(config())
+        load = self.load(b)
+        self.paused(b)
+        before = self.pids(b)
+
+        def after_close():
+            return [line for line in b.log().splitlines() if "after its close" in line]
+        deadline = time.monotonic() + 10 * harness.SLOW
+        for i in range(1000):
+            r = b.ctl("metrics") if i % 2 else b.ctl("status", "web")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            if time.monotonic() > deadline or (i % 50 == 49 and after_close()):
+                break
+        self.assert_served(load)
+        svc = b.service("web")
+        self.assertEqual((svc["restarts"], svc["phase"]), (0, "paused"))
+        self.assertEqual(self.pids(b), before)
+        found = after_close()
+        if found:
+            self.fail("%d events on connections after their close, while batond held their sockets; "
+                      "the first:\n%s" % (len(found), "\n".join(found[:3])))
+
     def test_status_shows_the_phase_and_each_generations_processes(self):
         b = self.start(config())
         r = b.ctl("upgrade", "--wait", "--canary", "1", "web", json_output=True)
