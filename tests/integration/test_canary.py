@@ -458,6 +458,15 @@ class CanaryTest(harness.TestCase):
         self.assertNotIn("phase", svc)
         self.assertNotRegex(b.ctl("status", "web").stdout, r"\(paused\)")
 
+    def test_the_paused_event_counts_its_canaries_as_a_number(self):
+        b = self.start(config())
+        w = self.watching(b)
+        self.paused(b)
+        _, started = self.event(w, "upgrade", state="started", gen=2)
+        _, paused = self.event(w, "upgrade", state="paused", gen=2)
+        self.assertEqual((started["canary"], paused["canary"]), (1, 1))
+        self.assertEqual((paused["spawned"], paused["instances"]), (1, 4))
+
     def test_metrics_count_each_generations_processes_and_connections(self):
         b = self.start(config())
         self.paused(b)
