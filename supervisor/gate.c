@@ -58,7 +58,13 @@ static void gate_env(struct service *svc, struct spawn_env *env)
 	spawn_env_add(env, "BATON_OLD_PIDS=%s", pids);
 	pids_of(gen, pids, sizeof(pids));
 	spawn_env_add(env, "BATON_NEW_PIDS=%s", pids);
-	spawn_env_add(env, "BATON_UPGRADE_PHASE=%s", upgrade_phase(svc, phase, sizeof(phase)));
+	// On the canaries, the phase they make; on a batch, which one.
+	const struct upgrade *u = &svc->upgrade;
+	if (u->canary && u->spawned == u->canary)
+		snprintf(phase, sizeof(phase), "canary");
+	else
+		upgrade_phase(svc, phase, sizeof(phase));
+	spawn_env_add(env, "BATON_UPGRADE_PHASE=%s", phase);
 }
 
 static pid_t spawn_gate(struct upgrade_gate *g, int out[2])
