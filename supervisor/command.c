@@ -240,7 +240,7 @@ static struct service_conf *reread(struct daemon *d, struct client *c, struct se
 	if (!conf)
 		reply_error(c, PROTOCOL_E_NOT_FOUND, "no [service:%s] in %s any more", svc->name,
 			d->config_path);
-	else if (containment_check(&d->cg, config, err, sizeof(err)) < 0) {
+	else if (containment_check(d->cg, config, err, sizeof(err)) < 0) {
 		reply_error(c, PROTOCOL_E_INVALID, "%s", err);
 		conf = NULL;
 	} else if (sockets_open(d, c, conf))

@@ -142,10 +142,13 @@ static void give_up(struct containment *c)
 int containment_setup(struct containment *c, struct ev_loop *loop, const char *setting,
 	bool created, bool check)
 {
-	memset(c, 0, sizeof(*c));
+	// Field by field: path and why are long, and written only as far as needed.
 	c->loop = loop;
 	c->root = c->inotify = -1;
+	c->path[0] = c->why[0] = '\0';
 	c->created = created;
+	c->moved = c->check_parent = false;
+	c->available = c->enabled = 0;
 	list_init(&c->groups);
 	char mount[PATH_MAX];
 	if (setting && strcmp(setting, "none") == 0) {

@@ -149,30 +149,30 @@ static pid_t host_session_of(struct lifecycle_host *h, pid_t pid)
 static int host_cgroup_open(struct lifecycle_host *h, struct generation *gen, char *err,
 	size_t errlen)
 {
-	return containment_open(&daemon_of(h)->cg, gen, err, errlen);
+	return containment_open(daemon_of(h)->cg, gen, err, errlen);
 }
 
 static bool host_cgroup_populated(struct lifecycle_host *h, const struct generation *gen)
 {
-	return containment_populated(&daemon_of(h)->cg, gen);
+	return containment_populated(daemon_of(h)->cg, gen);
 }
 
 static unsigned host_cgroup_signal(struct lifecycle_host *h, const struct generation *gen,
 	int signo, char *who, size_t wholen)
 {
-	return containment_signal(&daemon_of(h)->cg, gen, signo, who, wholen);
+	return containment_signal(daemon_of(h)->cg, gen, signo, who, wholen);
 }
 
 static long long host_cgroup_oom_kills(struct lifecycle_host *h, const struct generation *gen)
 {
 	struct cgroup_usage u;
-	containment_usage(&daemon_of(h)->cg, gen, &u);
+	containment_usage(daemon_of(h)->cg, gen, &u);
 	return u.oom_kills;
 }
 
 static void host_cgroup_close(struct lifecycle_host *h, struct generation *gen)
 {
-	containment_close(&daemon_of(h)->cg, gen);
+	containment_close(daemon_of(h)->cg, gen);
 }
 
 static void collect_later(struct daemon *d)
@@ -373,6 +373,9 @@ int daemon_count_conns(struct daemon *d, pid_t pid)
 	return d->conns_loaded ? conns_count(&d->conns, pid) : -1;
 }
 
+// Where a daemon without memory for its own has no cgroups.
+static struct containment no_containment = {.root = -1, .inotify = -1};
+
 void daemon_init(struct daemon *d)
 {
 	memset(d, 0, sizeof(*d));
@@ -380,19 +383,24 @@ void daemon_init(struct daemon *d)
 	list_init(&d->services);
 	list_init(&d->subscribers);
 	d->host = daemon_host;
-	d->cg.root = d->cg.inotify = -1;
-	list_init(&d->cg.groups);
+	// On the heap: its paths are long, and a process's stack stays what it touched.
+	d->cg = malloc(sizeof(*d->cg));
+	if (!d->cg)
+		d->cg = &no_containment;
+	d->cg->root = d->cg->inotify = -1;
+	d->cg->path[0] = d->cg->why[0] = '\0';
+	list_init(&d->cg->groups);
 }
 
 int daemon_contain(struct daemon *d, bool created)
 {
-	containment_setup(&d->cg, d->loop, d->config->cgroup, created, false);
+	containment_setup(d->cg, d->loop, d->config->cgroup, created, false);
 	char name[PATH_MAX + 16], err[4096];
-	if (d->cg.root < 0)
-		log_info("containment: process groups, no cgroups: %s", d->cg.why);
+	if (d->cg->root < 0)
+		log_info("containment: process groups, no cgroups: %s", d->cg->why);
 	else
-		log_debug("containment: %s", containment_name(&d->cg, name, sizeof(name)));
-	if (containment_check(&d->cg, d->config, err, sizeof(err)) < 0) {
+		log_debug("containment: %s", containment_name(d->cg, name, sizeof(name)));
+	if (containment_check(d->cg, d->config, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -474,7 +482,10 @@ void daemon_destroy_services(struct daemon *d)
 void daemon_finish(struct daemon *d)
 {
 	daemon_destroy_services(d);
-	containment_finish(&d->cg);
+	containment_finish(d->cg);
+	if (d->cg != &no_containment)
+		free(d->cg);
+	d->cg = &no_containment;
 	while (!list_empty(&d->listeners)) {
 		struct listener *l = container_of(d->listeners.next, struct listener, link);
 		list_remove(&l->link);

@@ -53,7 +53,7 @@ struct daemon {
 	struct list services;  /* struct service, in config order */
 	struct lifecycle lc;
 	struct lifecycle_host host;
-	struct containment cg;   /* cgroups, or process groups only */
+	struct containment *cg;  /* cgroups, or process groups only (daemon_init) */
 	struct list subscribers; /* struct daemon_subscriber */
 	ev_child child;
 	ev_idle collector;        /* frees removed services, outside their own callbacks */

@@ -232,7 +232,7 @@ static void generation_usage(struct daemon *d, struct protocol_buf *buf)
 			"The most memory used in the generation's cgroup (memory.peak)."},
 		{"baton_generation_tasks", "gauge", "Tasks in the generation's cgroup (pids.current)."},
 	};
-	if (d->cg.root < 0)
+	if (d->cg->root < 0)
 		return;
 	struct service *svc;
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++) {
@@ -242,7 +242,7 @@ static void generation_usage(struct daemon *d, struct protocol_buf *buf)
 			list_for_each(g, &svc->gens) {
 				const struct generation *gen = container_of(g, struct generation, link);
 				struct cgroup_usage u;
-				containment_usage(&d->cg, gen, &u);
+				containment_usage(d->cg, gen, &u);
 				long long v[] = {-1, u.memory, u.memory_peak, u.tasks};
 				if (i == 0 && u.cpu >= 0)
 					line(buf, "%s{service=\"%s\",gen=\"%u\",role=\"%s\"} %.6f",

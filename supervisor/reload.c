@@ -203,7 +203,7 @@ int reload_config(struct daemon *d, struct protocol_buf *report, char *err, size
 		free(errors);
 		return -1;
 	}
-	if (containment_check(&d->cg, next, err, errlen) < 0) {
+	if (containment_check(d->cg, next, err, errlen) < 0) {
 		config_destroy(next);
 		return -1;
 	}

@@ -608,7 +608,7 @@ static void contain(struct daemon *d, struct state *st)
 	if (st->contained || !d->config)
 		return;
 	st->contained = true;
-	containment_setup(&d->cg, d->loop, d->config->cgroup, st->cgroup_created, false);
+	containment_setup(d->cg, d->loop, d->config->cgroup, st->cgroup_created, false);
 }
 
 static int resume_records(struct daemon *d, struct state *st)

@@ -97,7 +97,7 @@ static void write_daemon(struct protocol_buf *b, struct daemon *d, int reply_fd)
 	protocol_record_int(b, "last_status", d->last_status);
 	put_opt(b, "systemd_notify", d->systemd_notify);
 	protocol_record_int(b, "reply_fd", reply_fd);
-	protocol_record_int(b, "cgroup_created", d->cg.created);
+	protocol_record_int(b, "cgroup_created", d->cg->created);
 	unsigned long unsaid, dropped = log_dropped(&unsaid);
 	protocol_record_int(b, "log_dropped", (long long)dropped);
 	protocol_record_int(b, "log_unsaid", (long long)unsaid);

@@ -150,7 +150,7 @@ static void status_procs(struct protocol_buf *buf, struct daemon *d, const struc
 static void gen_usage(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
 {
 	struct cgroup_usage u;
-	containment_usage(&d->cg, gen, &u);
+	containment_usage(d->cg, gen, &u);
 	if (u.cpu >= 0)
 		protocol_record_secs(buf, "cpu", u.cpu);
 	if (u.memory >= 0)
@@ -162,7 +162,7 @@ static void gen_usage(struct protocol_buf *buf, struct daemon *d, const struct g
 	if (u.oom_kills > 0)
 		protocol_record_int(buf, "oom_kills", u.oom_kills);
 	char who[512];
-	unsigned n = containment_strays(&d->cg, gen, who, sizeof(who));
+	unsigned n = containment_strays(d->cg, gen, who, sizeof(who));
 	if (n > 0) {
 		protocol_record_int(buf, "strays", n);
 		protocol_record_str(buf, "stray_processes", who);
@@ -268,9 +268,9 @@ void status_daemon(struct protocol_buf *buf, struct daemon *d)
 	protocol_record_int(buf, "orphans", (long long)d->orphans);
 	protocol_record_str(buf, "state", d->shutting_down ? "stopping" : "running");
 	char name[PATH_MAX + 16];
-	protocol_record_str(buf, "containment", containment_name(&d->cg, name, sizeof(name)));
-	if (d->cg.root < 0)
-		protocol_record_str(buf, "containment_why", d->cg.why);
+	protocol_record_str(buf, "containment", containment_name(d->cg, name, sizeof(name)));
+	if (d->cg->root < 0)
+		protocol_record_str(buf, "containment_why", d->cg->why);
 	if (d->config_path)
 		protocol_record_str(buf, "config", d->config_path);
 	protocol_record_end(buf);
