@@ -81,6 +81,7 @@ static void put_checks(struct protocol_buf *b, const struct service_conf *c)
 	put_double(b, "check_timeout", c->check_timeout);
 	protocol_record_int(b, "check_failures", c->check_failures);
 	put_double(b, "watchdog", c->watchdog);
+	put_double(b, "upgrade_gate_timeout", c->upgrade_gate_timeout);
 }
 
 static void put_words(struct protocol_buf *b, size_t id, const char *list, char *const *words,
@@ -184,6 +185,10 @@ void conf_record_write_service(struct protocol_buf *b, size_t id, const struct s
 	put_words(b, id, "socket", c->sockets, c->nsockets);
 	put_words(b, id, "ready_check", c->ready_check.argv, c->ready_check.argc);
 	put_words(b, id, "check", c->check.argv, c->check.argc);
+	// The gate's text as its bytes: continued lines make it longer than a record holds.
+	if (c->upgrade_gate.command)
+		put_words(b, id, "gate_command", &c->upgrade_gate.command, 1);
+	put_words(b, id, "upgrade_gate", c->upgrade_gate.argv, c->upgrade_gate.argc);
 	// Supplementary groups, as many as the user has: a word each.
 	for (int i = 0; i < c->ngroups; i++) {
 		char gid[16];
@@ -327,6 +332,9 @@ static bool get_checks(struct fields *f, struct service_conf *c)
 	c->check_timeout = get_double(f, "check_timeout");
 	c->check_failures = (unsigned)get_uint(f, "check_failures");
 	c->watchdog = get_double(f, "watchdog");
+	// A state written before the gate's timeout carries none: the default then.
+	if (protocol_record_get(f->rec, "upgrade_gate_timeout"))
+		c->upgrade_gate_timeout = get_double(f, "upgrade_gate_timeout");
 	return copy_opt(f->rec, "ready_check", &c->ready_check.command) &&
 		copy_opt(f->rec, "check", &c->check.command);
 }
@@ -479,6 +487,17 @@ static int add_cgroup_line(struct service_conf *c, const char *word)
 	return -1;
 }
 
+// The gate's text (taken), once.
+static int set_gate_command(struct service_conf *c, char *word)
+{
+	if (c->upgrade_gate.command) {
+		free(word);
+		return -1;
+	}
+	c->upgrade_gate.command = word;
+	return 0;
+}
+
 // Takes word (freed) of the list setting, cgroup_line or env_file.
 static int add_other(struct service_conf *c, const char *list, char *word)
 {
@@ -506,6 +525,10 @@ int conf_record_add_word(struct service_conf *c, const char *list, char *word)
 		return append_word(&c->ready_check.argv, &c->ready_check.argc, word);
 	if (strcmp(list, "check") == 0)
 		return append_word(&c->check.argv, &c->check.argc, word);
+	if (strcmp(list, "upgrade_gate") == 0)
+		return append_word(&c->upgrade_gate.argv, &c->upgrade_gate.argc, word);
+	if (strcmp(list, "gate_command") == 0)
+		return set_gate_command(c, word);
 	if (strcmp(list, "env") == 0)
 		return append_word(&c->env, &c->nenv, word);
 	if (strcmp(list, "socket") == 0)

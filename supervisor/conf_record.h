@@ -17,7 +17,8 @@
 /*
  * Appends `conf id=ID ...` with every field of c and its command's bytes, then
  * a `word conf=ID list=LIST` record and its bytes per word: argv, env,
- * socket, ready_check and check words; a supplementary group's gid (group);
+ * socket, ready_check, check and upgrade_gate words; the upgrade gate's
+ * text as written (gate_command); a supplementary group's gid (group);
  * an environment file as PATH or -PATH (env_file); each limit, umask,
  * nice, oom_score_adjust and cgroup limit that is set as KEY=VALUE in
  * baton.conf's syntax (setting); and the line of each cgroup limit as
@@ -40,9 +41,10 @@ struct service_conf *conf_record_read_service(const struct protocol_record *rec,
 
 /*
  * Appends word (taken; NULL is refused) to c's list: "argv", "env",
- * "socket", "ready_check", "check", "group" (a gid), "env_file" (PATH or
- * -PATH), "setting" (KEY=VALUE) or "cgroup_line" (KEY=LINE of a cgroup
- * limit set before). Returns 0, or -1 with word freed.
+ * "socket", "ready_check", "check", "upgrade_gate", "gate_command" (the
+ * gate's text, once), "group" (a gid), "env_file" (PATH or -PATH),
+ * "setting" (KEY=VALUE) or "cgroup_line" (KEY=LINE of a cgroup limit set
+ * before). Returns 0, or -1 with word freed.
  */
 int conf_record_add_word(struct service_conf *c, const char *list, char *word);
 

@@ -74,6 +74,7 @@ struct service_conf *service_conf_create(const char *name, unsigned line)
 	c->check_interval = CONFIG_CHECK_INTERVAL;
 	c->check_timeout = CONFIG_CHECK_TIMEOUT;
 	c->check_failures = CONFIG_CHECK_FAILURES;
+	c->upgrade_gate_timeout = CONFIG_UPGRADE_GATE_TIMEOUT;
 	c->log.max_size = CONFIG_LOG_MAX_SIZE;
 	c->log.keep = CONFIG_LOG_KEEP;
 	c->log.buffer = CONFIG_LOG_BUFFER;
@@ -103,6 +104,7 @@ void service_conf_unref(struct service_conf *c)
 	free(c->log.path);
 	check_conf_clear(&c->ready_check);
 	check_conf_clear(&c->check);
+	check_conf_clear(&c->upgrade_gate);
 	free(c);
 }
 
@@ -135,6 +137,12 @@ static bool checks_equal(const struct service_conf *a, const struct service_conf
 		check_conf_equal(&a->check, &b->check) && a->check_interval == b->check_interval &&
 		a->check_timeout == b->check_timeout && a->check_failures == b->check_failures &&
 		a->watchdog == b->watchdog;
+}
+
+static bool gates_equal(const struct service_conf *a, const struct service_conf *b)
+{
+	return check_conf_equal(&a->upgrade_gate, &b->upgrade_gate) &&
+		a->upgrade_gate_timeout == b->upgrade_gate_timeout;
 }
 
 static bool env_files_equal(const struct service_conf *a, const struct service_conf *b)
@@ -203,7 +211,7 @@ bool service_conf_equal(const struct service_conf *a, const struct service_conf 
 		str_equal(a->user, b->user) && str_equal(a->group, b->group) &&
 		str_equal(a->directory, b->directory) && a->forward_signals == b->forward_signals &&
 		log_conf_equal(&a->log, &b->log) && checks_equal(a, b) && env_files_equal(a, b) &&
-		process_equal(a, b) && cgroup_limits_equal(a, b);
+		process_equal(a, b) && cgroup_limits_equal(a, b) && gates_equal(a, b);
 }
 
 void socket_conf_destroy(struct socket_conf *s)

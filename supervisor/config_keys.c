@@ -142,15 +142,15 @@ static int set_instances(const struct key_target *t, const char *value, char *er
 	return 0;
 }
 
-// "exec:COMMAND": the command's words, for a check set on line.
-static int set_check_words(struct check_conf *c, const char *value, unsigned line, char *err,
+// A command's words, for a check or a gate set on line.
+static int set_check_words(struct check_conf *c, const char *command, unsigned line, char *err,
 	size_t errlen)
 {
 	size_t n;
-	char **words = parse_words(value + 5, &n, err, errlen);
+	char **words = parse_words(command, &n, err, errlen);
 	if (!words)
 		return -1;
-	int rc = check_conf_set(c, value + 5, words, n);
+	int rc = check_conf_set(c, command, words, n);
 	free(words);
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
@@ -165,7 +165,7 @@ static int set_ready(const struct key_target *t, const char *value, char *err, s
 		return -1;
 	if (c->ready.mode != READY_EXEC)
 		return 0;
-	return set_check_words(&c->ready_check, value, t->line, err, errlen);
+	return set_check_words(&c->ready_check, value + 5, t->line, err, errlen);
 }
 
 static int set_check(const struct key_target *t, const char *value, char *err, size_t errlen)
@@ -174,7 +174,7 @@ static int set_check(const struct key_target *t, const char *value, char *err, s
 		snprintf(err, errlen, "expected exec:COMMAND, got \"%s\"", value);
 		return -1;
 	}
-	return set_check_words(&t->service->check, value, t->line, err, errlen);
+	return set_check_words(&t->service->check, value + 5, t->line, err, errlen);
 }
 
 // A duration that is not 0.
@@ -216,6 +216,33 @@ static int set_check_failures(const struct key_target *t, const char *value, cha
 static int set_watchdog(const struct key_target *t, const char *value, char *err, size_t errlen)
 {
 	return set_period(&t->service->watchdog, value, err, errlen);
+}
+
+// Words as command has them; a first word exec:... is check's syntax, not this key's.
+static int set_upgrade_gate(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	struct check_conf *gate = &t->service->upgrade_gate;
+	if (strlen(value) > CONFIG_COMMAND_MAX) {
+		snprintf(err, errlen, "longer than %d characters", CONFIG_COMMAND_MAX);
+		return -1;
+	}
+	if (set_check_words(gate, value, t->line, err, errlen) < 0)
+		return -1;
+	if (strncmp(gate->argv[0], "exec:", 5) == 0) {
+		snprintf(err, errlen,
+			"expected the program to run and its arguments, without exec:, got \"%s\"",
+			value);
+		check_conf_clear(gate);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_upgrade_gate_timeout(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	return set_period(&t->service->upgrade_gate_timeout, value, err, errlen);
 }
 
 static int set_duration(double *field, const char *value, char *err, size_t errlen)
@@ -718,6 +745,9 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_CHECK_TIMEOUT] = {"check_timeout", SECTION_SERVICE, false, set_check_timeout},
 	[KEY_CHECK_FAILURES] = {"check_failures", SECTION_SERVICE, false, set_check_failures},
 	[KEY_WATCHDOG] = {"watchdog", SECTION_SERVICE, false, set_watchdog},
+	[KEY_UPGRADE_GATE] = {"upgrade_gate", SECTION_SERVICE, true, set_upgrade_gate},
+	[KEY_UPGRADE_GATE_TIMEOUT] = {"upgrade_gate_timeout", SECTION_SERVICE, false,
+		set_upgrade_gate_timeout},
 };
 
 int config_keys_lookup(enum section_type type, const char *name)

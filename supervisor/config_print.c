@@ -55,6 +55,16 @@ static void print_checks(FILE *out, const struct service_conf *c)
 		print_duration(out, "watchdog", c->watchdog);
 }
 
+// The gate when set, its timeout when not the default (0 is the default too).
+static void print_gate(FILE *out, const struct service_conf *c)
+{
+	if (c->upgrade_gate.argv)
+		config_write_words(out, "upgrade_gate", c->upgrade_gate.argv, c->upgrade_gate.argc);
+	double t = c->upgrade_gate_timeout;
+	if (t > 0 && t != CONFIG_UPGRADE_GATE_TIMEOUT)
+		print_duration(out, "upgrade_gate_timeout", t);
+}
+
 // key = value, or key=value where the blanks would make the line too long.
 static void print_value(FILE *out, const char *key, const char *value);
 
@@ -483,6 +493,7 @@ void config_print_service(const struct service_conf *c, const char *name, FILE *
 		fprintf(out, "upgrade = rolling:%u\n", c->upgrade_batch);
 	else
 		fprintf(out, "upgrade = all\n");
+	print_gate(out, c);
 	fprintf(out, "max_draining = %u\n", c->max_draining);
 	if (c->user)
 		print_value(out, "user", c->user);

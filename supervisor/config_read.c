@@ -287,8 +287,8 @@ static int handler(void *user, const char *section_name, const char *name, const
 	if (p->continuation) {
 		if (!config_keys[k].multiline)
 			add_error(p, p->line, name,
-				"only command, sockets, environment and environment_file continue "
-				"on indented lines");
+				"only command, sockets, environment, environment_file and "
+				"upgrade_gate continue on indented lines");
 		else
 			join_value(p, s, k, value);
 		return 1;

@@ -90,6 +90,10 @@ static bool has_unprintable_word(const struct config *config)
 			if (strlen(c->env[j]) > LONG_WORD)
 				return true;
 		}
+		for (size_t j = 0; j < c->upgrade_gate.argc; j++) {
+			if (strlen(c->upgrade_gate.argv[j]) > LONG_WORD)
+				return true;
+		}
 	}
 	return false;
 }

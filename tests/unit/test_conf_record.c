@@ -275,6 +275,94 @@ static void bad_cgroup_words_are_refused(void **state)
 	config_destroy(c);
 }
 
+// A gate as long as a command, of backslashes: escaped in a field of the conf record, it
+// would not fit.
+static void the_upgrade_gate_and_its_timeout_come_back(void **state)
+{
+	(void)state;
+	static char text[16384];
+	char *p = text;
+	p += sprintf(p, "[service:s]\ncommand = x\nupgrade_gate = gate 'a b'\n");
+	for (int i = 0; i < 84; i++) {
+		p += sprintf(p, "  ");
+		for (int j = 0; j < 96; j++)
+			*p++ = '\\';
+		*p++ = '\n';
+	}
+	sprintf(p, "upgrade_gate_timeout = 1.5s\n");
+	struct config *c = load(text);
+	struct service_conf *s = c->services[0], *back = round_trip(s);
+	assert_same(s, back);
+	struct protocol_buf b = {0}, field = {0};
+	conf_record_write_service(&b, 7, s);
+	protocol_record_str(&field, "upgrade_gate", s->upgrade_gate.command);
+	size_t conf_line = (size_t)((char *)memchr(b.data, '\n', b.len) - b.data);
+	assert_true(conf_line + field.len > PROTOCOL_RECORD_MAX);
+	protocol_buf_finish(&b);
+	protocol_buf_finish(&field);
+	assert_string_equal(back->upgrade_gate.command, s->upgrade_gate.command);
+	assert_int_equal(back->upgrade_gate.argc, 86);
+	assert_string_equal(back->upgrade_gate.argv[1], "a b");
+	assert_int_equal(strlen(back->upgrade_gate.argv[85]), 48);
+	assert_null(back->upgrade_gate.argv[86]);
+	assert_true(back->upgrade_gate_timeout == 1.5);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+// A definition without a gate has none after a re-exec, and the default timeout.
+static void no_upgrade_gate_comes_back_as_none(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *back = round_trip(c->services[0]);
+	assert_same(c->services[0], back);
+	assert_null(back->upgrade_gate.command);
+	assert_null(back->upgrade_gate.argv);
+	assert_true(back->upgrade_gate_timeout == CONFIG_UPGRADE_GATE_TIMEOUT);
+	service_conf_unref(back);
+	config_destroy(c);
+}
+
+// A state written before the gate carries neither it nor its timeout: none, and 60s.
+static void a_state_from_before_the_gate_reads_none(void **state)
+{
+	(void)state;
+	const char *line = "conf id=0 name=s line=1 instances=1 ready_mode=0 ready_fd=0 "
+			   "ready_delay=0 ready_timeout=30 stop_signal=15 stop_grace=10 "
+			   "stop_delay=0 restart=0 restart_delay=0.1 restart_delay_max=10 "
+			   "start_limit_burst=5 start_limit_interval=10 upgrade_batch=0 "
+			   "max_draining=2 has_user=0 uid=0 gid=0 has_group=0 group_gid=0 "
+			   "forward_signals=0 log=0 log_json=0 log_max_size=10485760 log_keep=5 "
+			   "log_buffer=65536 log_drop=0 check_interval=1 check_timeout=5 "
+			   "check_failures=3 watchdog=0 length=1";
+	struct protocol_record rec;
+	assert_int_equal(protocol_parse_record(&rec, line, strlen(line)), 0);
+	struct service_conf *c = conf_record_read_service(&rec, strdup("x"));
+	assert_non_null(c);
+	assert_null(c->upgrade_gate.command);
+	assert_null(c->upgrade_gate.argv);
+	assert_true(c->upgrade_gate_timeout == CONFIG_UPGRADE_GATE_TIMEOUT);
+	service_conf_unref(c);
+}
+
+// The gate's text comes once; its words are appended.
+static void a_second_gate_text_is_refused(void **state)
+{
+	(void)state;
+	struct config *c = load("[service:s]\ncommand = x\n");
+	struct service_conf *s = c->services[0];
+	assert_int_equal(conf_record_add_word(s, "gate_command", strdup("gate --now")), 0);
+	assert_int_equal(conf_record_add_word(s, "gate_command", strdup("other")), -1);
+	assert_int_equal(conf_record_add_word(s, "upgrade_gate", strdup("gate")), 0);
+	assert_int_equal(conf_record_add_word(s, "upgrade_gate", strdup("--now")), 0);
+	assert_string_equal(s->upgrade_gate.command, "gate --now");
+	assert_int_equal(s->upgrade_gate.argc, 2);
+	assert_string_equal(s->upgrade_gate.argv[1], "--now");
+	assert_null(s->upgrade_gate.argv[2]);
+	config_destroy(c);
+}
+
 static void a_record_with_a_field_missing_is_refused(void **state)
 {
 	(void)state;
@@ -402,6 +490,10 @@ int main(void)
 		cmocka_unit_test(cgroup_limits_and_their_lines_come_back),
 		cmocka_unit_test(cgroup_limits_not_written_are_unset),
 		cmocka_unit_test(bad_cgroup_words_are_refused),
+		cmocka_unit_test(the_upgrade_gate_and_its_timeout_come_back),
+		cmocka_unit_test(no_upgrade_gate_comes_back_as_none),
+		cmocka_unit_test(a_state_from_before_the_gate_reads_none),
+		cmocka_unit_test(a_second_gate_text_is_refused),
 		cmocka_unit_test(a_record_with_a_field_missing_is_refused),
 		cmocka_unit_test(an_unknown_word_list_is_refused),
 		cmocka_unit_test(the_configuration_and_its_sockets_come_back),

@@ -318,6 +318,11 @@ static void defaults_for_service(void **state)
 	assert_false(s->has_oom_score_adjust);
 	for (int i = 0; i < CGROUP_LIMIT_COUNT; i++)
 		assert_false(s->cgroup_limits[i].set);
+	assert_null(s->upgrade_gate.command);
+	assert_null(s->upgrade_gate.argv);
+	assert_int_equal(s->upgrade_gate.argc, 0);
+	assert_true(s->upgrade_gate_timeout == CONFIG_UPGRADE_GATE_TIMEOUT);
+	assert_true(CONFIG_UPGRADE_GATE_TIMEOUT == 60.0);
 }
 
 static void defaults_for_socket(void **state)
@@ -465,6 +470,111 @@ static void error_cgroup_limit_without_a_cgroup(void **state)
 	load_ok(f, "[baton]\ncgroup = /sys/fs/cgroup/b\n[service:web]\ncommand = x\n"
 		   "pids_max = 1\n");
 	load_ok(f, "[baton]\ncgroup = auto\n[service:web]\ncommand = x\npids_max = 1\n");
+}
+
+/* Upgrade gates */
+
+static void upgrade_gate_words_line_and_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, "[service:web]\ncommand = /bin/true\n\n"
+				      "upgrade_gate = /usr/bin/gate --service web\n"
+				      "    'two words' \"$BATON_NEW_PIDS\"\n"
+				      "upgrade_gate_timeout = 1.5s\n"
+				      "[service:db]\ncommand = /bin/true\nupgrade_gate = check-db\n");
+	struct service_conf *s = config_service(c, "web"), *db = config_service(c, "db");
+	const struct check_conf *g = &s->upgrade_gate;
+	assert_string_equal(g->command,
+		"/usr/bin/gate --service web 'two words' \"$BATON_NEW_PIDS\"");
+	assert_int_equal(g->argc, 5);
+	static const char *const words[] = {"/usr/bin/gate", "--service", "web", "two words",
+		"$BATON_NEW_PIDS"};
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(g->argv[i], words[i]);
+	assert_null(g->argv[5]);
+	assert_int_equal(g->line, 4);
+	assert_true(s->upgrade_gate_timeout == 1.5);
+	assert_int_equal(db->upgrade_gate.argc, 1);
+	assert_string_equal(db->upgrade_gate.argv[0], "check-db");
+	assert_int_equal(db->upgrade_gate.line, 9);
+	assert_true(db->upgrade_gate_timeout == CONFIG_UPGRADE_GATE_TIMEOUT);
+	c = load_ok(f, "[service:web]\ncommand = /bin/true\nupgrade_gate_timeout = 1ms\n");
+	assert_null(config_service(c, "web")->upgrade_gate.argv);
+	assert_true(config_service(c, "web")->upgrade_gate_timeout == 0.001);
+}
+
+static void error_upgrade_gate_names_key_and_value(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const cases[][2] = {
+		{"upgrade_gate = exec:/usr/bin/gate --now",
+			"upgrade_gate: expected the program to run and its arguments, without exec:, "
+			"got \"exec:/usr/bin/gate --now\""},
+		{"upgrade_gate = 'exec:gate'",
+			"upgrade_gate: expected the program to run and its arguments, without exec:, "
+			"got \"'exec:gate'\""},
+		{"upgrade_gate = gate 'unterminated", "upgrade_gate: unterminated single quote"},
+		{"upgrade_gate = \"\"\"", "upgrade_gate: unterminated double quote"},
+		{"upgrade_gate_timeout = 0s", "upgrade_gate_timeout: must be at least 1ms"},
+		{"upgrade_gate_timeout = 0.0001",
+			"upgrade_gate_timeout: must be at least 1ms"},
+		{"upgrade_gate_timeout = soon",
+			"upgrade_gate_timeout: expected a duration like 250ms, 30s, 5m or 1h, got "
+			"\"soon\""},
+	};
+	char text[256];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(text, sizeof(text), "[service:web]\ncommand = /bin/true\n%s\n",
+			cases[i][0]);
+		assert_fails_with(f, text, 1, 3, cases[i][1]);
+	}
+}
+
+static void error_upgrade_gate_set_twice_continued_or_elsewhere(void **state)
+{
+	struct fixture *f = *state;
+	assert_fails_with(f, "[service:web]\ncommand = x\nupgrade_gate = a\nupgrade_gate = b\n", 1,
+		4, "upgrade_gate: set twice (first at line 3)");
+	assert_fails_with(f, "[service:web]\ncommand = x\nupgrade_gate_timeout = 1s\n  2s\n", 1,
+		4,
+		"upgrade_gate_timeout: only command, sockets, environment, environment_file and "
+		"upgrade_gate continue on indented lines");
+	assert_fails_with(f, "[socket:a]\nlisten = unix:/run/a.sock\nupgrade_gate = x\n", 1, 3,
+		"upgrade_gate: unknown key in [socket:NAME]");
+	assert_fails_with(f, "[baton]\nupgrade_gate_timeout = 1s\n", 1, 2,
+		"upgrade_gate_timeout: unknown key in [baton]");
+	// An error in a continued gate is at the line of its key.
+	assert_fails_with(f, "[service:web]\ncommand = x\nupgrade_gate = gate\n  'open\n", 1, 3,
+		"upgrade_gate: unterminated single quote");
+}
+
+/* A service whose gate is "gate" continued on lines of a's to len characters, at most 8193. */
+static const char *gate_of_length(size_t len)
+{
+	static char text[2 * (CONFIG_COMMAND_MAX + 1) + 64];
+	char a[101];
+	memset(a, 'a', 100);
+	a[100] = '\0';
+	assert_true(len <= CONFIG_COMMAND_MAX + 1);
+	char *p = text + sprintf(text, "[service:web]\ncommand = x\nupgrade_gate = gate\n");
+	// Each line adds a blank and its a's: what is left is never 1.
+	for (size_t left = len - strlen("gate"); left > 0;) {
+		size_t n = left - 1 > 100 ? 100 : left - 1;
+		if (left - 1 - n == 1)
+			n--;
+		p += sprintf(p, "  %.*s\n", (int)n, a);
+		left -= n + 1;
+	}
+	return text;
+}
+
+static void error_upgrade_gate_longer_than_a_command(void **state)
+{
+	struct fixture *f = *state;
+	struct config *c = load_ok(f, gate_of_length(CONFIG_COMMAND_MAX));
+	assert_int_equal(strlen(config_service(c, "web")->upgrade_gate.command), CONFIG_COMMAND_MAX);
+	assert_fails_with(f, gate_of_length(CONFIG_COMMAND_MAX + 1), 1, 3,
+		"upgrade_gate: longer than 8192 characters");
 }
 
 static void socket_owner_and_group_resolved(void **state)
@@ -811,8 +921,8 @@ static void continuation_of_quoted_command_word(void **state)
 static void continuation_rejected_for_other_keys(void **state)
 {
 	assert_fails_with(*state, "[service:web]\ncommand = /bin/true\ninstances = 2\n  3\n", 1, 4,
-		"instances: only command, sockets, environment and environment_file continue on "
-		"indented lines");
+		"instances: only command, sockets, environment, environment_file and upgrade_gate "
+		"continue on indented lines");
 }
 
 static void continuation_after_comment_still_joins(void **state)
@@ -1043,6 +1153,27 @@ static void equal_detects_each_difference(void **state)
 	assert_differs(f, "cpu_weight = 100");
 	assert_differs(f, "pids_max = max");
 	assert_differs(f, "io_weight = 100");
+	assert_differs(f, "upgrade_gate = /bin/true");
+	assert_differs(f, "upgrade_gate_timeout = 59s");
+}
+
+// Gates are compared by their words, as commands are; the default timeout is 60s.
+static void equal_compares_gates_by_words(void **state)
+{
+	struct fixture *f = *state;
+	struct service_conf *a = load_service(f, "[service:web]\ncommand = x\n"
+						 "upgrade_gate = /bin/gate 'a b'\n");
+	struct service_conf *b = load_service(f, "[service:web]\ncommand = x\n"
+						 "upgrade_gate = \"/bin/gate\"\n  a\\ b\n"
+						 "upgrade_gate_timeout = 1m\n");
+	struct service_conf *c = load_service(f, "[service:web]\ncommand = x\n"
+						 "upgrade_gate = /bin/gate a b\n");
+	bool ab = service_conf_equal(a, b), ac = service_conf_equal(a, c);
+	service_conf_unref(a);
+	service_conf_unref(b);
+	service_conf_unref(c);
+	assert_true(ab);
+	assert_false(ac);
 }
 
 // Limits are compared by what is written to their files.
@@ -1275,6 +1406,41 @@ static void print_cgroup_limits_round_trip(void **state)
 				     "cpu_weight = 1\npids_max = max\nio_weight = 50\n"));
 }
 
+// The gate is written when set, as command is; its timeout when not the default.
+static void print_gate_and_its_timeout_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	assert_print_round_trips(f, "[service:web]\ncommand = /bin/true\nupgrade = rolling\n"
+				    "upgrade_gate = /usr/bin/gate \"it's\" ';x' '#y'\n"
+				    "    --url http://127.0.0.1:9000/health --expect 'all good'\n"
+				    "upgrade_gate_timeout = 90000ms\nmax_draining = 1\n");
+	const char *text = file_text(f, f->printed);
+	assert_non_null(strstr(text, "upgrade = rolling:1\n"
+				     "upgrade_gate = /usr/bin/gate it\\'s \\;x #y --url "
+				     "http://127.0.0.1:9000/health --expect 'all good'\n"
+				     "upgrade_gate_timeout = 1m30s\nmax_draining = 1\n"));
+	assert_print_round_trips(f, "[service:web]\ncommand = /bin/true\nupgrade_gate = g\n"
+				    "upgrade_gate_timeout = 60s\n");
+	text = file_text(f, f->printed);
+	assert_non_null(strstr(text, "upgrade = all\nupgrade_gate = g\nmax_draining = 2\n"));
+	assert_print_round_trips(f, "[service:web]\ncommand = /bin/true\n");
+	assert_null(strstr(file_text(f, f->printed), "upgrade_gate"));
+}
+
+// A gate too long for a line is continued on indented lines, and reads back the same.
+static void print_long_gate_round_trips(void **state)
+{
+	struct fixture *f = *state;
+	assert_print_round_trips(f,
+		"[service:web]\ncommand = /bin/true\n"
+		"upgrade_gate = /usr/local/bin/compare-error-rates --baseline $BATON_OLD_PIDS\n"
+		"    --candidate $BATON_NEW_PIDS --window 30s --max-ratio 1.05 --min-requests 500\n"
+		"    --prometheus http://127.0.0.1:9090 --query 'rate(http_errors[1m])'\n");
+	const char *text = file_text(f, f->printed);
+	assert_non_null(strstr(text, "upgrade_gate = /usr/local/bin/compare-error-rates"));
+	assert_non_null(strstr(text, "\n   "));
+}
+
 // cgroup is written when it is not auto, the default.
 static void print_cgroup_when_not_auto(void **state)
 {
@@ -1437,6 +1603,10 @@ int main(void)
 		T(cgroup_limits_each_with_its_file_value_and_line),
 		T(error_cgroup_limits_name_key_and_value),
 		T(error_cgroup_limit_without_a_cgroup),
+		T(upgrade_gate_words_line_and_timeout),
+		T(error_upgrade_gate_names_key_and_value),
+		T(error_upgrade_gate_set_twice_continued_or_elsewhere),
+		T(error_upgrade_gate_longer_than_a_command),
 		T(socket_owner_and_group_resolved),
 		T(error_owner_and_group_on_tcp_socket),
 		T(error_unknown_socket_owner),
@@ -1495,6 +1665,7 @@ int main(void)
 		T(equal_detects_each_difference),
 		T(equal_compares_environment_files_and_limits),
 		T(equal_compares_cgroup_limits_by_value),
+		T(equal_compares_gates_by_words),
 		T(equal_ignores_how_command_is_written),
 		T(reference_outlives_config),
 		T(reference_counting_balanced),
@@ -1504,6 +1675,8 @@ int main(void)
 		T(print_process_settings_round_trip),
 		T(print_leaves_out_unset_process_settings),
 		T(print_cgroup_limits_round_trip),
+		T(print_gate_and_its_timeout_round_trip),
+		T(print_long_gate_round_trips),
 		T(print_cgroup_when_not_auto),
 		T(print_special_environment_round_trips),
 		T(print_other_values_round_trip),
