@@ -246,15 +246,18 @@ static int find_program(const char *file, const struct service_conf *c)
 	return -1;
 }
 
-// Each check's program must be there to run: "FILE:LINE: check: exec X: why".
+/*
+ * Each check's and each upgrade gate's program must be there to run:
+ * "FILE:LINE: check: exec X: why".
+ */
 static int check_programs(const struct config *config)
 {
 	int rc = 0;
 	for (size_t i = 0; i < config->nservices; i++) {
 		const struct service_conf *c = config->services[i];
-		const struct check_conf *checks[] = {&c->ready_check, &c->check};
-		const char *keys[] = {"ready", "check"};
-		for (int k = 0; k < 2; k++) {
+		const struct check_conf *checks[] = {&c->ready_check, &c->check, &c->upgrade_gate};
+		const char *keys[] = {"ready", "check", "upgrade_gate"};
+		for (int k = 0; k < 3; k++) {
 			if (!checks[k]->argv || find_program(checks[k]->argv[0], c) == 0)
 				continue;
 			fprintf(stderr, "%s:%u: %s: exec %s: %s\n", config->path, checks[k]->line,
