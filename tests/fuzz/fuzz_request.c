@@ -21,6 +21,17 @@ static bool is_blank(char c)
 	return c == ' ' || c == '\t';
 }
 
+// Whether a lone "--" comes before offset off in the line: then words are arguments.
+static bool after_dashdash(const char *line, size_t off)
+{
+	for (size_t i = 0; i + 2 <= off; i++) {
+		if (line[i] == '-' && line[i + 1] == '-' && (i == 0 || is_blank(line[i - 1])) &&
+			(i + 2 == off || is_blank(line[i + 2])))
+			return true;
+	}
+	return false;
+}
+
 // Every argument is a whole word of the line, found at the same offset in buf.
 static void check_word(const struct protocol_request *req, const char *line, size_t len,
 	const char *w)
@@ -33,7 +44,8 @@ static void check_word(const struct protocol_request *req, const char *line, siz
 	require(memcmp(line + off, w, n) == 0, "argv word is the line's text");
 	require(off > 0 && is_blank(line[off - 1]), "argv word starts after a blank");
 	require(off + n == len || is_blank(line[off + n]), "argv word ends at a blank");
-	require(strncmp(w, "--", 2) != 0, "a flag is not an argument");
+	require(strncmp(w, "--", 2) != 0 || after_dashdash(line, off),
+		"a flag is not an argument, but after a lone --");
 }
 
 // The verb is the first word of the line.
