@@ -160,6 +160,10 @@ static void put_settings(struct protocol_buf *b, size_t id, const struct service
 		snprintf(value, sizeof(value), "%d", c->oom_score_adjust);
 		put_setting(b, id, "oom_score_adjust", value);
 	}
+	if (c->start_nice) {
+		snprintf(value, sizeof(value), "%u", c->start_nice);
+		put_setting(b, id, "start_nice", value);
+	}
 }
 
 void conf_record_write_service(struct protocol_buf *b, size_t id, const struct service_conf *c)
@@ -466,6 +470,14 @@ static int add_setting(struct service_conf *c, const char *word)
 	if ((v = value_of(word, "oom_score_adjust")))
 		return set_int(&c->has_oom_score_adjust, &c->oom_score_adjust, v,
 			CONFIG_OOM_SCORE_ADJUST_MIN, CONFIG_OOM_SCORE_ADJUST_MAX);
+	if ((v = value_of(word, "start_nice"))) {
+		bool set;
+		int n;
+		if (set_int(&set, &n, v, 0, 19) < 0)
+			return -1;
+		c->start_nice = (unsigned)n;
+		return 0;
+	}
 	return -1;
 }
 

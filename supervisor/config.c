@@ -173,7 +173,7 @@ static bool process_equal(const struct service_conf *a, const struct service_con
 	return limits_equal(a, b) && a->has_umask == b->has_umask &&
 		(!a->has_umask || a->umask == b->umask) && a->has_nice == b->has_nice &&
 		(!a->has_nice || a->nice == b->nice) &&
-		a->has_oom_score_adjust == b->has_oom_score_adjust &&
+		a->start_nice == b->start_nice && a->has_oom_score_adjust == b->has_oom_score_adjust &&
 		(!a->has_oom_score_adjust || a->oom_score_adjust == b->oom_score_adjust);
 }
 

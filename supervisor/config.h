@@ -160,6 +160,7 @@ struct service_conf {
 	mode_t umask;
 	bool has_nice;
 	int nice; /* CONFIG_NICE_MIN to CONFIG_NICE_MAX */
+	unsigned start_nice; /* 0 to 19 added to its nice value until it is ready, or 0 */
 	bool has_oom_score_adjust;
 	int oom_score_adjust; /* CONFIG_OOM_SCORE_ADJUST_MIN to _MAX */
 	uint64_t forward_signals; /* bit n: batond passes signal n on to the processes */

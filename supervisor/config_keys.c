@@ -561,6 +561,16 @@ static int set_nice(const struct key_target *t, const char *value, char *err, si
 	return 0;
 }
 
+static int set_start_nice(const struct key_target *t, const char *value, char *err,
+	size_t errlen)
+{
+	long n;
+	if (parse_int(value, 0, 19, &n, err, errlen) < 0)
+		return -1;
+	t->service->start_nice = (unsigned)n;
+	return 0;
+}
+
 static int set_oom_score_adjust(const struct key_target *t, const char *value, char *err,
 	size_t errlen)
 {
@@ -725,6 +735,7 @@ const struct key config_keys[KEY_COUNT] = {
 	[KEY_LIMIT_STACK] = {"limit_stack", SECTION_SERVICE, false, set_limit_stack},
 	[KEY_UMASK] = {"umask", SECTION_SERVICE, false, set_umask},
 	[KEY_NICE] = {"nice", SECTION_SERVICE, false, set_nice},
+	[KEY_START_NICE] = {"start_nice", SECTION_SERVICE, false, set_start_nice},
 	[KEY_OOM_SCORE_ADJUST] = {"oom_score_adjust", SECTION_SERVICE, false,
 		set_oom_score_adjust},
 	[KEY_MEMORY_MAX] = {"memory_max", SECTION_SERVICE, false, set_memory_max},

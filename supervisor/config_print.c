@@ -425,6 +425,8 @@ static void print_process(FILE *out, const struct service_conf *c)
 		fprintf(out, "umask = %04o\n", (unsigned)c->umask);
 	if (c->has_nice)
 		fprintf(out, "nice = %d\n", c->nice);
+	if (c->start_nice)
+		fprintf(out, "start_nice = %u\n", c->start_nice);
 	if (c->has_oom_score_adjust)
 		fprintf(out, "oom_score_adjust = %d\n", c->oom_score_adjust);
 	for (int i = 0; i < LIMIT_COUNT; i++) {

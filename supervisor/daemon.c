@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -175,6 +176,22 @@ static void host_cgroup_close(struct lifecycle_host *h, struct generation *gen)
 	containment_close(daemon_of(h)->cg, gen);
 }
 
+static int host_set_priority(struct lifecycle_host *h, pid_t pgid, int nice)
+{
+	(void)h;
+	return setpriority(PRIO_PGRP, (id_t)pgid, nice);
+}
+
+// Whether batond may give a process's priority back once it is ready: as
+// root, or within RLIMIT_NICE.
+static bool may_renice(int base)
+{
+	struct rlimit rl;
+	return geteuid() == 0 ||
+		(getrlimit(RLIMIT_NICE, &rl) == 0 &&
+			(rl.rlim_cur == RLIM_INFINITY || 20 - (long)rl.rlim_cur <= base));
+}
+
 static void collect_later(struct daemon *d)
 {
 	ev_idle_start(d->loop, &d->collector);
@@ -212,6 +229,7 @@ static const struct lifecycle_host daemon_host = {
 	.cgroup_signal = host_cgroup_signal,
 	.cgroup_oom_kills = host_cgroup_oom_kills,
 	.cgroup_close = host_cgroup_close,
+	.set_priority = host_set_priority,
 };
 
 void daemon_subscribe(struct daemon *d, struct daemon_subscriber *s)
@@ -383,6 +401,10 @@ void daemon_init(struct daemon *d)
 	list_init(&d->services);
 	list_init(&d->subscribers);
 	d->host = daemon_host;
+	errno = 0;
+	d->host.base_nice = getpriority(PRIO_PROCESS, 0);
+	if (errno || !may_renice(d->host.base_nice))
+		d->host.set_priority = NULL;
 	// On the heap: its paths are long, and a process's stack stays what it touched.
 	d->cg = malloc(sizeof(*d->cg));
 	if (!d->cg)

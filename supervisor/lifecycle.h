@@ -109,6 +109,7 @@ struct proc {
 	struct proc_health *health; /* with checks or a watchdog, else NULL */
 	bool unhealthy;    /* its check or watchdog failed: it is being replaced */
 	bool oom;          /* the kernel's OOM killer ended it */
+	bool niced;        /* it started with start_nice: its priority comes back at readiness */
 	struct proc *replaced_by; /* the process started to replace it, until ready */
 	struct proc *replaces;    /* the unhealthy process it replaces, until ready */
 	struct backoff backoff;
@@ -352,6 +353,13 @@ struct lifecycle_host {
 	long long (*cgroup_oom_kills)(struct lifecycle_host *h, const struct generation *gen);
 	/* Lets go of gen's cgroup: the host removes it once it is empty. */
 	void (*cgroup_close)(struct lifecycle_host *h, struct generation *gen);
+	/*
+	 * Sets the nice value of every thread of process group pgid, as
+	 * setpriority(PRIO_PGRP); NULL when processes are not to start with
+	 * start_nice (the host could not give their priority back).
+	 */
+	int (*set_priority)(struct lifecycle_host *h, pid_t pgid, int nice);
+	int base_nice; /* the nice value of a process of a service without nice */
 };
 
 /* ---- the lifecycle's context ---- */

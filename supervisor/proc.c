@@ -523,6 +523,7 @@ static void proc_spawn(struct proc *p)
 		.err_fd = errp[1],
 		.settings = conf,
 		.cgroup_dir = p->gen->cgroup_dir,
+		.start_nice = host_of(p)->set_priority ? (int)conf->start_nice : 0,
 		.exe_fd = p->gen->pin.script ? -1 : p->gen->pin.exe_fd,
 		.exe_path = p->gen->pin.exe_path,
 	};
@@ -541,6 +542,7 @@ static void proc_spawn(struct proc *p)
 		return;
 	}
 	proc_started(p, pid, errfd, rfds[0], t);
+	p->niced = req.start_nice > 0;
 	if (out[0] >= 0) {
 		output_start(p, &p->out, out[0]);
 		output_start(p, &p->err, errp[0]);
@@ -761,6 +763,13 @@ void proc_set_ready(struct proc *p)
 	struct service *svc = p->gen->svc;
 	set_state(p, PROC_READY);
 	p->ready_at = lifecycle_now();
+	if (p->niced) {
+		// Its own priority now that it serves: every thread of its group.
+		const struct service_conf *c = p->gen->conf;
+		struct lifecycle_host *host = host_of(p);
+		host->set_priority(host, p->sid, c->has_nice ? c->nice : host->base_nice);
+		p->niced = false;
+	}
 	ev_timer_stop(loop_of(p), &p->timer);
 	close_watched_fd(loop_of(p), &p->ready_io);
 	struct lifecycle_event e = lifecycle_proc_event(LC_READY, p);

@@ -35,6 +35,7 @@ struct spawn_request {
 	const char *directory; /* or NULL */
 	const struct service_conf *settings; /* limits, umask, nice, oom_score_adjust, or NULL */
 	int cgroup_dir;        /* the cgroup it enters before anything else, or -1 */
+	int start_nice;        /* added to its nice value until batond sets it back, or 0 */
 	int exe_fd;            /* the program, opened, to execute rather than argv[0]'s path,
 				  or -1 */
 	const char *exe_path;  /* the program's resolved path, for errors and scripts, or NULL */

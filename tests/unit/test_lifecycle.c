@@ -121,6 +121,9 @@ struct fake {
 	int cg_signals[8];  /* what cgroup_signal was asked to send */
 	size_t ncg_signals;
 	unsigned cg_open, cg_closed;
+	pid_t reniced;      /* the group set_priority was last asked about */
+	int renice;         /* ...and the nice value */
+	int start_nice[MAX_CHILDREN]; /* what each spawn was asked to start with */
 };
 
 static struct fake *fake_of(struct lifecycle_host *h)
@@ -287,6 +290,7 @@ static pid_t fake_spawn(struct lifecycle_host *h, const struct spawn_request *re
 	assert_int_equal(pipe2(pipefd, O_CLOEXEC), 0);
 	assert_int_equal(fcntl(pipefd[0], F_SETFL, O_NONBLOCK), 0);
 	record_request(c, req);
+	f->start_nice[f->nchildren] = req->start_nice;
 	c->exec_w = pipefd[1];
 	c->pid = FIRST_PID + (pid_t)f->nchildren++;
 	*errfd = pipefd[0];
@@ -563,6 +567,14 @@ static void expect_service_stopped(struct world *w, unsigned last_gen)
 }
 
 /* ---- what the processes do ---- */
+
+static int fake_set_priority(struct lifecycle_host *h, pid_t pgid, int nice)
+{
+	struct fake *f = fake_of(h);
+	f->reniced = pgid;
+	f->renice = nice;
+	return 0;
+}
 
 static struct child *child_of(struct world *w, pid_t pid)
 {
@@ -1128,6 +1140,31 @@ static void the_deadline_of_a_drain_kills_its_whole_cgroup(void **state)
 	expect_service_stopped(w, 1);
 	assert_int_equal(w->fake.ncg_signals, 1);
 	assert_int_equal(w->svc->kills, 2);
+}
+
+static void start_nice_lowers_a_start_until_readiness_gives_the_priority_back(void **state)
+{
+	struct world *w = *state;
+	w->fake.host.set_priority = fake_set_priority;
+	w->fake.host.base_nice = 2;
+	start(w, "start_nice = 10\ninstances = 2\nready = notify\nnice = 5\n");
+	assert_int_equal(w->fake.start_nice[0], 10);
+	assert_int_equal(w->fake.start_nice[1], 10);
+	exec_ok(w, nth(0));
+	assert_int_equal(w->fake.reniced, 0);
+	make_ready(w, 1, 0, nth(0));
+	// Every thread of its group, back to the service's own nice value.
+	assert_int_equal(w->fake.reniced, nth(0));
+	assert_int_equal(w->fake.renice, 5);
+}
+
+static void start_nice_is_not_used_when_the_priority_could_not_come_back(void **state)
+{
+	struct world *w = *state;
+	start(w, "start_nice = 10\n");
+	assert_int_equal(w->fake.start_nice[0], 0);
+	make_ready(w, 1, 0, nth(0));
+	assert_int_equal(w->fake.reniced, 0);
 }
 
 static void an_empty_cgroup_ends_the_generation_with_its_last_process(void **state)
@@ -2142,6 +2179,8 @@ int main(void)
 		T(strays_that_exit_in_their_grace_end_the_stop_at_once),
 		T(an_empty_cgroup_ends_the_generation_with_its_last_process),
 		T(the_deadline_of_a_drain_kills_its_whole_cgroup),
+		T(start_nice_lowers_a_start_until_readiness_gives_the_priority_back),
+		T(start_nice_is_not_used_when_the_priority_could_not_come_back),
 		T(a_sigkill_batond_did_not_send_with_an_oom_kill_counted_is_told_as_such),
 		T(stop_delay_is_only_for_ready_processes),
 		T(stop_drops_a_process_waiting_to_restart_at_once),
