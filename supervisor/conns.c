@@ -44,18 +44,19 @@ enum {
 	STATE_COUNT = 12,
 };
 
-static int send_request(int fd, const void *req, size_t len)
+static int send_request(int fd, uint16_t type, const void *req, size_t len)
 {
 	struct {
 		struct nlmsghdr nlh;
 		union {
+			struct inet_diag_req both;
 			struct inet_diag_req_v2 inet;
 			struct unix_diag_req local;
 		} req;
 	} msg;
 	memset(&msg, 0, sizeof(msg));
 	msg.nlh.nlmsg_len = (uint32_t)NLMSG_LENGTH(len);
-	msg.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	msg.nlh.nlmsg_type = type;
 	msg.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
 	memcpy(&msg.req, req, len);
 	struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
@@ -98,6 +99,15 @@ static int read_dump(struct conns *c, int fd, int family)
 	}
 }
 
+// TCP in any state but LISTEN, CLOSE and TIME_WAIT: the kernel filters by
+// state, so a flood of TIME_WAIT sockets is not copied to batond (though the
+// kernel still walks them).
+static const uint32_t tcp_states = ((1u << STATE_COUNT) - 1) &
+	~((1u << STATE_LISTEN) | (1u << STATE_CLOSE) | (1u << STATE_TIME_WAIT));
+
+// family: AF_UNIX, AF_INET, AF_INET6, or AF_UNSPEC for TCP of both IP
+// families in one walk of the kernel's table (the older request, which alone
+// takes AF_UNSPEC): half the time of two, on a host with many sockets.
 static int dump(struct conns *c, int family)
 {
 	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
@@ -107,31 +117,36 @@ static int dump(struct conns *c, int family)
 	if (family == AF_UNIX) {
 		struct unix_diag_req req = {.sdiag_family = AF_UNIX,
 			.udiag_states = 1u << STATE_ESTABLISHED};
-		rc = send_request(fd, &req, sizeof(req));
+		rc = send_request(fd, SOCK_DIAG_BY_FAMILY, &req, sizeof(req));
+	} else if (family == AF_UNSPEC) {
+		struct inet_diag_req req = {.idiag_family = AF_INET, .idiag_states = tcp_states};
+		rc = send_request(fd, TCPDIAG_GETSOCK, &req, sizeof(req));
 	} else {
-		// The kernel filters by state: TIME_WAIT floods cost nothing here.
-		uint32_t states = ((1u << STATE_COUNT) - 1) &
-			~((1u << STATE_LISTEN) | (1u << STATE_CLOSE) | (1u << STATE_TIME_WAIT));
 		struct inet_diag_req_v2 req = {.sdiag_family = (uint8_t)family,
-			.sdiag_protocol = IPPROTO_TCP, .idiag_states = states};
-		rc = send_request(fd, &req, sizeof(req));
+			.sdiag_protocol = IPPROTO_TCP, .idiag_states = tcp_states};
+		rc = send_request(fd, SOCK_DIAG_BY_FAMILY, &req, sizeof(req));
 	}
+	size_t before = c->n;
 	if (rc == 0)
 		rc = read_dump(c, fd, family);
+	if (rc < 0)
+		c->n = before;
 	close(fd);
 	return rc;
 }
 
 int conns_load(struct conns *c)
 {
-	static const int families[] = {AF_INET, AF_INET6, AF_UNIX};
 	c->inodes = NULL;
 	c->n = c->cap = 0;
 	int read = 0;
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		if (dump(c, families[i]) == 0)
-			read++;
+	if (dump(c, AF_UNSPEC) == 0) {
+		read++;
+	} else {
+		read += dump(c, AF_INET) == 0;
+		read += dump(c, AF_INET6) == 0;
 	}
+	read += dump(c, AF_UNIX) == 0;
 	if (c->n > 1)
 		qsort(c->inodes, c->n, sizeof(*c->inodes), cmp_u64);
 	return read > 0 ? 0 : -1;

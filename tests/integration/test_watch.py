@@ -4,6 +4,7 @@
 import json
 import os
 import socket
+import sys
 import time
 
 import harness
@@ -85,6 +86,40 @@ class DrainTest(harness.TestCase):
         self.assertEqual(w.proc.returncode, 0)
         b.wait_log("holding 3 connections after its 1s stop_grace: its cleanup did not run")
         self.assertEqual(b.service("holder")["kills"], 1)
+
+    def test_connections_of_each_family_are_counted(self):
+        # One walk of the kernel's TCP table serves IPv4 and IPv6 both.
+        servers = [socket.create_server(("127.0.0.1", 0))]
+        self.addCleanup(servers[0].close)
+        try:
+            servers.append(socket.create_server(("::1", 0), family=socket.AF_INET6))
+        except OSError as e:
+            self.skipTest("no IPv6 loopback on this machine: %s" % e)
+        self.addCleanup(servers[1].close)
+        b = self.batond("""
+[service:client]
+command = %s @DIR@/holder.py
+""" % sys.executable, start=False)
+        path = os.path.join(b.dir, "held.sock")
+        local = socket.socket(socket.AF_UNIX)
+        self.addCleanup(local.close)
+        local.bind(path)
+        local.listen()
+        with open(os.path.join(b.dir, "holder.py"), "w") as f:
+            f.write("import socket, time\n"
+                    "held = [socket.create_connection(('127.0.0.1', %d)),\n"
+                    "        socket.create_connection(('::1', %d))]\n"
+                    "u = socket.socket(socket.AF_UNIX)\n"
+                    "u.connect(%r)\n"
+                    "held.append(u)\n"
+                    "open(%r, 'w').close()\n"
+                    "time.sleep(600)\n" % (servers[0].getsockname()[1],
+                                            servers[1].getsockname()[1], path,
+                                            os.path.join(b.dir, "connected")))
+        b.start()
+        poll(lambda: os.path.exists(os.path.join(b.dir, "connected")), what="connected")
+        gens = b.status("client")["gens"]
+        self.assertEqual([(g["gen"], g.get("conns")) for g in gens], [(1, 3)], gens)
 
     def test_upgrade_wait_streams_events_as_json(self):
         b = self.batond("""
