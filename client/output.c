@@ -1,6 +1,5 @@
 #include "output.h"
 
-#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,48 +39,73 @@ static size_t utf8_length(const unsigned char *s)
 void json_write_string(FILE *out, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	fputc('"', out);
+	putc_unlocked('"', out);
 	while (*s) {
+		// A run of bytes that stand for themselves, in one write: keys and
+		// most values are nothing else.
+		const unsigned char *run = s;
+		while (*s >= 0x20 && *s < 0x7f && *s != '"' && *s != '\\')
+			s++;
+		if (s > run)
+			fwrite_unlocked(run, 1, (size_t)(s - run), out);
+		if (!*s)
+			break;
 		unsigned char c = *s;
 		if (c == '"' || c == '\\') {
 			fprintf(out, "\\%c", c);
 		} else if (c == '\n') {
-			fputs("\\n", out);
+			fputs_unlocked("\\n", out);
 		} else if (c == '\t') {
-			fputs("\\t", out);
+			fputs_unlocked("\\t", out);
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(out, "\\u%04x", c);
 		} else if (c >= 0x80) {
 			size_t n = utf8_length(s);
 			if (n == 0) {
-				fputs("\\ufffd", out);
+				fputs_unlocked("\\ufffd", out);
 				s++;
 				continue;
 			}
-			fwrite(s, 1, n, out);
+			fwrite_unlocked(s, 1, n, out);
 			s += n;
 			continue;
 		} else {
-			fputc(c, out);
+			putc_unlocked(c, out);
 		}
 		s++;
 	}
-	fputc('"', out);
+	putc_unlocked('"', out);
 }
 
+// A JSON number: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
 static bool is_number(const char *s)
 {
-	if (!*s)
-		return false;
-	// JSON forbids a leading +, a leading dot and leading zeros.
 	const char *p = s;
 	if (*p == '-')
 		p++;
-	if (*p < '0' || *p > '9' || (p[0] == '0' && p[1] >= '0' && p[1] <= '9'))
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
 		return false;
-	char *end;
-	double v = strtod(s, &end);
-	return *end == '\0' && isfinite(v) && !strpbrk(s, "xXpPiInN");
+	if (*p == '.') {
+		if (*++p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (*p < '0' || *p > '9')
+			return false;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
 }
 
 void json_write_fields(FILE *out, const struct protocol_record *rec)
@@ -89,11 +113,11 @@ void json_write_fields(FILE *out, const struct protocol_record *rec)
 	for (int i = 0; i < rec->nfields; i++) {
 		const struct protocol_field *f = &rec->fields[i];
 		if (i > 0)
-			fputc(',', out);
+			putc_unlocked(',', out);
 		json_write_string(out, f->key);
-		fputc(':', out);
+		putc_unlocked(':', out);
 		if (protocol_field_type(f->key) != VALUE_STRING && is_number(f->value))
-			fputs(f->value, out);
+			fputs_unlocked(f->value, out);
 		else
 			json_write_string(out, f->value);
 	}
@@ -118,8 +142,10 @@ static const struct {
 };
 
 struct json_group {
+	char type[64]; /* the records' */
 	char key[64];
 	bool array;
+	size_t members;
 	char *text; /* the members, comma separated */
 	size_t len;
 	FILE *f;
@@ -133,6 +159,10 @@ struct json_output {
 
 static struct json_group *json_group(struct json_output *j, const char *type)
 {
+	for (int i = 0; i < j->ngroups; i++) {
+		if (strcmp(j->groups[i].type, type) == 0)
+			return &j->groups[i];
+	}
 	char key[64];
 	bool array = true;
 	snprintf(key, sizeof(key), "%ss", type);
@@ -149,8 +179,10 @@ static struct json_group *json_group(struct json_output *j, const char *type)
 	if (j->ngroups == (int)(sizeof(j->groups) / sizeof(j->groups[0])))
 		return NULL;
 	struct json_group *g = &j->groups[j->ngroups++];
+	snprintf(g->type, sizeof(g->type), "%s", type);
 	snprintf(g->key, sizeof(g->key), "%s", key);
 	g->array = array;
+	g->members = 0;
 	g->f = open_memstream(&g->text, &g->len);
 	return g->f ? g : NULL;
 }
@@ -190,7 +222,7 @@ static void json_record(struct output *o, const struct protocol_record *rec, con
 	struct json_group *g = json_group(j, rec->type);
 	if (!g)
 		return;
-	if (ftell(g->f) > 0) {
+	if (g->members++ > 0) {
 		if (!g->array)
 			return;
 		fputc(',', g->f);
@@ -198,7 +230,6 @@ static void json_record(struct output *o, const struct protocol_record *rec, con
 	fputc('{', g->f);
 	json_write_fields(g->f, rec);
 	fputc('}', g->f);
-	fflush(g->f);
 }
 
 static void json_error(FILE *out, const struct protocol_record *final)
@@ -263,11 +294,18 @@ struct output *output_json_create(enum protocol_verb verb, bool streaming, FILE 
 
 /* ---- text ---- */
 
-// Reply lines kept until the final line, for tables that need every row.
+// Reply records kept until the final line, for tables that need every row:
+// each as read_reply parsed it, its strings and where they start, so that a
+// table gets it back with a copy rather than a second parse.
+struct kept {
+	uint16_t nfields, len;
+	uint16_t at[]; /* the key and the value of each field, then the text */
+};
+
 struct stored {
-	char **lines;
+	struct kept **records;
 	size_t n, cap;
-	struct protocol_record rec; /* where a line is parsed again */
+	struct protocol_record rec; /* where a record is given back */
 };
 
 struct text_output {
@@ -275,33 +313,52 @@ struct text_output {
 	struct stored records;
 };
 
-static void store(struct stored *s, const char *line, size_t len)
+static char *kept_text(struct kept *k)
+{
+	return (char *)&k->at[2 * k->nfields];
+}
+
+static void store(struct stored *s, const struct protocol_record *rec, size_t len)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 64;
-		char **lines = realloc(s->lines, cap * sizeof(char *));
-		if (!lines)
+		struct kept **records = realloc(s->records, cap * sizeof(*records));
+		if (!records)
 			return;
-		s->lines = lines;
+		s->records = records;
 		s->cap = cap;
 	}
-	char *copy = strndup(line, len);
-	if (copy)
-		s->lines[s->n++] = copy;
+	size_t nf = (size_t)rec->nfields;
+	struct kept *k = malloc(sizeof(*k) + 2 * nf * sizeof(uint16_t) + len + 1);
+	if (!k)
+		return;
+	k->nfields = (uint16_t)nf;
+	k->len = (uint16_t)len; /* a record is shorter than PROTOCOL_RECORD_MAX */
+	for (size_t i = 0; i < nf; i++) {
+		k->at[2 * i] = (uint16_t)(rec->fields[i].key - rec->buf);
+		k->at[2 * i + 1] = (uint16_t)(rec->fields[i].value - rec->buf);
+	}
+	memcpy(kept_text(k), rec->buf, len);
+	kept_text(k)[len] = '\0';
+	s->records[s->n++] = k;
 }
 
-// Parses the stored line i; returns NULL unless it is a record of type.
-// The record of line i when it is of type; each table looks at every line, so
-// the type, its first word, is checked before the line is parsed.
+// The record i when it is of type, else NULL; its type is the first string.
 static const struct protocol_record *stored_get(struct stored *s, size_t i, const char *type)
 {
-	const char *line = s->lines[i];
-	size_t k = strlen(type);
-	if (strncmp(line, type, k) != 0 || (line[k] != ' ' && line[k] != '\0'))
+	struct kept *k = s->records[i];
+	if (strcmp(kept_text(k), type) != 0)
 		return NULL;
-	if (protocol_parse_record(&s->rec, line, strlen(line)) < 0)
-		return NULL;
-	return strcmp(s->rec.type, type) == 0 ? &s->rec : NULL;
+	struct protocol_record *rec = &s->rec;
+	memcpy(rec->buf, kept_text(k), (size_t)k->len + 1);
+	rec->type = rec->buf;
+	rec->nfields = k->nfields;
+	for (size_t f = 0; f < k->nfields; f++) {
+		rec->fields[f].key = rec->buf + k->at[2 * f];
+		rec->fields[f].value = rec->buf + k->at[2 * f + 1];
+	}
+	rec->code = rec->message = NULL;
+	return rec;
 }
 
 static const char *get(const struct protocol_record *rec, const char *key)
@@ -382,10 +439,11 @@ static const char *table_cell(const struct table *t, size_t r, int c)
 	return r == 0 ? t->head[c] : t->text + t->offsets[(r - 1) * (size_t)t->ncols + (size_t)c];
 }
 
+// The table in one buffer, written at once: a thousand rows of seven cells
+// would be fourteen thousand calls to stdio.
 static void table_print(struct table *t, FILE *out)
 {
-	static const char blanks[] = "                                                                ";
-	size_t width[TABLE_COLS];
+	size_t width[TABLE_COLS], line = 0;
 	for (int c = 0; c < t->ncols; c++) {
 		width[c] = 0;
 		for (size_t r = 0; r <= t->rows; r++) {
@@ -393,23 +451,33 @@ static void table_print(struct table *t, FILE *out)
 			if (n > width[c])
 				width[c] = n;
 		}
+		line += width[c] + 2;
 	}
-	for (size_t r = 0; r <= t->rows; r++) {
+	char *text = malloc(line * (t->rows + 1));
+	char *p = text;
+	for (size_t r = 0; text && r <= t->rows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
 			const char *v = table_cell(t, r, c);
 			size_t n = strlen(v);
-			fwrite(v, 1, n, out);
-			if (c == t->ncols - 1) {
-				fputc('\n', out);
-				continue;
-			}
-			for (size_t pad = width[c] - n + 2; pad > 0;) {
-				size_t k = pad < sizeof(blanks) - 1 ? pad : sizeof(blanks) - 1;
-				fwrite(blanks, 1, k, out);
-				pad -= k;
-			}
+			memcpy(p, v, n);
+			p += n;
+			if (c == t->ncols - 1)
+				break;
+			memset(p, ' ', width[c] - n + 2);
+			p += width[c] - n + 2;
 		}
+		*p++ = '\n';
 	}
+	if (text)
+		fwrite(text, 1, (size_t)(p - text), out);
+	for (size_t r = 0; !text && r <= t->rows; r++) {
+		for (int c = 0; c < t->ncols; c++)
+			if (c == t->ncols - 1)
+				fprintf(out, "%s\n", table_cell(t, r, c));
+			else
+				fprintf(out, "%-*s", (int)width[c] + 2, table_cell(t, r, c));
+	}
+	free(text);
 	free(t->text);
 	free(t->offsets);
 	t->text = NULL;
@@ -451,33 +519,41 @@ static void print_sockets(struct stored *s, FILE *out)
 	}
 }
 
+// Joins strings into out, cut to its size: what snprintf would do for "%s%s...".
+static char *join(char *out, size_t size, const char *const *parts, size_t n)
+{
+	char *p = out, *end = out + size - 1;
+	for (size_t i = 0; i < n; i++) {
+		for (const char *q = parts[i]; *q && p < end;)
+			*p++ = *q++;
+	}
+	*p = '\0';
+	return out;
+}
+
 static void print_services(struct stored *s, FILE *out)
 {
 	struct table t = {.ncols = 7,
 		.head = {"SERVICE", "STATE", "GEN", "READY", "RESTARTS", "UPGRADES", "KILLS"}};
+	size_t reasons = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		const struct protocol_record *r = stored_get(s, i, "service");
 		if (!r)
 			continue;
-		char ready[32], gen[48];
-		snprintf(ready, sizeof(ready), "%s/%s", get(r, "ready"), get(r, "instances"));
-		if (*get(r, "upgrading_to"))
-			snprintf(gen, sizeof(gen), "%s->%s", get(r, "gen"), get(r, "upgrading_to"));
-		else
-			snprintf(gen, sizeof(gen), "%s", get(r, "gen"));
-		char state[96];
-		snprintf(state, sizeof(state), "%s%s%s%s%s", get(r, "state"),
-			*get(r, "phase") ? " (" : "", get(r, "phase"), *get(r, "phase") ? ")" : "",
-			*get(r, "removed") ? " (removed)" : "");
+		char ready[32], gen[48], state[96];
+		const char *to = get(r, "upgrading_to"), *phase = get(r, "phase");
+		join(ready, sizeof(ready), (const char *[]){get(r, "ready"), "/", get(r, "instances")}, 3);
+		join(gen, sizeof(gen), (const char *[]){get(r, "gen"), *to ? "->" : "", to}, 3);
+		join(state, sizeof(state), (const char *[]){get(r, "state"), *phase ? " (" : "", phase,
+			*phase ? ")" : "", *get(r, "removed") ? " (removed)" : ""}, 5);
 		const char *row[] = {get(r, "name"), state, gen, ready,
 			get(r, "restarts"), get(r, "upgrades"), get(r, "kills")};
 		table_row(&t, row);
+		reasons += *get(r, "reason") != '\0';
 	}
 	table_print(&t, out);
-	for (size_t i = 0; i < s->n; i++) {
-		// Parsed again only when it has one.
-		const struct protocol_record *r =
-			strstr(s->lines[i], " reason=") ? stored_get(s, i, "service") : NULL;
+	for (size_t i = 0; i < s->n && reasons; i++) {
+		const struct protocol_record *r = stored_get(s, i, "service");
 		if (r && *get(r, "reason"))
 			fprintf(out, "%s: %s\n", get(r, "name"), get(r, "reason"));
 	}
@@ -890,7 +966,8 @@ static void text_record(struct output *o, const struct protocol_record *rec, con
 {
 	struct text_output *t = (struct text_output *)o;
 	if (o->verb == VERB_STATUS && !o->streaming) {
-		store(&t->records, line, len);
+		(void)line;
+		store(&t->records, rec, len);
 		return;
 	}
 	print_line(o->out, rec);
@@ -911,8 +988,8 @@ static void text_destroy(struct output *o)
 {
 	struct text_output *t = (struct text_output *)o;
 	for (size_t i = 0; i < t->records.n; i++)
-		free(t->records.lines[i]);
-	free(t->records.lines);
+		free(t->records.records[i]);
+	free(t->records.records);
 	free(t);
 }
 

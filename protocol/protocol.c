@@ -558,7 +558,11 @@ int protocol_parse_record(struct protocol_record *rec, const char *line, size_t 
 const char *protocol_record_get(const struct protocol_record *rec, const char *key)
 {
 	for (int i = 0; i < rec->nfields; i++) {
-		if (strcmp(rec->fields[i].key, key) == 0)
+		// Keys are a few bytes: compared here rather than by a call.
+		const char *k = rec->fields[i].key, *q = key;
+		while (*k && *k == *q)
+			k++, q++;
+		if (*k == *q)
 			return rec->fields[i].value;
 	}
 	return NULL;
@@ -582,7 +586,10 @@ static const char *const number_keys[] = {
 static bool in_table(const char *const *table, size_t n, const char *key)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (strcmp(table[i], key) == 0)
+		const char *k = table[i], *q = key;
+		while (*k && *k == *q)
+			k++, q++;
+		if (*k == *q)
 			return true;
 	}
 	return false;
