@@ -130,9 +130,8 @@ static bool notable(const struct proc *p)
 }
 
 static void status_procs(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
-	bool all)
+	bool all, double t)
 {
-	double t = clock_now();
 	struct list *g, *pos;
 	// Oldest generation first, so a drain reads top to bottom.
 	for (g = svc->gens.prev; g != &svc->gens; g = g->prev) {
@@ -226,6 +225,7 @@ void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 	bool all)
 {
 	struct list *pos;
+	double t = clock_now();
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
@@ -239,7 +239,7 @@ void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
-			status_procs(buf, d, s, all || svc);
+			status_procs(buf, d, s, all || svc, t);
 	}
 }
 
