@@ -73,6 +73,13 @@ static bool uses_socket(const struct service *svc, const char *name)
 	return false;
 }
 
+// A part of a long reply, sent as the rest is built.
+static void send_part(struct protocol_buf *buf, void *data)
+{
+	client_send(data, buf->data, buf->len);
+	buf->len = 0;
+}
+
 static void cmd_status(struct daemon *d, struct client *c, const struct protocol_request *req)
 {
 	struct service *only = NULL;
@@ -87,7 +94,8 @@ static void cmd_status(struct daemon *d, struct client *c, const struct protocol
 		if (!only || uses_socket(only, l->name))
 			status_socket(&buf, l);
 	}
-	status_snapshot(&buf, d, only, false);
+	struct status_sink sink = {send_part, c};
+	status_snapshot_to(&buf, d, only, false, &sink);
 	reply_ok(c, &buf);
 }
 

@@ -221,8 +221,18 @@ static void status_gens(struct protocol_buf *buf, struct daemon *d, const struct
 		status_gen(buf, d, container_of(g, struct generation, link));
 }
 
-void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
-	bool all)
+// Hands the buffer on once it holds this much: a client reads the records of
+// a thousand services as they are built, on another core.
+#define STATUS_PART 32768
+
+static void part_built(struct protocol_buf *buf, const struct status_sink *sink)
+{
+	if (sink && buf->len >= STATUS_PART && !buf->failed)
+		sink->take(buf, sink->data);
+}
+
+void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all, const struct status_sink *sink)
 {
 	struct list *pos;
 	double t = clock_now();
@@ -230,17 +240,26 @@ void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
 			status_service(buf, s);
+		part_built(buf, sink);
 	}
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (svc == s || (!svc && all))
 			status_gens(buf, d, s);
+		part_built(buf, sink);
 	}
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (!svc || s == svc)
 			status_procs(buf, d, s, all || svc, t);
+		part_built(buf, sink);
 	}
+}
+
+void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all)
+{
+	status_snapshot_to(buf, d, svc, all, NULL);
 }
 
 void status_socket(struct protocol_buf *buf, const struct listener *l)

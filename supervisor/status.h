@@ -31,4 +31,17 @@ void status_service(struct protocol_buf *buf, const struct service *svc);
 void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all);
 
+/*
+ * What a snapshot built so far can be handed to, to be sent while the rest
+ * is built: it takes what buf holds and empties it.
+ */
+struct status_sink {
+	void (*take)(struct protocol_buf *buf, void *data);
+	void *data;
+};
+
+/* status_snapshot, handing buf to sink each time it holds 32 KiB or more. */
+void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all, const struct status_sink *sink);
+
 #endif

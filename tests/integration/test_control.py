@@ -219,6 +219,24 @@ class BatonctlTest(harness.TestCase):
         self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+\d+\s+\d+\s+ready", out, re.M)), 2)
         self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+2\s+\d+\s+/\S+", out, re.M)), 1, out)
 
+    def test_status_of_many_services_is_whole(self):
+        # 400 services' records outgrow the 32 KiB that batond sends as it
+        # builds the rest: every one arrives, once, in order, in both forms.
+        names = ["s%03d" % i for i in range(400)]
+        b = self.batond("".join("[service:%s]\ncommand = /bin/sleep 1000\n\n" % n
+                                for n in names))
+        poll(lambda: sum(s["state"] == "running" for s in b.status()["services"]) == 400,
+             timeout=30, what="400 services running")
+        st = b.status()
+        self.assertEqual([s["name"] for s in st["services"]], names)
+        self.assertEqual(st["procs"], [])
+        out = b.ctl("status").stdout
+        rows = re.findall(r"^(s\d{3})\s+running\s+1\s+1/1\s+0\s+0\s+0$", out, re.M)
+        self.assertEqual(rows, names, out[-500:])
+        self.assertTrue(out.rstrip().endswith(
+            "400 ready processes of current generations not listed: "
+            "batonctl status SERVICE lists them."), out[-300:])
+
     def test_signal(self):
         b = self.batond("""
 [service:svc]
