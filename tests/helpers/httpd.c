@@ -37,6 +37,8 @@
 #define BODY_MAX (1024L * 1024)
 #define OUT_MAX 512
 #define GEN_MAX 64
+#define VERSION_MAX 32
+#define WATCHDOG_USEC_MAX (86400L * 365 * 1000000)
 #define MAX_CONNS 10000
 #define MAX_EVENTS 128
 #define READ_BUDGET 16
@@ -134,6 +136,8 @@ struct options {
 	const char *cleanup_dir; // DIR/PID written once a drain is over: its cleanup ran
 	bool watch_closed;       // report events on connections after their close
 	long crash_after_ms;     // exit at once this long after readiness, or -1
+	const char *version;     // said in every answer, to tell a definition from another
+	bool watchdog;           // WATCHDOG=1 every quarter of WATCHDOG_USEC
 };
 
 struct server {
@@ -155,7 +159,7 @@ struct server {
 	size_t heap_len;
 	char addr[128];
 	char gen[GEN_MAX + 1];
-	char body[GEN_MAX + 64];
+	char body[GEN_MAX + VERSION_MAX + 80];
 	size_t body_len;
 	struct source health_src;
 	int health_fd;
@@ -167,6 +171,8 @@ struct server {
 	size_t next_tombstone;
 	unsigned long closed_events;
 	char health_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	int64_t watchdog_every; // 0: no watchdog pings
+	int64_t watchdog_at;
 };
 
 enum {
@@ -180,6 +186,8 @@ enum {
 	OPT_CLEANUP_DIR,
 	OPT_CRASH_AFTER,
 	OPT_WATCH_CLOSED,
+	OPT_VERSION,
+	OPT_WATCHDOG,
 };
 
 static const struct option long_options[] = {
@@ -194,6 +202,8 @@ static const struct option long_options[] = {
 	{"cleanup-dir", required_argument, NULL, OPT_CLEANUP_DIR},
 	{"crash-after-ms", required_argument, NULL, OPT_CRASH_AFTER},
 	{"watch-closed", no_argument, NULL, OPT_WATCH_CLOSED},
+	{"version", required_argument, NULL, OPT_VERSION},
+	{"watchdog", no_argument, NULL, OPT_WATCHDOG},
 	{"help", no_argument, NULL, 'h'},
 	{NULL, 0, NULL, 0},
 };
@@ -288,6 +298,8 @@ static void usage(FILE *out)
 	      "                          connections left as they are: a crash\n"
 	      "      --watch-closed      report each event the kernel still gives on a connection\n"
 	      "                          after its close (another process holds its socket)\n"
+	      "      --version TEXT      answer \"gen=G pid=P version=TEXT\" (up to 32 characters)\n"
+	      "      --watchdog          send WATCHDOG=1 every quarter of WATCHDOG_USEC\n"
 	      "  -h, --help              print this help and exit\n",
 		out);
 }
@@ -324,6 +336,17 @@ static bool apply_option(struct options *opt, int c, const char *arg)
 		return option_number("--crash-after-ms", arg, OPT_MS_MAX, &opt->crash_after_ms);
 	case OPT_WATCH_CLOSED:
 		opt->watch_closed = true;
+		return true;
+	case OPT_VERSION:
+		if (strlen(arg) > VERSION_MAX || strpbrk(arg, " \t\r\n")) {
+			fprintf(stderr, PROG ": --version: up to %d characters, no blank\n",
+				VERSION_MAX);
+			return false;
+		}
+		opt->version = arg;
+		return true;
+	case OPT_WATCHDOG:
+		opt->watchdog = true;
 		return true;
 	case OPT_NO_READY:
 		opt->no_ready = true;
@@ -556,6 +579,29 @@ static void declare_ready(struct server *srv)
 		srv->opt.ready_fd = -1;
 	}
 	log_msg("ready on %s gen=%s", srv->addr, srv->gen);
+}
+
+// With --watchdog, from the start: batond counts the pings of a ready process only.
+static void watchdog_open(struct server *srv)
+{
+	const char *usec = srv->opt.watchdog ? getenv("WATCHDOG_USEC") : NULL;
+	long us;
+	if (!usec)
+		return;
+	if (!parse_long(usec, WATCHDOG_USEC_MAX, &us) || us < 4) {
+		log_msg("ignoring WATCHDOG_USEC=%s", usec);
+		return;
+	}
+	srv->watchdog_every = us / 4;
+	srv->watchdog_at = now_us();
+}
+
+static void watchdog_ping(struct server *srv)
+{
+	if (srv->watchdog_every == 0 || srv->now < srv->watchdog_at)
+		return;
+	notify(srv, "WATCHDOG=1");
+	srv->watchdog_at = srv->now + srv->watchdog_every;
 }
 
 static bool check_ready_fd(struct server *srv)
@@ -1386,6 +1432,8 @@ static int next_timeout(struct server *srv)
 		next = srv->health_at;
 	if (srv->crash_pending && srv->crash_at < next)
 		next = srv->crash_at;
+	if (srv->watchdog_every && srv->watchdog_at < next)
+		next = srv->watchdog_at;
 	if (next == INT64_MAX)
 		return -1;
 	int64_t now = now_us();
@@ -1426,6 +1474,7 @@ static int run(struct server *srv)
 			log_msg("crashing (--crash-after-ms): exit %d", CRASH_STATUS);
 			_exit(CRASH_STATUS);
 		}
+		watchdog_ping(srv);
 		int n = epoll_wait(srv->epfd, evs, MAX_EVENTS, next_timeout(srv));
 		if (n < 0 && errno != EINTR) {
 			log_msg("epoll_wait: %s", strerror(errno));
@@ -1483,8 +1532,13 @@ static void setup_body(struct server *srv)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	}
-	int n = snprintf(srv->body, sizeof(srv->body), "gen=%s pid=%ld\n", srv->gen,
-		(long)getpid());
+	int n;
+	if (srv->opt.version)
+		n = snprintf(srv->body, sizeof(srv->body), "gen=%s pid=%ld version=%s\n", srv->gen,
+			(long)getpid(), srv->opt.version);
+	else
+		n = snprintf(srv->body, sizeof(srv->body), "gen=%s pid=%ld\n", srv->gen,
+			(long)getpid());
 	srv->body_len = (size_t)n;
 }
 
@@ -1514,6 +1568,7 @@ static int setup(struct server *srv)
 	if (!check_ready_fd(srv))
 		return 2;
 	notify_open(srv);
+	watchdog_open(srv);
 	setup_body(srv);
 	srv->heap = calloc(MAX_CONNS, sizeof(*srv->heap));
 	if (srv->opt.watch_closed)
