@@ -1,6 +1,7 @@
 #include "lifecycle_impl.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,6 +110,7 @@ struct generation *generation_create(struct service *svc, struct service_conf *c
 	gen->started_at = lifecycle_now();
 	list_init(&gen->procs);
 	list_init(&gen->hash_link);
+	list_init(&gen->hold_link);
 	lifecycle_hash_later(svc->lc, gen);
 	if (svc->current)
 		gen->changes = changes_from(svc->current, gen);
@@ -135,6 +137,7 @@ void generation_destroy(struct generation *gen)
 	for (size_t i = 0; i < gen->nheld; i++)
 		close(gen->held[i]);
 	free(gen->held);
+	list_remove(&gen->hold_link);
 	if (gen->cgroup)
 		host->cgroup_close(host, gen);
 	for (size_t i = 0; i < gen->conf->nsockets; i++) {
@@ -248,16 +251,56 @@ static void stray_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	generation_stray_timer(gen, 1.0);
 }
 
+// Whether a process may still write to the pipe whose read end is fd: a pipe
+// none holds open for writing any more hangs up, and none can open it again.
+static bool has_writer(int fd)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	if (poll(&pfd, 1, 0) < 0)
+		return true;
+	return !(pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
+// Closes gen's held pipes that nothing may write to; true when it holds none.
+static bool release_output(struct generation *gen)
+{
+	size_t kept = 0;
+	for (size_t i = 0; i < gen->nheld; i++) {
+		if (has_writer(gen->held[i]))
+			gen->held[kept++] = gen->held[i];
+		else
+			close(gen->held[i]);
+	}
+	gen->nheld = kept;
+	return kept == 0;
+}
+
 void generation_hold_output(struct generation *gen, int fd)
 {
-	if (!gen->cgroup || fd < 0)
+	struct lifecycle *lc = gen->svc->lc;
+	if (release_output(gen))
+		list_remove(&gen->hold_link);
+	if (!gen->cgroup || fd < 0 || !has_writer(fd))
 		return;
 	int *held = realloc(gen->held, (gen->nheld + 1) * sizeof(int));
 	if (!held)
 		return;
 	gen->held = held;
-	if ((held[gen->nheld] = fcntl(fd, F_DUPFD_CLOEXEC, 3)) >= 0)
-		gen->nheld++;
+	if ((held[gen->nheld] = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+		return;
+	gen->nheld++;
+	if (list_empty(&gen->hold_link))
+		list_append(&lc->holding, &gen->hold_link);
+}
+
+void lifecycle_release_output(struct lifecycle *lc)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &lc->holding) {
+		struct generation *gen = container_of(pos, struct generation, hold_link);
+		if (release_output(gen))
+			list_remove(&gen->hold_link);
+	}
 }
 
 void generation_stray_timer(struct generation *gen, double after)
@@ -336,6 +379,7 @@ struct generation *generation_restore(struct service *svc, const struct generati
 	ev_set_priority(&gen->stray_timer, EV_MAXPRI);
 	list_init(&gen->procs);
 	list_init(&gen->hash_link);
+	list_init(&gen->hold_link);
 	lifecycle_hash_later(svc->lc, gen);
 	// What is left in its cgroup keeps the deadline it was given.
 	gen->strays = saved->strays;

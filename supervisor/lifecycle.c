@@ -35,6 +35,7 @@ void lifecycle_init(struct lifecycle *lc, struct ev_loop *loop, struct lifecycle
 	list_init(&lc->kill_reports);
 	ev_idle_init(&lc->kill_reporter, report_kills_cb);
 	list_init(&lc->hash_queue);
+	list_init(&lc->holding);
 	ev_idle_init(&lc->hasher, hash_cb);
 }
 

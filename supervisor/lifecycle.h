@@ -138,8 +138,10 @@ struct generation {
 	bool strays_signalled; /* ...were sent the stop signal: killed when stray_timer ends */
 	bool strays_killed;    /* ...were killed: stray_timer looks again till the cgroup is empty */
 	double strays_at;      /* when stray_timer ends (clock.h), while it runs */
-	int *held;             /* output pipes of its exited processes, kept for what is left */
+	int *held;             /* output pipes of its exited processes that another process
+				  may still write to (generation_hold_output) */
 	size_t nheld;
+	struct list hold_link; /* in lifecycle.holding while it holds any */
 	ev_timer stray_timer;
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */
@@ -377,6 +379,7 @@ struct lifecycle {
 	struct list kill_reports;
 	ev_idle kill_reporter; /* tells of SIGKILLs once the burst of deadlines is over */
 	struct list hash_queue; /* struct generation whose program is not hashed yet */
+	struct list holding;    /* struct generation holding output pipes */
 	ev_idle hasher;         /* hashes them a piece at a time when nothing else waits */
 };
 

@@ -125,11 +125,15 @@ void generation_check_empty(struct generation *gen);
 void generation_stray_timer(struct generation *gen, double secs);
 
 /*
- * Keeps a copy of an exited process's output pipe until gen ends, when gen
- * has a cgroup: a descendant left in it may still write, and must not die of
- * SIGPIPE in its grace.
+ * Keeps a copy of an exited process's output pipe, when gen has a cgroup and
+ * another process may still write to the pipe: a descendant left in it must
+ * not die of SIGPIPE in its grace. The copy is closed once nothing may write
+ * to it (lifecycle_release_output), or when gen ends. fd stays the caller's.
  */
 void generation_hold_output(struct generation *gen, int fd);
+
+/* Closes the output pipes held by any generation that nothing may write to any more. */
+void lifecycle_release_output(struct lifecycle *lc);
 
 /* A process is added to gen: what is left in its cgroup is not killed under it. */
 void generation_keep_strays(struct generation *gen);

@@ -1006,8 +1006,11 @@ static void collect_exec_error(struct proc *p)
 bool lifecycle_reap(struct lifecycle *lc, pid_t pid, int status)
 {
 	struct proc *p = pidmap_get(&lc->procs, pid);
-	if (!p)
+	if (!p) {
+		// An orphan may have been the last to hold a pipe of a process gone before.
+		lifecycle_release_output(lc);
 		return health_reap(lc, pid, status) || gate_reap(lc, pid, status);
+	}
 	health_stop(p);
 	pidmap_remove(&lc->procs, pid);
 	p->wait_status = status;

@@ -414,6 +414,80 @@ class StraysTest(CgroupTestCase):
         self.assert_shuts_down(b, base)
 
 
+class OutputTest(CgroupTestCase):
+    """The output pipes of a generation's exited processes: held while another
+    process may write to them, closed once none may."""
+
+    APP = ("@TESTCHILD@ --notify READY=1 --watchdog-every-ms 50", "5s")
+    KEYS = "ready = notify\nwatchdog = 500ms\nrestart_delay = 50ms\n"
+
+    def ready_pid(self, b, other_than=None):
+        """The pid of app's one ready process, once it is not other_than."""
+        def one():
+            procs = b.procs("app", "ready")
+            return len(procs) == 1 and procs[0]["pid"] != other_than and procs[0]["pid"]
+        return poll(one, what="app to have one ready process other than %s" % other_than)
+
+    def assert_fds_back(self, b, expected, what):
+        """batond holds as many fds as expected (its control connections aside):
+        the pipes of a process that replaced another are new ones."""
+        try:
+            poll(lambda: len(harness.own_fds(b.pid)) <= len(expected), timeout=3,
+                 what="batond's fds to come back to %d" % len(expected))
+        except AssertionError:
+            self.fail("batond holds %s %s; as many as these expected: %s"
+                      % (harness.own_fds(b.pid), what, expected))
+
+    def test_a_process_replaced_after_its_watchdog_leaves_no_pipe_open(self):
+        base = self.base()
+        b = self.start(config(base, {"app": self.APP}, self.KEYS))
+        pid = self.ready_pid(b)
+        before = harness.own_fds(b.pid)
+        for _ in range(3):
+            # No WATCHDOG=1 from a stopped process: replaced, then sent SIGTERM and SIGCONT.
+            os.kill(pid, signal.SIGSTOP)
+            pid = self.ready_pid(b, other_than=pid)
+            b.wait_service("app", "running")
+            poll(lambda: len(b.procs("app")) == 1, what="the process replaced to exit")
+        self.assertEqual(b.service("app")["gen"], 1)
+        self.assert_fds_back(b, before, "after 3 replacements in gen 1")
+        self.assert_shuts_down(b, base)
+
+    def test_a_process_restarted_after_a_crash_leaves_no_pipe_open(self):
+        base = self.base()
+        b = self.start(config(base, {"app": self.APP}, self.KEYS))
+        pid = self.ready_pid(b)
+        before = harness.own_fds(b.pid)
+        for _ in range(3):
+            os.kill(pid, signal.SIGKILL)
+            pid = self.ready_pid(b, other_than=pid)
+        self.assertEqual(b.service("app")["gen"], 1)
+        self.assert_fds_back(b, before, "after 3 restarts in gen 1")
+        self.assert_shuts_down(b, base)
+
+    def test_a_pipe_a_descendant_holds_is_closed_once_it_is_gone(self):
+        # The first process leaves sleep its stdout and stderr; sleep outlives its crash.
+        base = self.base()
+        b = self.start(config(base, {"app": ("@DIR@/app", "5s")}, self.KEYS),
+                       files={"app": "#!/bin/sh\n[ -e \"$0.once\" ] || { touch \"$0.once\"; "
+                                     "sleep 3 & }\nexec %s\n" % self.APP[0].replace(
+                                         "@TESTCHILD@", harness.TESTCHILD)})
+        pid = self.ready_pid(b)
+        cg = os.path.join(base, "app", "gen-1")
+        sleep = find_proc(cg, "sleep 3")
+        os.kill(pid, signal.SIGKILL)
+        pid = self.ready_pid(b, other_than=pid)
+        self.assertTrue(alive(sleep), "sleep[%d] ended before the test looked" % sleep)
+        before = harness.own_fds(b.pid)
+        held = [fd for fd, t in before.items() if t.startswith("pipe:")
+                and t in harness.own_fds(sleep).values()]
+        self.assertTrue(held, "no pipe sleep[%d] writes to is held: %s" % (sleep, before))
+        poll(lambda: not alive(sleep), timeout=5, what="sleep[%d] to end" % sleep)
+        after = {fd: t for fd, t in before.items() if fd not in held}
+        self.assert_fds_back(b, after, "once sleep[%d] ended" % sleep)
+        self.assert_shuts_down(b, base)
+
+
 class UsageTest(CgroupTestCase):
     """What a generation's cgroup counts, in status and the metrics."""
 
