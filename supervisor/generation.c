@@ -275,22 +275,33 @@ static bool release_output(struct generation *gen)
 	return kept == 0;
 }
 
+// Adds fd to what gen holds; -1 when out of memory.
+static int hold(struct generation *gen, int fd)
+{
+	int *held = realloc(gen->held, (gen->nheld + 1) * sizeof(int));
+	if (!held)
+		return -1;
+	gen->held = held;
+	held[gen->nheld++] = fd;
+	if (list_empty(&gen->hold_link))
+		list_append(&gen->svc->lc->holding, &gen->hold_link);
+	return 0;
+}
+
 void generation_hold_output(struct generation *gen, int fd)
 {
-	struct lifecycle *lc = gen->svc->lc;
 	if (release_output(gen))
 		list_remove(&gen->hold_link);
 	if (!gen->cgroup || fd < 0 || !has_writer(fd))
 		return;
-	int *held = realloc(gen->held, (gen->nheld + 1) * sizeof(int));
-	if (!held)
-		return;
-	gen->held = held;
-	if ((held[gen->nheld] = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
-		return;
-	gen->nheld++;
-	if (list_empty(&gen->hold_link))
-		list_append(&lc->holding, &gen->hold_link);
+	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (copy >= 0 && hold(gen, copy) < 0)
+		close(copy);
+}
+
+int generation_restore_held(struct generation *gen, int fd)
+{
+	return hold(gen, fd);
 }
 
 void lifecycle_release_output(struct lifecycle *lc)

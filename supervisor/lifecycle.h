@@ -522,6 +522,12 @@ const char *proc_label(const struct proc *p, char *buf, size_t len);
 struct generation *generation_restore(struct service *svc, const struct generation *saved,
 	struct service_conf *conf, struct listener **listeners);
 
+/*
+ * Holds again fd, an output pipe gen held before a re-exec (taken: closed
+ * when gen holds it no longer). Returns 0, or -1 when out of memory.
+ */
+int generation_restore_held(struct generation *gen, int fd);
+
 /* The pipes of a process across a re-exec: -1 for none. */
 struct proc_fds {
 	int exec, ready, out, err;

@@ -56,6 +56,8 @@ static void keep_fds(struct daemon *d, int reply_fd, bool keep)
 		list_for_each(g, &svc->gens) {
 			struct generation *gen = container_of(g, struct generation, link);
 			set_cloexec(gen->pin.exe_fd, !keep);
+			for (size_t i = 0; i < gen->nheld && i < STATE_HELD_MAX; i++)
+				set_cloexec(gen->held[i], !keep);
 			list_for_each(pp, &gen->procs) {
 				struct proc *p = container_of(pp, struct proc, link);
 				set_cloexec(p->exec_io.fd, !keep);

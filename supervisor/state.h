@@ -17,7 +17,8 @@ struct reexec_fds;
  *   listener     per socket batond holds open: its fd and address
  *   conf, word   per service definition in use (conf_record.h), by id
  *   config_service  per service of the running configuration: its definition's id
- *   service, gen, proc  per service, its generations oldest first, their processes
+ *   service, gen, proc  per service, its generations oldest first (each with
+ *                the output pipes it holds for its descendants), their processes
  *   log_counters, log_line  then what its output came to and its kept lines,
  *                oldest first, at most 16 MiB of them in all (log_buffer's count)
  *   end
@@ -29,6 +30,13 @@ struct reexec_fds;
  */
 
 #define STATE_VERSION 3
+
+/*
+ * The output pipes a generation holds for its descendants (gen's held field)
+ * that a re-exec carries: a generation holds one only while another process
+ * may write to it, and the rest are closed at the exec.
+ */
+#define STATE_HELD_MAX 64
 
 /* Writes d's whole state, and the client socket to answer (or -1), to fd. Returns 0 or -1. */
 int state_write(struct daemon *d, int fd, int reply_fd);

@@ -480,6 +480,22 @@ static int read_pin(struct state *st, struct pin *pin, const struct service_conf
 	return pin->env ? 0 : -1;
 }
 
+// The pipes the generation held for its descendants ("fd,fd..."), to hold again.
+static void read_held(struct state *st, struct generation *gen)
+{
+	char *copy = strdup(field(st, "held")), *save = NULL;
+	for (char *tok = copy ? strtok_r(copy, ",", &save) : NULL; tok;
+		tok = strtok_r(NULL, ",", &save)) {
+		int fd = (int)strtol(tok, NULL, 10);
+		if (fd <= 2)
+			continue;
+		set_cloexec(fd);
+		if (!gen || generation_restore_held(gen, fd) < 0)
+			close(fd);
+	}
+	free(copy);
+}
+
 static struct generation *resume_gen(struct service *svc, struct state *st)
 {
 	struct service_conf *conf = conf_of(st, svc->name);
@@ -501,6 +517,7 @@ static struct generation *resume_gen(struct service *svc, struct state *st)
 		free(ls);
 		pin_release(&saved.pin);
 	}
+	read_held(st, gen);
 	return gen;
 }
 

@@ -205,6 +205,18 @@ static void write_pin(struct protocol_buf *b, const struct pin *pin)
 	put_opt(b, "hash", pin->hash[0] ? pin->hash : NULL);
 }
 
+// "fd,fd...": the pipes gen holds that the exec keeps open (reexec.c).
+static void put_held(struct protocol_buf *b, const struct generation *gen)
+{
+	char text[STATE_HELD_MAX * 12] = "";
+	size_t n = 0;
+	for (size_t i = 0; i < gen->nheld && i < STATE_HELD_MAX; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%d", i ? "," : "",
+			gen->held[i]);
+	if (n)
+		protocol_record_str(b, "held", text);
+}
+
 static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids *ids,
 	const struct generation *gen)
 {
@@ -225,6 +237,7 @@ static void write_gen(struct protocol_buf *b, struct daemon *d, struct conf_ids 
 	protocol_record_int(b, "strays", gen->strays);
 	protocol_record_int(b, "strays_flags", gen->strays_signalled | gen->strays_killed << 1);
 	put_time(b, "strays_at", gen->strays_at);
+	put_held(b, gen);
 	write_pin(b, &gen->pin);
 	protocol_record_end(b);
 	struct list *pos;

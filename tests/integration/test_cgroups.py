@@ -862,6 +862,31 @@ class ReexecTest(CgroupTestCase):
         poll(lambda: not os.path.exists(os.path.join(base, "app")), what="app's cgroup to go")
         self.assert_shuts_down(b, base)
 
+    def test_a_reexec_keeps_the_pipe_a_descendant_writes_to_as_it_stops(self):
+        # slow takes two seconds to write its last words once asked to stop; the
+        # re-exec comes in them, the service's own process gone.
+        base = self.base()
+        b = self.start(config(base, {"app": (
+            "/bin/sh -c 'setsid @DIR@/slow @DIR@/cleaned & exec sleep 1234'", "5s")}),
+            files={"slow": "#!/bin/sh\ntrap 'sleep 2; echo cleaning up >&2; "
+                           "touch \"$1\"; exit 0' TERM\nwhile :; do sleep 0.05; done\n"})
+        b.wait_service("app", "running")
+        slow = find_proc(os.path.join(base, "app", "gen-1"),
+                         "/bin/sh %s/slow %s/cleaned" % (b.dir, b.dir))
+        w = self.watch(b, "watch", "app")
+        w.find(lambda o: o.get("type") == "proc")
+        self.assertEqual(b.ctl("stop", "app").returncode, 0)
+        w.find(lambda o: o.get("kind") == "strays")
+        r = b.ctl("reexec")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(alive(slow), "slow[%d] ended before the re-exec" % slow)
+        poll(lambda: not alive(slow), timeout=5, what="slow[%d] to end" % slow)
+        ended = [l for l in b.log().splitlines() if "orphan %d:" % slow in l]
+        self.assertTrue(os.path.exists(os.path.join(b.dir, "cleaned")),
+                        "slow[%d] did not finish its cleanup: %s" % (slow, ended))
+        b.wait_service("app", "stopped")
+        self.assert_shuts_down(b, base)
+
 
 if __name__ == "__main__":
     harness.main()
