@@ -16,8 +16,8 @@ Each operation checks its outcome (exit status, message, status and
 counters of batonctl); a monitor checks all along that the load sees no
 failed request, that batond lives and leaves no zombie, and samples its fds
 and RSS. At quiet points (nothing starting or draining) the fds batond holds
-beside its control connections must be the same as the first time with the
-same services, and RSS must stay within RSS_GROWTH_KIB of what it was after
+beside its control connections and the file sink (open once at most) must be
+as many as the first time with the same services, and RSS must stay within RSS_GROWTH_KIB of what it was after
 the first pass. After the shutdown, no process batond started may be left,
 nor its cgroup. The first violation ends the run: the script prints what,
 the operation, the time and the seed, keeps the directory, and exits 1.
@@ -666,24 +666,34 @@ class Soak:
             self.samples["fds_max"] = max(self.samples["fds_max"], fds)
             self.samples["rss_max"] = max(self.samples["rss_max"], rss)
 
+    def counted_fds(self, pid):
+        """batond's fds but its control connections and chatty's file sink: the sink is
+        open only once something was written to it since the start or a re-exec, and
+        never more than once."""
+        fds = harness.own_fds(pid)
+        sink = os.path.join(self.dir, "chatty.log")
+        sinks = [t for t in fds.values() if t == sink or t.startswith(sink + ".")]
+        self.expect(len(sinks) <= 1, "batond holds chatty's file sink %d times: %s"
+                    % (len(sinks), sinks))
+        return len(fds) - len(sinks)
+
     def quiet_point(self, label):
-        """Nothing starting or draining: batond's fds but its control connections must be
-        those of the first quiet point with the same services; RSS is recorded."""
+        """Nothing starting or draining: batond's fds (counted_fds) must be as many as at
+        the first quiet point with the same services; RSS is recorded."""
         self.settle(full=True)
         shape = tuple(self.services())
         pid = self.proc.pid
 
-        # A control connection closes in batond a little after the client's end, and a
-        # file sink is open only once something was written to it.
+        # A control connection closes in batond a little after the client's end.
         def stable():
-            fds = len(harness.own_fds(pid))
+            fds = self.counted_fds(pid)
             return fds if fds <= self.quiet_fds.get(shape, fds) else None
 
         first = self.quiet_fds.get(shape)
         try:
             fds = self.wait(stable, 5, "batond's fds to come back to %s" % first)
         except Violation:
-            fds = len(harness.own_fds(pid))
+            fds = self.counted_fds(pid)
             raise Violation("batond holds %d fds at a quiet point (%s), %d at the first one "
                             "with the same services:\n    %s\n  the first time:\n    %s"
                             % (fds, label, first, "\n    ".join(describe_fds(pid)),
