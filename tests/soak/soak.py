@@ -294,6 +294,7 @@ class Soak:
         # Every upgrade takes a generation number, whatever comes of it.
         self.last_gen = 1
         self.t0 = time.monotonic()
+        self.loadavg = {"start": os.getloadavg()}
         self.op = (0, "start", 0.0)
         self.journal = collections.deque(maxlen=8)
         self.ops = collections.Counter()
@@ -1333,6 +1334,7 @@ class Soak:
                 last_quiet = index
             time.sleep(self.rng.uniform(0, 0.2))
         self.ops_seconds = self.elapsed()
+        self.loadavg["end"] = os.getloadavg()
         self.op = (index, "end", self.elapsed())
         fds, self.rss["end"] = self.quiet_point("at the end")
         growth = self.rss["end"] - self.rss["warm"]
@@ -1411,6 +1413,9 @@ class Soak:
           % (self.samples["fds_max"], quiet or "-", self.rss.get("warm", "-"),
              self.rss.get("end", "-"), self.samples["rss_max"], RSS_GROWTH_KIB))
         p("  quiet points (s, where, fds, RSS KiB): %s" % self.quiet_log)
+        p("  load average (1, 5, 15 min): at the start %s, at the end %s" % tuple(
+            "/".join("%.2f" % x for x in self.loadavg[k]) if k in self.loadavg else "-"
+            for k in ("start", "end")))
         p("  processes batond started: %d, none left after the shutdown" % len(self.tracked)
           if ok else "  processes batond started: %d" % len(self.tracked))
         p("soak: %s" % ("PASS" if ok else "FAIL"))
