@@ -17,13 +17,14 @@ counters of batonctl); a monitor checks all along that the load sees no
 failed request, that batond lives and leaves no zombie, and samples its fds
 and RSS. At quiet points (nothing starting or draining) the fds batond holds
 beside its control connections and the file sink (open once at most) must be
-as many as the first time with the same services, and RSS must stay within RSS_GROWTH_KIB of what it was after
-the first pass. After the shutdown, no process batond started may be left,
-nor its cgroup. The first violation ends the run: the script prints what,
-the operation, the time and the seed, keeps the directory, and exits 1.
+as many as the first time with the same services, and RSS must stay within
+RSS_GROWTH_KIB of what it was after the first pass. After the shutdown, no
+process batond started may be left, nor its cgroup. The first violation ends
+the run: the script prints what, the operation, the time and the seed, keeps
+the directory, and exits 1.
 
 scripts/soak MINUTES [SEED] runs it on the normal build; tests/meson.build
-runs it for 90 s with a fixed seed (suite soak).
+runs it there for 90 s with seed 1 (suite soak), not in the sanitizer build.
 """
 
 import argparse
