@@ -20,10 +20,10 @@ run, on the same test servers and the same load.
 - A plot of throughput and p99 over time during the upgrades, batond beside start_server
   (PNG, made with gnuplot): BENCH_PLOT, by default peers-upgrades.png in BENCH_OUT.
 
-Usage: peers.py [upgrades] [services] (default: both). Each figure is printed beside its
-target and how loaded the machine was (the load average, and the cores other work kept busy
-during the case); a case first waits, a minute at most, for a quiet machine. At the end the
-figures are printed again as Markdown tables, a column per supervisor, for
+Usage: peers.py [upgrades] [services] (default: both), or --help. Each figure is printed
+beside its target and how loaded the machine was (the load average, and the cores other work
+kept busy during the case); a case first waits, a minute at most, for a quiet machine. At the
+end the figures are printed again as Markdown tables, a column per supervisor, for
 tests/bench/RESULTS.md. Run with `scripts/bench --peers`, which installs start_server,
 supervisord and gnuplot with apt-get.
 """
@@ -628,6 +628,14 @@ def missing_tools():
 
 
 def main(parts):
+    if any(p in ("-h", "--help") for p in parts):
+        print(__doc__.strip())
+        return 0
+    unknown = [p for p in parts if p not in ("upgrades", "services")]
+    if unknown:
+        print("usage: peers.py [upgrades] [services] (not %s)" % " ".join(unknown),
+              file=sys.stderr)
+        return 2
     parts = parts or ("upgrades", "services")
     missing = missing_tools()
     if missing:
