@@ -50,12 +50,17 @@ OUT = os.environ.get("BENCH_OUT", ".")
 PLOT = os.environ.get("BENCH_PLOT", os.path.join(OUT, "peers-upgrades.png"))
 
 SUPERVISORS = ("batond", "start_server", "supervisord")
+# For a run of a part: PEERS_SUPERVISORS=batond and PEERS_CASES=1,3 (numbered from 1) run
+# only those; START_NICE=N gives batond's service start_nice = N.
+ONLY_SUPERVISORS = os.environ.get("PEERS_SUPERVISORS", "").split(",")
+START_NICE = int(os.environ.get("START_NICE", "0"))
 # (label, server, processes, p99 target: during upgrades / steady)
 CASES = (
     ("C test server, 8 processes", "c", 8, 1.2),
     ("Python server, 1 process", "python", 1, 1.5),
     ("Python server, 2 processes", "python", 2, 1.5),
 )
+ONLY_CASES = [int(c) for c in os.environ.get("PEERS_CASES", "").split(",") if c]
 ROUNDS = 2
 PER_ROUND = 5  # upgrades in a round: 10 in all
 SPACING = 1.5  # seconds between two upgrades
@@ -171,8 +176,8 @@ class Batond:
         config = ("[socket:http]\nlisten = tcp:127.0.0.1:0\nbacklog = 1024\n\n"
                   "[service:web]\ncommand = %s\nsockets = http\ninstances = %d\n"
                   "ready = notify\nready_timeout = 10s\nstop_grace = 10s\nupgrade = all\n"
-                  "max_draining = 4\nrestart_delay = 50ms\n"
-                  % (" ".join(server_command(server)), n))
+                  "max_draining = 4\nrestart_delay = 50ms\nstart_nice = %d\n"
+                  % (" ".join(server_command(server)), n, START_NICE))
         self.b = harness.Batond(config)
         self.b.wait_service("web", "running")
         self.port = self.b.port("http")
@@ -627,6 +632,10 @@ def missing_tools():
             if not shutil.which(t)]
 
 
+def chosen(sups):
+    return [s for s in sups if s in ONLY_SUPERVISORS or ONLY_SUPERVISORS == [""]]
+
+
 def main(parts):
     if any(p in ("-h", "--help") for p in parts):
         print(__doc__.strip())
@@ -643,12 +652,15 @@ def main(parts):
               % ", ".join(missing))
         return 0
     t_start = time.monotonic()
-    print("peers (%s), load average %.2f" % (os.environ.get("BENCH_COMMIT", "working tree"),
-                                            wait_quiet(300)), flush=True)
+    print("peers (%s), load average %.2f%s" % (
+        os.environ.get("BENCH_COMMIT", "working tree"), wait_quiet(300),
+        ", batond's start_nice %d" % START_NICE if START_NICE else ""), flush=True)
     if "upgrades" in parts:
         kept = {}
-        for label, server, n, target in CASES:
-            for sup in SUPERVISORS:
+        for i, (label, server, n, target) in enumerate(CASES, 1):
+            if ONLY_CASES and i not in ONLY_CASES:
+                continue
+            for sup in chosen(SUPERVISORS):
                 series, instants, t0 = upgrade_case(sup, label, server, n, target)
                 if sup != "supervisord":
                     kept[(sup, label)] = (series, instants, t0)
@@ -656,7 +668,7 @@ def main(parts):
     if "services" in parts:
         true_ms = median_ms(["/bin/true"], 20)
         print("/bin/true: median %.2f ms" % true_ms, flush=True)
-        for sup in SUPERVISORS:
+        for sup in chosen(SUPERVISORS):
             services_case(sup, true_ms)
     markdown()
     print("\npeers: %.0f s" % (time.monotonic() - t_start))
