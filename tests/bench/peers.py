@@ -2,17 +2,16 @@
 """The peers benchmark: batond beside Server::Starter (start_server) and supervisord, in one
 run, on the same test servers and the same load.
 
-- Upgrades under load: 10 upgrades, one every 1.5 s, of the C test server (testhttpd, 8
+- Upgrades under load: 10 upgrades, two 1.5 s apart in each of 5 rounds, of the C test server (testhttpd, 8
   processes), and of a Python server (pyserver.py, 1 and 2 processes). batond upgrades with
   `batonctl upgrade --wait`; start_server gets SIGHUP (it starts a new worker on its socket and,
   after its --interval of 1 s, sends SIGTERM to the old one); supervisord gets `supervisorctl
   restart` (it hands over no socket: the server binds its own port, and the restart drops
   connections: the baseline). Under start_server and supervisord, more than one process is
-  prefork (tests/helpers/prefork.c) running the copies. Each case runs 4 s of steady load,
-  8 s of upgrades under the same load, 4 s of steady load, 8 s of upgrades and 4 s of steady
-  load again, so that the machine's drift weighs on both alike; the figures are the failed
-  requests, the mean throughput and the median p99 of the upgrade windows beside those of the
-  steady ones. The load is the load generator (tests/loadgen.c) with 32 connections, half of
+  prefork (tests/helpers/prefork.c) running the copies. Each case alternates 3 s of steady
+  load and 3.5 s of upgrades under the same load 5 times, and ends with 3 s of steady load, so
+  that the machine's drift weighs on both alike; the figures are the failed requests, the mean
+  throughput and the median p99 of the upgrade windows beside those of the steady ones. The load is the load generator (tests/loadgen.c) with 32 connections, half of
   them kept alive.
 - 100 services of /bin/sleep: the time until the 100 run, the PSS of the supervisor's
   processes (/proc/PID/smaps_rollup), the time of a `status` beside /bin/true's, and the time
@@ -61,10 +60,13 @@ CASES = (
     ("Python server, 2 processes", "python", 2, 1.5),
 )
 ONLY_CASES = [int(c) for c in os.environ.get("PEERS_CASES", "").split(",") if c]
-ROUNDS = 2
-PER_ROUND = 5  # upgrades in a round: 10 in all
+# Short rounds, alternated: the machine's drift, which moves a window's throughput by a third
+# at times for a second, weighs on the steady windows and the upgrade windows alike.
+ROUNDS = 5
+PER_ROUND = 2  # upgrades in a round: 10 in all
 SPACING = 1.5  # seconds between two upgrades
-STEADY = 4.0  # seconds of steady load in a round
+WINDOW = 0.5 + PER_ROUND * SPACING  # seconds of a round's upgrade window
+STEADY = 3.0  # seconds of steady load in a round
 CONNS = 32
 THROUGHPUT_TARGET = 0.95
 MAX_LOAD = 3.0
@@ -322,23 +324,26 @@ def sleep_until(t):
 
 def upgrade_case(sup, label, server, n, target):
     """Rounds of steady load, then upgrades under the same load; reports the figures and
-    returns the last round's time series and upgrade instants."""
+    returns the upgrade windows' time series and upgrade instants, laid end to end (seconds
+    from the first window's start)."""
     machine = Machine()
     runner = RUNNERS[sup](server, n)
     try:
-        steady, during = [], []
-        for _ in range(ROUNDS):
+        steady, during, series, instants = [], [], [], []
+        for r in range(ROUNDS):
             steady.append(steady_load(runner.port, STEADY))
             lg = IntervalLoad(runner.port)
             t0 = time.monotonic()
-            instants = []
+            shift = r * WINDOW - t0
             for i in range(PER_ROUND):
                 sleep_until(t0 + 0.5 + i * SPACING)
-                instants.append(time.monotonic())
+                instants.append(time.monotonic() + shift)
                 runner.upgrade()
-            sleep_until(t0 + 0.5 + PER_ROUND * SPACING)
-            result, series = lg.stop()
+            sleep_until(t0 + WINDOW)
+            result, got = lg.stop()
             during.append(result)
+            series += [(mono + shift, ok, failed, p99) for mono, ok, failed, p99 in got
+                       if mono <= t0 + WINDOW]
         steady.append(steady_load(runner.port, STEADY))
     finally:
         runner.stop()
@@ -360,7 +365,7 @@ def upgrade_case(sup, label, server, n, target):
     d_p99 = statistics.median(r["p99_ms"] for r in during)
     report("p99", label, sup, "%.2f vs %.2f ms (%.2fx)" % (d_p99, s_p99, d_p99 / s_p99),
            "<= %.1fx" % target, d_p99 / s_p99 <= target, machine)
-    return series, instants, t0
+    return series, instants, 0.0
 
 
 # ---- 100 services ----
@@ -539,13 +544,14 @@ def plot(kept):
         return
     d = tempfile.mkdtemp(prefix="baton-peers-plot-")
     labels = [c[0] for c in CASES if ("batond", c[0]) in kept][:2]
-    script = ["set terminal pngcairo size 1400,900 font 'sans,10'",
+    script = ["set terminal png size 1200,720 font 'DejaVuSans,9'",
               "set output '%s'" % PLOT,
               "set multiplot layout 2,%d title 'Throughput and p99 latency every 100 ms under "
-              "load (32 connections) during upgrades (dashed lines)'" % len(labels),
-              "set xlabel 'seconds'", "set ylabel 'requests/s'", "set y2label 'p99 (ms)'",
+              "load (32 connections) during 10 upgrades (black lines): the %d upgrade windows "
+              "of %.1f s, laid end to end (wide grey lines)'" % (len(labels), ROUNDS, WINDOW),
+              "set xlabel 'seconds'", "set xrange [0:%.1f]" % (ROUNDS * WINDOW), "set ylabel 'requests/s'", "set y2label 'p99 (ms)'",
               "set ytics nomirror", "set y2tics", "set yrange [0:*]", "set y2range [0:*]",
-              "set key top right", "set grid"]
+              "set key top right opaque", "set grid"]
     # A column's panels share their scales.
     ymax, y2max = {}, {}
     for label in labels:
@@ -561,8 +567,11 @@ def plot(kept):
             marks = write_series(dat, series, instants, t0)
             script.append("unset arrow")
             for t in marks:
-                script.append("set arrow from %.3f, graph 0 to %.3f, graph 1 nohead dt 2 lc "
-                              "rgb 'gray40'" % (t, t))
+                script.append("set arrow from %.3f, graph 0 to %.3f, graph 1 nohead lc "
+                              "rgb 'black'" % (t, t))
+            for r in range(1, ROUNDS):
+                script.append("set arrow from %.3f, graph 0 to %.3f, graph 1 nohead lw 6 lc "
+                              "rgb 'gray85' back" % (r * WINDOW, r * WINDOW))
             script.append("set yrange [0:%.0f]" % ymax[label])
             script.append("set y2range [0:%.3f]" % y2max[label])
             script.append("set title '%s: %s' noenhanced" % (sup, label))
