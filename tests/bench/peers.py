@@ -2,17 +2,18 @@
 """The peers benchmark: batond beside Server::Starter (start_server) and supervisord, in one
 run, on the same test servers and the same load.
 
-- Upgrades under load: 10 upgrades, two 1.5 s apart in each of 5 rounds, of the C test server (testhttpd, 8
-  processes), and of a Python server (pyserver.py, 1 and 2 processes). batond upgrades with
-  `batonctl upgrade --wait`; start_server gets SIGHUP (it starts a new worker on its socket and,
-  after its --interval of 1 s, sends SIGTERM to the old one); supervisord gets `supervisorctl
-  restart` (it hands over no socket: the server binds its own port, and the restart drops
-  connections: the baseline). Under start_server and supervisord, more than one process is
-  prefork (tests/helpers/prefork.c) running the copies. Each case alternates 3 s of steady
-  load and 3.5 s of upgrades under the same load 5 times, and ends with 3 s of steady load, so
-  that the machine's drift weighs on both alike; the figures are the failed requests, the mean
-  throughput and the median p99 of the upgrade windows beside those of the steady ones. The load is the load generator (tests/loadgen.c) with 32 connections, half of
-  them kept alive.
+- Upgrades under load: 10 upgrades, two 1.5 s apart in each of 5 rounds, of the C test server
+  (testhttpd, 8 processes), and of a Python server (pyserver.py, 1 and 2 processes). batond
+  upgrades with `batonctl upgrade --wait`; start_server gets SIGHUP (it starts a new worker on
+  its socket and, after its --interval of 1 s, sends SIGTERM to the old one); supervisord gets
+  `supervisorctl restart` (it hands over no socket: the server binds its own port, and the
+  restart drops connections: the baseline). Under start_server and supervisord, more than one
+  process is prefork (tests/helpers/prefork.c) running the copies. Each case alternates 3 s of
+  steady load and 3.5 s of upgrades under the same load 5 times, and ends with 3 s of steady
+  load, so that the machine's drift weighs on both alike; the figures are the failed requests,
+  the mean throughput and the median p99 of the upgrade windows beside those of the steady
+  ones. The load is the load generator (tests/loadgen.c) with 32 connections, half of them
+  kept alive.
 - 100 services of /bin/sleep: the time until the 100 run, the PSS of the supervisor's
   processes (/proc/PID/smaps_rollup), the time of a `status` beside /bin/true's, and the time
   until all is stopped after SIGTERM to the supervisor.
@@ -549,13 +550,15 @@ def plot(kept):
               "set multiplot layout 2,%d title 'Throughput and p99 latency every 100 ms under "
               "load (32 connections) during 10 upgrades (black lines): the %d upgrade windows "
               "of %.1f s, laid end to end (wide grey lines)'" % (len(labels), ROUNDS, WINDOW),
-              "set xlabel 'seconds'", "set xrange [0:%.1f]" % (ROUNDS * WINDOW), "set ylabel 'requests/s'", "set y2label 'p99 (ms)'",
+              "set xlabel 'seconds'", "set xrange [0:%.1f]" % (ROUNDS * WINDOW),
+              "set ylabel 'requests/s'", "set y2label 'p99 (ms)'",
               "set ytics nomirror", "set y2tics", "set yrange [0:*]", "set y2range [0:*]",
               "set key top right opaque", "set grid"]
     # A column's panels share their scales.
     ymax, y2max = {}, {}
     for label in labels:
-        both = [kept[(sup, label)][0] for sup in ("batond", "start_server") if (sup, label) in kept]
+        both = [kept[(sup, label)][0] for sup in ("batond", "start_server")
+                if (sup, label) in kept]
         ymax[label] = max(max(s[1] for s in series) for series in both) * 10 * 1.15
         y2max[label] = max(max(s[3] for s in series) for series in both) * 1.15
     for sup in ("batond", "start_server"):
