@@ -25,7 +25,9 @@ beside its target and how loaded the machine was (the load average, and the core
 kept busy during the case); a case first waits, a minute at most, for a quiet machine. At the
 end the figures are printed again as Markdown tables, a column per supervisor, for
 tests/bench/RESULTS.md. Run with `scripts/bench --peers`, which installs start_server,
-supervisord and gnuplot with apt-get.
+supervisord and gnuplot with apt-get. In the environment, PEERS_SUPERVISORS (e.g. batond) and
+PEERS_CASES (e.g. 1,3, numbered from 1) run a part, and START_NICE=N gives batond's service
+start_nice = N.
 """
 
 import os
