@@ -73,6 +73,7 @@ static void pin_program(struct pin *pin, const struct service_conf *c)
 	pin->dev = st.st_dev;
 	pin->ino = st.st_ino;
 	pin->mtime = st.st_mtim;
+	pin->ctime = st.st_ctim;
 	pin->size = st.st_size;
 	pin->script = is_script(fd);
 	pin->exe_fd = fd;

@@ -30,6 +30,7 @@ struct pin {
 	dev_t dev;      /* its identity, when found */
 	ino_t ino;
 	struct timespec mtime;
+	struct timespec ctime; /* when its inode last changed; 0 in a pin restored by a re-exec */
 	off_t size;
 	char *directory; /* the real path of the service's directory, or NULL */
 	char **env;      /* environment, then environment files' lines, NULL-terminated */

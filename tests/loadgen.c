@@ -155,6 +155,7 @@ struct options {
 	double duration;
 	const char *path;
 	long timeout_ms;
+	long interval_ms;
 	bool quiet;
 };
 
@@ -171,6 +172,9 @@ struct ctx {
 	uint64_t connects;
 	uint64_t in_flight;
 	struct histogram hist;
+	struct histogram interval_hist; // the requests answered since the last interval line
+	uint64_t interval_failed;
+	uint64_t next_interval_ns;
 	uint64_t timeout_ns;
 	uint64_t start_ns;
 	uint64_t end_ns;
@@ -648,8 +652,14 @@ static void record(struct ctx *ctx, struct conn *c, enum outcome o)
 {
 	ctx->count[o]++;
 	ctx->in_flight--;
-	if (o == OUT_OK)
-		hist_add(&ctx->hist, now_ns() - c->start_ns);
+	if (o == OUT_OK) {
+		uint64_t took = now_ns() - c->start_ns;
+
+		hist_add(&ctx->hist, took);
+		hist_add(&ctx->interval_hist, took);
+	} else {
+		ctx->interval_failed++;
+	}
 }
 
 static void next_request(struct ctx *ctx, struct conn *c)
@@ -923,6 +933,22 @@ static void print_progress(struct ctx *ctx, uint64_t now)
 		ctx->next_progress_ns += NS_PER_SEC;
 }
 
+/* One line of the requests answered since the last: a time series of throughput and latency. */
+static void print_interval(struct ctx *ctx, uint64_t now)
+{
+	struct histogram *h = &ctx->interval_hist;
+
+	fprintf(stderr,
+		"interval mono=%.3f ok=%" PRIu64 " failed=%" PRIu64
+		" p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
+		(double)now / 1e9, h->count, ctx->interval_failed, hist_quantile_ms(h, 0.50),
+		hist_quantile_ms(h, 0.99), (double)h->max_ns / 1e6);
+	memset(h, 0, sizeof(*h));
+	ctx->interval_failed = 0;
+	while (ctx->next_interval_ns <= now)
+		ctx->next_interval_ns += (uint64_t)ctx->opt.interval_ms * NS_PER_MS;
+}
+
 static void on_tick(struct ctx *ctx, uint64_t now)
 {
 	if (!ctx->stopping && ctx->stop_at_ns && now >= ctx->stop_at_ns)
@@ -934,6 +960,8 @@ static void on_tick(struct ctx *ctx, uint64_t now)
 	}
 	if (!ctx->opt.quiet && now >= ctx->next_progress_ns)
 		print_progress(ctx, now);
+	if (ctx->opt.interval_ms && now >= ctx->next_interval_ns)
+		print_interval(ctx, now);
 }
 
 static void run(struct ctx *ctx)
@@ -942,6 +970,7 @@ static void run(struct ctx *ctx)
 
 	ctx->start_ns = now_ns();
 	ctx->next_progress_ns = ctx->start_ns + NS_PER_SEC;
+	ctx->next_interval_ns = ctx->start_ns + (uint64_t)ctx->opt.interval_ms * NS_PER_MS;
 	if (ctx->opt.duration > 0)
 		ctx->stop_at_ns = ctx->start_ns + (uint64_t)(ctx->opt.duration * 1e9);
 	for (long i = 0; i < ctx->opt.conns; i++)
@@ -985,13 +1014,15 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: loadgen -t HOST:PORT [-c CONNS] [-k KEEPALIVE] [-d SECONDS] [-p PATH]\n"
-		"               [-T TIMEOUT_MS] [-q]\n"
+		"               [-T TIMEOUT_MS] [-i MS] [-q]\n"
 		"  -t HOST:PORT    IPv4 target, e.g. 127.0.0.1:8080 (required)\n"
 		"  -c CONNS        concurrent connections (default 8, max %d)\n"
 		"  -k KEEPALIVE    how many connections use keep-alive (default: half)\n"
 		"  -d SECONDS      run time, fractions allowed (default: until SIGTERM/SIGINT)\n"
 		"  -p PATH         request path (default /)\n"
 		"  -T TIMEOUT_MS   per-request timeout (default 5000)\n"
+		"  -i MS           every MS ms, a line on stderr of that interval: its end on the\n"
+		"                  monotonic clock, requests ok and failed, p50, p99 and max latency\n"
 		"  -q              no progress line on stderr\n"
 		"  -h              this help\n",
 		MAX_CONNS);
@@ -1070,6 +1101,8 @@ static bool parse_option(struct options *o, int opt, const char *arg)
 		return valid_path(arg);
 	case 'T':
 		return parse_long(arg, 1, 3600000, &o->timeout_ms);
+	case 'i':
+		return parse_long(arg, 1, 3600000, &o->interval_ms);
 	case 'q':
 		o->quiet = true;
 		return true;
@@ -1083,7 +1116,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 	int opt;
 
 	*o = (struct options){ .conns = 8, .keepalive = -1, .path = "/", .timeout_ms = 5000 };
-	while ((opt = getopt(argc, argv, "t:c:k:d:p:T:qh")) != -1) {
+	while ((opt = getopt(argc, argv, "t:c:k:d:p:T:i:qh")) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return 0;

@@ -2,9 +2,10 @@
 // It has what a test needs and a service does not (--no-ready, slow routes and more); the
 // example services for users are under examples/.
 //
-// It serves on the listening socket passed in LISTEN_FDS (or binds --listen itself), reports
-// readiness over NOTIFY_SOCKET or --ready-fd, and on SIGTERM drains: it stops accepting, finishes
-// the requests in flight and closes every connection cleanly before exiting.
+// It serves on the listening socket passed in LISTEN_FDS, or in SERVER_STARTER_PORT as
+// start_server (Server::Starter) passes it (or binds --listen itself), reports readiness over
+// NOTIFY_SOCKET or --ready-fd, and on SIGTERM drains: it stops accepting, finishes the requests
+// in flight and closes every connection cleanly before exiting.
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -281,7 +282,8 @@ static int set_nonblock(int fd)
 static void usage(FILE *out)
 {
 	fputs("usage: " PROG " [OPTION]...\n"
-	      "Serve HTTP on the socket passed in LISTEN_FDS (fd 3), else on --listen.\n"
+	      "Serve HTTP on the socket passed in LISTEN_FDS (fd 3) or SERVER_STARTER_PORT,\n"
+	      "else on --listen.\n"
 	      "  -l, --listen HOST:PORT  bind IPv4 HOST:PORT if no socket is passed (port 0: any)\n"
 	      "      --ready-fd N        when ready, write a newline to fd N and close it\n"
 	      "      --ready-delay-ms N  wait N ms before declaring readiness, serving meanwhile\n"
@@ -414,13 +416,35 @@ static void describe_socket(int fd, char *buf, size_t size)
 	}
 }
 
-// Takes the socket the supervisor passed: fd 3, or -1 when none was passed to this process.
+// The fd of the first socket of SERVER_STARTER_PORT (ADDRESS=FD;ADDRESS=FD...), as
+// start_server passes them, or -1.
+static int take_server_starter(void)
+{
+	const char *env = getenv("SERVER_STARTER_PORT");
+	long fd;
+	if (!env)
+		return -1;
+	size_t end = strcspn(env, ";");
+	size_t eq = end;
+	while (eq > 0 && env[eq - 1] != '=')
+		eq--;
+	if (eq == 0 || !parse_digits(env + eq, end - eq, INT_MAX, &fd)) {
+		log_msg("ignoring SERVER_STARTER_PORT=%s: expected ADDRESS=FD", env);
+		return -1;
+	}
+	return (int)fd;
+}
+
+// Takes the socket the supervisor passed: fd 3 with LISTEN_FDS, else the first of
+// SERVER_STARTER_PORT; -1 when none was passed to this process.
 static int take_inherited(void)
 {
 	const char *fds = getenv("LISTEN_FDS");
 	const char *pid = getenv("LISTEN_PID");
 	long n = 0, p = 0;
-	bool ours = fds && parse_long(fds, LISTEN_FDS_MAX, &n) && n >= 1;
+	if (!fds)
+		return take_server_starter();
+	bool ours = parse_long(fds, LISTEN_FDS_MAX, &n) && n >= 1;
 	if (ours && pid)
 		ours = parse_long(pid, LONG_MAX, &p) && p == (long)getpid();
 	unsetenv("LISTEN_FDS");
@@ -439,11 +463,11 @@ static bool is_listening_socket(int fd)
 	int on = 0;
 	socklen_t len = sizeof(on);
 	if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
-		log_msg("fd %d from LISTEN_FDS is not a socket", fd);
+		log_msg("fd %d passed to listen on is not a socket", fd);
 		return false;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) < 0 || !on) {
-		log_msg("fd %d from LISTEN_FDS is not a listening socket", fd);
+		log_msg("fd %d passed to listen on is not a listening socket", fd);
 		return false;
 	}
 	return true;
@@ -1526,6 +1550,8 @@ static int setup_epoll(struct server *srv)
 static void setup_body(struct server *srv)
 {
 	const char *gen = getenv("BATON_GENERATION");
+	if (!gen)
+		gen = getenv("SERVER_STARTER_GENERATION");
 	snprintf(srv->gen, sizeof(srv->gen), "%s", gen ? gen : "-");
 	// The generation also goes into log lines, which must stay one line each.
 	for (char *p = srv->gen; *p; p++) {
