@@ -169,7 +169,9 @@ static void gen_usage(struct protocol_buf *buf, struct daemon *d, const struct g
 }
 
 // Its processes with a pid, and the connections they hold now: its share of the traffic.
-static void gen_procs(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
+// count: the connections too, which costs a walk of the host's TCP table.
+static void gen_procs(struct protocol_buf *buf, struct daemon *d, const struct generation *gen,
+	bool count)
 {
 	int procs = 0, conns = 0;
 	bool known = true;
@@ -179,7 +181,7 @@ static void gen_procs(struct protocol_buf *buf, struct daemon *d, const struct g
 		if (p->pid <= 0)
 			continue;
 		procs++;
-		int n = daemon_count_conns(d, p->pid);
+		int n = count ? daemon_count_conns(d, p->pid) : -1;
 		if (n < 0)
 			known = false;
 		else
@@ -190,7 +192,8 @@ static void gen_procs(struct protocol_buf *buf, struct daemon *d, const struct g
 		protocol_record_int(buf, "conns", conns);
 }
 
-static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct generation *gen)
+static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct generation *gen,
+	bool stream)
 {
 	const struct pin *pin = &gen->pin;
 	protocol_record_begin(buf, "gen");
@@ -210,15 +213,16 @@ static void status_gen(struct protocol_buf *buf, struct daemon *d, const struct 
 		protocol_record_str(buf, "directory", pin->directory);
 	if (gen->changes)
 		protocol_record_str(buf, "changed", gen->changes);
-	gen_procs(buf, d, gen);
+	gen_procs(buf, d, gen, !stream || gen->role != GEN_CURRENT);
 	gen_usage(buf, d, gen);
 	protocol_record_end(buf);
 }
 
-static void status_gens(struct protocol_buf *buf, struct daemon *d, const struct service *svc)
+static void status_gens(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool stream)
 {
 	for (struct list *g = svc->gens.prev; g != &svc->gens; g = g->prev)
-		status_gen(buf, d, container_of(g, struct generation, link));
+		status_gen(buf, d, container_of(g, struct generation, link), stream);
 }
 
 // Hands the buffer on once it holds this much: a client reads the records of
@@ -231,8 +235,8 @@ static void part_built(struct protocol_buf *buf, const struct status_sink *sink)
 		sink->take(buf, sink->data);
 }
 
-void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
-	bool all, const struct status_sink *sink)
+static void snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all, bool stream, const struct status_sink *sink)
 {
 	struct list *pos;
 	double t = clock_now();
@@ -245,7 +249,7 @@ void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct
 	list_for_each(pos, &d->services) {
 		struct service *s = container_of(pos, struct service, link);
 		if (svc == s || (!svc && all))
-			status_gens(buf, d, s);
+			status_gens(buf, d, s, stream);
 		part_built(buf, sink);
 	}
 	list_for_each(pos, &d->services) {
@@ -256,10 +260,16 @@ void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct
 	}
 }
 
+void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
+	bool all, const struct status_sink *sink)
+{
+	snapshot(buf, d, svc, all, false, sink);
+}
+
 void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all)
 {
-	status_snapshot_to(buf, d, svc, all, NULL);
+	snapshot(buf, d, svc, all, true, NULL);
 }
 
 void status_socket(struct protocol_buf *buf, const struct listener *l)

@@ -24,9 +24,10 @@ void status_socket(struct protocol_buf *buf, const struct listener *l);
 void status_service(struct protocol_buf *buf, const struct service *svc);
 
 /*
- * Appends the state of one service with all its processes, or of every
- * service with the processes that need attention only (all: every process
- * anyway): not ready, or not of the current generation.
+ * The snapshot that begins a stream (watch, --wait): status_snapshot_to's,
+ * but with the connections of draining generations only. Counting those of a
+ * current generation walks the host's TCP table, which a busy host makes
+ * long, at the start of every upgrade --wait.
  */
 void status_snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all);
@@ -40,7 +41,12 @@ struct status_sink {
 	void *data;
 };
 
-/* status_snapshot, handing buf to sink each time it holds 32 KiB or more. */
+/*
+ * Appends the state of one service with all its processes, or of every
+ * service with the processes that need attention only (all: every process
+ * anyway): not ready, or not of the current generation. buf is handed to sink,
+ * when there is one, each time it holds 32 KiB or more.
+ */
 void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all, const struct status_sink *sink);
 
