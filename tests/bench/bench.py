@@ -124,8 +124,8 @@ def pid1_pss(program, args, directory):
                          stderr=subprocess.DEVNULL)
     try:
         def settled():
-            kids = open("/proc/%d/task/%d/children" % (p.pid, p.pid)).read().split()
-            return kids and open("/proc/%s/comm" % kids[0]).read().strip() == "sleep"
+            kids = harness.read("/proc/%d/task/%d/children" % (p.pid, p.pid)).split()
+            return kids and harness.read("/proc/%s/comm" % kids[0]).strip() == "sleep"
         harness.poll(settled, timeout=10, what="%s to run sleep" % program)
         return smaps_rollup(p.pid)
     finally:

@@ -282,7 +282,7 @@ static void orphan(long ms)
 struct printing {
 	long every_us; /* between two lines; 0: as fast as it can, buffered */
 	int to;        /* 1 stdout, 2 stderr, 3 both in turn */
-	long size;     /* each line padded with " xxx..." to this many bytes */
+	long size;     /* each line padded with a blank and 'x' bytes to this many bytes */
 	bool split;    /* each line in two writes, every_us / 2 apart */
 	long next;     /* the number of the next line */
 };

@@ -67,6 +67,7 @@ static int setup(void **state)
 {
 	struct world *w = calloc(1, sizeof(*w));
 	assert_non_null(w);
+	// mkdtemp replaces the template's last six bytes with a unique name.
 	snprintf(w->dir, sizeof(w->dir), "/tmp/baton-cgroup-XXXXXX");
 	assert_non_null(mkdtemp(w->dir));
 	put(w->dir, "cgroup.controllers", "cpu memory pids io hugetlb\n");
