@@ -294,77 +294,50 @@ struct output *output_json_create(enum protocol_verb verb, bool streaming, FILE 
 
 /* ---- text ---- */
 
-// Reply records kept until the final line, for tables that need every row:
-// each as read_reply parsed it, its strings and where they start, so that a
-// table gets it back with a copy rather than a second parse.
-struct kept {
-	uint16_t nfields, len;
-	uint16_t at[]; /* the key and the value of each field, then the text */
-};
-
-struct stored {
-	struct kept **records;
-	size_t n, cap;
-	struct protocol_record rec; /* where a record is given back */
-};
-
-struct text_output {
-	struct output base;
-	struct stored records;
-};
-
-static char *kept_text(struct kept *k)
-{
-	return (char *)&k->at[2 * k->nfields];
-}
-
-static void store(struct stored *s, const struct protocol_record *rec, size_t len)
-{
-	if (s->n == s->cap) {
-		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct kept **records = realloc(s->records, cap * sizeof(*records));
-		if (!records)
-			return;
-		s->records = records;
-		s->cap = cap;
-	}
-	size_t nf = (size_t)rec->nfields;
-	struct kept *k = malloc(sizeof(*k) + 2 * nf * sizeof(uint16_t) + len + 1);
-	if (!k)
-		return;
-	k->nfields = (uint16_t)nf;
-	k->len = (uint16_t)len; /* a record is shorter than PROTOCOL_RECORD_MAX */
-	for (size_t i = 0; i < nf; i++) {
-		k->at[2 * i] = (uint16_t)(rec->fields[i].key - rec->buf);
-		k->at[2 * i + 1] = (uint16_t)(rec->fields[i].value - rec->buf);
-	}
-	memcpy(kept_text(k), rec->buf, len);
-	kept_text(k)[len] = '\0';
-	s->records[s->n++] = k;
-}
-
-// The record i when it is of type, else NULL; its type is the first string.
-static const struct protocol_record *stored_get(struct stored *s, size_t i, const char *type)
-{
-	struct kept *k = s->records[i];
-	if (strcmp(kept_text(k), type) != 0)
-		return NULL;
-	struct protocol_record *rec = &s->rec;
-	memcpy(rec->buf, kept_text(k), (size_t)k->len + 1);
-	rec->type = rec->buf;
-	rec->nfields = k->nfields;
-	for (size_t f = 0; f < k->nfields; f++) {
-		rec->fields[f].key = rec->buf + k->at[2 * f];
-		rec->fields[f].value = rec->buf + k->at[2 * f + 1];
-	}
-	rec->code = rec->message = NULL;
-	return rec;
-}
-
 static const char *get(const struct protocol_record *rec, const char *key)
 {
 	const char *v = protocol_record_get(rec, key);
 	return v ? v : "";
+}
+
+// Finds the values of a set of keys in a record in one pass over its fields,
+// each field compared only with the keys that start with its first letter: a
+// service's row takes twelve values, a thousand times.
+struct picker {
+	const char *const *keys; /* at most 32 */
+	size_t n;
+	uint32_t by_first[128]; /* the keys that start with each byte, as bits */
+};
+
+// values[j] is the value of keys[j], "" where it is absent.
+static void pick(struct picker *pk, const struct protocol_record *rec, const char **values)
+{
+	if (!pk->by_first[(unsigned char)pk->keys[0][0] & 127]) {
+		for (size_t j = 0; j < pk->n; j++)
+			pk->by_first[(unsigned char)pk->keys[j][0] & 127] |= 1u << j;
+	}
+	for (size_t j = 0; j < pk->n; j++)
+		values[j] = NULL;
+	for (int i = 0; i < rec->nfields; i++) {
+		const char *key = rec->fields[i].key;
+		// A key is made of letters, digits and "_-.": all below 128.
+		uint32_t m = pk->by_first[(unsigned char)key[0] & 127];
+		while (m) {
+			int j = __builtin_ctz(m);
+			m &= m - 1;
+			const char *k = key, *q = pk->keys[j];
+			while (*k && *k == *q)
+				k++, q++;
+			if (*k == *q && !values[j]) {
+				values[j] = rec->fields[i].value;
+				break;
+			}
+		}
+	}
+	for (size_t j = 0; j < pk->n; j++) {
+		if (!values[j])
+			values[j] = "";
+	}
 }
 
 // Writes seconds the way a person reads them: 0.25s, 12.4s, 3m05s, 2h10m.
@@ -387,21 +360,23 @@ static void human_secs(const char *value, char *out, size_t len)
 
 #define TABLE_COLS 12
 
+// A table's cells one after the other in one buffer, each ended by a NUL, so
+// that a cell's length is where the next one starts; the widths kept as rows come.
 struct table {
 	int ncols;
 	const char *head[TABLE_COLS];
-	char *text;      /* every cell, each ended by a NUL */
+	size_t width[TABLE_COLS];
+	char *text;
 	size_t len, cap;
 	size_t *offsets; /* rows * ncols offsets into text */
 	size_t rows, room;
 };
 
-static bool table_append(struct table *t, const char *value)
+static bool table_append(struct table *t, const char *value, size_t n)
 {
-	size_t n = strlen(value) + 1;
-	if (t->len + n > t->cap) {
+	if (t->len + n + 1 > t->cap) {
 		size_t cap = t->cap ? t->cap : 4096;
-		while (cap < t->len + n)
+		while (cap < t->len + n + 1)
 			cap *= 2;
 		char *text = realloc(t->text, cap);
 		if (!text)
@@ -410,14 +385,15 @@ static bool table_append(struct table *t, const char *value)
 		t->cap = cap;
 	}
 	memcpy(t->text + t->len, value, n);
-	t->len += n;
+	t->text[t->len + n] = '\0';
+	t->len += n + 1;
 	return true;
 }
 
 // A row, copied: a thousand services make a thousand rows, so no allocation each.
 static void table_row(struct table *t, const char *const *values)
 {
-	size_t cols = (size_t)t->ncols;
+	size_t cols = (size_t)t->ncols, len = t->len;
 	if (t->rows == t->room) {
 		size_t room = t->room ? t->room * 2 : 16;
 		size_t *offsets = realloc(t->offsets, room * cols * sizeof(size_t));
@@ -426,39 +402,53 @@ static void table_row(struct table *t, const char *const *values)
 		t->offsets = offsets;
 		t->room = room;
 	}
+	size_t width[TABLE_COLS];
 	for (size_t i = 0; i < cols; i++) {
+		const char *v = values[i] ? values[i] : "";
+		width[i] = strlen(v);
 		t->offsets[t->rows * cols + i] = t->len;
-		if (!table_append(t, values[i] ? values[i] : ""))
+		if (!table_append(t, v, width[i])) {
+			t->len = len; /* the row is dropped whole */
 			return;
+		}
+	}
+	for (size_t i = 0; i < cols; i++) {
+		if (width[i] > t->width[i])
+			t->width[i] = width[i];
 	}
 	t->rows++;
 }
 
-static const char *table_cell(const struct table *t, size_t r, int c)
+// The cell at row r (0 is the head) and column c, and its length.
+static const char *table_cell(const struct table *t, size_t r, int c, size_t *n)
 {
-	return r == 0 ? t->head[c] : t->text + t->offsets[(r - 1) * (size_t)t->ncols + (size_t)c];
+	if (r == 0) {
+		*n = strlen(t->head[c]);
+		return t->head[c];
+	}
+	size_t i = (r - 1) * (size_t)t->ncols + (size_t)c;
+	size_t end = i + 1 < t->rows * (size_t)t->ncols ? t->offsets[i + 1] : t->len;
+	*n = end - t->offsets[i] - 1;
+	return t->text + t->offsets[i];
 }
 
 // The table in one buffer, written at once: a thousand rows of seven cells
 // would be fourteen thousand calls to stdio.
-static void table_print(struct table *t, FILE *out)
+static void table_print(const struct table *t, FILE *out)
 {
 	size_t width[TABLE_COLS], line = 0;
 	for (int c = 0; c < t->ncols; c++) {
-		width[c] = 0;
-		for (size_t r = 0; r <= t->rows; r++) {
-			size_t n = strlen(table_cell(t, r, c));
-			if (n > width[c])
-				width[c] = n;
-		}
+		width[c] = strlen(t->head[c]);
+		if (t->width[c] > width[c])
+			width[c] = t->width[c];
 		line += width[c] + 2;
 	}
 	char *text = malloc(line * (t->rows + 1));
 	char *p = text;
 	for (size_t r = 0; text && r <= t->rows; r++) {
 		for (int c = 0; c < t->ncols; c++) {
-			const char *v = table_cell(t, r, c);
-			size_t n = strlen(v);
+			size_t n;
+			const char *v = table_cell(t, r, c, &n);
 			memcpy(p, v, n);
 			p += n;
 			if (c == t->ncols - 1)
@@ -471,52 +461,85 @@ static void table_print(struct table *t, FILE *out)
 	if (text)
 		fwrite(text, 1, (size_t)(p - text), out);
 	for (size_t r = 0; !text && r <= t->rows; r++) {
-		for (int c = 0; c < t->ncols; c++)
+		for (int c = 0; c < t->ncols; c++) {
+			size_t n;
+			const char *v = table_cell(t, r, c, &n);
 			if (c == t->ncols - 1)
-				fprintf(out, "%s\n", table_cell(t, r, c));
+				fprintf(out, "%s\n", v);
 			else
-				fprintf(out, "%-*s", (int)width[c] + 2, table_cell(t, r, c));
+				fprintf(out, "%-*s", (int)width[c] + 2, v);
+		}
 	}
 	free(text);
-	free(t->text);
-	free(t->offsets);
-	t->text = NULL;
-	t->offsets = NULL;
-	t->len = t->cap = t->rows = t->room = 0;
 }
 
-static void print_daemon(FILE *out, const struct protocol_record *r)
+static void table_free(struct table *t)
+{
+	free(t->text);
+	free(t->offsets);
+}
+
+// The tables of a status reply, filled as its records arrive and written
+// after its last one: each record is parsed once and copied once.
+struct status_view {
+	struct protocol_buf header;  /* the daemon's lines */
+	struct table sockets, services, gens, procs;
+	struct protocol_buf reasons; /* "web: why", after the services */
+	struct protocol_buf strays;  /* after the generations */
+	long total;                  /* the processes batond has, -1 when not told */
+	long listed;                 /* the processes listed */
+};
+
+static void status_view_init(struct status_view *v)
+{
+	*v = (struct status_view){
+		.sockets = {.ncols = 3, .head = {"SOCKET", "KIND", "ADDRESS"}},
+		.services = {.ncols = 7, .head = {"SERVICE", "STATE", "GEN", "READY", "RESTARTS",
+			"UPGRADES", "KILLS"}},
+		.gens = {.ncols = 11, .head = {"SERVICE", "GEN", "ROLE", "PROCS", "CONNS", "PROGRAM",
+			"DIRECTORY", "CHANGED", "CPU", "MEMORY", "TASKS"}},
+		.procs = {.ncols = 8, .head = {"SERVICE", "GEN", "ROLE", "INST", "PID", "STATE",
+			"AGE", "DETAIL"}},
+		.total = -1,
+	};
+}
+
+static void status_view_free(struct status_view *v)
+{
+	protocol_buf_finish(&v->header);
+	protocol_buf_finish(&v->reasons);
+	protocol_buf_finish(&v->strays);
+	table_free(&v->sockets);
+	table_free(&v->services);
+	table_free(&v->gens);
+	table_free(&v->procs);
+}
+
+static void daemon_lines(struct status_view *v, const struct protocol_record *r)
 {
 	char up[32];
 	human_secs(get(r, "uptime"), up, sizeof(up));
 	int nsvc = atoi(get(r, "services")), nproc = atoi(get(r, "procs"));
-	fprintf(out, "batond %s (pid %s), up %s%s: %d service%s, %d process%s\n",
+	protocol_buf_printf(&v->header, "batond %s (pid %s), up %s%s: %d service%s, %d process%s\n",
 		get(r, "version"), get(r, "pid"), up,
 		strcmp(get(r, "state"), "stopping") == 0 ? ", shutting down" : "", nsvc,
 		nsvc == 1 ? "" : "s", nproc, nproc == 1 ? "" : "es");
 	if (*get(r, "containment_why"))
-		fprintf(out, "containment: process groups (%s)\n", get(r, "containment_why"));
+		protocol_buf_printf(&v->header, "containment: process groups (%s)\n",
+			get(r, "containment_why"));
 	else if (*get(r, "containment"))
-		fprintf(out, "containment: %s\n", get(r, "containment"));
+		protocol_buf_printf(&v->header, "containment: %s\n", get(r, "containment"));
+	protocol_buf_add(&v->header, "\n", 1);
+	v->total = atol(get(r, "procs"));
 }
 
-static void print_sockets(struct stored *s, FILE *out)
+static void socket_row(struct status_view *v, const struct protocol_record *r)
 {
-	struct table t = {.ncols = 3, .head = {"SOCKET", "KIND", "ADDRESS"}};
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "socket");
-		if (!r)
-			continue;
-		char bound[160];
-		snprintf(bound, sizeof(bound), "%s%s", get(r, "bound"),
-			*get(r, "retired") ? " (retired: closes with its last generation)" : "");
-		const char *row[] = {get(r, "name"), get(r, "kind"), bound};
-		table_row(&t, row);
-	}
-	if (t.rows > 0) {
-		table_print(&t, out);
-		fputc('\n', out);
-	}
+	char bound[160];
+	snprintf(bound, sizeof(bound), "%s%s", get(r, "bound"),
+		*get(r, "retired") ? " (retired: closes with its last generation)" : "");
+	const char *row[] = {get(r, "name"), get(r, "kind"), bound};
+	table_row(&v->sockets, row);
 }
 
 // Joins strings into out, cut to its size: what snprintf would do for "%s%s...".
@@ -531,32 +554,34 @@ static char *join(char *out, size_t size, const char *const *parts, size_t n)
 	return out;
 }
 
-static void print_services(struct stored *s, FILE *out)
+enum {
+	SVC_NAME, SVC_STATE, SVC_PHASE, SVC_REMOVED, SVC_GEN, SVC_TO, SVC_READY, SVC_INSTANCES,
+	SVC_RESTARTS, SVC_UPGRADES, SVC_KILLS, SVC_REASON, SVC_KEYS
+};
+
+static const char *const service_keys[SVC_KEYS] = {
+	[SVC_NAME] = "name", [SVC_STATE] = "state", [SVC_PHASE] = "phase",
+	[SVC_REMOVED] = "removed", [SVC_GEN] = "gen", [SVC_TO] = "upgrading_to",
+	[SVC_READY] = "ready", [SVC_INSTANCES] = "instances", [SVC_RESTARTS] = "restarts",
+	[SVC_UPGRADES] = "upgrades", [SVC_KILLS] = "kills", [SVC_REASON] = "reason",
+};
+
+static void service_row(struct status_view *v, const struct protocol_record *r)
 {
-	struct table t = {.ncols = 7,
-		.head = {"SERVICE", "STATE", "GEN", "READY", "RESTARTS", "UPGRADES", "KILLS"}};
-	size_t reasons = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "service");
-		if (!r)
-			continue;
-		char ready[32], gen[48], state[96];
-		const char *to = get(r, "upgrading_to"), *phase = get(r, "phase");
-		join(ready, sizeof(ready), (const char *[]){get(r, "ready"), "/", get(r, "instances")}, 3);
-		join(gen, sizeof(gen), (const char *[]){get(r, "gen"), *to ? "->" : "", to}, 3);
-		join(state, sizeof(state), (const char *[]){get(r, "state"), *phase ? " (" : "", phase,
-			*phase ? ")" : "", *get(r, "removed") ? " (removed)" : ""}, 5);
-		const char *row[] = {get(r, "name"), state, gen, ready,
-			get(r, "restarts"), get(r, "upgrades"), get(r, "kills")};
-		table_row(&t, row);
-		reasons += *get(r, "reason") != '\0';
-	}
-	table_print(&t, out);
-	for (size_t i = 0; i < s->n && reasons; i++) {
-		const struct protocol_record *r = stored_get(s, i, "service");
-		if (r && *get(r, "reason"))
-			fprintf(out, "%s: %s\n", get(r, "name"), get(r, "reason"));
-	}
+	static struct picker picker = {service_keys, SVC_KEYS, {0}};
+	const char *f[SVC_KEYS];
+	pick(&picker, r, f);
+	char ready[32], gen[48], state[96];
+	const char *to = f[SVC_TO], *phase = f[SVC_PHASE];
+	join(ready, sizeof(ready), (const char *[]){f[SVC_READY], "/", f[SVC_INSTANCES]}, 3);
+	join(gen, sizeof(gen), (const char *[]){f[SVC_GEN], *to ? "->" : "", to}, 3);
+	join(state, sizeof(state), (const char *[]){f[SVC_STATE], *phase ? " (" : "", phase,
+		*phase ? ")" : "", *f[SVC_REMOVED] ? " (removed)" : ""}, 5);
+	const char *row[] = {f[SVC_NAME], state, gen, ready, f[SVC_RESTARTS], f[SVC_UPGRADES],
+		f[SVC_KILLS]};
+	table_row(&v->services, row);
+	if (*f[SVC_REASON])
+		protocol_buf_printf(&v->reasons, "%s: %s\n", f[SVC_NAME], f[SVC_REASON]);
 }
 
 // The last column of a process: what a person wants to know about it now.
@@ -636,104 +661,82 @@ static void gen_usage(const struct protocol_record *r, char *cpu, char *mem, cha
 	snprintf(tasks, len, "%s", *get(r, "tasks") ? get(r, "tasks") : "-");
 }
 
-static void print_strays(struct stored *s, FILE *out)
+static void gen_row(struct status_view *v, const struct protocol_record *r)
 {
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "gen");
-		if (r && *get(r, "strays"))
-			fprintf(out, "%s gen %s: %s process%s outside the service's process groups "
-				"still running: %s\n", get(r, "service"), get(r, "gen"),
-				get(r, "strays"), strcmp(get(r, "strays"), "1") == 0 ? "" : "es",
-				get(r, "stray_processes"));
-	}
+	char program[512];
+	snprintf(program, sizeof(program), "%s%s%s%s%s", *get(r, "exe") ? get(r, "exe") : "-",
+		*get(r, "script") ? " (script)" : "", *get(r, "sha256") ? " (sha256 " : "",
+		get(r, "sha256"), *get(r, "sha256") ? ")" : "");
+	char cpu[32], mem[32], tasks[32];
+	gen_usage(r, cpu, mem, tasks, sizeof(cpu));
+	const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"), get(r, "procs"),
+		*get(r, "conns") ? get(r, "conns") : "-", program,
+		*get(r, "directory") ? get(r, "directory") : "-",
+		*get(r, "changed") ? get(r, "changed") : "-", cpu, mem, tasks};
+	table_row(&v->gens, row);
+	if (*get(r, "strays"))
+		protocol_buf_printf(&v->strays, "%s gen %s: %s process%s outside the service's "
+			"process groups still running: %s\n", get(r, "service"), get(r, "gen"),
+			get(r, "strays"), strcmp(get(r, "strays"), "1") == 0 ? "" : "es",
+			get(r, "stray_processes"));
 }
 
-static void print_gens(struct stored *s, FILE *out)
+static void proc_row(struct status_view *v, const struct protocol_record *r)
 {
-	struct table t = {.ncols = 11, .head = {"SERVICE", "GEN", "ROLE", "PROCS", "CONNS",
-		"PROGRAM", "DIRECTORY", "CHANGED", "CPU", "MEMORY", "TASKS"}};
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "gen");
-		if (!r)
-			continue;
-		char program[512];
-		snprintf(program, sizeof(program), "%s%s%s%s%s", *get(r, "exe") ? get(r, "exe") : "-",
-			*get(r, "script") ? " (script)" : "", *get(r, "sha256") ? " (sha256 " : "",
-			get(r, "sha256"), *get(r, "sha256") ? ")" : "");
-		char cpu[32], mem[32], tasks[32];
-		gen_usage(r, cpu, mem, tasks, sizeof(cpu));
-		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"),
-			get(r, "procs"), *get(r, "conns") ? get(r, "conns") : "-", program,
-			*get(r, "directory") ? get(r, "directory") : "-",
-			*get(r, "changed") ? get(r, "changed") : "-", cpu, mem, tasks};
-		table_row(&t, row);
-	}
-	if (t.rows > 0) {
+	char age[32] = "-", detail[512];
+	if (*get(r, "age"))
+		human_secs(get(r, "age"), age, sizeof(age));
+	proc_detail(r, detail, sizeof(detail));
+	const char *pid = strcmp(get(r, "pid"), "0") == 0 ? "-" : get(r, "pid");
+	const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"), get(r, "instance"),
+		pid, get(r, "state"), age, detail};
+	table_row(&v->procs, row);
+	v->listed++;
+}
+
+static void status_view_add(struct status_view *v, const struct protocol_record *r)
+{
+	const char *type = r->type;
+	if (strcmp(type, "service") == 0)
+		service_row(v, r);
+	else if (strcmp(type, "proc") == 0)
+		proc_row(v, r);
+	else if (strcmp(type, "gen") == 0)
+		gen_row(v, r);
+	else if (strcmp(type, "socket") == 0)
+		socket_row(v, r);
+	else if (strcmp(type, "daemon") == 0)
+		daemon_lines(v, r);
+}
+
+static void put_buf(const struct protocol_buf *b, FILE *out)
+{
+	if (b->len > 0 && !b->failed)
+		fwrite(b->data, 1, b->len, out);
+}
+
+static void status_view_print(const struct status_view *v, FILE *out)
+{
+	put_buf(&v->header, out);
+	if (v->sockets.rows > 0) {
+		table_print(&v->sockets, out);
 		fputc('\n', out);
-		table_print(&t, out);
-		print_strays(s, out);
-	} else {
-		free(t.text);
-		free(t.offsets);
 	}
-}
-
-static void print_procs(struct stored *s, FILE *out)
-{
-	struct table t = {.ncols = 8,
-		.head = {"SERVICE", "GEN", "ROLE", "INST", "PID", "STATE", "AGE", "DETAIL"}};
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "proc");
-		if (!r)
-			continue;
-		char age[32] = "-", detail[512];
-		if (*get(r, "age"))
-			human_secs(get(r, "age"), age, sizeof(age));
-		proc_detail(r, detail, sizeof(detail));
-		const char *pid = strcmp(get(r, "pid"), "0") == 0 ? "-" : get(r, "pid");
-		const char *row[] = {get(r, "service"), get(r, "gen"), get(r, "role"),
-			get(r, "instance"), pid, get(r, "state"), age, detail};
-		table_row(&t, row);
-	}
-	if (t.rows > 0) {
+	table_print(&v->services, out);
+	put_buf(&v->reasons, out);
+	if (v->gens.rows > 0) {
 		fputc('\n', out);
-		table_print(&t, out);
-	} else {
-		free(t.text);
-		free(t.offsets);
+		table_print(&v->gens, out);
+		put_buf(&v->strays, out);
 	}
-}
-
-static size_t count_type(struct stored *s, const char *type)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < s->n; i++) {
-		if (stored_get(s, i, type))
-			n++;
+	if (v->procs.rows > 0) {
+		fputc('\n', out);
+		table_print(&v->procs, out);
 	}
-	return n;
-}
-
-static void print_status(struct stored *s, FILE *out)
-{
-	long total = -1;
-	for (size_t i = 0; i < s->n; i++) {
-		const struct protocol_record *r = stored_get(s, i, "daemon");
-		if (r) {
-			print_daemon(out, r);
-			total = atol(get(r, "procs"));
-			fputc('\n', out);
-		}
-	}
-	print_sockets(s, out);
-	print_services(s, out);
-	print_gens(s, out);
-	print_procs(s, out);
-	long listed = (long)count_type(s, "proc");
-	if (total > listed)
-		fprintf(out, "\n%s%ld ready process%s of current generations not listed: batonctl "
+	if (v->total > v->listed)
+		fprintf(out, "\n%ld ready process%s of current generations not listed: batonctl "
 			     "status SERVICE lists them.\n",
-			listed ? "" : "", total - listed, total - listed == 1 ? "" : "es");
+			v->total - v->listed, v->total - v->listed == 1 ? "" : "es");
 }
 
 static void print_logfmt(FILE *out, const struct protocol_record *r)
@@ -961,13 +964,19 @@ void output_print_line(FILE *out, const struct protocol_record *rec)
 	print_line(out, rec);
 }
 
+struct text_output {
+	struct output base;
+	struct status_view view; /* for a status reply */
+};
+
 static void text_record(struct output *o, const struct protocol_record *rec, const char *line,
 	size_t len)
 {
 	struct text_output *t = (struct text_output *)o;
+	(void)line;
+	(void)len;
 	if (o->verb == VERB_STATUS && !o->streaming) {
-		(void)line;
-		store(&t->records, rec, len);
+		status_view_add(&t->view, rec);
 		return;
 	}
 	print_line(o->out, rec);
@@ -978,7 +987,7 @@ static void text_finish(struct output *o, const struct protocol_record *final)
 {
 	struct text_output *t = (struct text_output *)o;
 	if (strcmp(final->type, "ok") == 0 && o->verb == VERB_STATUS && !o->streaming)
-		print_status(&t->records, o->out);
+		status_view_print(&t->view, o->out);
 	else if (strcmp(final->type, "ok") != 0)
 		fprintf(stderr, "batonctl: %s\n", final->message ? final->message : "error");
 	fflush(o->out);
@@ -987,9 +996,7 @@ static void text_finish(struct output *o, const struct protocol_record *final)
 static void text_destroy(struct output *o)
 {
 	struct text_output *t = (struct text_output *)o;
-	for (size_t i = 0; i < t->records.n; i++)
-		free(t->records.records[i]);
-	free(t->records.records);
+	status_view_free(&t->view);
 	free(t);
 }
 
@@ -999,5 +1006,6 @@ struct output *output_text_create(enum protocol_verb verb, bool streaming, FILE 
 	if (!t)
 		return NULL;
 	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out, NULL};
+	status_view_init(&t->view);
 	return &t->base;
 }

@@ -311,16 +311,10 @@ void protocol_record_begin(struct protocol_buf *buf, const char *type)
 	protocol_buf_add(buf, type, strlen(type));
 }
 
-static bool needs_quotes(const char *s)
+// The bytes a value cannot hold bare: it is quoted when it has one, or is empty.
+static bool needs_quote(unsigned char c)
 {
-	if (!*s)
-		return true;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
-			return true;
-	}
-	return false;
+	return c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f;
 }
 
 static void add_escaped(struct protocol_buf *buf, const char *s)
@@ -356,26 +350,36 @@ static void add_escaped(struct protocol_buf *buf, const char *s)
 	protocol_buf_add(buf, "\"", 1);
 }
 
-// " KEY=", without printf: records are built by the thousand.
-static void add_key(struct protocol_buf *buf, const char *key)
+// " KEY=VALUE" written in place after one reservation, without printf:
+// records are built by the thousand.
+static void add_field(struct protocol_buf *buf, const char *key, const char *value, size_t n)
 {
 	size_t k = strlen(key);
-	if (!buf_reserve(buf, k + 2))
+	if (!buf_reserve(buf, k + n + 2))
 		return;
-	buf->data[buf->len++] = ' ';
-	memcpy(buf->data + buf->len, key, k);
-	buf->len += k;
-	buf->data[buf->len++] = '=';
-	buf->data[buf->len] = '\0';
+	char *p = buf->data + buf->len;
+	*p++ = ' ';
+	memcpy(p, key, k);
+	p += k;
+	*p++ = '=';
+	memcpy(p, value, n);
+	p += n;
+	*p = '\0';
+	buf->len = (size_t)(p - buf->data);
 }
 
 void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value)
 {
-	add_key(buf, key);
-	if (needs_quotes(value))
-		add_escaped(buf, value);
-	else
-		protocol_buf_add(buf, value, strlen(value));
+	// One pass finds the length of a bare value, or that it must be quoted.
+	size_t n = 0;
+	while (value[n] && !needs_quote((unsigned char)value[n]))
+		n++;
+	if (n > 0 && !value[n]) {
+		add_field(buf, key, value, n);
+		return;
+	}
+	add_field(buf, key, "", 0);
+	add_escaped(buf, value);
 }
 
 void protocol_record_int(struct protocol_buf *buf, const char *key, long long value)
@@ -389,8 +393,7 @@ void protocol_record_int(struct protocol_buf *buf, const char *key, long long va
 	} while (v);
 	if (value < 0)
 		digits[--n] = '-';
-	add_key(buf, key);
-	protocol_buf_add(buf, digits + n, sizeof(digits) - n);
+	add_field(buf, key, digits + n, sizeof(digits) - n);
 }
 
 void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs)
@@ -415,10 +418,30 @@ void protocol_error(struct protocol_buf *buf, const char *code, const char *mess
 	protocol_buf_add(buf, "\n", 1);
 }
 
+// What a byte may be in a record, looked up once per byte: a reply of a
+// thousand services is parsed byte by byte.
+enum {
+	BYTE_KEY = 1,  /* in a key (and a type) */
+	BYTE_BARE = 2, /* in a bare value */
+};
+
+static unsigned char byte_class[256];
+
+static void classify_bytes(void)
+{
+	if (byte_class['a'])
+		return;
+	for (int c = 0; c < 256; c++) {
+		bool key = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			(c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+		bool bare = c != 0 && c != ' ' && c != '"' && c != '=' && c != '\\';
+		byte_class[c] = (unsigned char)((key ? BYTE_KEY : 0) | (bare ? BYTE_BARE : 0));
+	}
+}
+
 static bool is_key_char(char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		c == '_' || c == '-' || c == '.';
+	return byte_class[(unsigned char)c] & BYTE_KEY;
 }
 
 static int hex_value(char c)
@@ -474,12 +497,10 @@ static char *parse_quoted(char **pp)
 static char *parse_bare(char **pp)
 {
 	char *start = *pp, *p = start;
-	while (*p && *p != ' ') {
-		if (*p == '"' || *p == '=' || *p == '\\')
-			return NULL;
+	while (byte_class[(unsigned char)*p] & BYTE_BARE)
 		p++;
-	}
-	if (p == start)
+	// It ends at a space or the end, and holds no quote, '=' or backslash.
+	if (p == start || (*p && *p != ' '))
 		return NULL;
 	*pp = p;
 	return start;
@@ -533,6 +554,7 @@ int protocol_parse_record(struct protocol_record *rec, const char *line, size_t 
 		len--;
 	if (len >= PROTOCOL_RECORD_MAX || memchr(line, '\0', len))
 		return -1;
+	classify_bytes();
 	memcpy(rec->buf, line, len);
 	rec->buf[len] = '\0';
 	rec->nfields = 0;

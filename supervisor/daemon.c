@@ -255,6 +255,7 @@ static void collector_cb(struct ev_loop *loop, ev_idle *w, int revents)
 		if (svc->removed && list_empty(&svc->gens)) {
 			log_info("%s: removed", svc->name);
 			list_remove(&svc->link);
+			d->nservices--;
 			service_destroy(svc);
 		}
 	}
@@ -276,8 +277,10 @@ struct service *daemon_service(struct daemon *d, const char *name)
 struct service *daemon_add_service(struct daemon *d, struct service_conf *conf)
 {
 	struct service *svc = service_create(&d->lc, conf);
-	if (svc)
+	if (svc) {
 		list_append(&d->services, &svc->link);
+		d->nservices++;
+	}
 	return svc;
 }
 
@@ -497,6 +500,7 @@ void daemon_destroy_services(struct daemon *d)
 	while (!list_empty(&d->services)) {
 		struct service *svc = container_of(d->services.next, struct service, link);
 		list_remove(&svc->link);
+		d->nservices--;
 		service_destroy(svc);
 	}
 }

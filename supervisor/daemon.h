@@ -51,6 +51,7 @@ struct daemon {
 	char *notify_path;     /* children's NOTIFY_SOCKET */
 	struct list listeners; /* struct listener */
 	struct list services;  /* struct service, in config order */
+	unsigned nservices;    /* ...how many */
 	struct lifecycle lc;
 	struct lifecycle_host host;
 	struct containment *cg;  /* cgroups, or process groups only (daemon_init) */

@@ -127,14 +127,16 @@ struct generation {
 	struct list link; /* in service.gens, newest first */
 	struct service *svc;
 	unsigned number;
+	enum gen_role role;
 	struct service_conf *conf;   /* a reference */
+	struct list procs;
+	unsigned strays;  /* processes left in its cgroup once its own are gone */
 	struct listener **listeners; /* conf->sockets, as open when it started; a use of each */
 	struct pin pin;              /* what it runs: program, directory, environment */
 	struct list hash_link;       /* in lifecycle.hash_queue until its program is hashed */
 	void *cgroup;     /* its cgroup, the host's (cgroup_open), or NULL: process groups only */
 	int cgroup_dir;   /* the cgroup's directory, which its processes enter, or -1 */
 	long long oom_kills; /* OOM kills in its cgroup seen so far */
-	unsigned strays;  /* processes left in its cgroup once its own are gone */
 	bool strays_signalled; /* ...were sent the stop signal: killed when stray_timer ends */
 	bool strays_killed;    /* ...were killed: stray_timer looks again till the cgroup is empty */
 	double strays_at;      /* when stray_timer ends (clock.h), while it runs */
@@ -145,8 +147,6 @@ struct generation {
 	ev_timer stray_timer;
 	char *changes; /* what differs from the generation it follows, or NULL: "program,
 			  arguments, directory, environment (NAME ...)" */
-	struct list procs;
-	enum gen_role role;
 	double started_at, drain_at;
 };
 
@@ -202,16 +202,17 @@ struct service {
 	bool failed;           /* a crash loop or a failed exit */
 	bool start_when_empty; /* restart: start once the old processes are gone */
 	bool output_paused;    /* its processes' output is not read (service_pause_output) */
-	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
+	unsigned long restarts, upgrades, rollbacks, kills;
+	unsigned long checks_ok, checks_failed, unhealthy;
+	unsigned long oom_kills; /* processes the kernel's OOM killer ended */
 	struct upgrade upgrade;
 	struct {
 		unsigned number; /* the generation the last upgrade replaced, or 0 */
 		char *exe;       /* what it ran: its program, or NULL */
 		char hash[17];   /* ...and its hash, "" when not known */
 	} replaced;
-	unsigned long restarts, upgrades, rollbacks, kills;
-	unsigned long checks_ok, checks_failed, unhealthy;
-	unsigned long oom_kills; /* processes the kernel's OOM killer ended */
+	// Last, after what status reads of every service at once.
+	char reason[1024];     /* why it failed, or why the last upgrade rolled back */
 };
 
 /* ---- events ---- */
@@ -462,6 +463,21 @@ unsigned service_signal(struct service *svc, int signo);
 
 /* Tells the service's state as status shows it: running, upgrading, failed... */
 const char *service_state_name(const struct service *svc);
+
+/* What a service's processes come to, counted in one walk of them. */
+struct service_counts {
+	unsigned live;      /* processes with a pid, strays included (service_live_procs) */
+	unsigned ready;     /* processes of its current generation ready, */
+	unsigned starting;  /* ...starting */
+	unsigned waiting;   /* ...and waiting to restart */
+	unsigned unsettled; /* processes not ready, or not of a current generation */
+};
+
+/* Counts the service's processes. */
+void service_count(const struct service *svc, struct service_counts *c);
+
+/* service_state_name, from the counts service_count made now. */
+const char *service_state_of(const struct service *svc, const struct service_counts *c);
 
 /* Counts the service's processes with a pid. */
 unsigned service_live_procs(const struct service *svc);

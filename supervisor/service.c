@@ -182,24 +182,50 @@ unsigned service_signal(struct service *svc, int signo)
 	return n;
 }
 
-const char *service_state_name(const struct service *svc)
+void service_count(const struct service *svc, struct service_counts *c)
+{
+	*c = (struct service_counts){0};
+	const struct list *g, *pos;
+	list_for_each(g, &svc->gens) {
+		const struct generation *gen = container_of(g, const struct generation, link);
+		bool current = gen == svc->current;
+		list_for_each(pos, &gen->procs) {
+			const struct proc *p = container_of(pos, const struct proc, link);
+			c->live += p->pid > 0;
+			c->unsettled += p->state != PROC_READY || gen->role != GEN_CURRENT;
+			if (!current)
+				continue;
+			c->ready += p->state == PROC_READY;
+			c->starting += p->state == PROC_STARTING;
+			c->waiting += p->state == PROC_WAITING;
+		}
+		c->live += gen->strays;
+	}
+}
+
+const char *service_state_of(const struct service *svc, const struct service_counts *c)
 {
 	if (svc->failed)
 		return "failed";
-	unsigned live = service_live_procs(svc);
 	if (!svc->wanted)
-		return live ? "stopping" : "stopped";
+		return c->live ? "stopping" : "stopped";
 	if (svc->start_when_empty)
 		return "restarting";
 	if (svc->upgrade.active)
 		return "upgrading";
 	if (!svc->current)
 		return "exited";
-	const struct generation *gen = svc->current;
-	if (generation_count(gen, PROC_READY) >= gen->conf->instances)
+	if (c->ready >= svc->current->conf->instances)
 		return "running";
-	if (generation_count(gen, PROC_STARTING) + generation_count(gen, PROC_WAITING) > 0)
+	if (c->starting + c->waiting > 0)
 		return "starting";
 	// Fewer processes than instances and none on its way: restart = never.
 	return "degraded";
+}
+
+const char *service_state_name(const struct service *svc)
+{
+	struct service_counts c;
+	service_count(svc, &c);
+	return service_state_of(svc, &c);
 }

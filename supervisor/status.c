@@ -1,5 +1,6 @@
 #include "status.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,16 +98,17 @@ static void put_command(struct protocol_buf *buf, const char *command)
 	protocol_record_str(buf, "command", cut);
 }
 
-void status_service(struct protocol_buf *buf, const struct service *svc)
+static void service_record(struct protocol_buf *buf, const struct service *svc,
+	const struct service_counts *counts)
 {
 	const struct generation *cur = svc->current;
 	protocol_record_begin(buf, "service");
 	protocol_record_str(buf, "name", svc->name);
-	protocol_record_str(buf, "state", service_state_name(svc));
+	protocol_record_str(buf, "state", service_state_of(svc, counts));
 	protocol_record_int(buf, "gen", cur ? cur->number : 0);
 	protocol_record_int(buf, "instances", cur ? cur->conf->instances : svc->conf->instances);
-	protocol_record_int(buf, "ready", cur ? generation_count(cur, PROC_READY) : 0);
-	protocol_record_int(buf, "running", service_live_procs(svc));
+	protocol_record_int(buf, "ready", cur ? counts->ready : 0);
+	protocol_record_int(buf, "running", counts->live);
 	if (svc->next) {
 		char phase[64];
 		protocol_record_int(buf, "upgrading_to", svc->next->number);
@@ -122,6 +124,13 @@ void status_service(struct protocol_buf *buf, const struct service *svc)
 	if (svc->reason[0])
 		protocol_record_str(buf, "reason", svc->reason);
 	protocol_record_end(buf);
+}
+
+void status_service(struct protocol_buf *buf, const struct service *svc)
+{
+	struct service_counts counts;
+	service_count(svc, &counts);
+	service_record(buf, svc, &counts);
 }
 
 static bool notable(const struct proc *p)
@@ -235,29 +244,62 @@ static void part_built(struct protocol_buf *buf, const struct status_sink *sink)
 		sink->take(buf, sink->data);
 }
 
+// The services that have processes to list, found as their records are built.
+struct listing {
+	const struct service **services;
+	size_t n, cap;
+};
+
+static void listing_add(struct protocol_buf *buf, struct listing *l, const struct service *svc)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		const struct service **services = realloc(l->services, cap * sizeof(*services));
+		if (!services) {
+			buf->failed = true;
+			return;
+		}
+		l->services = services;
+		l->cap = cap;
+	}
+	l->services[l->n++] = svc;
+}
+
+// The records of every service (or of svc), then of their generations (with
+// all or svc), then of their processes: every one with all or svc, else those
+// not ready or not of a current generation. The services are walked once, and
+// what is counted for a service's record tells whether it has processes to list.
 static void snapshot(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all, bool stream, const struct status_sink *sink)
 {
-	struct list *pos;
 	double t = clock_now();
+	struct service_counts counts;
+	if (svc) {
+		service_count(svc, &counts);
+		service_record(buf, svc, &counts);
+		status_gens(buf, d, svc, stream);
+		status_procs(buf, d, svc, true, t);
+		return;
+	}
+	struct listing listing = {0};
+	struct list *pos;
 	list_for_each(pos, &d->services) {
-		struct service *s = container_of(pos, struct service, link);
-		if (!svc || s == svc)
-			status_service(buf, s);
+		const struct service *s = container_of(pos, struct service, link);
+		service_count(s, &counts);
+		service_record(buf, s, &counts);
+		if (all || counts.unsettled > 0)
+			listing_add(buf, &listing, s);
 		part_built(buf, sink);
 	}
-	list_for_each(pos, &d->services) {
-		struct service *s = container_of(pos, struct service, link);
-		if (svc == s || (!svc && all))
-			status_gens(buf, d, s, stream);
+	for (size_t i = 0; all && i < listing.n; i++) {
+		status_gens(buf, d, listing.services[i], stream);
 		part_built(buf, sink);
 	}
-	list_for_each(pos, &d->services) {
-		struct service *s = container_of(pos, struct service, link);
-		if (!svc || s == svc)
-			status_procs(buf, d, s, all || svc, t);
+	for (size_t i = 0; i < listing.n; i++) {
+		status_procs(buf, d, listing.services[i], all, t);
 		part_built(buf, sink);
 	}
+	free(listing.services);
 }
 
 void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
@@ -286,12 +328,11 @@ void status_socket(struct protocol_buf *buf, const struct listener *l)
 
 void status_daemon(struct protocol_buf *buf, struct daemon *d)
 {
-	unsigned nsvc = (unsigned)list_length(&d->services);
 	protocol_record_begin(buf, "daemon");
 	protocol_record_int(buf, "pid", getpid());
 	protocol_record_str(buf, "version", BATON_VERSION);
 	protocol_record_secs(buf, "uptime", clock_now() - d->started);
-	protocol_record_int(buf, "services", nsvc);
+	protocol_record_int(buf, "services", d->nservices);
 	protocol_record_int(buf, "procs", (long long)d->lc.procs.count);
 	protocol_record_int(buf, "clients", control_clients(d->control));
 	protocol_record_int(buf, "orphans", (long long)d->orphans);

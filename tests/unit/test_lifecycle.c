@@ -1317,6 +1317,43 @@ static void upgrade_all_stops_the_old_generation_once_every_new_process_is_ready
 	assert_string_equal(service_state_name(w->svc), "running");
 }
 
+static void assert_counts(struct world *w, unsigned live, unsigned ready, unsigned starting,
+	unsigned unsettled)
+{
+	struct service_counts c;
+	service_count(w->svc, &c);
+	assert_int_equal(c.live, live);
+	assert_int_equal(c.ready, ready);
+	assert_int_equal(c.starting, starting);
+	assert_int_equal(c.waiting, 0);
+	assert_int_equal(c.unsettled, unsettled);
+	assert_int_equal(c.live, service_live_procs(w->svc));
+	assert_string_equal(service_state_of(w->svc, &c), service_state_name(w->svc));
+}
+
+/* What status counts in one walk: the current generation's states, every live
+ * process, and those it lists (not ready, or not of the current generation). */
+static void counts_follow_an_upgrade(void **state)
+{
+	struct world *w = *state;
+	run(w, "instances = 3\n");
+	assert_counts(w, 3, 3, 0, 0);
+	begin_upgrade(w, 2, "instances = 3\n");
+	assert_counts(w, 6, 3, 0, 3);
+	for (unsigned i = 0; i < 3; i++)
+		make_ready(w, 2, i, nth(3 + i));
+	expect_upgrade(w, UPGRADE_DONE, 2, 0);
+	for (unsigned i = 0; i < 3; i++)
+		expect_stop_signal(w, 1, i, nth(i), 10);
+	expect_over(w, LC_UPGRADE_OVER, true, NULL);
+	assert_counts(w, 6, 3, 0, 3);
+	stopped_exits(w, 1, 0, nth(0));
+	stopped_exits(w, 1, 1, nth(1));
+	assert_counts(w, 4, 3, 0, 1);
+	last_exits(w, 1, 2, nth(2));
+	assert_counts(w, 3, 3, 0, 0);
+}
+
 /* A new process of gen 2 is ready: the old one of its instance stops, the next batch starts. */
 static void rolling_step(struct world *w, unsigned i)
 {
@@ -2186,6 +2223,7 @@ int main(void)
 		T(stop_drops_a_process_waiting_to_restart_at_once),
 		T(main_pid_takes_the_stop_signal_and_sigkill),
 		T(upgrade_all_stops_the_old_generation_once_every_new_process_is_ready),
+		T(counts_follow_an_upgrade),
 		T(rolling_upgrade_stops_an_old_process_per_new_one_ready),
 		T(upgrade_rolls_back_when_a_ready_new_process_exits),
 		T(upgrade_rolls_back_when_a_new_process_exits_before_ready),
