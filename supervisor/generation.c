@@ -79,6 +79,39 @@ static void hash_from_others(struct service *svc, struct generation *gen)
 	}
 }
 
+static void hash_known(struct lifecycle *lc, struct generation *gen)
+{
+	list_remove(&gen->hash_link);
+	if (gen->svc->replaced.number == gen->number)
+		memcpy(gen->svc->replaced.hash, gen->pin.hash, sizeof(gen->pin.hash));
+	struct lifecycle_event e = lifecycle_gen_event(LC_GEN_HASHED, gen);
+	lifecycle_emit(lc, &e);
+}
+
+// Services that run one program (an interpreter, most often) start together
+// and queue their generations together: the file is read once for them all.
+void generation_hashed(struct lifecycle *lc, struct generation *gen)
+{
+	hash_known(lc, gen);
+	while (gen->pin.hash[0]) {
+		struct generation *same = NULL;
+		struct list *pos;
+		list_for_each(pos, &lc->hash_queue) {
+			struct generation *other = container_of(pos, struct generation, hash_link);
+			if (same_bytes(&other->pin, &gen->pin)) {
+				same = other;
+				break;
+			}
+		}
+		if (!same)
+			return;
+		memcpy(same->pin.hash, gen->pin.hash, sizeof(gen->pin.hash));
+		free(same->pin.hashing); /* only the queue's first is read: none */
+		same->pin.hashing = NULL;
+		hash_known(lc, same);
+	}
+}
+
 // What gen runs that prev did not: the names of what changed, for people.
 static char *changes_from(const struct generation *prev, const struct generation *gen)
 {

@@ -109,13 +109,8 @@ static void hash_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	if (!list_empty(&lc->hash_queue)) {
 		struct generation *gen =
 			container_of(lc->hash_queue.next, struct generation, hash_link);
-		if (pin_hash_step(&gen->pin, HASH_STEP)) {
-			list_remove(&gen->hash_link);
-			if (gen->svc->replaced.number == gen->number)
-				memcpy(gen->svc->replaced.hash, gen->pin.hash, sizeof(gen->pin.hash));
-			struct lifecycle_event e = lifecycle_gen_event(LC_GEN_HASHED, gen);
-			lifecycle_emit(lc, &e);
-		}
+		if (pin_hash_step(&gen->pin, HASH_STEP))
+			generation_hashed(lc, gen);
 	}
 	if (list_empty(&lc->hash_queue))
 		ev_idle_stop(loop, w);

@@ -34,6 +34,12 @@ struct lifecycle_event lifecycle_gen_event(enum lifecycle_kind kind, const struc
  */
 void lifecycle_hash_later(struct lifecycle *lc, struct generation *gen);
 
+/*
+ * gen's hash is known: it leaves the queue, and so does every generation in
+ * it that runs the same bytes, with the same hash; LC_GEN_HASHED for each.
+ */
+void generation_hashed(struct lifecycle *lc, struct generation *gen);
+
 /* Passes an event to the host's observer. */
 void lifecycle_emit(struct lifecycle *lc, const struct lifecycle_event *e);
 

@@ -732,6 +732,16 @@ class StatusTest(PinTestCase):
         self.assertEqual(known_hash(b, "app", 3)["sha256"], first)
         self.assertGreaterEqual(read_bytes(b.pid) - before, big)
 
+    def test_services_that_run_one_program_read_it_once(self):
+        # Four services start together on one program of 16 MiB and more:
+        # the first hashed gives its hash to the others, which do not read it.
+        big = 16 << 20
+        config = "".join(APP.replace("[service:app]", "[service:app%d]" % i) for i in range(4))
+        b = self.start(config, {"app": program("1") + bytes(big)}, service="app0")
+        hashes = {known_hash(b, "app%d" % i, 1)["sha256"] for i in range(4)}
+        self.assertEqual(hashes, {sha256_16(program("1") + bytes(big))})
+        self.assertLess(read_bytes(b.pid), 2 * big)
+
     def test_upgrade_json_names_both_programs(self):
         b = self.start(APP, {"app": program("1")})
         app = self.path(b, "app")
