@@ -300,41 +300,32 @@ static const char *get(const struct protocol_record *rec, const char *key)
 	return v ? v : "";
 }
 
-// Finds the values of a set of keys in a record in one pass over its fields,
-// each field compared only with the keys that start with its first letter: a
-// service's row takes twelve values, a thousand times.
-struct picker {
-	const char *const *keys; /* at most 32 */
-	size_t n;
-	uint32_t by_first[128]; /* the keys that start with each byte, as bits */
-};
-
+// Finds the values of keys in a record in one pass over its fields. The keys
+// are listed in the order batond writes them, so that each field is compared
+// first with the key after the one found last: it is nearly always that one.
 // values[j] is the value of keys[j], "" where it is absent.
-static void pick(struct picker *pk, const struct protocol_record *rec, const char **values)
+static void pick(const char *const *keys, size_t n, const struct protocol_record *rec,
+	const char **values)
 {
-	if (!pk->by_first[(unsigned char)pk->keys[0][0] & 127]) {
-		for (size_t j = 0; j < pk->n; j++)
-			pk->by_first[(unsigned char)pk->keys[j][0] & 127] |= 1u << j;
-	}
-	for (size_t j = 0; j < pk->n; j++)
+	for (size_t j = 0; j < n; j++)
 		values[j] = NULL;
+	size_t next = 0;
 	for (int i = 0; i < rec->nfields; i++) {
 		const char *key = rec->fields[i].key;
-		// A key is made of letters, digits and "_-.": all below 128.
-		uint32_t m = pk->by_first[(unsigned char)key[0] & 127];
-		while (m) {
-			int j = __builtin_ctz(m);
-			m &= m - 1;
-			const char *k = key, *q = pk->keys[j];
+		for (size_t t = 0; t < n; t++) {
+			size_t j = next + t < n ? next + t : next + t - n;
+			const char *k = key, *q = keys[j];
 			while (*k && *k == *q)
 				k++, q++;
-			if (*k == *q && !values[j]) {
-				values[j] = rec->fields[i].value;
+			if (*k == *q) {
+				if (!values[j])
+					values[j] = rec->fields[i].value;
+				next = j + 1 < n ? j + 1 : 0;
 				break;
 			}
 		}
 	}
-	for (size_t j = 0; j < pk->n; j++) {
+	for (size_t j = 0; j < n; j++) {
 		if (!values[j])
 			values[j] = "";
 	}
@@ -372,28 +363,32 @@ struct table {
 	size_t rows, room;
 };
 
-static bool table_append(struct table *t, const char *value, size_t n)
+static bool table_reserve(struct table *t, size_t more)
 {
-	if (t->len + n + 1 > t->cap) {
-		size_t cap = t->cap ? t->cap : 4096;
-		while (cap < t->len + n + 1)
-			cap *= 2;
-		char *text = realloc(t->text, cap);
-		if (!text)
-			return false;
-		t->text = text;
-		t->cap = cap;
-	}
-	memcpy(t->text + t->len, value, n);
-	t->text[t->len + n] = '\0';
-	t->len += n + 1;
+	if (t->len + more <= t->cap)
+		return true;
+	size_t cap = t->cap ? t->cap : 4096;
+	while (cap < t->len + more)
+		cap *= 2;
+	char *text = realloc(t->text, cap);
+	if (!text)
+		return false;
+	t->text = text;
+	t->cap = cap;
 	return true;
 }
 
-// A row, copied: a thousand services make a thousand rows, so no allocation each.
-static void table_row(struct table *t, const char *const *values)
+// A cell made of up to six parts written one after the other ("running",
+// " (", "batch 2 of 4", ")"); the parts not given are NULL.
+struct cell {
+	const char *part[6];
+};
+
+// A row, copied: a thousand services make a thousand rows, so no allocation
+// each, and no call for each of their short strings.
+static void table_cells(struct table *t, const struct cell *cells)
 {
-	size_t cols = (size_t)t->ncols, len = t->len;
+	size_t cols = (size_t)t->ncols, need = 0, width[TABLE_COLS];
 	if (t->rows == t->room) {
 		size_t room = t->room ? t->room * 2 : 16;
 		size_t *offsets = realloc(t->offsets, room * cols * sizeof(size_t));
@@ -402,21 +397,38 @@ static void table_row(struct table *t, const char *const *values)
 		t->offsets = offsets;
 		t->room = room;
 	}
-	size_t width[TABLE_COLS];
-	for (size_t i = 0; i < cols; i++) {
-		const char *v = values[i] ? values[i] : "";
-		width[i] = strlen(v);
-		t->offsets[t->rows * cols + i] = t->len;
-		if (!table_append(t, v, width[i])) {
-			t->len = len; /* the row is dropped whole */
-			return;
+	for (size_t c = 0; c < cols; c++) {
+		width[c] = 0;
+		for (size_t i = 0; i < 6 && cells[c].part[i]; i++) {
+			for (const char *s = cells[c].part[i]; *s; s++)
+				width[c]++;
 		}
+		need += width[c] + 1;
 	}
-	for (size_t i = 0; i < cols; i++) {
-		if (width[i] > t->width[i])
-			t->width[i] = width[i];
+	if (!table_reserve(t, need))
+		return; /* the row is dropped */
+	char *p = t->text + t->len;
+	for (size_t c = 0; c < cols; c++) {
+		t->offsets[t->rows * cols + c] = (size_t)(p - t->text);
+		for (size_t i = 0; i < 6 && cells[c].part[i]; i++) {
+			for (const char *s = cells[c].part[i]; *s; s++)
+				*p++ = *s;
+		}
+		*p++ = '\0';
+		if (width[c] > t->width[c])
+			t->width[c] = width[c];
 	}
+	t->len = (size_t)(p - t->text);
 	t->rows++;
+}
+
+// A row of plain values.
+static void table_row(struct table *t, const char *const *values)
+{
+	struct cell cells[TABLE_COLS];
+	for (int c = 0; c < t->ncols; c++)
+		cells[c] = (struct cell){{values[c] ? values[c] : ""}};
+	table_cells(t, cells);
 }
 
 // The cell at row r (0 is the head) and column c, and its length.
@@ -446,6 +458,7 @@ static void table_print(const struct table *t, FILE *out)
 	char *text = malloc(line * (t->rows + 1));
 	char *p = text;
 	for (size_t r = 0; text && r <= t->rows; r++) {
+		// Cells are short: copied and padded here rather than by a call each.
 		for (int c = 0; c < t->ncols; c++) {
 			size_t n;
 			const char *v = table_cell(t, r, c, &n);
@@ -542,44 +555,37 @@ static void socket_row(struct status_view *v, const struct protocol_record *r)
 	table_row(&v->sockets, row);
 }
 
-// Joins strings into out, cut to its size: what snprintf would do for "%s%s...".
-static char *join(char *out, size_t size, const char *const *parts, size_t n)
-{
-	char *p = out, *end = out + size - 1;
-	for (size_t i = 0; i < n; i++) {
-		for (const char *q = parts[i]; *q && p < end;)
-			*p++ = *q++;
-	}
-	*p = '\0';
-	return out;
-}
-
+// A service record's keys, as batond orders them; some are not shown.
 enum {
-	SVC_NAME, SVC_STATE, SVC_PHASE, SVC_REMOVED, SVC_GEN, SVC_TO, SVC_READY, SVC_INSTANCES,
-	SVC_RESTARTS, SVC_UPGRADES, SVC_KILLS, SVC_REASON, SVC_KEYS
+	SVC_NAME, SVC_STATE, SVC_GEN, SVC_INSTANCES, SVC_READY, SVC_RUNNING, SVC_TO, SVC_PHASE,
+	SVC_RESTARTS, SVC_UPGRADES, SVC_ROLLBACKS, SVC_KILLS, SVC_COMMAND, SVC_REMOVED,
+	SVC_REASON, SVC_KEYS
 };
 
 static const char *const service_keys[SVC_KEYS] = {
-	[SVC_NAME] = "name", [SVC_STATE] = "state", [SVC_PHASE] = "phase",
-	[SVC_REMOVED] = "removed", [SVC_GEN] = "gen", [SVC_TO] = "upgrading_to",
-	[SVC_READY] = "ready", [SVC_INSTANCES] = "instances", [SVC_RESTARTS] = "restarts",
-	[SVC_UPGRADES] = "upgrades", [SVC_KILLS] = "kills", [SVC_REASON] = "reason",
+	[SVC_NAME] = "name", [SVC_STATE] = "state", [SVC_GEN] = "gen",
+	[SVC_INSTANCES] = "instances", [SVC_READY] = "ready", [SVC_RUNNING] = "running",
+	[SVC_TO] = "upgrading_to", [SVC_PHASE] = "phase", [SVC_RESTARTS] = "restarts",
+	[SVC_UPGRADES] = "upgrades", [SVC_ROLLBACKS] = "rollbacks", [SVC_KILLS] = "kills",
+	[SVC_COMMAND] = "command", [SVC_REMOVED] = "removed", [SVC_REASON] = "reason",
 };
 
 static void service_row(struct status_view *v, const struct protocol_record *r)
 {
-	static struct picker picker = {service_keys, SVC_KEYS, {0}};
 	const char *f[SVC_KEYS];
-	pick(&picker, r, f);
-	char ready[32], gen[48], state[96];
-	const char *to = f[SVC_TO], *phase = f[SVC_PHASE];
-	join(ready, sizeof(ready), (const char *[]){f[SVC_READY], "/", f[SVC_INSTANCES]}, 3);
-	join(gen, sizeof(gen), (const char *[]){f[SVC_GEN], *to ? "->" : "", to}, 3);
-	join(state, sizeof(state), (const char *[]){f[SVC_STATE], *phase ? " (" : "", phase,
-		*phase ? ")" : "", *f[SVC_REMOVED] ? " (removed)" : ""}, 5);
-	const char *row[] = {f[SVC_NAME], state, gen, ready, f[SVC_RESTARTS], f[SVC_UPGRADES],
-		f[SVC_KILLS]};
-	table_row(&v->services, row);
+	pick(service_keys, SVC_KEYS, r, f);
+	bool to = *f[SVC_TO], phase = *f[SVC_PHASE];
+	const struct cell row[] = {
+		{{f[SVC_NAME]}},
+		{{f[SVC_STATE], phase ? " (" : "", f[SVC_PHASE], phase ? ")" : "",
+			*f[SVC_REMOVED] ? " (removed)" : ""}},
+		{{f[SVC_GEN], to ? "->" : "", f[SVC_TO]}},
+		{{f[SVC_READY], "/", f[SVC_INSTANCES]}},
+		{{f[SVC_RESTARTS]}},
+		{{f[SVC_UPGRADES]}},
+		{{f[SVC_KILLS]}},
+	};
+	table_cells(&v->services, row);
 	if (*f[SVC_REASON])
 		protocol_buf_printf(&v->reasons, "%s: %s\n", f[SVC_NAME], f[SVC_REASON]);
 }
