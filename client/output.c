@@ -300,24 +300,73 @@ static const char *get(const struct protocol_record *rec, const char *key)
 	return v ? v : "";
 }
 
+// A key of up to 15 bytes as two words, its NUL and the zeros after it
+// included, and the mask of its bytes and NUL: a field's key is compared with
+// it in two loads.
+struct word_key {
+	uint64_t word[2], mask[2];
+};
+
+static bool word_key(const char *key, struct word_key *w)
+{
+	size_t n = strlen(key);
+	if (n > 15)
+		return false;
+	unsigned char bytes[16] = {0}, mask[16] = {0};
+	memcpy(bytes, key, n);
+	memset(mask, 0xff, n + 1);
+	memcpy(w->word, bytes, sizeof(bytes));
+	memcpy(w->mask, mask, sizeof(mask));
+	return true;
+}
+
+#define PICK_MAX 16
+
 // Finds the values of keys in a record in one pass over its fields. The keys
 // are listed in the order batond writes them, so that each field is compared
 // first with the key after the one found last: it is nearly always that one.
-// values[j] is the value of keys[j], "" where it is absent.
-static void pick(const char *const *keys, size_t n, const struct protocol_record *rec,
-	const char **values)
+struct picker {
+	const char *const *keys;
+	size_t n; /* at most PICK_MAX */
+	bool ready;
+	bool fits[PICK_MAX]; /* the key fits in words[j] */
+	struct word_key words[PICK_MAX];
+};
+
+// Whether key, a field's key in rec's buffer, is the picker's key j. The 16
+// bytes read from key may run past its NUL into the record's other bytes, not
+// past the buffer; the mask keeps only those of the key.
+static bool key_is(const struct picker *pk, size_t j, const struct protocol_record *rec,
+	const char *key)
 {
+	uint64_t a[2];
+	if (pk->fits[j] && (size_t)(key - rec->buf) + sizeof(a) <= sizeof(rec->buf)) {
+		const struct word_key *w = &pk->words[j];
+		memcpy(a, key, sizeof(a));
+		return (a[0] & w->mask[0]) == w->word[0] && (a[1] & w->mask[1]) == w->word[1];
+	}
+	const char *q = pk->keys[j];
+	while (*key && *key == *q)
+		key++, q++;
+	return *key == *q;
+}
+
+// values[j] is the value of keys[j], "" where it is absent.
+static void pick(struct picker *pk, const struct protocol_record *rec, const char **values)
+{
+	if (!pk->ready) {
+		for (size_t j = 0; j < pk->n; j++)
+			pk->fits[j] = word_key(pk->keys[j], &pk->words[j]);
+		pk->ready = true;
+	}
+	size_t n = pk->n, next = 0;
 	for (size_t j = 0; j < n; j++)
 		values[j] = NULL;
-	size_t next = 0;
 	for (int i = 0; i < rec->nfields; i++) {
 		const char *key = rec->fields[i].key;
 		for (size_t t = 0; t < n; t++) {
 			size_t j = next + t < n ? next + t : next + t - n;
-			const char *k = key, *q = keys[j];
-			while (*k && *k == *q)
-				k++, q++;
-			if (*k == *q) {
+			if (key_is(pk, j, rec, key)) {
 				if (!values[j])
 					values[j] = rec->fields[i].value;
 				next = j + 1 < n ? j + 1 : 0;
@@ -351,16 +400,15 @@ static void human_secs(const char *value, char *out, size_t len)
 
 #define TABLE_COLS 12
 
-// A table's cells one after the other in one buffer, each ended by a NUL, so
-// that a cell's length is where the next one starts; the widths kept as rows come.
+// A table's cells one after the other in one buffer, row by row, each ended
+// by a NUL; the widths kept as rows come.
 struct table {
 	int ncols;
 	const char *head[TABLE_COLS];
 	size_t width[TABLE_COLS];
 	char *text;
 	size_t len, cap;
-	size_t *offsets; /* rows * ncols offsets into text */
-	size_t rows, room;
+	size_t rows;
 };
 
 static bool table_reserve(struct table *t, size_t more)
@@ -386,40 +434,47 @@ struct cell {
 
 // A row, copied: a thousand services make a thousand rows, so no allocation
 // each, and no call for each of their short strings.
+// Makes room for more bytes after p, moving p with the buffer; false when
+// there is no memory.
+static bool table_room(struct table *t, char **p, char **end)
+{
+	size_t at = (size_t)(*p - t->text);
+	t->len = at;
+	if (!table_reserve(t, 256))
+		return false;
+	*p = t->text + at;
+	*end = t->text + t->cap;
+	return true;
+}
+
 static void table_cells(struct table *t, const struct cell *cells)
 {
-	size_t cols = (size_t)t->ncols, need = 0, width[TABLE_COLS];
-	if (t->rows == t->room) {
-		size_t room = t->room ? t->room * 2 : 16;
-		size_t *offsets = realloc(t->offsets, room * cols * sizeof(size_t));
-		if (!offsets)
-			return;
-		t->offsets = offsets;
-		t->room = room;
-	}
+	size_t cols = (size_t)t->ncols, row = t->len, width[TABLE_COLS];
+	// Written in one pass, the room made as it is needed.
+	char *p = t->text + t->len, *end = t->text + t->cap;
 	for (size_t c = 0; c < cols; c++) {
-		width[c] = 0;
+		size_t n = 0;
 		for (size_t i = 0; i < 6 && cells[c].part[i]; i++) {
-			for (const char *s = cells[c].part[i]; *s; s++)
-				width[c]++;
-		}
-		need += width[c] + 1;
-	}
-	if (!table_reserve(t, need))
-		return; /* the row is dropped */
-	char *p = t->text + t->len;
-	for (size_t c = 0; c < cols; c++) {
-		t->offsets[t->rows * cols + c] = (size_t)(p - t->text);
-		for (size_t i = 0; i < 6 && cells[c].part[i]; i++) {
-			for (const char *s = cells[c].part[i]; *s; s++)
+			for (const char *s = cells[c].part[i]; *s; s++, n++) {
+				if (p == end && !table_room(t, &p, &end))
+					goto dropped;
 				*p++ = *s;
+			}
 		}
+		if (p == end && !table_room(t, &p, &end))
+			goto dropped;
 		*p++ = '\0';
+		width[c] = n;
+	}
+	t->len = (size_t)(p - t->text);
+	for (size_t c = 0; c < cols; c++) {
 		if (width[c] > t->width[c])
 			t->width[c] = width[c];
 	}
-	t->len = (size_t)(p - t->text);
 	t->rows++;
+	return;
+dropped:
+	t->len = row; /* the row is dropped */
 }
 
 // A row of plain values.
@@ -431,24 +486,21 @@ static void table_row(struct table *t, const char *const *values)
 	table_cells(t, cells);
 }
 
-// The cell at row r (0 is the head) and column c, and its length.
-static const char *table_cell(const struct table *t, size_t r, int c, size_t *n)
+// A cell by stdio, when there is no memory for the whole table.
+static void put_cell(FILE *out, const char *cell, size_t width, bool last)
 {
-	if (r == 0) {
-		*n = strlen(t->head[c]);
-		return t->head[c];
-	}
-	size_t i = (r - 1) * (size_t)t->ncols + (size_t)c;
-	size_t end = i + 1 < t->rows * (size_t)t->ncols ? t->offsets[i + 1] : t->len;
-	*n = end - t->offsets[i] - 1;
-	return t->text + t->offsets[i];
+	if (last)
+		fprintf(out, "%s\n", cell);
+	else
+		fprintf(out, "%-*s", (int)width + 2, cell);
 }
 
 // The table in one buffer, written at once: a thousand rows of seven cells
-// would be fourteen thousand calls to stdio.
+// would be fourteen thousand calls to stdio. The cells are read in one pass.
 static void table_print(const struct table *t, FILE *out)
 {
 	size_t width[TABLE_COLS], line = 0;
+	int last = t->ncols - 1;
 	for (int c = 0; c < t->ncols; c++) {
 		width[c] = strlen(t->head[c]);
 		if (t->width[c] > width[c])
@@ -456,40 +508,50 @@ static void table_print(const struct table *t, FILE *out)
 		line += width[c] + 2;
 	}
 	char *text = malloc(line * (t->rows + 1));
+	if (!text) {
+		for (int c = 0; c < t->ncols; c++)
+			put_cell(out, t->head[c], width[c], c == last);
+		int c = 0;
+		for (const char *s = t->text; s < t->text + t->len; s += strlen(s) + 1) {
+			put_cell(out, s, width[c], c == last);
+			c = c == last ? 0 : c + 1;
+		}
+		return;
+	}
 	char *p = text;
-	for (size_t r = 0; text && r <= t->rows; r++) {
-		// Cells are short: copied and padded here rather than by a call each.
-		for (int c = 0; c < t->ncols; c++) {
-			size_t n;
-			const char *v = table_cell(t, r, c, &n);
-			memcpy(p, v, n);
-			p += n;
-			if (c == t->ncols - 1)
-				break;
-			memset(p, ' ', width[c] - n + 2);
-			p += width[c] - n + 2;
-		}
-		*p++ = '\n';
+	for (int c = 0; c < t->ncols; c++) {
+		size_t n = strlen(t->head[c]);
+		memcpy(p, t->head[c], n);
+		p += n;
+		for (; c < last && n < width[c] + 2; n++)
+			*p++ = ' ';
 	}
-	if (text)
-		fwrite(text, 1, (size_t)(p - text), out);
-	for (size_t r = 0; !text && r <= t->rows; r++) {
-		for (int c = 0; c < t->ncols; c++) {
-			size_t n;
-			const char *v = table_cell(t, r, c, &n);
-			if (c == t->ncols - 1)
-				fprintf(out, "%s\n", v);
-			else
-				fprintf(out, "%-*s", (int)width[c] + 2, v);
+	*p++ = '\n';
+	int c = 0;
+	size_t n = 0;
+	for (const char *s = t->text; s < t->text + t->len; s++) {
+		if (*s) {
+			*p++ = *s;
+			n++;
+			continue;
 		}
+		if (c == last) {
+			*p++ = '\n';
+			c = 0;
+		} else {
+			for (; n < width[c] + 2; n++)
+				*p++ = ' ';
+			c++;
+		}
+		n = 0;
 	}
+	fwrite(text, 1, (size_t)(p - text), out);
 	free(text);
 }
 
 static void table_free(struct table *t)
 {
 	free(t->text);
-	free(t->offsets);
 }
 
 // The tables of a status reply, filled as its records arrive and written
@@ -572,8 +634,10 @@ static const char *const service_keys[SVC_KEYS] = {
 
 static void service_row(struct status_view *v, const struct protocol_record *r)
 {
+	_Static_assert(SVC_KEYS <= PICK_MAX, "a picker holds the keys of a service");
+	static struct picker picker = {service_keys, SVC_KEYS, false, {false}, {{{0}, {0}}}};
 	const char *f[SVC_KEYS];
-	pick(service_keys, SVC_KEYS, r, f);
+	pick(&picker, r, f);
 	bool to = *f[SVC_TO], phase = *f[SVC_PHASE];
 	const struct cell row[] = {
 		{{f[SVC_NAME]}},

@@ -236,7 +236,7 @@ static void status_gens(struct protocol_buf *buf, struct daemon *d, const struct
 
 // Hands the buffer on once it holds this much: a client reads the records of
 // a thousand services as they are built, on another core.
-#define STATUS_PART 32768
+#define STATUS_PART 16384
 
 static void part_built(struct protocol_buf *buf, const struct status_sink *sink)
 {
