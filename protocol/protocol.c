@@ -244,12 +244,10 @@ void protocol_buf_finish(struct protocol_buf *buf)
 	buf->failed = false;
 }
 
-static bool buf_reserve(struct protocol_buf *buf, size_t more)
+static bool buf_grow(struct protocol_buf *buf, size_t more)
 {
 	if (buf->failed)
 		return false;
-	if (buf->len + more + 1 <= buf->cap)
-		return true;
 	size_t cap = buf->cap ? buf->cap : 256;
 	while (cap < buf->len + more + 1) {
 		if (cap > SIZE_MAX / 2)
@@ -265,6 +263,14 @@ static bool buf_reserve(struct protocol_buf *buf, size_t more)
 error:
 	buf->failed = true;
 	return false;
+}
+
+// Room for more bytes and a NUL; the common case, room already there, inline.
+static inline bool buf_reserve(struct protocol_buf *buf, size_t more)
+{
+	if (!buf->failed && buf->len + more + 1 <= buf->cap)
+		return true;
+	return buf_grow(buf, more);
 }
 
 void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len)
@@ -350,39 +356,50 @@ static void add_escaped(struct protocol_buf *buf, const char *s)
 	protocol_buf_add(buf, "\"", 1);
 }
 
-// " KEY=VALUE" written in place after one reservation, without printf:
-// records are built by the thousand.
-static void add_field(struct protocol_buf *buf, const char *key, const char *value, size_t n)
+// " KEY=VALUE", or " KEY="VALUE"" with quoted, written in place after one
+// reservation, without printf: records are built by the thousand.
+static void add_field(struct protocol_buf *buf, const char *key, size_t k, const char *value,
+	size_t n, bool quoted)
 {
-	size_t k = strlen(key);
-	if (!buf_reserve(buf, k + n + 2))
+	if (!buf_reserve(buf, k + n + 4))
 		return;
 	char *p = buf->data + buf->len;
 	*p++ = ' ';
 	memcpy(p, key, k);
 	p += k;
 	*p++ = '=';
+	if (quoted)
+		*p++ = '"';
 	memcpy(p, value, n);
 	p += n;
+	if (quoted)
+		*p++ = '"';
 	*p = '\0';
 	buf->len = (size_t)(p - buf->data);
 }
 
-void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value)
+void protocol_record_strn(struct protocol_buf *buf, const char *key, size_t keylen,
+	const char *value)
 {
-	// One pass finds the length of a bare value, or that it must be quoted.
+	// One pass finds the length of a value, and whether it must be quoted
+	// (a space, '=', or empty) or escaped as well.
 	size_t n = 0;
-	while (value[n] && !needs_quote((unsigned char)value[n]))
-		n++;
-	if (n > 0 && !value[n]) {
-		add_field(buf, key, value, n);
-		return;
+	bool quoted = !value[0];
+	for (unsigned char c; (c = (unsigned char)value[n]); n++) {
+		if (!needs_quote(c))
+			continue;
+		if (c < ' ' || c == '"' || c == '\\' || c == 0x7f) {
+			add_field(buf, key, keylen, "", 0, false);
+			add_escaped(buf, value);
+			return;
+		}
+		quoted = true;
 	}
-	add_field(buf, key, "", 0);
-	add_escaped(buf, value);
+	add_field(buf, key, keylen, value, n, quoted);
 }
 
-void protocol_record_int(struct protocol_buf *buf, const char *key, long long value)
+void protocol_record_intn(struct protocol_buf *buf, const char *key, size_t keylen,
+	long long value)
 {
 	char digits[24];
 	size_t n = sizeof(digits);
@@ -393,7 +410,7 @@ void protocol_record_int(struct protocol_buf *buf, const char *key, long long va
 	} while (v);
 	if (value < 0)
 		digits[--n] = '-';
-	add_field(buf, key, digits + n, sizeof(digits) - n);
+	add_field(buf, key, keylen, digits + n, sizeof(digits) - n, false);
 }
 
 void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs)

@@ -3,6 +3,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 /*
  * The control protocol spoken between batond and batonctl, specified in
@@ -137,10 +138,25 @@ void protocol_buf_consume(struct protocol_buf *buf, size_t n);
 
 /* Starts a record of the given type; end it with protocol_record_end. */
 void protocol_record_begin(struct protocol_buf *buf, const char *type);
+/* The two below with the key's length, which is known where the key is written out. */
+void protocol_record_strn(struct protocol_buf *buf, const char *key, size_t keylen,
+	const char *value);
+void protocol_record_intn(struct protocol_buf *buf, const char *key, size_t keylen,
+	long long value);
+
 /* Adds key=value, quoting and escaping the value where needed. */
-void protocol_record_str(struct protocol_buf *buf, const char *key, const char *value);
+static inline void protocol_record_str(struct protocol_buf *buf, const char *key,
+	const char *value)
+{
+	protocol_record_strn(buf, key, strlen(key), value);
+}
+
 /* Adds key=N. */
-void protocol_record_int(struct protocol_buf *buf, const char *key, long long value);
+static inline void protocol_record_int(struct protocol_buf *buf, const char *key,
+	long long value)
+{
+	protocol_record_intn(buf, key, strlen(key), value);
+}
 /* Adds key=N.NNN: a number of seconds with millisecond precision. */
 void protocol_record_secs(struct protocol_buf *buf, const char *key, double secs);
 /* Ends the record with a newline. */
