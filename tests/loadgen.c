@@ -88,6 +88,7 @@ static const char *const note_text[NOTE_COUNT] = {
 enum conn_state {
 	ST_IDLE,
 	ST_WAIT,
+	ST_PACED, /* with -r: waiting for the time of its next request */
 	ST_CONNECTING,
 	ST_SENDING,
 	ST_RECEIVING,
@@ -138,6 +139,7 @@ struct conn {
 	size_t sent;
 	uint64_t start_ns;
 	uint64_t deadline_ns;
+	uint64_t next_ns; /* with -r: when its next request is due */
 	struct response resp;
 };
 
@@ -156,6 +158,7 @@ struct options {
 	const char *path;
 	long timeout_ms;
 	long interval_ms;
+	double rate; /* requests per second over all connections, or 0: each sends on answer */
 	bool quiet;
 };
 
@@ -182,6 +185,7 @@ struct ctx {
 	uint64_t grace_end_ns;
 	uint64_t next_sweep_ns;
 	uint64_t next_progress_ns;
+	uint64_t pace_ns; /* with -r: the time between two requests of a connection */
 	bool stopping;
 	bool failed;
 	unsigned noted;
@@ -662,12 +666,25 @@ static void record(struct ctx *ctx, struct conn *c, enum outcome o)
 	}
 }
 
+/*
+ * With -r a connection's requests are due at fixed times; one that is late is sent at once,
+ * and its latency counted from when it was due, so that a server that stalls is charged for
+ * every request it delayed, not only the one it held.
+ */
 static void next_request(struct ctx *ctx, struct conn *c)
 {
-	if (ctx->stopping)
+	if (ctx->stopping) {
 		go_idle(c);
-	else
-		start_request(ctx, c);
+		return;
+	}
+	if (ctx->pace_ns) {
+		c->next_ns += ctx->pace_ns;
+		if (now_ns() < c->next_ns) {
+			c->state = ST_PACED;
+			return;
+		}
+	}
+	start_request(ctx, c);
 }
 
 /* Ends a failed attempt; the pause before retrying keeps a dead target from spinning the loop. */
@@ -797,8 +814,9 @@ static void start_request(struct ctx *ctx, struct conn *c)
 	}
 	response_reset(&c->resp);
 	c->sent = 0;
-	c->start_ns = now_ns();
-	c->deadline_ns = c->start_ns + ctx->timeout_ns;
+	uint64_t now = now_ns();
+	c->start_ns = ctx->pace_ns && c->next_ns < now ? c->next_ns : now;
+	c->deadline_ns = now + ctx->timeout_ns;
 	ctx->in_flight++;
 	if (c->fd < 0) {
 		begin_connect(ctx, c);
@@ -868,6 +886,10 @@ static void on_conn_event(struct ctx *ctx, struct conn *c)
 	case ST_DRAINING:
 		on_readable(ctx, c);
 		break;
+	case ST_PACED:
+		// The server closed an idle connection: the next request opens another.
+		close_conn(c);
+		break;
 	case ST_IDLE:
 	case ST_WAIT:
 		break;
@@ -892,7 +914,7 @@ static void begin_stop(struct ctx *ctx, uint64_t now)
 
 static void sweep_conn(struct ctx *ctx, struct conn *c, uint64_t now)
 {
-	if (c->state == ST_IDLE || now < c->deadline_ns)
+	if (c->state == ST_IDLE || c->state == ST_PACED || now < c->deadline_ns)
 		return;
 	if (request_in_flight(c)) {
 		fail_request(ctx, c, OUT_TIMEOUT);
@@ -964,6 +986,28 @@ static void on_tick(struct ctx *ctx, uint64_t now)
 		print_interval(ctx, now);
 }
 
+/* The earliest time a paced connection's request is due, or UINT64_MAX. */
+static uint64_t next_due(const struct ctx *ctx)
+{
+	uint64_t due = UINT64_MAX;
+
+	for (long i = 0; ctx->pace_ns && i < ctx->opt.conns; i++) {
+		if (ctx->conns[i].state == ST_PACED && ctx->conns[i].next_ns < due)
+			due = ctx->conns[i].next_ns;
+	}
+	return due;
+}
+
+static void start_due(struct ctx *ctx, uint64_t now)
+{
+	for (long i = 0; ctx->pace_ns && i < ctx->opt.conns; i++) {
+		struct conn *c = &ctx->conns[i];
+
+		if (c->state == ST_PACED && c->next_ns <= now)
+			start_request(ctx, c);
+	}
+}
+
 static void run(struct ctx *ctx)
 {
 	struct epoll_event events[EVENTS_MAX];
@@ -973,10 +1017,27 @@ static void run(struct ctx *ctx)
 	ctx->next_interval_ns = ctx->start_ns + (uint64_t)ctx->opt.interval_ms * NS_PER_MS;
 	if (ctx->opt.duration > 0)
 		ctx->stop_at_ns = ctx->start_ns + (uint64_t)(ctx->opt.duration * 1e9);
-	for (long i = 0; i < ctx->opt.conns; i++)
-		start_request(ctx, &ctx->conns[i]);
+	if (ctx->opt.rate > 0)
+		ctx->pace_ns = (uint64_t)((double)ctx->opt.conns * 1e9 / ctx->opt.rate);
+	for (long i = 0; i < ctx->opt.conns; i++) {
+		struct conn *c = &ctx->conns[i];
+
+		if (!ctx->pace_ns) {
+			start_request(ctx, c);
+			continue;
+		}
+		// Spread over the first period, not all at once.
+		c->next_ns = ctx->start_ns + ctx->pace_ns * (uint64_t)i / (uint64_t)ctx->opt.conns;
+		c->state = ST_PACED;
+	}
 	while (!ctx->stopping || ctx->in_flight > 0) {
-		int n = epoll_wait(ctx->epfd, events, EVENTS_MAX, TICK_MS);
+		struct timespec wait = {0, (long)(TICK_MS * NS_PER_MS)};
+		uint64_t due = next_due(ctx), now = now_ns();
+
+		if (due != UINT64_MAX)
+			wait.tv_nsec = due <= now ? 0 : (long)(due - now < TICK_MS * NS_PER_MS ?
+				due - now : TICK_MS * NS_PER_MS);
+		int n = epoll_pwait2(ctx->epfd, events, EVENTS_MAX, &wait, NULL);
 
 		if (n < 0 && errno != EINTR) {
 			fprintf(stderr, "loadgen: epoll_wait: %s\n", strerror(errno));
@@ -990,6 +1051,7 @@ static void run(struct ctx *ctx)
 				on_conn_event(ctx, &ctx->conns[events[i].data.u64]);
 		}
 		on_tick(ctx, now_ns());
+		start_due(ctx, now_ns());
 	}
 	ctx->end_ns = now_ns();
 }
@@ -1014,7 +1076,7 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: loadgen -t HOST:PORT [-c CONNS] [-k KEEPALIVE] [-d SECONDS] [-p PATH]\n"
-		"               [-T TIMEOUT_MS] [-i MS] [-q]\n"
+		"               [-T TIMEOUT_MS] [-i MS] [-r RATE] [-q]\n"
 		"  -t HOST:PORT    IPv4 target, e.g. 127.0.0.1:8080 (required)\n"
 		"  -c CONNS        concurrent connections (default 8, max %d)\n"
 		"  -k KEEPALIVE    how many connections use keep-alive (default: half)\n"
@@ -1023,6 +1085,9 @@ static void usage(FILE *out)
 		"  -T TIMEOUT_MS   per-request timeout (default 5000)\n"
 		"  -i MS           every MS ms, a line on stderr of that interval: its end on the\n"
 		"                  monotonic clock, requests ok and failed, p50, p99 and max latency\n"
+		"  -r RATE         RATE requests a second in all, each connection's at fixed\n"
+		"                  times, latency counted from when a request was due (default:\n"
+		"                  each connection sends its next request once answered)\n"
 		"  -q              no progress line on stderr\n"
 		"  -h              this help\n",
 		MAX_CONNS);
@@ -1103,6 +1168,8 @@ static bool parse_option(struct options *o, int opt, const char *arg)
 		return parse_long(arg, 1, 3600000, &o->timeout_ms);
 	case 'i':
 		return parse_long(arg, 1, 3600000, &o->interval_ms);
+	case 'r':
+		return parse_duration(arg, &o->rate);
 	case 'q':
 		o->quiet = true;
 		return true;
@@ -1116,7 +1183,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 	int opt;
 
 	*o = (struct options){ .conns = 8, .keepalive = -1, .path = "/", .timeout_ms = 5000 };
-	while ((opt = getopt(argc, argv, "t:c:k:d:p:T:i:qh")) != -1) {
+	while ((opt = getopt(argc, argv, "t:c:k:d:p:T:i:r:qh")) != -1) {
 		if (opt == 'h') {
 			usage(stdout);
 			return 0;

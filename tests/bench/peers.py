@@ -26,8 +26,10 @@ kept busy during the case); a case first waits, a minute at most, for a quiet ma
 end the figures are printed again as Markdown tables, a column per supervisor, for
 tests/bench/RESULTS.md. Run with `scripts/bench --peers`, which installs start_server,
 supervisord and gnuplot with apt-get. In the environment, PEERS_SUPERVISORS (e.g. batond) and
-PEERS_CASES (e.g. 1,3, numbered from 1) run a part, and START_NICE=N gives batond's service
-start_nice = N.
+PEERS_CASES (e.g. 1,3, numbered from 1) run a part, START_NICE=N gives batond's service
+start_nice = N, and PEERS_RATE=F puts the upgrade cases' load at a fixed rate, F times the
+throughput the case's server reaches closed loop (measured first), latency counted from when
+each request was due.
 """
 
 import os
@@ -56,6 +58,9 @@ SUPERVISORS = ("batond", "start_server", "supervisord")
 # only those; START_NICE=N gives batond's service start_nice = N.
 ONLY_SUPERVISORS = os.environ.get("PEERS_SUPERVISORS", "").split(",")
 START_NICE = int(os.environ.get("START_NICE", "0"))
+# PEERS_RATE=F: the load at a fixed rate, F times the throughput a case's server reaches
+# (measured first, closed loop), instead of each connection sending again once answered.
+RATE = float(os.environ.get("PEERS_RATE", "0"))
 # (label, server, processes, p99 target: during upgrades / steady)
 CASES = (
     ("C test server, 8 processes", "c", 8, 1.2),
@@ -296,20 +301,25 @@ def parse_summary(text):
     return {k: float(v) for k, v in fields.items()}
 
 
-def steady_load(port, seconds):
+def rate_args(rate):
+    return ["-r", "%.0f" % rate] if rate else []
+
+
+def steady_load(port, seconds, rate=0):
     r = subprocess.run([harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(CONNS), "-q",
-                        "-d", str(seconds)], capture_output=True, text=True, timeout=seconds + 30)
+                        "-d", str(seconds)] + rate_args(rate),
+                       capture_output=True, text=True, timeout=seconds + 30)
     return parse_summary(r.stdout)
 
 
 class IntervalLoad:
     """The load generator until stopped, with a line every 100 ms of that interval."""
 
-    def __init__(self, port):
+    def __init__(self, port, rate=0):
         self.err = tempfile.TemporaryFile(mode="w+")
         self.proc = subprocess.Popen(
-            [harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(CONNS), "-q", "-i", "100"],
-            stdout=subprocess.PIPE, stderr=self.err, text=True)
+            [harness.LOADGEN, "-t", "127.0.0.1:%d" % port, "-c", str(CONNS), "-q", "-i", "100"]
+            + rate_args(rate), stdout=subprocess.PIPE, stderr=self.err, text=True)
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -336,9 +346,15 @@ def upgrade_case(sup, label, server, n, target):
     runner = RUNNERS[sup](server, n)
     try:
         steady, during, series, instants = [], [], [], []
+        rate = 0
+        if RATE:
+            top = steady_load(runner.port, STEADY)
+            rate = RATE * top["ok"] / top["seconds"]
+            report("rate", label, sup, "%.0f req/s (%.0f%% of %.0f)" %
+                   (rate, 100 * RATE, top["ok"] / top["seconds"]), "", None, machine)
         for r in range(ROUNDS):
-            steady.append(steady_load(runner.port, STEADY))
-            lg = IntervalLoad(runner.port)
+            steady.append(steady_load(runner.port, STEADY, rate))
+            lg = IntervalLoad(runner.port, rate)
             t0 = time.monotonic()
             shift = r * WINDOW - t0
             for i in range(PER_ROUND):
@@ -350,7 +366,7 @@ def upgrade_case(sup, label, server, n, target):
             during.append(result)
             series += [(mono + shift, ok, failed, p99) for mono, ok, failed, p99 in got
                        if mono <= t0 + WINDOW]
-        steady.append(steady_load(runner.port, STEADY))
+        steady.append(steady_load(runner.port, STEADY, rate))
     finally:
         runner.stop()
     machine.done()
