@@ -27,7 +27,7 @@ end the figures are printed again as Markdown tables, a column per supervisor, f
 tests/bench/RESULTS.md. Run with `scripts/bench --peers`, which installs start_server,
 supervisord and gnuplot with apt-get. In the environment, PEERS_SUPERVISORS (e.g. batond) and
 PEERS_CASES (e.g. 1,3, numbered from 1) run a part, START_NICE=N gives batond's service
-start_nice = N, and PEERS_RATE=F puts the upgrade cases' load at a fixed rate, F times the
+start_nice = N, STOP_DELAY=D its stop_delay = D, and PEERS_RATE=F puts the upgrade cases' load at a fixed rate, F times the
 throughput the case's server reaches closed loop (measured first), latency counted from when
 each request was due.
 """
@@ -58,6 +58,9 @@ SUPERVISORS = ("batond", "start_server", "supervisord")
 # only those; START_NICE=N gives batond's service start_nice = N.
 ONLY_SUPERVISORS = os.environ.get("PEERS_SUPERVISORS", "").split(",")
 START_NICE = int(os.environ.get("START_NICE", "0"))
+# STOP_DELAY=D gives batond's service stop_delay = D (e.g. 1s): the old processes serve on
+# beside the new ones that long, as start_server's --interval has them do.
+STOP_DELAY = os.environ.get("STOP_DELAY", "0s")
 # PEERS_RATE=F: the load at a fixed rate, F times the throughput a case's server reaches
 # (measured first, closed loop), instead of each connection sending again once answered.
 RATE = float(os.environ.get("PEERS_RATE", "0"))
@@ -189,8 +192,8 @@ class Batond:
         config = ("[socket:http]\nlisten = tcp:127.0.0.1:0\nbacklog = 1024\n\n"
                   "[service:web]\ncommand = %s\nsockets = http\ninstances = %d\n"
                   "ready = notify\nready_timeout = 10s\nstop_grace = 10s\nupgrade = all\n"
-                  "max_draining = 4\nrestart_delay = 50ms\nstart_nice = %d\n"
-                  % (" ".join(server_command(server)), n, START_NICE))
+                  "max_draining = 4\nrestart_delay = 50ms\nstart_nice = %d\nstop_delay = %s\n"
+                  % (" ".join(server_command(server)), n, START_NICE, STOP_DELAY))
         self.b = harness.Batond(config)
         self.b.wait_service("web", "running")
         self.port = self.b.port("http")
@@ -351,7 +354,7 @@ def upgrade_case(sup, label, server, n, target):
             top = steady_load(runner.port, STEADY)
             rate = RATE * top["ok"] / top["seconds"]
             report("rate", label, sup, "%.0f req/s (%.0f%% of %.0f)" %
-                   (rate, 100 * RATE, top["ok"] / top["seconds"]), "", None, machine)
+                   (rate, 100 * RATE, top["ok"] / top["seconds"]))
         for r in range(ROUNDS):
             steady.append(steady_load(runner.port, STEADY, rate))
             lg = IntervalLoad(runner.port, rate)
@@ -615,6 +618,7 @@ def plot(kept):
 # ---- the tables ----
 
 TABLES = (
+    ("rate", "fixed rate of the load (PEERS_RATE)"),
     ("failed", "failed requests during 10 upgrades"),
     ("throughput", "throughput during upgrades vs steady"),
     ("p99", "p99 latency during upgrades vs steady"),
@@ -645,7 +649,8 @@ def markdown():
                     continue
                 _, _, _, figure, target, ok, machine = found[0]
                 cells.append(figure + ("" if ok is None else " (met)" if ok else " (missed)"))
-                machines.append(machine)
+                if machine:
+                    machines.append(machine)
             print("| %s | %s | %s | %s |" % (row, " | ".join(cells), target, loads(machines)))
 
 
@@ -685,9 +690,12 @@ def main(parts):
               % ", ".join(missing))
         return 0
     t_start = time.monotonic()
-    print("peers (%s), load average %.2f%s" % (
+    print("peers (%s), load average %.2f%s%s%s" % (
         os.environ.get("BENCH_COMMIT", "working tree"), wait_quiet(300),
-        ", batond's start_nice %d" % START_NICE if START_NICE else ""), flush=True)
+        ", batond's start_nice %d" % START_NICE if START_NICE else "",
+        ", batond's stop_delay %s" % STOP_DELAY if STOP_DELAY != "0s" else "",
+        ", load at %.0f%% of each server's throughput" % (100 * RATE) if RATE else ""),
+        flush=True)
     if "upgrades" in parts:
         kept = {}
         for i, (label, server, n, target) in enumerate(CASES, 1):
