@@ -88,15 +88,21 @@ static void reaper_cb(struct ev_loop *loop, ev_idle *w, int revents)
 	ev_idle_stop(loop, w);
 }
 
+// The bytes of output not sent yet.
+static size_t pending(const struct client *c)
+{
+	return c->out.len - c->out_sent;
+}
+
 static void update_events(struct client *c)
 {
 	if (c->dead)
 		return;
-	int events = c->out.len > 0 ? EV_WRITE : 0;
+	int events = pending(c) > 0 ? EV_WRITE : 0;
 	// Stop reading while output piles up: a client that does not read its
 	// replies cannot make batond buffer without end, nor many such clients.
 	size_t unread_max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX : REPLIES_UNREAD_MAX;
-	if (!c->closing && !c->read_eof && c->out.len < unread_max)
+	if (!c->closing && !c->read_eof && pending(c) < unread_max)
 		events |= EV_READ;
 	struct ev_loop *loop = c->control->d->loop;
 	if (events == 0) {
@@ -113,21 +119,31 @@ static void update_events(struct client *c)
 	ev_io_start(loop, &c->io);
 }
 
-// Writes what the socket takes; returns -1 when the client is gone.
+// Writes what the socket takes; returns -1 when the client is gone. What is
+// sent is dropped from the buffer only once it is as long as what is left: a
+// reply of 25 MB goes out a socket buffer at a time, and moving the rest to
+// the front after each would copy it a hundred times.
 static int flush(struct client *c)
 {
-	while (c->out.len > 0) {
-		ssize_t n = send(c->io.fd, c->out.data, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (pending(c) > 0) {
+		ssize_t n = send(c->io.fd, c->out.data + c->out_sent, pending(c),
+			MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN)
-				return 0;
+				break;
 			client_close(c);
 			return -1;
 		}
-		protocol_buf_consume(&c->out, (size_t)n);
+		c->out_sent += (size_t)n;
 		c->stream_start -= (size_t)n < c->stream_start ? (size_t)n : c->stream_start;
+	}
+	if (pending(c) == 0) {
+		c->out.len = c->out_sent = 0;
+	} else if (c->out_sent >= pending(c)) {
+		protocol_buf_consume(&c->out, c->out_sent);
+		c->out_sent = 0;
 	}
 	return 0;
 }
@@ -137,7 +153,7 @@ void client_send(struct client *c, const char *data, size_t len)
 	if (c->dead)
 		return;
 	size_t max = c->streaming ? CONTROL_STREAM_OUTPUT_MAX + c->stream_start : CONTROL_OUTPUT_MAX;
-	if (c->out.len + len > max) {
+	if (pending(c) + len > max) {
 		log_warn("control: dropped a client (pid %d) that does not read its %s",
 			(int)c->pid, c->follows_logs ? "output" : c->streaming ? "events" : "replies");
 		client_close(c);
@@ -169,7 +185,7 @@ void client_send_buf(struct client *c, struct protocol_buf *buf)
 void client_close_later(struct client *c)
 {
 	c->closing = true;
-	if (c->out.len == 0)
+	if (pending(c) == 0)
 		client_close(c);
 	else
 		update_events(c);
@@ -205,7 +221,7 @@ static void client_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct client *c = container_of(w, struct client, timeout);
 	// Replies still unread after all this time will not be read: waiting to
 	// write them would keep the client, and its buffer, for good.
-	if (c->out.len > 0) {
+	if (pending(c) > 0) {
 		client_close(c);
 		return;
 	}
@@ -318,7 +334,7 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		return;
 	if ((revents & EV_READ) && !c->dead)
 		client_read(c);
-	if (!c->dead && c->closing && c->out.len == 0) {
+	if (!c->dead && c->closing && pending(c) == 0) {
 		client_close(c);
 		return;
 	}
@@ -629,7 +645,7 @@ void client_follow_logs(struct client *c, const char *svc)
 		return;
 	c->streaming = c->follows_logs = true;
 	// The lines kept, sent first, do not count against what a stream may owe.
-	c->stream_start = c->out.len;
+	c->stream_start = pending(c);
 	c->control->nfollowers++;
 	snprintf(c->watch, sizeof(c->watch), "%s", svc);
 	arm_timeout(c);

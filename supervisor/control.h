@@ -52,6 +52,7 @@ struct client {
 	char in[PROTOCOL_REQUEST_MAX];
 	size_t inlen;
 	struct protocol_buf out;
+	size_t out_sent; /* the bytes at the start of out already sent */
 	bool dead;      /* closed; freed once the loop is back */
 	bool closing;   /* close once the output is written */
 	bool read_eof;  /* the peer shut down its side */
