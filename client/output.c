@@ -198,9 +198,25 @@ static int json_log(FILE *out, const struct protocol_record *rec)
 	return rc;
 }
 
+// A reply of logs that holds only its newest lines says so; on stderr, so
+// that standard output holds only lines, as a log file does.
+static bool logs_cut(const struct output *o, const struct protocol_record *rec)
+{
+	if (o->verb != VERB_LOGS || strcmp(rec->type, "cut") != 0)
+		return false;
+	const char *lines = protocol_record_get(rec, "lines");
+	const char *max = protocol_record_get(rec, "max_bytes");
+	fprintf(stderr, "batonctl: the %s oldest lines asked for were left out: a reply holds "
+			"%s bytes of lines at most (--lines=N asks for the last N)\n",
+		lines ? lines : "?", max ? max : "a limited number of");
+	return true;
+}
+
 static void json_record(struct output *o, const struct protocol_record *rec, const char *line,
 	size_t len)
 {
+	if (logs_cut(o, rec))
+		return;
 	(void)line;
 	(void)len;
 	struct json_output *j = (struct json_output *)o;
@@ -1045,6 +1061,8 @@ static void text_record(struct output *o, const struct protocol_record *rec, con
 	struct text_output *t = (struct text_output *)o;
 	(void)line;
 	(void)len;
+	if (logs_cut(o, rec))
+		return;
 	if (o->verb == VERB_STATUS && !o->streaming) {
 		status_view_add(&t->view, rec);
 		return;

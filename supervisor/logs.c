@@ -480,6 +480,17 @@ void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct servic
 	if (!svc)
 		qsort(sn.v, sn.n, sizeof(*sn.v), by_time);
 	size_t first = f->some ? (f->lines < sn.n ? sn.n - f->lines : 0) : 0;
+	// The newest lines that fit, and how many older ones were left out.
+	size_t fit = sn.n, bytes = 0;
+	while (fit > first && bytes + sn.v[fit - 1].len <= LOGS_REPLY_MAX)
+		bytes += sn.v[--fit].len;
+	if (fit > first) {
+		protocol_record_begin(buf, "cut");
+		protocol_record_int(buf, "lines", (long long)(fit - first));
+		protocol_record_int(buf, "max_bytes", LOGS_REPLY_MAX);
+		protocol_record_end(buf);
+		first = fit;
+	}
 	for (size_t i = first; i < sn.n; i++)
 		protocol_buf_add(buf, sn.text.data + sn.v[i].off, sn.v[i].len);
 	if (sn.text.failed)

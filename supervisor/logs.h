@@ -49,9 +49,13 @@ struct logs *logs_create(struct daemon *d);
 /* Writes what its sinks hold, unsubscribes and frees l. */
 void logs_destroy(struct logs *l);
 
+/* A reply of logs holds at most this much of `log` records. */
+#define LOGS_REPLY_MAX (32u << 20)
+
 /*
  * Appends the `log` records (logline.h) of the lines kept of svc, or of every
- * service (oldest first), that f lets through.
+ * service (oldest first), that f lets through: the newest that fit in
+ * LOGS_REPLY_MAX bytes, after a `cut` record that counts the others.
  */
 void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct service *svc,
 	const struct logs_filter *f);

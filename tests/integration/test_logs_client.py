@@ -222,6 +222,31 @@ command = sh -c 'echo other one; sleep 0.2; echo other two; exec sleep 600'
         self.assertNotIn("after the rotation", harness.read(path + ".1"))
         self.assertEqual(b.ctl("--json", "logs", "--reopen").stdout, "")
 
+    def test_a_reply_holds_the_newest_lines_that_fit(self):
+        # 250,000 lines of 148 bytes, all kept: their records take more than
+        # the 32 MiB a reply may hold.
+        total = 250000
+        script = ("awk 'BEGIN { for (i = 0; i < %d; i++) printf \"%%06d %%0140d\\n\", i, 0 }'\n"
+                  "exec sleep 1000\n" % total)
+        b = with_script(self, "[service:big]\ncommand = sh @DIR@/big.sh\n"
+                        "log = file:@DIR@/big.log\nlog_buffer = 64MiB\n", "big.sh", script)
+        last = "%06d %0140d" % (total - 1, 0)
+        poll(lambda: last in b.ctl("logs", "--lines=1", "big").stdout, timeout=60,
+             what="the last line kept")
+        r = b.ctl("logs", "big")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        left = re.search(r"the (\d+) oldest lines asked for were left out", r.stderr)
+        self.assertTrue(left, r.stderr)
+        left = int(left.group(1))
+        lines = r.stdout.splitlines()
+        self.assertGreater(left, 0)
+        self.assertEqual(len(lines) + left, total)
+        self.assertTrue(lines[0].endswith("%06d %0140d" % (left, 0)), lines[0][:80])
+        self.assertTrue(lines[-1].endswith(last))
+        # The last lines asked for fit: nothing is said.
+        r = b.ctl("logs", "--lines=1000", "big")
+        self.assertEqual((r.returncode, r.stderr, len(r.stdout.splitlines())), (0, "", 1000))
+
     def test_usage_errors_and_a_service_that_does_not_exist(self):
         b = self.echo()
         for args in (["logs", "--lines", "x"], ["logs", "-n"], ["logs", "-n", "-1"],
