@@ -73,6 +73,7 @@ struct logs {
 	struct stderr_sink err;
 	struct log_writer writer; /* batond's own lines, into err */
 	ev_prepare flusher; /* writes what the sinks gathered, before the loop waits */
+	bool unused_files; /* a generation went: close the files none writes to now */
 };
 
 static double wall_now(void)
@@ -333,6 +334,37 @@ static void file_free(struct file_sink *f)
 	free(f);
 }
 
+// Whether a generation of a service writes to the file at path.
+static bool file_in_use(struct logs *l, const char *path)
+{
+	const struct list *pos, *g;
+	list_for_each(pos, &l->d->services) {
+		const struct service *svc = container_of(pos, const struct service, link);
+		list_for_each(g, &svc->gens) {
+			const struct log_conf *c =
+				&container_of(g, const struct generation, link)->conf->log;
+			if (c->sink == LOG_FILE && strcmp(c->path, path) == 0)
+				return true;
+		}
+	}
+	return false;
+}
+
+// A file is closed once no generation writes to it: after a reload gave its
+// services another, their old generations gone, or removed them. It opens
+// again, at the end, when a generation writes to it.
+static void close_unused_files(struct logs *l)
+{
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &l->files) {
+		struct file_sink *f = container_of(pos, struct file_sink, link);
+		if (!file_in_use(l, f->path)) {
+			log_info("log file %s closed: no service writes to it now", f->path);
+			file_free(f);
+		}
+	}
+}
+
 /* ---- the flush ---- */
 
 static void flush_files(struct logs *l)
@@ -347,6 +379,10 @@ static void flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 	(void)revents;
 	struct logs *l = container_of(w, struct logs, flusher);
 	flush_files(l);
+	if (l->unused_files) {
+		l->unused_files = false;
+		close_unused_files(l);
+	}
 	if (stderr_flush(l) < 0)
 		ev_io_start(loop, &l->err.io);
 	ev_prepare_stop(loop, w);
@@ -426,6 +462,11 @@ static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event
 	}
 	if (e->kind == LC_IDLE && e->svc->removed && (s = find(l, e->svc)))
 		svc_log_free(l, s);
+	// The generation is still there: the files are looked at once it is gone.
+	if ((e->kind == LC_DRAINED || e->kind == LC_IDLE) && !list_empty(&l->files)) {
+		l->unused_files = true;
+		ev_prepare_start(l->d->loop, &l->flusher);
+	}
 }
 
 /* ---- requests ---- */

@@ -176,6 +176,13 @@ log = file:@DIR@/%s
             poll(lambda: not alive(pid), what="gen 1 to end")
         poll(lambda: last_number(b, "web") > 80 and last_number(b, "filed") > 80,
              what="gen 2 to write 80 lines")
+        # Once gen 1 is gone, batond holds gen1.log open no more, and gen2.log still.
+        held = lambda: set(harness.own_fds(b.pid).values())
+        one, two = (os.path.realpath(os.path.join(b.dir, n)) for n in ("gen1.log", "gen2.log"))
+        poll(lambda: one not in held(), what="gen1.log closed")
+        self.assertIn(two, held())
+        self.assertIn("log file %s closed: no service writes to it now" % one,
+                      harness.read(b.log_path))
 
         # batond's stderr: both generations of web, interleaved while both ran.
         web = sink_lines(read_bytes(b.log_path), "web")
