@@ -18,6 +18,8 @@ struct logfile {
 	unsigned keep;
 	uint64_t max_size; /* 0: never rotate */
 	uint64_t size;     /* written since the file was opened, or since a failed rotation */
+	int doomed;        /* the oldest file a rotation dropped, unlinked, being freed, or -1 */
+	off_t doomed_size; /* ...what is left of it */
 	char path[];
 };
 
@@ -55,6 +57,7 @@ struct logfile *logfile_open(const char *path, uint64_t max_size, unsigned keep,
 		goto error;
 	strcpy(f->path, path);
 	f->fd = -1;
+	f->doomed = -1;
 	f->keep = keep;
 	f->max_size = max_size;
 	if (use_path(f) < 0)
@@ -71,14 +74,38 @@ int logfile_reopen(struct logfile *f)
 	return use_path(f);
 }
 
+// Takes PATH.KEEP away before the names shift over it, unlinked but open:
+// freeing a large file's blocks takes milliseconds, and a rename over it
+// would take them all at once in the loop. logfile_reclaim frees them in
+// steps. A file that cannot be opened is left to the rename.
+static void doom_oldest(struct logfile *f, const char *oldest)
+{
+	if (f->doomed >= 0) {
+		close(f->doomed); /* the one before, not freed yet: at once */
+		f->doomed = -1;
+	}
+	int fd = open(oldest, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return;
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && unlink(oldest) == 0) {
+		f->doomed = fd;
+		f->doomed_size = st.st_size;
+		return;
+	}
+	close(fd);
+}
+
 // Renames PATH.(KEEP-1) to PATH.KEEP, ..., PATH to PATH.1; -1 with errno.
-static int shift_names(const struct logfile *f)
+static int shift_names(struct logfile *f)
 {
 	size_t size = strlen(f->path) + sizeof(".1000");
 	char *from = malloc(2 * size);
 	if (!from)
 		return -1;
 	char *to = from + size;
+	snprintf(to, size, "%s.%u", f->path, f->keep);
+	doom_oldest(f, to);
 	for (unsigned i = f->keep; i >= 1; i--) {
 		if (i > 1)
 			snprintf(from, size, "%s.%u", f->path, i - 1);
@@ -157,10 +184,31 @@ int logfile_rotate_error(struct logfile *f)
 	return e;
 }
 
+int logfile_reclaim(struct logfile *f, uint64_t max)
+{
+	if (!f || f->doomed < 0)
+		return 0;
+	off_t left = (uint64_t)f->doomed_size > max ? f->doomed_size - (off_t)max : 0;
+	if (left > 0 && ftruncate(f->doomed, left) == 0) {
+		f->doomed_size = left;
+		return 1;
+	}
+	close(f->doomed); /* the rest, or all of it if the truncation failed */
+	f->doomed = -1;
+	return 0;
+}
+
+bool logfile_reclaiming(const struct logfile *f)
+{
+	return f && f->doomed >= 0;
+}
+
 void logfile_close(struct logfile *f)
 {
 	if (!f)
 		return;
+	if (f->doomed >= 0)
+		close(f->doomed);
 	close(f->fd);
 	free(f);
 }

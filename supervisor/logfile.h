@@ -1,6 +1,7 @@
 #ifndef BATON_LOGFILE_H
 #define BATON_LOGFILE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,7 +61,18 @@ int logfile_rotate_error(struct logfile *f);
  */
 int logfile_reopen(struct logfile *f);
 
-/* Closes the file and frees the logfile. */
+/*
+ * Frees up to max bytes of the oldest file the last rotation dropped: it is
+ * unlinked as the rotation takes its name, and its blocks, which can take
+ * milliseconds to free, are freed a step at a time. Returns 1 while some is
+ * left, 0 when nothing is.
+ */
+int logfile_reclaim(struct logfile *f, uint64_t max);
+
+/* Tells whether a file the last rotation dropped is still being freed. */
+bool logfile_reclaiming(const struct logfile *f);
+
+/* Closes the file, and any the last rotation dropped, and frees the logfile. */
 void logfile_close(struct logfile *f);
 
 #endif

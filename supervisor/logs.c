@@ -45,6 +45,7 @@ struct svc_log {
 // A log file, shared by the services that name its path.
 struct file_sink {
 	struct list link;
+	struct logs *logs;
 	char *path;
 	uint64_t max_size;
 	unsigned keep;
@@ -74,7 +75,12 @@ struct logs {
 	struct log_writer writer; /* batond's own lines, into err */
 	ev_prepare flusher; /* writes what the sinks gathered, before the loop waits */
 	bool unused_files; /* a generation went: close the files none writes to now */
+	ev_idle reclaimer;  /* frees the oldest files rotations dropped, a step at a time */
 };
+
+// What a step frees of a file a rotation dropped (logfile_reclaim): a few
+// milliseconds of the filesystem's work at most, between two turns of the loop.
+#define RECLAIM_STEP (4u << 20)
 
 static double wall_now(void)
 {
@@ -285,6 +291,7 @@ static struct file_sink *file_of(struct logs *l, const struct log_conf *conf,
 		free(f);
 		return NULL;
 	}
+	f->logs = l;
 	f->max_size = conf->max_size;
 	f->keep = conf->keep;
 	char err[512];
@@ -306,6 +313,22 @@ static void file_flush(struct file_sink *f)
 		log_error("log file %s: %s%s%s", f->path, rc < 0 ? strerror(errno) : "",
 			rc < 0 ? ": lines dropped" : "cannot rotate: ", rc < 0 ? "" : strerror(rotate));
 	protocol_buf_consume(&f->pending, f->pending.len);
+	if (logfile_reclaiming(f->f))
+		ev_idle_start(f->logs->d->loop, &f->logs->reclaimer);
+}
+
+static void reclaimer_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+	(void)revents;
+	struct logs *l = container_of(w, struct logs, reclaimer);
+	bool more = false;
+	struct list *pos;
+	list_for_each(pos, &l->files) {
+		struct file_sink *f = container_of(pos, struct file_sink, link);
+		more |= logfile_reclaim(f->f, RECLAIM_STEP) > 0;
+	}
+	if (!more)
+		ev_idle_stop(loop, w);
 }
 
 static void to_file(struct logs *l, struct svc_log *s, const struct logline *line,
@@ -621,6 +644,7 @@ struct logs *logs_create(struct daemon *d)
 	stderr_open(&l->err);
 	ev_io_init(&l->err.io, stderr_writable_cb, l->err.fd, EV_WRITE);
 	ev_prepare_init(&l->flusher, flusher_cb);
+	ev_idle_init(&l->reclaimer, reclaimer_cb);
 	daemon_subscribe(d, &l->sub);
 	// What batond logs goes after the lines before it, and never waits.
 	l->writer.write = own_line;
@@ -636,6 +660,7 @@ void logs_destroy(struct logs *l)
 	log_set_writer(NULL);
 	ev_io_stop(l->d->loop, &l->err.io);
 	ev_prepare_stop(l->d->loop, &l->flusher);
+	ev_idle_stop(l->d->loop, &l->reclaimer);
 	daemon_unsubscribe(l->d, &l->sub);
 	while (!list_empty(&l->services))
 		svc_log_free(l, container_of(l->services.next, struct svc_log, link));

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -181,6 +182,49 @@ static void existing_file_counts_toward_the_size(void **state)
 	logfile_close(f);
 }
 
+// The fds this process has open.
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	assert_non_null(d);
+	int n = 0;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n - 3; /* ".", ".." and the directory's own */
+}
+
+static void rotation_frees_the_oldest_file_in_steps(void **state)
+{
+	(void)state;
+	// PATH.1 of 20 MiB, which the next rotation drops.
+	char old[160];
+	snprintf(old, sizeof(old), "%s.1", path);
+	FILE *fp = fopen(old, "w");
+	assert_non_null(fp);
+	assert_int_equal(ftruncate(fileno(fp), 20 << 20), 0);
+	fclose(fp);
+	int fds = count_fds();
+	struct logfile *f = open_log(4, 1);
+	write_line(f, "1111");
+	assert_false(logfile_reclaiming(f));
+	write_line(f, "2222");
+	assert_string_equal(content(1), "1111");
+	assert_string_equal(content(0), "2222");
+	// Its name taken, the old file is open still, freed 4 MiB a step.
+	assert_true(logfile_reclaiming(f));
+	assert_int_equal(count_fds(), fds + 2);
+	int steps = 0;
+	while (logfile_reclaim(f, 4 << 20))
+		steps++;
+	assert_int_equal(steps, 4);
+	assert_false(logfile_reclaiming(f));
+	assert_int_equal(count_fds(), fds + 1);
+	assert_int_equal(logfile_reclaim(f, 4 << 20), 0);
+	logfile_close(f);
+	assert_int_equal(count_fds(), fds);
+}
+
 static void keep_0_empties_the_full_file(void **state)
 {
 	(void)state;
@@ -326,6 +370,7 @@ int main(void)
 		TEST(nothing_lost_across_rotations),
 		TEST(write_larger_than_the_size_has_a_file_of_its_own),
 		TEST(existing_file_counts_toward_the_size),
+		TEST(rotation_frees_the_oldest_file_in_steps),
 		TEST(keep_0_empties_the_full_file),
 		TEST(size_0_never_rotates),
 		TEST(reopen_after_the_file_was_moved_writes_a_new_one),
