@@ -13,17 +13,26 @@
 #include "status.h"
 
 #define PROGRESS_INTERVAL 1.0
-// Lines of draining processes sent as events, at most, each second: the
-// rest are counted, so that a flood cannot drown the events that matter.
+// Lines of a service's draining processes sent as events, at most, each
+// second: the rest are counted, so that a flood cannot drown the events that
+// matter, nor another service's last words.
 #define OUTPUT_EVENTS_MAX 50
+// A service's count is forgotten this long after its last line.
+#define OUTPUT_COUNT_KEEP 60.0
+
+struct output_count {
+	char service[PROTOCOL_NAME_MAX + 1];
+	double second;          /* the second whose output events are counted */
+	unsigned events;        /* ...and how many were sent in it */
+	unsigned long skipped;  /* lines not sent since the service's last output event */
+};
 
 struct watch {
 	struct daemon *d;
 	struct daemon_subscriber sub;
 	ev_timer progress;
-	double output_second;    /* the second whose output events are counted */
-	unsigned output_events;  /* ...and how many were sent in it */
-	unsigned long skipped;   /* lines not sent since the last output event */
+	struct output_count *counts; /* of the services whose lines came lately */
+	size_t ncounts, cap;
 };
 
 static const char *const kind_names[] = {
@@ -215,22 +224,54 @@ static bool about_proc(const struct lifecycle_event *e)
 	return (e->proc || e->kind == LC_SIGKILL) && e->kind != LC_FAILED;
 }
 
+// The count of a service's output events, made when it has none; NULL when
+// there is no memory. Counts of services quiet for a while are dropped first.
+static struct output_count *count_of(struct watch *w, const char *service, double second)
+{
+	for (size_t i = 0; i < w->ncounts; i++) {
+		if (strcmp(w->counts[i].service, service) == 0)
+			return &w->counts[i];
+	}
+	size_t kept = 0;
+	for (size_t i = 0; i < w->ncounts; i++) {
+		if (second - w->counts[i].second < OUTPUT_COUNT_KEEP)
+			w->counts[kept++] = w->counts[i];
+	}
+	w->ncounts = kept;
+	if (w->ncounts == w->cap) {
+		size_t cap = w->cap ? 2 * w->cap : 8;
+		struct output_count *counts = realloc(w->counts, cap * sizeof(*counts));
+		if (!counts)
+			return NULL;
+		w->counts = counts;
+		w->cap = cap;
+	}
+	struct output_count *c = &w->counts[w->ncounts++];
+	*c = (struct output_count){.second = second};
+	snprintf(c->service, sizeof(c->service), "%s", service);
+	return c;
+}
+
 // Output is an event only for a process that is stopping: its last words.
-static bool output_told(struct watch *w, const struct lifecycle_event *e)
+// Returns the service's count when it is told, else NULL.
+static struct output_count *output_told(struct watch *w, const struct lifecycle_event *e)
 {
 	if (e->proc->state != PROC_STOPPING)
-		return false;
+		return NULL;
 	double second = (double)(long long)e->t;
-	if (second != w->output_second) {
-		w->output_second = second;
-		w->output_events = 0;
+	struct output_count *c = count_of(w, e->svc->name, second);
+	if (!c)
+		return NULL;
+	if (second != c->second) {
+		c->second = second;
+		c->events = 0;
 	}
-	if (w->output_events >= OUTPUT_EVENTS_MAX) {
-		w->skipped++;
-		return false;
+	if (c->events >= OUTPUT_EVENTS_MAX) {
+		c->skipped++;
+		return NULL;
 	}
-	w->output_events++;
-	return true;
+	c->events++;
+	return c;
 }
 
 static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *e)
@@ -239,17 +280,18 @@ static void event_cb(struct daemon_subscriber *s, const struct lifecycle_event *
 	const char *kind = (size_t)e->kind < sizeof(kind_names) / sizeof(kind_names[0])
 		? kind_names[e->kind]
 		: NULL;
+	struct output_count *told = NULL;
 	if (kind && w->d->control && control_watched(w->d->control, e->svc->name) &&
-		(e->kind != LC_OUTPUT || output_told(w, e)) &&
+		(e->kind != LC_OUTPUT || (told = output_told(w, e))) &&
 		(e->kind != LC_CHECK || !e->ok || e->count > 0)) {
 		struct protocol_buf b = {0};
 		begin(&b, w, kind, e->svc->name, e->t);
 		if (about_proc(e))
 			begin_proc(&b, e->number, e->instance, e->pid);
 		event_fields(&b, e);
-		if (e->kind == LC_OUTPUT && w->skipped) {
-			protocol_record_int(&b, "skipped", (long long)w->skipped);
-			w->skipped = 0;
+		if (told && told->skipped) {
+			protocol_record_int(&b, "skipped", (long long)told->skipped);
+			told->skipped = 0;
 		}
 		send_record(w, &b, e->svc->name);
 	}
@@ -352,5 +394,6 @@ void watch_destroy(struct watch *w)
 		return;
 	ev_timer_stop(w->d->loop, &w->progress);
 	daemon_unsubscribe(w->d, &w->sub);
+	free(w->counts);
 	free(w);
 }

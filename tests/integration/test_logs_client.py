@@ -317,6 +317,34 @@ class StoppingOutputTest(harness.TestCase):
         self.assertLessEqual(len(told), 150)
         self.assertEqual(len(told) + skipped, 200, w.lines)
 
+    def test_a_flood_of_one_service_does_not_drown_anothers_last_words(self):
+        flood = DRAIN_SCRIPT % ("i=0; while [ $i -lt 300 ]; do echo line $i; i=$((i+1)); done; "
+                                "sleep 1.2; echo after")
+        quiet = DRAIN_SCRIPT % "sleep 0.1; echo last words"
+        b = self.batond("[service:flood]\ncommand = sh @DIR@/flood.sh\nstop_grace = 3s\n\n"
+                        "[service:quiet]\ncommand = sh @DIR@/quiet.sh\nstop_grace = 3s\n",
+                        start=False)
+        for name, script in (("flood.sh", flood), ("quiet.sh", quiet)):
+            with open(os.path.join(b.dir, name), "w") as f:
+                f.write(script)
+        b.start()
+        b.wait_service("flood", "running")
+        b.wait_service("quiet", "running")
+        w = self.watch(b, "watch", json_output=False)
+        w.read_until(lambda line: "quiet[" in line)
+        for name in ("flood", "quiet"):
+            self.assertEqual(b.ctl("stop", name).returncode, 0)
+        w.read_until(lambda line: re.search(r"quiet\[\d+\] gen 1 out: last words$", line),
+                     timeout=10)
+        # The flood's lines not told are counted on its own next one, all 300 of them.
+        w.read_until(lambda line: re.search(r"flood\[\d+\] gen 1 out: after", line), timeout=10)
+        flood_lines = [line for line in w.lines if re.search(r"flood\[\d+\] gen 1 out: ", line)]
+        told = [line for line in flood_lines if re.search(r"out: line \d+", line)]
+        skipped = sum(int(n) for n in re.findall(r"\((\d+) lines skipped\)$",
+                                                 "\n".join(flood_lines), re.M))
+        self.assertLessEqual(len(told), 150)
+        self.assertEqual(len(told) + skipped, 300, w.lines)
+
     def test_the_live_view_shows_the_last_line_cut_to_the_terminal(self):
         long_line = "waiting for the last of 3 connections to close, then bye"
         b = self.drain("echo first; echo %s" % long_line, "1500ms")
