@@ -77,18 +77,21 @@ int logfile_reopen(struct logfile *f)
 // Takes PATH.KEEP away before the names shift over it, unlinked but open:
 // freeing a large file's blocks takes milliseconds, and a rename over it
 // would take them all at once in the loop. logfile_reclaim frees them in
-// steps. A file that cannot be opened is left to the rename.
+// steps. Only a regular file with no other name is taken, never what a
+// symbolic link points to: what it holds is truncated. Any other is left to
+// the rename, which drops only its name.
 static void doom_oldest(struct logfile *f, const char *oldest)
 {
 	if (f->doomed >= 0) {
 		close(f->doomed); /* the one before, not freed yet: at once */
 		f->doomed = -1;
 	}
-	int fd = open(oldest, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	int fd = open(oldest, O_WRONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0)
 		return;
 	struct stat st;
-	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && unlink(oldest) == 0) {
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		unlink(oldest) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0) {
 		f->doomed = fd;
 		f->doomed_size = st.st_size;
 		return;

@@ -225,6 +225,39 @@ static void rotation_frees_the_oldest_file_in_steps(void **state)
 	assert_int_equal(count_fds(), fds);
 }
 
+// What a symbolic link or another name of the oldest file leads to keeps
+// what it holds: only a file with no other name is freed.
+static void rotation_leaves_what_another_name_holds(void **state)
+{
+	(void)state;
+	char old[160], target[160], other[160];
+	snprintf(old, sizeof(old), "%s.1", path);
+	snprintf(target, sizeof(target), "%s/target", dir);
+	snprintf(other, sizeof(other), "%s/other", dir);
+	FILE *fp = fopen(target, "w");
+	assert_non_null(fp);
+	fputs("kept\n", fp);
+	fclose(fp);
+	assert_int_equal(symlink(target, old), 0);
+	struct logfile *f = open_log(4, 1);
+	write_line(f, "1111");
+	write_line(f, "2222");
+	assert_false(logfile_reclaiming(f));
+	while (logfile_reclaim(f, 1))
+		;
+	assert_string_equal(content(1), "1111");
+	assert_string_equal(read_file(target), "kept\n");
+	// A hard link: the rotation drops PATH.1's name only.
+	assert_int_equal(link(old, other), 0);
+	write_line(f, "3333");
+	assert_false(logfile_reclaiming(f));
+	while (logfile_reclaim(f, 1))
+		;
+	assert_string_equal(content(1), "2222");
+	assert_string_equal(read_file(other), "1111");
+	logfile_close(f);
+}
+
 static void keep_0_empties_the_full_file(void **state)
 {
 	(void)state;
@@ -371,6 +404,7 @@ int main(void)
 		TEST(write_larger_than_the_size_has_a_file_of_its_own),
 		TEST(existing_file_counts_toward_the_size),
 		TEST(rotation_frees_the_oldest_file_in_steps),
+		TEST(rotation_leaves_what_another_name_holds),
 		TEST(keep_0_empties_the_full_file),
 		TEST(size_0_never_rotates),
 		TEST(reopen_after_the_file_was_moved_writes_a_new_one),
