@@ -740,10 +740,6 @@ int main(int argc, char **argv)
 		return check_unix(o.check_unix);
 	if (o.hand_over || o.own_group)
 		hand_over(o.own_group);
-	if (o.log)
-		append_line(o.log, "start");
-	if (o.report_dir)
-		report(o.report_dir);
 	ignore_term = o.ignore_term;
 	if (o.at_term)
 		at_term_len = unescape(o.at_term, at_term, sizeof(at_term));
@@ -767,6 +763,12 @@ int main(int argc, char **argv)
 		sa.sa_handler = SIG_IGN;
 		sigaction(SIGTERM, &sa, NULL);
 	}
+	// Told once its signals are handled: a test that signals it on seeing
+	// these must not find it still taking their default actions.
+	if (o.log)
+		append_line(o.log, "start");
+	if (o.report_dir)
+		report(o.report_dir);
 	if (o.orphan_ms > 0)
 		orphan(o.orphan_ms);
 	if (o.clobber_fd3) {
