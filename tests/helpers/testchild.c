@@ -588,10 +588,18 @@ static void parse(int argc, char **argv, struct opts *o)
 static void hold_connections(const struct opts *o)
 {
 	int held[MAX_HELD], n = 0;
+	// SIGTERM comes only while it waits: one that came between a look at
+	// got_term and the wait would leave it waiting for good.
+	sigset_t term, waiting;
+	sigemptyset(&term);
+	sigaddset(&term, SIGTERM);
+	sigprocmask(SIG_BLOCK, &term, &waiting);
+	sigdelset(&waiting, SIGTERM);
+	struct timespec every = {o->close_every_ms / 1000, (o->close_every_ms % 1000) * 1000000};
 	for (;;) {
 		struct pollfd pfd = {.fd = 3, .events = POLLIN};
-		int timeout = got_term && o->close_every_ms > 0 ? (int)o->close_every_ms : -1;
-		int rc = poll(&pfd, got_term ? 0 : 1, timeout);
+		bool closing = got_term && o->close_every_ms > 0;
+		int rc = ppoll(&pfd, got_term ? 0 : 1, closing ? &every : NULL, &waiting);
 		if (rc > 0 && n < MAX_HELD) {
 			int fd = accept4(3, NULL, NULL, SOCK_CLOEXEC);
 			if (fd >= 0) {
