@@ -261,7 +261,13 @@ class ContainerTest(harness.TestCase):
         poll(lambda: "batond: received SIGTERM" in self.logs(c), what="batond to get SIGTERM")
         # The stop delay: the endpoints stop sending; what still comes is served.
         self.assertLess(time.monotonic() - t0, 1.5, "SIGTERM seen too late to ask in the delay")
-        self.assertEqual(harness.http_get(port)[0], 200)
+        try:
+            status = harness.http_get(port)[0]
+        except OSError as e:
+            # Seen once under ASan and load: what batond said is kept for it.
+            self.fail("no answer in the stop delay: %s; the container's log:\n%s"
+                      % (e, self.logs(c)))
+        self.assertEqual(status, 200)
         out, err = stop.communicate(timeout=30 * harness.SLOW)
         took = time.monotonic() - t0
         self.assertEqual(stop.returncode, 0, out + err)
