@@ -349,9 +349,12 @@ char *config_words_text(char *const *words, size_t count)
 		const char *w = words[i];
 		if (i > 0)
 			fputc(' ', out);
+		// A line cannot hold a line break: only then is the word written
+		// the way a shell would take it back, which the reader does not
+		// read. Other control characters are read back as they are.
 		bool control = false;
 		for (const char *p = w; *p; p++)
-			control |= (unsigned char)*p < 0x20 || *p == 0x7f;
+			control |= *p == '\n' || *p == '\r';
 		if (!control) {
 			struct word wd;
 			word_init(&wd, w, false);
