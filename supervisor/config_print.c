@@ -354,7 +354,7 @@ char *config_words_text(char *const *words, size_t count)
 		// read. Other control characters are read back as they are.
 		bool control = false;
 		for (const char *p = w; *p; p++)
-			control |= *p == '\n' || *p == '\r';
+			control |= *p == '\n';
 		if (!control) {
 			struct word wd;
 			word_init(&wd, w, false);
