@@ -45,7 +45,6 @@ struct svc_log {
 // A log file, shared by the services that name its path.
 struct file_sink {
 	struct list link;
-	struct logs *logs;
 	char *path;
 	uint64_t max_size;
 	unsigned keep;
@@ -291,7 +290,6 @@ static struct file_sink *file_of(struct logs *l, const struct log_conf *conf,
 		free(f);
 		return NULL;
 	}
-	f->logs = l;
 	f->max_size = conf->max_size;
 	f->keep = conf->keep;
 	char err[512];
@@ -313,8 +311,6 @@ static void file_flush(struct file_sink *f)
 		log_error("log file %s: %s%s%s", f->path, rc < 0 ? strerror(errno) : "",
 			rc < 0 ? ": lines dropped" : "cannot rotate: ", rc < 0 ? "" : strerror(rotate));
 	protocol_buf_consume(&f->pending, f->pending.len);
-	if (logfile_reclaiming(f->f))
-		ev_idle_start(f->logs->d->loop, &f->logs->reclaimer);
 }
 
 static void reclaimer_cb(struct ev_loop *loop, ev_idle *w, int revents)
@@ -393,8 +389,13 @@ static void close_unused_files(struct logs *l)
 static void flush_files(struct logs *l)
 {
 	struct list *pos;
-	list_for_each(pos, &l->files)
-		file_flush(container_of(pos, struct file_sink, link));
+	list_for_each(pos, &l->files) {
+		struct file_sink *f = container_of(pos, struct file_sink, link);
+		file_flush(f);
+		// A rotation in the write leaves a dropped file to free a step at a time.
+		if (logfile_reclaiming(f->f))
+			ev_idle_start(l->d->loop, &l->reclaimer);
+	}
 }
 
 static void flusher_cb(struct ev_loop *loop, ev_prepare *w, int revents)
