@@ -36,6 +36,7 @@ struct eventlog;
 struct logs;
 struct metrics;
 struct signals;
+struct status_cache;
 
 /* Receives every lifecycle event (daemon_subscribe), in subscription order. */
 struct daemon_subscriber {
@@ -80,6 +81,7 @@ struct daemon {
 	struct logs *logs;
 	struct metrics *metrics;
 	struct signals *signals;
+	struct status_cache *status_cache; /* made by status.c as needed */
 };
 
 /* Empties a daemon context. */

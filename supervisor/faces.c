@@ -14,6 +14,7 @@
 #include "log.h"
 #include "logs.h"
 #include "metrics.h"
+#include "status.h"
 #include "notify_socket.h"
 #include "signals.h"
 #include "watch.h"
@@ -111,6 +112,8 @@ void faces_finish(struct daemon *d)
 	metrics_destroy(d->metrics);
 	logs_destroy(d->logs);
 	signals_destroy(d->signals);
+	status_cache_destroy(d->status_cache);
+	d->status_cache = NULL;
 	d->command = NULL;
 	d->watch = NULL;
 	d->eventlog = NULL;

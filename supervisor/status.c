@@ -98,32 +98,168 @@ static void put_command(struct protocol_buf *buf, const char *command)
 	protocol_record_str(buf, "command", cut);
 }
 
-static void service_record(struct protocol_buf *buf, const struct service *svc,
+// The values a service's record is made of, but for an upgrade under way and
+// a reason, which status_cache leaves out. Zeroed whole first: keys are
+// compared with memcmp.
+struct record_key {
+	const struct service_conf *conf; /* for the command */
+	const char *state;               /* a constant string */
+	long long gen, instances, ready, running, restarts, upgrades, rollbacks, kills;
+	bool removed;
+};
+
+static void record_key_of(struct record_key *k, const struct service *svc,
 	const struct service_counts *counts)
 {
 	const struct generation *cur = svc->current;
+	memset(k, 0, sizeof(*k));
+	k->conf = svc->conf;
+	k->state = service_state_of(svc, counts);
+	k->gen = cur ? cur->number : 0;
+	k->instances = cur ? cur->conf->instances : svc->conf->instances;
+	k->ready = cur ? counts->ready : 0;
+	k->running = counts->live;
+	k->restarts = (long long)svc->restarts;
+	k->upgrades = (long long)svc->upgrades;
+	k->rollbacks = (long long)svc->rollbacks;
+	k->kills = (long long)svc->kills;
+	k->removed = svc->removed;
+}
+
+// The record of the service named name with the values of k, and, for one
+// being upgraded or with a reason, svc's upgrade and reason.
+static void record_write(struct protocol_buf *buf, const char *name, const struct record_key *k,
+	const struct service *svc)
+{
 	protocol_record_begin(buf, "service");
-	protocol_record_str(buf, "name", svc->name);
-	protocol_record_str(buf, "state", service_state_of(svc, counts));
-	protocol_record_int(buf, "gen", cur ? cur->number : 0);
-	protocol_record_int(buf, "instances", cur ? cur->conf->instances : svc->conf->instances);
-	protocol_record_int(buf, "ready", cur ? counts->ready : 0);
-	protocol_record_int(buf, "running", counts->live);
-	if (svc->next) {
+	protocol_record_str(buf, "name", name);
+	protocol_record_str(buf, "state", k->state);
+	protocol_record_int(buf, "gen", k->gen);
+	protocol_record_int(buf, "instances", k->instances);
+	protocol_record_int(buf, "ready", k->ready);
+	protocol_record_int(buf, "running", k->running);
+	if (svc && svc->next) {
 		char phase[64];
 		protocol_record_int(buf, "upgrading_to", svc->next->number);
 		protocol_record_str(buf, "phase", upgrade_phase(svc, phase, sizeof(phase)));
 	}
-	protocol_record_int(buf, "restarts", (long long)svc->restarts);
-	protocol_record_int(buf, "upgrades", (long long)svc->upgrades);
-	protocol_record_int(buf, "rollbacks", (long long)svc->rollbacks);
-	protocol_record_int(buf, "kills", (long long)svc->kills);
-	put_command(buf, svc->conf->command);
-	if (svc->removed)
+	protocol_record_int(buf, "restarts", k->restarts);
+	protocol_record_int(buf, "upgrades", k->upgrades);
+	protocol_record_int(buf, "rollbacks", k->rollbacks);
+	protocol_record_int(buf, "kills", k->kills);
+	put_command(buf, k->conf->command);
+	if (k->removed)
 		protocol_record_str(buf, "removed", "yes");
-	if (svc->reason[0])
+	if (svc && svc->reason[0])
 		protocol_record_str(buf, "reason", svc->reason);
 	protocol_record_end(buf);
+}
+
+static void service_record(struct protocol_buf *buf, const struct service *svc,
+	const struct service_counts *counts)
+{
+	struct record_key k;
+	record_key_of(&k, svc, counts);
+	record_write(buf, svc->name, &k, svc);
+}
+
+/*
+ * The services' records as last sent, in the order of d->services: at a
+ * thousand services they are most of a status, and few change between two.
+ * A record is sent again only when its name and every value in its key are
+ * those it was made of, so that it is a function of them and nothing that
+ * changes a service needs to know of it. An entry holds a reference on its
+ * conf: no other can take its address while it is kept.
+ */
+struct record_entry {
+	struct record_key key;
+	char *name;
+	char *text;
+	size_t len;
+};
+
+struct status_cache {
+	struct record_entry *entries;
+	size_t n, cap;
+};
+
+static void entry_clear(struct record_entry *e)
+{
+	if (e->key.conf)
+		service_conf_unref((struct service_conf *)e->key.conf);
+	free(e->name);
+	free(e->text);
+	memset(e, 0, sizeof(*e));
+}
+
+void status_cache_destroy(struct status_cache *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++)
+		entry_clear(&c->entries[i]);
+	free(c->entries);
+	free(c);
+}
+
+// Entry i of d's cache, made as needed; NULL when out of memory.
+static struct record_entry *cache_entry(struct daemon *d, size_t i)
+{
+	struct status_cache *c = d->status_cache;
+	if (!c && !(c = d->status_cache = calloc(1, sizeof(*c))))
+		return NULL;
+	if (i >= c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		while (cap <= i)
+			cap *= 2;
+		struct record_entry *entries = realloc(c->entries, cap * sizeof(*entries));
+		if (!entries)
+			return NULL;
+		memset(entries + c->cap, 0, (cap - c->cap) * sizeof(*entries));
+		c->entries = entries;
+		c->cap = cap;
+	}
+	if (i >= c->n)
+		c->n = i + 1;
+	return &c->entries[i];
+}
+
+// Drops the entries from n on: of services gone.
+static void cache_trim(struct daemon *d, size_t n)
+{
+	struct status_cache *c = d->status_cache;
+	for (; c && c->n > n; c->n--)
+		entry_clear(&c->entries[c->n - 1]);
+}
+
+// The record of svc, the i-th service: the one kept when it is the same, else
+// built and kept. One being upgraded, or with a reason, is built each time.
+static void cached_record(struct protocol_buf *buf, struct daemon *d, size_t i,
+	const struct service *svc, const struct service_counts *counts)
+{
+	struct record_key k;
+	record_key_of(&k, svc, counts);
+	struct record_entry *e = NULL;
+	if (!svc->next && !svc->reason[0])
+		e = cache_entry(d, i);
+	if (e && e->text && !memcmp(&e->key, &k, sizeof(k)) && !strcmp(e->name, svc->name)) {
+		protocol_buf_add(buf, e->text, e->len);
+		return;
+	}
+	size_t start = buf->len;
+	record_write(buf, svc->name, &k, e ? NULL : svc);
+	if (!e || buf->failed)
+		return;
+	entry_clear(e);
+	size_t len = buf->len - start;
+	if (!(e->text = malloc(len)) || !(e->name = strdup(svc->name))) {
+		entry_clear(e);
+		return;
+	}
+	memcpy(e->text, buf->data + start, len);
+	e->len = len;
+	memcpy(&e->key, &k, sizeof(k));
+	service_conf_ref((struct service_conf *)k.conf);
 }
 
 void status_service(struct protocol_buf *buf, const struct service *svc)
@@ -283,14 +419,16 @@ static void snapshot(struct protocol_buf *buf, struct daemon *d, const struct se
 	}
 	struct listing listing = {0};
 	struct list *pos;
+	size_t n = 0;
 	list_for_each(pos, &d->services) {
 		const struct service *s = container_of(pos, struct service, link);
 		service_count(s, &counts);
-		service_record(buf, s, &counts);
+		cached_record(buf, d, n++, s, &counts);
 		if (all || counts.unsettled > 0)
 			listing_add(buf, &listing, s);
 		part_built(buf, sink);
 	}
+	cache_trim(d, n);
 	for (size_t i = 0; all && i < listing.n; i++) {
 		status_gens(buf, d, listing.services[i], stream);
 		part_built(buf, sink);

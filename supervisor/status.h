@@ -11,8 +11,14 @@ struct service;
 
 /*
  * batond's state as the records of baton-protocol(7): daemon, socket,
- * service and proc. Read only: building them changes nothing.
+ * service and proc. Read only: building them changes nothing but what
+ * d->status_cache keeps of the services' records.
  */
+
+struct status_cache;
+
+/* Frees what status kept of the services' records (NULL: nothing). */
+void status_cache_destroy(struct status_cache *c);
 
 /* Appends the `daemon` record. */
 void status_daemon(struct protocol_buf *buf, struct daemon *d);
@@ -45,7 +51,7 @@ struct status_sink {
  * Appends the state of one service with all its processes, or of every
  * service with the processes that need attention only (all: every process
  * anyway): not ready, or not of the current generation. buf is handed to sink,
- * when there is one, each time it holds 32 KiB or more.
+ * when there is one, each time it holds 16 KiB or more.
  */
 void status_snapshot_to(struct protocol_buf *buf, struct daemon *d, const struct service *svc,
 	bool all, const struct status_sink *sink);

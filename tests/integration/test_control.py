@@ -237,6 +237,52 @@ class BatonctlTest(harness.TestCase):
             "400 ready processes of current generations not listed: "
             "batonctl status SERVICE lists them."), out[-300:])
 
+    def test_status_of_every_service_follows_each_change(self):
+        # batond sends a service's record again as it was made while nothing it
+        # is made of has changed. After each change the record in the status of
+        # every service shows it, and is the one `status SERVICE` builds anew.
+        config = """
+[service:a]
+command = @TESTCHILD@
+restart = always
+stop_grace = 200ms
+
+[service:b]
+command = @TESTCHILD@ --ignore-term
+stop_grace = 200ms
+"""
+        b = self.batond(config)
+
+        def services():
+            return {s["name"]: s for s in b.status()["services"]}
+
+        def follows(name, **want):
+            def seen():
+                s = services().get(name)
+                return s is not None and all(s.get(k) == v for k, v in want.items()) and s
+            s = poll(seen, what="service %s with %r in the status of every service" % (name, want))
+            self.assertEqual(s, b.service(name))
+
+        follows("a", state="running", gen=1, ready=1, restarts=0)
+        follows("b", state="running", kills=0)
+        os.kill(b.procs("a")[0]["pid"], 9)
+        follows("a", state="running", restarts=1)
+        self.assertEqual(b.ctl("upgrade", "--wait", "a").returncode, 0)
+        follows("a", state="running", gen=2, upgrades=1)
+        self.assertEqual(b.ctl("stop", "--wait", "b").returncode, 0)
+        follows("b", state="stopped", running=0, kills=1)
+        b.write_config(config.replace("restart = always", "restart = always\ninstances = 2")
+                       .replace("--ignore-term", "--exit 0"))
+        self.assertEqual(b.ctl("reload").returncode, 0)
+        # A reload changes what the next generation runs, and the command shown.
+        follows("b", state="stopped", command=harness.TESTCHILD + " --exit 0")
+        self.assertEqual(b.ctl("upgrade", "--wait", "a").returncode, 0)
+        follows("a", state="running", gen=3, instances=2, ready=2, upgrades=2)
+        b.write_config(config.split("[service:b]")[0])
+        self.assertEqual(b.ctl("reload").returncode, 0)
+        poll(lambda: list(services()) == ["a"], what="b gone from the status")
+        follows("a", state="running", gen=3, ready=2)
+
     def test_signal(self):
         b = self.batond("""
 [service:svc]
