@@ -3,7 +3,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 // 9999-12-31T23:59:59Z, the last second a four-digit year can show.
 #define LAST_SECOND 253402300799LL
@@ -96,6 +95,19 @@ static void text_escape(struct protocol_buf *b, const unsigned char *p, size_t l
 	}
 }
 
+// n digits of v, zero-padded, at p.
+static char *put_digits(char *p, long long v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v /= 10)
+		p[i] = (char)('0' + v % 10);
+	return p + n;
+}
+
+// The time as 2026-12-01T19:45:00.123456Z, in UTC, rounded to the microsecond,
+// clamped to the years a four-digit year can show. The date is worked out
+// from the days since 1970 (the civil calendar's rules, with years that begin
+// in March so that a leap day comes last), not by gmtime and printf: a
+// `batonctl logs` formats hundreds of thousands of lines.
 static void add_time(struct protocol_buf *b, double time)
 {
 	long long secs = 0, usec = 0;
@@ -114,11 +126,30 @@ static void add_time(struct protocol_buf *b, double time)
 		secs = LAST_SECOND;
 		usec = 999999;
 	}
-	time_t t = (time_t)secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	protocol_buf_printf(b, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-		tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+	long long days = secs / 86400, sod = secs % 86400;
+	long long z = days + 719468; /* days since 0000-03-01 */
+	long long era = z / 146097, doe = z % 146097;
+	long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	long long mp = (5 * doy + 2) / 153;
+	long long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+	long long year = yoe + era * 400 + (month <= 2);
+	char text[27], *p = text;
+	p = put_digits(p, year, 4);
+	*p++ = '-';
+	p = put_digits(p, month, 2);
+	*p++ = '-';
+	p = put_digits(p, day, 2);
+	*p++ = 'T';
+	p = put_digits(p, sod / 3600, 2);
+	*p++ = ':';
+	p = put_digits(p, sod / 60 % 60, 2);
+	*p++ = ':';
+	p = put_digits(p, sod % 60, 2);
+	*p++ = '.';
+	p = put_digits(p, usec, 6);
+	*p++ = 'Z';
+	protocol_buf_add(b, text, (size_t)(p - text));
 }
 
 void logline_text(struct protocol_buf *b, const struct logline *l, bool with_time)
@@ -219,9 +250,49 @@ static void record_escape(struct protocol_buf *b, const unsigned char *p, size_t
 	protocol_buf_add(b, "\xef\xbf\xbd", 3);
 }
 
+// Whether the n bytes of s are printable ASCII but '"' and '\\', as most
+// lines are: such a line's record holds it as it is, in quotes when it has a
+// space or an '=' (or is empty), as protocol_record_str would write it.
+static bool ascii_text(const char *s, size_t n, bool *quoted)
+{
+	bool q = n == 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c > 0x7e || c == '"' || c == '\\')
+			return false;
+		q |= c == ' ' || c == '=';
+	}
+	*quoted = q;
+	return true;
+}
+
+// append_record's record of a line whose text is ascii_text, in one pass.
+static void append_ascii(struct protocol_buf *b, const struct logline *l, bool quoted)
+{
+	protocol_record_begin(b, "log");
+	protocol_buf_add(b, " time=", 6);
+	add_time(b, l->time);
+	protocol_record_str(b, "service", l->service);
+	protocol_record_int(b, "gen", l->gen);
+	protocol_record_int(b, "pid", l->pid);
+	protocol_record_str(b, "stream", logline_stream_name(l->stream));
+	protocol_buf_add(b, quoted ? " line=\"" : " line=", quoted ? 7 : 6);
+	protocol_buf_add(b, l->text, l->len);
+	if (quoted)
+		protocol_buf_add(b, "\"", 1);
+	if (l->cut)
+		protocol_record_str(b, "cut", "yes");
+	protocol_record_end(b);
+}
+
 // Appends the record of l as it is, whatever its length.
 static void append_record(struct protocol_buf *b, const struct logline *l)
 {
+	bool quoted;
+	if (ascii_text(l->text, l->len, &quoted)) {
+		append_ascii(b, l, quoted);
+		return;
+	}
 	struct protocol_buf text = {0}, when = {0};
 	bool exact = add_escaped(&text, l->text, l->len, record_plain, record_escape);
 	protocol_buf_add(&text, "", 1);

@@ -5,7 +5,9 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "logline.h"
 
@@ -153,6 +155,38 @@ static void time_in_utc_to_the_microsecond(void **state)
 	assert_string_equal(stamp(INFINITY), "9999-12-31T23:59:59.999999Z");
 }
 
+// Every date from 1970 to 9999 that the calendar makes hard (leap days, the
+// ends of months and years, centuries) and days spread between, as gmtime
+// says them.
+static void time_is_the_date_gmtime_gives(void **state)
+{
+	(void)state;
+	const long long last_day = 253402300799LL / 86400;
+	size_t checked = 0;
+	for (long long day = 0; day <= last_day; day += 11) {
+		for (int at = 0; at < 2; at++) {
+			time_t t = (time_t)(day * 86400 + (at ? 86399 : 0));
+			struct tm tm;
+			char want[32];
+			gmtime_r(&t, &tm);
+			strftime(want, sizeof(want), "%Y-%m-%dT%H:%M:%S.000000Z", &tm);
+			assert_string_equal(stamp((double)t), want);
+			checked++;
+		}
+	}
+	static const int dates[][3] = {{1972, 2, 29}, {2000, 2, 29}, {2000, 3, 1}, {2100, 2, 28},
+		{2100, 3, 1}, {2400, 2, 29}, {9999, 12, 31}, {1999, 12, 31}, {2024, 12, 31}};
+	for (size_t i = 0; i < sizeof(dates) / sizeof(dates[0]); i++) {
+		struct tm tm = {.tm_year = dates[i][0] - 1900, .tm_mon = dates[i][1] - 1,
+			.tm_mday = dates[i][2]};
+		char want[32];
+		snprintf(want, sizeof(want), "%04d-%02d-%02dT00:00:00.000000Z", dates[i][0],
+			dates[i][1], dates[i][2]);
+		assert_string_equal(stamp((double)timegm(&tm)), want);
+	}
+	assert_true(checked > 1000);
+}
+
 static void json_form(void **state)
 {
 	(void)state;
@@ -239,6 +273,7 @@ int main(void)
 		TEST(text_escapes_bytes_that_are_not_utf8),
 		TEST(text_escapes_the_service_name),
 		TEST(time_in_utc_to_the_microsecond),
+		TEST(time_is_the_date_gmtime_gives),
 		TEST(json_form),
 		TEST(json_escapes),
 		TEST(json_line_that_is_json_stays_a_string),

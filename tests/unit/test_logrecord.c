@@ -92,6 +92,35 @@ static void lines_as_log_files_hold_them(void **state)
 	SAME("{\"level\":\"info\"}");
 }
 
+// A line of printable ASCII but '"' and '\\' is written in one pass: its
+// record is, byte for byte, the one the protocol's writer makes of its fields.
+static void ascii_lines_written_as_the_protocol_writes_them(void **state)
+{
+	(void)state;
+	static const char *const texts[] = {"", "plain", "two words", "key=value", "a\tb",
+		"~!@#$%^&*()_+`-[]{};':,./<>?|", " ", "="};
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		for (int cut = 0; cut < 2; cut++) {
+			struct logline l = line_of(texts[i], strlen(texts[i]));
+			l.cut = cut;
+			reset(NULL);
+			logline_record(&out, &l);
+			protocol_record_begin(&want, "log");
+			protocol_record_str(&want, "time", "2026-12-01T19:45:00.123456Z");
+			protocol_record_str(&want, "service", "web");
+			protocol_record_int(&want, "gen", 3);
+			protocol_record_int(&want, "pid", 4242);
+			protocol_record_str(&want, "stream", "err");
+			protocol_record_str(&want, "line", texts[i]);
+			if (cut)
+				protocol_record_str(&want, "cut", "yes");
+			protocol_record_end(&want);
+			assert_false(out.failed);
+			assert_string_equal(out.data, want.data);
+		}
+	}
+}
+
 static void bytes_that_are_not_utf8_and_nul(void **state)
 {
 	(void)state;
@@ -287,6 +316,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		TEST(text_and_json_forms),
 		TEST(lines_as_log_files_hold_them),
+		TEST(ascii_lines_written_as_the_protocol_writes_them),
 		TEST(bytes_that_are_not_utf8_and_nul),
 		TEST(cut_lines_and_other_streams),
 		TEST(long_lines_cut_to_fit_a_record),
