@@ -273,6 +273,11 @@ static inline bool buf_reserve(struct protocol_buf *buf, size_t more)
 	return buf_grow(buf, more);
 }
 
+bool protocol_buf_reserve(struct protocol_buf *buf, size_t more)
+{
+	return buf_reserve(buf, more);
+}
+
 void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len)
 {
 	if (!buf_reserve(buf, len))

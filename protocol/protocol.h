@@ -128,6 +128,12 @@ struct protocol_buf {
 
 /* Releases the memory of a buffer and empties it. */
 void protocol_buf_finish(struct protocol_buf *buf);
+/*
+ * Makes room for more bytes at once, so that a buffer about to grow big is
+ * not copied as it doubles; false (buf->failed set) when out of memory.
+ */
+bool protocol_buf_reserve(struct protocol_buf *buf, size_t more);
+
 /* Appends len bytes; on allocation failure sets buf->failed. */
 void protocol_buf_add(struct protocol_buf *buf, const void *data, size_t len);
 /* Appends formatted text; on allocation failure sets buf->failed. */

@@ -446,14 +446,7 @@ static void cmd_logs(struct daemon *d, struct client *c, const struct protocol_r
 		return;
 	struct logs_filter f = {(req->flags & FLAG_LINES) != 0, req->values[VALUE_LINES],
 		req->values[VALUE_GEN], (pid_t)req->values[VALUE_PID]};
-	struct protocol_buf buf = {0};
-	logs_snapshot(d->logs, &buf, svc, &f);
-	if (!(req->flags & FLAG_FOLLOW)) {
-		reply_ok(c, &buf);
-		return;
-	}
-	client_send_buf(c, &buf);
-	logs_follow(d->logs, c, svc, &f);
+	logs_reply(d->logs, c, svc, &f, req->flags & FLAG_FOLLOW);
 }
 
 typedef void (*command_fn)(struct daemon *d, struct client *c, const struct protocol_request *req);

@@ -65,6 +65,8 @@ static void client_close(struct client *c)
 	list_append(&ctl->dead, &c->link);
 	ctl->nclients--;
 	ev_idle_start(loop, &ctl->reaper);
+	if (ctl->handler.closed)
+		ctl->handler.closed(ctl->handler.data, c);
 	if (c->streaming) {
 		c->streaming = false;
 		if (c->follows_logs)

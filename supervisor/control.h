@@ -32,6 +32,8 @@ struct control_handler {
 	void (*request)(void *data, struct client *c, const struct protocol_request *req);
 	/* The set of clients receiving events has changed. */
 	void (*streams_changed)(void *data);
+	/* c is closed: what works for it must forget it. */
+	void (*closed)(void *data, struct client *c);
 	void *data;
 };
 

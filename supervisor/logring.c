@@ -33,6 +33,7 @@ static void drop_oldest(struct logring *r)
 		r->newest = NULL;
 	r->used -= LOGRING_LINE_COST + line->len;
 	r->count--;
+	r->dropped++;
 	free(line);
 }
 
@@ -70,22 +71,57 @@ int logring_add(struct logring *r, const struct logline *l)
 	return 0;
 }
 
+static void call(const struct logring_line *line, const char *service,
+	void (*fn)(void *data, const struct logline *l), void *data)
+{
+	struct logline l = {
+		.time = line->time,
+		.service = service,
+		.pid = line->pid,
+		.gen = line->gen,
+		.stream = (enum logline_stream)line->stream,
+		.text = line->text,
+		.len = line->len,
+		.cut = line->cut,
+	};
+	fn(data, &l);
+}
+
 static void each_from(const struct logring_line *line, const char *service,
 	void (*fn)(void *data, const struct logline *l), void *data)
 {
-	for (; line; line = line->next) {
-		struct logline l = {
-			.time = line->time,
-			.service = service,
-			.pid = line->pid,
-			.gen = line->gen,
-			.stream = (enum logline_stream)line->stream,
-			.text = line->text,
-			.len = line->len,
-			.cut = line->cut,
-		};
-		fn(data, &l);
+	for (; line; line = line->next)
+		call(line, service, fn, data);
+}
+
+unsigned long long logring_cursor_start(const struct logring *r, struct logring_cursor *c)
+{
+	*c = (struct logring_cursor){r->dropped, NULL};
+	return r->dropped + r->count;
+}
+
+bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
+	size_t max_bytes, const char *service, void (*fn)(void *data, const struct logline *l),
+	void *data, unsigned long long *skipped)
+{
+	const struct logring_line *line;
+	*skipped = 0;
+	// c->prev is held while its number, c->next - 1, is not below the oldest's.
+	if (c->next <= r->dropped) {
+		*skipped = r->dropped - c->next;
+		c->next = r->dropped;
+		line = r->oldest;
+	} else {
+		line = c->prev->next;
 	}
+	size_t bytes = 0;
+	for (; line && c->next < end && bytes < max_bytes; line = line->next) {
+		call(line, service, fn, data);
+		bytes += line->len;
+		c->prev = line;
+		c->next++;
+	}
+	return c->next >= end || !line;
 }
 
 void logring_each(const struct logring *r, const char *service,

@@ -23,6 +23,17 @@ struct logring {
 	size_t max_bytes; /* the budget */
 	size_t used;      /* what the lines held cost: their text and LOGRING_LINE_COST each */
 	size_t count;     /* lines held */
+	unsigned long long dropped; /* lines dropped so far: the oldest held is numbered so */
+};
+
+/*
+ * Where a reader of a ring is between two reads, while lines come and go:
+ * lines are numbered from 0 as they are added, and the oldest are dropped
+ * first, so that a line numbered from `dropped` on is still held.
+ */
+struct logring_cursor {
+	unsigned long long next;         /* the number of the next line to read */
+	const struct logring_line *prev; /* the line numbered next - 1, when next > 0 */
 };
 
 /* Initialises an empty ring with a budget of max_bytes; it allocates nothing. */
@@ -52,6 +63,23 @@ void logring_each(const struct logring *r, const char *service,
  */
 void logring_each_last(const struct logring *r, const char *service, size_t max_bytes,
 	void (*fn)(void *data, const struct logline *l), void *data);
+
+/*
+ * Puts c at the oldest line held; returns the number the next line added
+ * will have, where a read of what the ring holds now ends.
+ */
+unsigned long long logring_cursor_start(const struct logring *r, struct logring_cursor *c);
+
+/*
+ * Calls fn as logring_each does for the lines from c on, oldest first, up to
+ * the one numbered end (not included), until their text comes to max_bytes
+ * or more, and moves c past them. Lines dropped since c was there are
+ * skipped: *skipped counts them. Returns true once c is at end (or past the
+ * newest line). fn must not add to the ring or finish it.
+ */
+bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
+	size_t max_bytes, const char *service, void (*fn)(void *data, const struct logline *l),
+	void *data, unsigned long long *skipped);
 
 /* Returns how many lines the ring holds. */
 size_t logring_count(const struct logring *r);

@@ -2,6 +2,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,9 @@ struct logs {
 	ev_prepare flusher; /* writes what the sinks gathered, before the loop waits */
 	bool unused_files; /* a generation went: close the files none writes to now */
 	ev_idle reclaimer;  /* frees the oldest files rotations dropped, a step at a time */
+	struct list replies; /* struct reply: logs replies under way */
+	ev_timer replier;    /* takes each a step further, a turn of the loop at a time */
+	size_t nservices;    /* in services */
 };
 
 // What a step frees of a file a rotation dropped (logfile_reclaim): a few
@@ -109,6 +114,7 @@ static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
 	s->svc = svc;
 	logring_init(&s->ring, (size_t)svc->conf->log.buffer);
 	list_append(&l->services, &s->link);
+	l->nservices++;
 	return s;
 }
 
@@ -121,9 +127,13 @@ static void say_dropped(struct svc_log *s)
 			s->svc->name, n, n == 1 ? "" : "s");
 }
 
+static void replies_forget(struct logs *l, const struct svc_log *s);
+
 static void svc_log_free(struct logs *l, struct svc_log *s)
 {
+	replies_forget(l, s); /* a reply under way reads it no more */
 	list_remove(&s->link);
+	l->nservices--;
 	l->err.waiting -= s->waiting;
 	l->err.dropping -= s->dropping;
 	say_dropped(s);
@@ -495,33 +505,62 @@ static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event
 
 /* ---- requests ---- */
 
-// The kept lines a request wants, in time order across services.
-struct snapshot {
+// What a step of a reply reads of the services' lines (their records), or
+// sends: a millisecond or two of the loop's time.
+#define REPLY_STEP (256u << 10)
+
+// A logs reply, built and sent a step at a time so that batond goes on with
+// other work between: the kept lines read from each service's log as they
+// were when the request came, sorted by time, cut to LOGS_REPLY_MAX; then,
+// with follow, the lines that came since, and those to come.
+struct reply {
+	struct list link; /* in l->replies */
+	struct client *c; /* NULL once it is closed: the reply is then freed */
+	struct logs_filter f;
+	bool follow;
+	char *name; /* the service's, "" for all: followed after */
+	struct source {
+		struct svc_log *s; /* NULL once freed */
+		struct logring_cursor cur;
+		unsigned long long end; /* where its read ends: its next line at the request */
+		size_t from, to;        /* its entries in v, in the order they came */
+	} *sources;
+	size_t nsources, at;     /* reading sources[at] */
+	unsigned long long lost; /* dropped from a service's log before they were read */
 	struct entry {
 		double time;
 		size_t off, len;
 	} *v;
 	size_t n, cap;
-	struct protocol_buf text;
-	const struct logs_filter *f;
+	struct protocol_buf text; /* the entries' records */
+	// Merging: the sources' entries in time order, into order.
+	size_t *order;  /* v's indexes, merged; NULL for one source: v is in order */
+	size_t merged;  /* in order so far */
+	size_t *heap;   /* the sources with entries left, earliest next entry first */
+	size_t nheap;
+	bool merging;
+	size_t next; /* sending: the entry to send next */
+	bool sending;
 };
 
 static void add_entry(void *data, const struct logline *line)
 {
-	struct snapshot *sn = data;
-	if (!passes(sn->f, line))
+	struct reply *r = data;
+	if (!passes(&r->f, line))
 		return;
-	if (sn->n == sn->cap) {
-		size_t cap = sn->cap ? 2 * sn->cap : 256;
-		struct entry *v = realloc(sn->v, cap * sizeof(*v));
-		if (!v)
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? 2 * r->cap : 256;
+		struct entry *v = realloc(r->v, cap * sizeof(*v));
+		if (!v) {
+			r->text.failed = true;
 			return;
-		sn->v = v;
-		sn->cap = cap;
+		}
+		r->v = v;
+		r->cap = cap;
 	}
-	size_t off = sn->text.len;
-	logline_record(&sn->text, line);
-	sn->v[sn->n++] = (struct entry){line->time, off, sn->text.len - off};
+	size_t off = r->text.len;
+	logline_record(&r->text, line);
+	r->v[r->n++] = (struct entry){line->time, off, r->text.len - off};
 }
 
 static int by_time(const void *a, const void *b)
@@ -532,45 +571,303 @@ static int by_time(const void *a, const void *b)
 	return x->off < y->off ? -1 : x->off > y->off;
 }
 
-void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct service *svc,
-	const struct logs_filter *f)
+static void reply_free(struct reply *r)
 {
-	struct snapshot sn = {.f = f};
-	struct list *pos;
-	list_for_each(pos, &l->services) {
-		struct svc_log *s = container_of(pos, struct svc_log, link);
-		if (!svc || s->svc == svc)
-			logring_each(&s->ring, s->svc->name, add_entry, &sn);
-	}
-	if (!svc)
-		qsort(sn.v, sn.n, sizeof(*sn.v), by_time);
-	size_t first = f->some ? (f->lines < sn.n ? sn.n - f->lines : 0) : 0;
-	// The newest lines that fit, and how many older ones were left out.
-	size_t fit = sn.n, bytes = 0;
-	while (fit > first && bytes + sn.v[fit - 1].len <= LOGS_REPLY_MAX)
-		bytes += sn.v[--fit].len;
-	if (fit > first) {
-		protocol_record_begin(buf, "cut");
-		protocol_record_int(buf, "lines", (long long)(fit - first));
-		protocol_record_int(buf, "max_bytes", LOGS_REPLY_MAX);
-		protocol_record_end(buf);
-		first = fit;
-	}
-	for (size_t i = first; i < sn.n; i++)
-		protocol_buf_add(buf, sn.text.data + sn.v[i].off, sn.v[i].len);
-	if (sn.text.failed)
-		buf->failed = true;
-	free(sn.v);
-	protocol_buf_finish(&sn.text);
+	list_remove(&r->link);
+	free(r->order);
+	free(r->heap);
+	free(r->sources);
+	free(r->name);
+	free(r->v);
+	protocol_buf_finish(&r->text);
+	free(r);
 }
 
-void logs_follow(struct logs *l, struct client *c, const struct service *svc,
-	const struct logs_filter *f)
+static void replies_forget(struct logs *l, const struct svc_log *s)
 {
-	(void)l;
-	c->follow_gen = f->gen;
-	c->follow_pid = f->pid;
-	client_follow_logs(c, svc ? svc->name : "");
+	struct list *pos;
+	list_for_each(pos, &l->replies) {
+		struct reply *r = container_of(pos, struct reply, link);
+		for (size_t i = 0; i < r->nsources; i++) {
+			if (r->sources[i].s == s)
+				r->sources[i].s = NULL;
+		}
+	}
+}
+
+// Reads about REPLY_STEP of records from the sources, each up to where it
+// ended at the request, or, with catch_up, all they hold since; returns
+// true once every source is read.
+static bool reply_read(struct reply *r, bool catch_up)
+{
+	size_t budget = catch_up ? SIZE_MAX : REPLY_STEP;
+	for (; r->at < r->nsources; r->at++) {
+		struct source *src = &r->sources[r->at];
+		if (!src->s)
+			continue;
+		if (src->from == src->to)
+			src->from = src->to = r->n;
+		size_t before = r->text.len;
+		unsigned long long skipped;
+		bool done = logring_read(&src->s->ring, &src->cur, catch_up ? ULLONG_MAX : src->end,
+			budget, src->s->svc->name, add_entry, r, &skipped);
+		r->lost += skipped;
+		src->to = r->n;
+		if (!done)
+			return false;
+		size_t used = r->text.len - before;
+		if (used >= budget) {
+			r->at++;
+			return r->at >= r->nsources;
+		}
+		budget -= used;
+	}
+	return true;
+}
+
+// What a step of a merge puts in order: a millisecond or two.
+#define MERGE_STEP 32768
+
+static bool earlier(const struct reply *r, size_t a, size_t b)
+{
+	const struct entry *x = &r->v[r->sources[a].from], *y = &r->v[r->sources[b].from];
+	return x->time < y->time || (x->time == y->time && x->off < y->off);
+}
+
+static void sift_down(struct reply *r, size_t i)
+{
+	for (;;) {
+		size_t least = i, left = 2 * i + 1, right = left + 1;
+		if (left < r->nheap && earlier(r, r->heap[left], r->heap[least]))
+			least = left;
+		if (right < r->nheap && earlier(r, r->heap[right], r->heap[least]))
+			least = right;
+		if (least == i)
+			return;
+		size_t t = r->heap[i];
+		r->heap[i] = r->heap[least];
+		r->heap[least] = t;
+		i = least;
+	}
+}
+
+// Starts merging the sources' entries, each source's in the order they came,
+// across sources by time (then by the order they were read); false when there
+// is no need: one source, or none. Out of memory, r->text.failed.
+static bool merge_start(struct reply *r)
+{
+	size_t with = 0;
+	for (size_t i = 0; i < r->nsources; i++)
+		with += r->sources[i].from < r->sources[i].to;
+	if (with < 2)
+		return false;
+	if (!(r->order = malloc(r->n * sizeof(*r->order))) ||
+		!(r->heap = malloc(with * sizeof(*r->heap)))) {
+		r->text.failed = true;
+		return false;
+	}
+	for (size_t i = 0; i < r->nsources; i++) {
+		if (r->sources[i].from < r->sources[i].to)
+			r->heap[r->nheap++] = i;
+	}
+	for (size_t i = r->nheap / 2; i-- > 0;)
+		sift_down(r, i);
+	r->merging = true;
+	return true;
+}
+
+// Puts up to MERGE_STEP more entries in order; returns true once all are.
+static bool merge_step(struct reply *r)
+{
+	for (size_t n = 0; n < MERGE_STEP && r->nheap > 0; n++) {
+		struct source *src = &r->sources[r->heap[0]];
+		r->order[r->merged++] = src->from++;
+		if (src->from == src->to)
+			r->heap[0] = r->heap[--r->nheap];
+		sift_down(r, 0);
+	}
+	return r->nheap == 0;
+}
+
+static const struct entry *entry_at(const struct reply *r, size_t i)
+{
+	return &r->v[r->order ? r->order[i] : i];
+}
+
+// Starts sending what was read, in order: a `cut` record when lines the
+// request wanted are left out, the oldest past LOGS_REPLY_MAX, or lines
+// dropped from a service's log before they were read.
+static void reply_cut(struct reply *r, struct protocol_buf *buf)
+{
+	size_t first = r->f.some ? (r->f.lines < r->n ? r->n - r->f.lines : 0) : 0;
+	// The newest lines that fit, and how many older ones were left out.
+	size_t fit = r->n, bytes = 0;
+	while (fit > first && bytes + entry_at(r, fit - 1)->len <= LOGS_REPLY_MAX)
+		bytes += entry_at(r, --fit)->len;
+	unsigned long long left = fit - first;
+	if (!r->f.some)
+		left += r->lost;
+	else if (r->n < r->f.lines)
+		left += r->lost < r->f.lines - r->n ? r->lost : r->f.lines - r->n;
+	if (left > 0) {
+		protocol_record_begin(buf, "cut");
+		protocol_record_int(buf, "lines", (long long)left);
+		protocol_record_int(buf, "max_bytes", LOGS_REPLY_MAX);
+		protocol_record_end(buf);
+	}
+	r->next = fit;
+	r->sending = true;
+}
+
+// Appends about REPLY_STEP of the sorted records; returns true once all are.
+static bool reply_fill(struct reply *r, struct protocol_buf *buf)
+{
+	size_t start = buf->len;
+	while (r->next < r->n && buf->len - start < REPLY_STEP) {
+		const struct entry *e = entry_at(r, r->next++);
+		protocol_buf_add(buf, r->text.data + e->off, e->len);
+	}
+	return r->next >= r->n;
+}
+
+// The reply's end: `ok`, or, with follow, the lines that came since the
+// request, then the lines as they come. Its client takes requests again.
+static void reply_end(struct reply *r, struct protocol_buf *buf)
+{
+	struct client *c = r->c;
+	bool follow = r->follow && !r->text.failed;
+	if (follow) {
+		// From where each source's read ended, in this turn of the loop:
+		// no line comes between these and the first followed.
+		r->n = r->at = 0;
+		r->text.len = 0;
+		for (size_t i = 0; i < r->nsources; i++)
+			r->sources[i].from = r->sources[i].to = 0;
+		reply_read(r, true);
+		qsort(r->v, r->n, sizeof(*r->v), by_time);
+		for (size_t i = 0; i < r->n; i++)
+			protocol_buf_add(buf, r->text.data + r->v[i].off, r->v[i].len);
+	}
+	if (r->text.failed)
+		buf->failed = true;
+	follow = follow && !buf->failed;
+	if (!follow && !buf->failed)
+		protocol_buf_add(buf, "ok\n", 3);
+	char *name = r->name;
+	struct logs_filter f = r->f;
+	r->name = NULL;
+	reply_free(r);
+	bool busy = c->busy;
+	client_send_buf(c, buf);
+	if (follow && !c->dead) {
+		c->follow_gen = f.gen;
+		c->follow_pid = f.pid;
+		client_follow_logs(c, name);
+	}
+	free(name);
+	if (busy)
+		client_request_done(c);
+}
+
+// One step of a reply; returns true once it has ended (r is then freed).
+static bool reply_step(struct reply *r)
+{
+	if (!r->c) {
+		reply_free(r);
+		return true;
+	}
+	struct protocol_buf buf = {0};
+	if (!r->sending && !r->merging) {
+		if (!reply_read(r, false) && !r->text.failed)
+			return false;
+		if (!r->text.failed && merge_start(r))
+			return false;
+	}
+	if (r->merging && !r->text.failed) {
+		if (!merge_step(r))
+			return false;
+		r->merging = false;
+	}
+	if (!r->sending && !r->text.failed)
+		reply_cut(r, &buf);
+	if (r->text.failed || reply_fill(r, &buf)) {
+		reply_end(r, &buf);
+		return true;
+	}
+	client_send_buf(r->c, &buf);
+	if (r->c && !r->c->dead)
+		return false;
+	reply_free(r);
+	return true;
+}
+
+static void replier_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	struct logs *l = container_of(w, struct logs, replier);
+	struct list *pos, *tmp;
+	list_for_each_safe(pos, tmp, &l->replies)
+		reply_step(container_of(pos, struct reply, link));
+	if (!list_empty(&l->replies))
+		ev_timer_start(loop, w);
+}
+
+void logs_reply(struct logs *l, struct client *c, const struct service *svc,
+	const struct logs_filter *f, bool follow)
+{
+	size_t n = svc ? 1 : l->nservices;
+	struct reply *r = calloc(1, sizeof(*r));
+	if (!r || !(r->sources = calloc(n ? n : 1, sizeof(*r->sources))) ||
+		!(r->name = strdup(svc ? svc->name : ""))) {
+		if (r)
+			free(r->sources);
+		free(r);
+		struct protocol_buf err = {0};
+		protocol_error(&err, PROTOCOL_E_INTERNAL, "out of memory");
+		client_send_buf(c, &err);
+		return;
+	}
+	r->c = c;
+	r->f = *f;
+	r->follow = follow;
+	struct list *pos;
+	size_t lines = 0, bytes = 0;
+	list_for_each(pos, &l->services) {
+		struct svc_log *s = container_of(pos, struct svc_log, link);
+		if ((!svc || s->svc == svc) && r->nsources < n) {
+			struct source *src = &r->sources[r->nsources++];
+			src->s = s;
+			src->end = logring_cursor_start(&s->ring, &src->cur);
+			lines += logring_count(&s->ring);
+			bytes += s->ring.used;
+		}
+	}
+	// Room for what is held, in one allocation each, so that tens of MB are not
+	// copied as they grow: each line's record is its text and a little more than
+	// the header the ring counts it. Pages are not touched until written.
+	if (lines > 256 && (r->v = malloc(lines * sizeof(*r->v))))
+		r->cap = lines;
+	if (lines > 256)
+		protocol_buf_reserve(&r->text, bytes + lines * 32);
+	r->text.failed = false; /* not reserved: grown as needed */
+	list_append(&l->replies, &r->link);
+	// Most replies are done in one step, at once.
+	if (reply_step(r))
+		return;
+	c->busy = true;
+	ev_timer_start(l->d->loop, &l->replier);
+}
+
+void logs_reply_cancel(struct logs *l, struct client *c)
+{
+	struct list *pos;
+	list_for_each(pos, &l->replies) {
+		struct reply *r = container_of(pos, struct reply, link);
+		if (r->c == c) {
+			r->c = NULL;
+			ev_timer_start(l->d->loop, &l->replier);
+		}
+	}
 }
 
 int logs_reopen(struct logs *l, char *err, size_t errlen)
@@ -646,6 +943,8 @@ struct logs *logs_create(struct daemon *d)
 	ev_io_init(&l->err.io, stderr_writable_cb, l->err.fd, EV_WRITE);
 	ev_prepare_init(&l->flusher, flusher_cb);
 	ev_idle_init(&l->reclaimer, reclaimer_cb);
+	list_init(&l->replies);
+	ev_timer_init(&l->replier, replier_cb, 0, 0);
 	daemon_subscribe(d, &l->sub);
 	// What batond logs goes after the lines before it, and never waits.
 	l->writer.write = own_line;
@@ -662,6 +961,9 @@ void logs_destroy(struct logs *l)
 	ev_io_stop(l->d->loop, &l->err.io);
 	ev_prepare_stop(l->d->loop, &l->flusher);
 	ev_idle_stop(l->d->loop, &l->reclaimer);
+	ev_timer_stop(l->d->loop, &l->replier);
+	while (!list_empty(&l->replies))
+		reply_free(container_of(l->replies.next, struct reply, link));
 	daemon_unsubscribe(l->d, &l->sub);
 	while (!list_empty(&l->services))
 		svc_log_free(l, container_of(l->services.next, struct svc_log, link));

@@ -53,16 +53,19 @@ void logs_destroy(struct logs *l);
 #define LOGS_REPLY_MAX (32u << 20)
 
 /*
- * Appends the `log` records (logline.h) of the lines kept of svc, or of every
- * service (oldest first), that f lets through: the newest that fit in
- * LOGS_REPLY_MAX bytes, after a `cut` record that counts the others.
+ * Sends c the `log` records (logline.h) of the lines kept of svc, or of
+ * every service (oldest first), that f lets through: the newest that fit in
+ * LOGS_REPLY_MAX bytes, after a `cut` record that counts the others; then
+ * `ok`, or, with follow, the lines that came since and the lines as they
+ * come. A reply of more than a few hundred KiB is built a step at a time
+ * between the loop's other work, c busy meanwhile; what a service's
+ * log_buffer drops before the reply has read it is counted in the `cut`.
  */
-void logs_snapshot(struct logs *l, struct protocol_buf *buf, const struct service *svc,
-	const struct logs_filter *f);
+void logs_reply(struct logs *l, struct client *c, const struct service *svc,
+	const struct logs_filter *f, bool follow);
 
-/* Makes c receive the lines of svc (NULL: every service) that f lets through, as they come. */
-void logs_follow(struct logs *l, struct client *c, const struct service *svc,
-	const struct logs_filter *f);
+/* Forgets the reply under way to c, which is closed. */
+void logs_reply_cancel(struct logs *l, struct client *c);
 
 /*
  * Opens every log file again at its path (after logrotate moved it).

@@ -7,7 +7,9 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
+import time
 
 import harness
 from harness import poll
@@ -246,6 +248,93 @@ command = sh -c 'echo other one; sleep 0.2; echo other two; exec sleep 600'
         # The last lines asked for fit: nothing is said.
         r = b.ctl("logs", "--lines=1000", "big")
         self.assertEqual((r.returncode, r.stderr, len(r.stdout.splitlines())), (0, "", 1000))
+
+    def big(self, more=""):
+        """batond with a service whose 250,000 kept lines make replies of 40 MB,
+        once they are all kept; returns it and the last line."""
+        total = 250000
+        script = ("awk 'BEGIN { for (i = 0; i < %d; i++) printf \"%%06d %%0140d\\n\", i, 0 }'\n"
+                  "exec sleep 1000\n" % total)
+        b = with_script(self, "[service:big]\ncommand = sh @DIR@/big.sh\n"
+                        "log = file:@DIR@/big.log\nlog_buffer = 64MiB\n" + more, "big.sh", script)
+        last = "%06d %0140d" % (total - 1, 0)
+        poll(lambda: last in b.ctl("logs", "--lines=1", "big").stdout, timeout=60,
+             what="the last line kept")
+        return b, last
+
+    def test_big_replies_are_sent_while_batond_goes_on(self):
+        # A reply of every line kept is built and sent a step at a time: a
+        # process's SIGKILL comes when its grace ends while three clients get
+        # theirs.
+        b, last = self.big("\n[service:slow]\ncommand = @TESTCHILD@ --ignore-term\n"
+                           "stop_grace = 500ms\n")
+        b.wait_service("slow", "running")
+        clients = [socket.socket(socket.AF_UNIX) for _ in range(3)]
+        for c, request in zip(clients, [b"logs\n", b"logs big\nversion\n", b"logs big\n"]):
+            c.connect(b.control)
+            c.sendall(request)
+        # One leaves before its reply is built.
+        with socket.socket(socket.AF_UNIX) as gone:
+            gone.connect(b.control)
+            gone.sendall(b"logs\n")
+        t0 = time.monotonic()
+        r = b.ctl("stop", "--wait", "slow")
+        took = time.monotonic() - t0
+        self.assertEqual(r.returncode, 0, r.stderr)
+        # Its grace, and little more (built at once, the three replies took 0.7 s).
+        self.assertLess(took, 0.5 + 0.3 * harness.SLOW, "the stop took %.2f s" % took)
+        fds = harness.own_fds(b.pid)
+        # One reader leaves in the middle of its reply.
+        clients[2].recv(65536)
+        clients[2].close()
+        replies = []
+        for c in clients[:2]:
+            c.settimeout(30 * harness.SLOW)
+            data = b""
+            while not data.endswith(b"\nok\n") or data.count(b"\nok\n") < (2 if c is clients[1] else 1):
+                chunk = c.recv(1 << 20)
+                self.assertTrue(chunk, "the reply ended early: %r" % data[-200:])
+                data += chunk
+            c.close()
+            replies.append(data.decode().splitlines())
+        record = re.compile(r'log time=(\S+) service=(\S+) .* line="?(\d+)')
+        for lines in replies:
+            self.assertTrue(lines[0].startswith("cut lines="), lines[0])
+            logs = [record.match(line).groups() for line in lines if line.startswith("log ")]
+            times = [t for t, _, _ in logs]
+            self.assertEqual(times, sorted(times))
+            numbers = [int(n) for _, service, n in logs if service == "big"]
+            self.assertEqual(numbers, list(range(numbers[0], 250000)))
+        # The pipelined request is answered after the reply before it.
+        self.assertTrue(replies[1][-2].startswith("version "), replies[1][-2:])
+        self.assertEqual(replies[1][-1], "ok")
+        self.assertEqual(replies[1][-3], "ok")
+        poll(lambda: harness.own_fds(b.pid) == fds, what="batond's fds back to those before")
+        self.assertIn(last, b.ctl("logs", "--lines=1", "big").stdout)
+
+    def test_follow_after_a_big_reply_misses_no_line_and_repeats_none(self):
+        # The lines that come while the kept ones are sent follow them.
+        b, _ = self.big("\n[service:ticker]\n"
+                        "command = @TESTCHILD@ --print 100000 --print-every-us 2000\n"
+                        "log_buffer = 8MiB\n")
+        follow = subprocess.Popen([harness.BATONCTL, "-s", b.control, "logs", "--follow"],
+                                  stdout=subprocess.PIPE, text=True)
+        try:
+            numbers = []
+            deadline = time.monotonic() + 60 * harness.SLOW
+            while (len(numbers) < 2 or numbers[-1] < numbers[0] + 2000) and \
+                    time.monotonic() < deadline:
+                line = follow.stdout.readline()
+                self.assertTrue(line, "batonctl logs --follow ended")
+                m = re.search(r" ticker\[\d+\] gen 1 out: out \d+ (\d+)$", line)
+                if m:
+                    numbers.append(int(m.group(1)))
+            self.assertGreaterEqual(numbers[-1], numbers[0] + 2000, "ticker's lines came too slowly")
+            self.assertEqual(numbers, list(range(numbers[0], numbers[-1] + 1)))
+        finally:
+            follow.kill()
+            follow.wait()
+            follow.stdout.close()
 
     def test_usage_errors_and_a_service_that_does_not_exist(self):
         b = self.echo()

@@ -200,6 +200,80 @@ static void each_last_gives_the_newest_within_a_budget(void **state)
 	assert_string_equal(held(), "1:one 2:two 3:three");
 }
 
+// What a read from c gives, up to end and max_bytes, as held() words.
+static const char *read_from(struct logring_cursor *c, unsigned long long end, size_t max_bytes,
+	bool *done, unsigned long long *skipped)
+{
+	static struct seen seen;
+	memset(&seen, 0, sizeof(seen));
+	*done = logring_read(&ring, c, end, max_bytes, "web", see, &seen, skipped);
+	return seen.words;
+}
+
+static void cursor_reads_what_was_held_a_step_at_a_time(void **state)
+{
+	(void)state;
+	struct logring_cursor c;
+	unsigned long long skipped;
+	bool done;
+	logring_init(&ring, 65536);
+	assert_int_equal(logring_cursor_start(&ring, &c), 0);
+	assert_string_equal(read_from(&c, 0, 100, &done, &skipped), "");
+	assert_true(done);
+	add("one", 1);
+	add("two", 2);
+	add("three", 3);
+	unsigned long long end = logring_cursor_start(&ring, &c);
+	assert_int_equal(end, 3);
+	// Each read stops once its lines' text comes to max_bytes.
+	assert_string_equal(read_from(&c, end, 1, &done, &skipped), "1:one");
+	assert_false(done);
+	add("four", 4); /* after the start: not read */
+	assert_string_equal(read_from(&c, end, 8, &done, &skipped), "2:two 3:three");
+	assert_true(done);
+	assert_int_equal(skipped, 0);
+	assert_string_equal(read_from(&c, end, 8, &done, &skipped), "");
+	assert_true(done);
+	// Reading on to the newest.
+	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:four");
+	assert_true(done);
+}
+
+static void cursor_skips_and_counts_lines_dropped_between_reads(void **state)
+{
+	(void)state;
+	struct logring_cursor c;
+	unsigned long long skipped;
+	bool done;
+	logring_init(&ring, BUDGET(3, 1));
+	add("a", 1);
+	add("b", 2);
+	add("c", 3);
+	unsigned long long end = logring_cursor_start(&ring, &c);
+	assert_string_equal(read_from(&c, end, 1, &done, &skipped), "1:a");
+	add("d", 4); /* drops a, the line read last */
+	assert_string_equal(read_from(&c, end, 1, &done, &skipped), "2:b");
+	assert_int_equal(skipped, 0);
+	add("e", 5); /* drops b */
+	add("f", 6); /* drops c, the next line to read */
+	assert_int_equal(ring.dropped, 3);
+	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:d 5:e 6:f");
+	assert_int_equal(skipped, 1);
+	assert_true(done);
+	// Every line dropped, those read and not, and others added: the cursor
+	// goes on from the oldest.
+	add("g", 7);
+	logring_finish(&ring);
+	add("h", 8);
+	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "8:h");
+	assert_int_equal(skipped, 1);
+	assert_true(done);
+	logring_finish(&ring);
+	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "");
+	assert_int_equal(skipped, 0);
+	assert_true(done);
+}
+
 #define TEST(f) cmocka_unit_test_teardown(f, finish)
 
 int main(void)
@@ -213,6 +287,8 @@ int main(void)
 		TEST(budget_too_small_keeps_nothing),
 		TEST(finish_frees_every_line),
 		TEST(each_last_gives_the_newest_within_a_budget),
+		TEST(cursor_reads_what_was_held_a_step_at_a_time),
+		TEST(cursor_skips_and_counts_lines_dropped_between_reads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
