@@ -100,6 +100,20 @@ unsigned long long logring_cursor_start(const struct logring *r, struct logring_
 	return r->dropped + r->count;
 }
 
+unsigned long long logring_cursor_last(const struct logring *r, struct logring_cursor *c,
+	size_t n)
+{
+	size_t skip = r->count > n ? r->count - n : 0;
+	*c = (struct logring_cursor){r->dropped + skip, NULL};
+	if (skip > 0) {
+		const struct logring_line *line = r->oldest;
+		for (size_t i = 1; i < skip; i++)
+			line = line->next;
+		c->prev = line;
+	}
+	return r->dropped + r->count;
+}
+
 bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
 	size_t max_bytes, const char *service, void (*fn)(void *data, const struct logline *l),
 	void *data, unsigned long long *skipped)

@@ -71,6 +71,13 @@ void logring_each_last(const struct logring *r, const char *service, size_t max_
 unsigned long long logring_cursor_start(const struct logring *r, struct logring_cursor *c);
 
 /*
+ * Puts c at the n-th newest line held, or at the oldest when fewer are held;
+ * returns what logring_cursor_start does.
+ */
+unsigned long long logring_cursor_last(const struct logring *r, struct logring_cursor *c,
+	size_t n);
+
+/*
  * Calls fn as logring_each does for the lines from c on, oldest first, up to
  * the one numbered end (not included), until their text comes to max_bytes
  * or more, and moves c past them. Lines dropped since c was there are

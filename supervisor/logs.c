@@ -837,7 +837,12 @@ void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 		if ((!svc || s->svc == svc) && r->nsources < n) {
 			struct source *src = &r->sources[r->nsources++];
 			src->s = s;
-			src->end = logring_cursor_start(&s->ring, &src->cur);
+			// Only a service's last lines can be among the last of all,
+			// unless a filter passes some of them over.
+			if (f->some && !f->gen && !f->pid)
+				src->end = logring_cursor_last(&s->ring, &src->cur, f->lines);
+			else
+				src->end = logring_cursor_start(&s->ring, &src->cur);
 			lines += logring_count(&s->ring);
 			bytes += s->ring.used;
 		}

@@ -274,6 +274,40 @@ static void cursor_skips_and_counts_lines_dropped_between_reads(void **state)
 	assert_true(done);
 }
 
+static void cursor_at_the_last_lines(void **state)
+{
+	(void)state;
+	struct logring_cursor c;
+	unsigned long long skipped;
+	bool done;
+	logring_init(&ring, BUDGET(3, 1));
+	assert_int_equal(logring_cursor_last(&ring, &c, 2), 0);
+	assert_string_equal(read_from(&c, 0, 100, &done, &skipped), "");
+	add("a", 1);
+	add("b", 2);
+	add("c", 3);
+	add("d", 4); /* drops a */
+	unsigned long long end = logring_cursor_last(&ring, &c, 2);
+	assert_int_equal(end, 4);
+	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "3:c 4:d");
+	assert_true(done);
+	assert_int_equal(skipped, 0);
+	logring_cursor_last(&ring, &c, 1);
+	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "4:d");
+	logring_cursor_last(&ring, &c, 3);
+	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "2:b 3:c 4:d");
+	logring_cursor_last(&ring, &c, 10);
+	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "2:b 3:c 4:d");
+	logring_cursor_last(&ring, &c, 0);
+	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "");
+	assert_true(done);
+	// A line that comes after is read too when the read goes on to the newest.
+	logring_cursor_last(&ring, &c, 1);
+	add("e", 5); /* drops b */
+	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:d 5:e");
+	assert_int_equal(skipped, 0);
+}
+
 #define TEST(f) cmocka_unit_test_teardown(f, finish)
 
 int main(void)
@@ -289,6 +323,7 @@ int main(void)
 		TEST(each_last_gives_the_newest_within_a_budget),
 		TEST(cursor_reads_what_was_held_a_step_at_a_time),
 		TEST(cursor_skips_and_counts_lines_dropped_between_reads),
+		TEST(cursor_at_the_last_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
