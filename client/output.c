@@ -206,9 +206,19 @@ static bool logs_cut(const struct output *o, const struct protocol_record *rec)
 		return false;
 	const char *lines = protocol_record_get(rec, "lines");
 	const char *max = protocol_record_get(rec, "max_bytes");
-	fprintf(stderr, "batonctl: the %s oldest lines asked for were left out: a reply holds "
-			"%s bytes of lines at most (--lines=N asks for the last N)\n",
-		lines ? lines : "?", max ? max : "a limited number of");
+	const char *dropped = protocol_record_get(rec, "dropped");
+	lines = lines ? lines : "?";
+	if (dropped && strcmp(dropped, lines) == 0)
+		fprintf(stderr, "batonctl: %s lines were left out: their service's log_buffer "
+				"dropped them before batond could send them\n",
+			lines);
+	else
+		fprintf(stderr, "batonctl: the %s oldest lines asked for were left out: a reply holds "
+				"%s bytes of lines at most (--lines=N asks for the last N)%s%s%s\n",
+			lines, max ? max : "a limited number of", dropped ? "; " : "",
+			dropped ? dropped : "",
+			dropped ? " of them dropped by their service's log_buffer before batond "
+				  "could send them" : "");
 	return true;
 }
 

@@ -115,23 +115,24 @@ unsigned long long logring_cursor_last(const struct logring *r, struct logring_c
 }
 
 bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
-	size_t max_bytes, const char *service, void (*fn)(void *data, const struct logline *l),
-	void *data, unsigned long long *skipped)
+	size_t max_cost, const char *service, void (*fn)(void *data, const struct logline *l),
+	void *data, unsigned long long *skipped, size_t *cost)
 {
 	const struct logring_line *line;
 	*skipped = 0;
+	*cost = 0;
 	// c->prev is held while its number, c->next - 1, is not below the oldest's.
 	if (c->next <= r->dropped) {
-		*skipped = r->dropped - c->next;
+		unsigned long long gone = r->dropped < end ? r->dropped : end;
+		*skipped = gone > c->next ? gone - c->next : 0;
 		c->next = r->dropped;
 		line = r->oldest;
 	} else {
 		line = c->prev->next;
 	}
-	size_t bytes = 0;
-	for (; line && c->next < end && bytes < max_bytes; line = line->next) {
+	for (; line && c->next < end && *cost < max_cost; line = line->next) {
 		call(line, service, fn, data);
-		bytes += line->len;
+		*cost += LOGRING_LINE_COST + line->len;
 		c->prev = line;
 		c->next++;
 	}

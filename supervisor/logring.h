@@ -79,14 +79,15 @@ unsigned long long logring_cursor_last(const struct logring *r, struct logring_c
 
 /*
  * Calls fn as logring_each does for the lines from c on, oldest first, up to
- * the one numbered end (not included), until their text comes to max_bytes
- * or more, and moves c past them. Lines dropped since c was there are
- * skipped: *skipped counts them. Returns true once c is at end (or past the
- * newest line). fn must not add to the ring or finish it.
+ * the one numbered end (not included), until what they cost against the
+ * budget (*cost: their text and LOGRING_LINE_COST each) comes to max_cost
+ * or more, and moves c past them. Lines before end dropped since c was there
+ * are skipped: *skipped counts them. Returns true once c is at end (or past
+ * the newest line). fn must not add to the ring or finish it.
  */
 bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
-	size_t max_bytes, const char *service, void (*fn)(void *data, const struct logline *l),
-	void *data, unsigned long long *skipped);
+	size_t max_cost, const char *service, void (*fn)(void *data, const struct logline *l),
+	void *data, unsigned long long *skipped, size_t *cost);
 
 /* Returns how many lines the ring holds. */
 size_t logring_count(const struct logring *r);

@@ -95,6 +95,9 @@ static double wall_now(void)
 
 /* ---- services ---- */
 
+static void replies_forget(struct logs *l, const struct svc_log *s);
+static void replies_join(struct logs *l, struct svc_log *s);
+
 static struct svc_log *find(struct logs *l, const struct service *svc)
 {
 	struct list *pos;
@@ -115,6 +118,7 @@ static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
 	logring_init(&s->ring, (size_t)svc->conf->log.buffer);
 	list_append(&l->services, &s->link);
 	l->nservices++;
+	replies_join(l, s);
 	return s;
 }
 
@@ -127,7 +131,6 @@ static void say_dropped(struct svc_log *s)
 			s->svc->name, n, n == 1 ? "" : "s");
 }
 
-static void replies_forget(struct logs *l, const struct svc_log *s);
 
 static void svc_log_free(struct logs *l, struct svc_log *s)
 {
@@ -526,6 +529,7 @@ struct reply {
 		size_t from, to;        /* its entries in v, in the order they came */
 	} *sources;
 	size_t nsources, at;     /* reading sources[at] */
+	size_t sources_cap;
 	unsigned long long lost; /* dropped from a service's log before they were read */
 	struct entry {
 		double time;
@@ -583,6 +587,31 @@ static void reply_free(struct reply *r)
 	free(r);
 }
 
+// A service's first line while a reply that will follow it is under way:
+// its lines are read with those that came since the request.
+static void replies_join(struct logs *l, struct svc_log *s)
+{
+	struct list *pos;
+	list_for_each(pos, &l->replies) {
+		struct reply *r = container_of(pos, struct reply, link);
+		if (!r->follow || (r->name[0] && strcmp(r->name, s->svc->name) != 0))
+			continue;
+		if (r->nsources == r->sources_cap) {
+			size_t cap = 2 * r->sources_cap;
+			struct source *more = realloc(r->sources, cap * sizeof(*more));
+			if (!more) {
+				r->text.failed = true;
+				continue;
+			}
+			r->sources = more;
+			r->sources_cap = cap;
+		}
+		struct source *src = &r->sources[r->nsources++];
+		*src = (struct source){.s = s};
+		logring_cursor_start(&s->ring, &src->cur); /* its end, 0: nothing before the request */
+	}
+}
+
 static void replies_forget(struct logs *l, const struct svc_log *s)
 {
 	struct list *pos;
@@ -595,9 +624,10 @@ static void replies_forget(struct logs *l, const struct svc_log *s)
 	}
 }
 
-// Reads about REPLY_STEP of records from the sources, each up to where it
-// ended at the request, or, with catch_up, all they hold since; returns
-// true once every source is read.
+// Reads about REPLY_STEP of the sources' lines (what they cost against
+// their log_buffer, whether f passes them or not), each up to where it ended
+// at the request, or, with catch_up, all they hold since; returns true once
+// every source is read.
 static bool reply_read(struct reply *r, bool catch_up)
 {
 	size_t budget = catch_up ? SIZE_MAX : REPLY_STEP;
@@ -607,20 +637,19 @@ static bool reply_read(struct reply *r, bool catch_up)
 			continue;
 		if (src->from == src->to)
 			src->from = src->to = r->n;
-		size_t before = r->text.len;
 		unsigned long long skipped;
+		size_t cost;
 		bool done = logring_read(&src->s->ring, &src->cur, catch_up ? ULLONG_MAX : src->end,
-			budget, src->s->svc->name, add_entry, r, &skipped);
+			budget, src->s->svc->name, add_entry, r, &skipped, &cost);
 		r->lost += skipped;
 		src->to = r->n;
 		if (!done)
 			return false;
-		size_t used = r->text.len - before;
-		if (used >= budget) {
+		if (cost >= budget) {
 			r->at++;
 			return r->at >= r->nsources;
 		}
-		budget -= used;
+		budget -= cost;
 	}
 	return true;
 }
@@ -694,6 +723,21 @@ static const struct entry *entry_at(const struct reply *r, size_t i)
 	return &r->v[r->order ? r->order[i] : i];
 }
 
+// The `cut` record of lines left out, of which dropped were dropped from a
+// service's log before the reply read them; none when none.
+static void put_cut(struct protocol_buf *buf, unsigned long long lines,
+	unsigned long long dropped)
+{
+	if (lines == 0)
+		return;
+	protocol_record_begin(buf, "cut");
+	protocol_record_int(buf, "lines", (long long)lines);
+	protocol_record_int(buf, "max_bytes", LOGS_REPLY_MAX);
+	if (dropped > 0)
+		protocol_record_int(buf, "dropped", (long long)dropped);
+	protocol_record_end(buf);
+}
+
 // Starts sending what was read, in order: a `cut` record when lines the
 // request wanted are left out, the oldest past LOGS_REPLY_MAX, or lines
 // dropped from a service's log before they were read.
@@ -704,17 +748,10 @@ static void reply_cut(struct reply *r, struct protocol_buf *buf)
 	size_t fit = r->n, bytes = 0;
 	while (fit > first && bytes + entry_at(r, fit - 1)->len <= LOGS_REPLY_MAX)
 		bytes += entry_at(r, --fit)->len;
-	unsigned long long left = fit - first;
-	if (!r->f.some)
-		left += r->lost;
-	else if (r->n < r->f.lines)
-		left += r->lost < r->f.lines - r->n ? r->lost : r->f.lines - r->n;
-	if (left > 0) {
-		protocol_record_begin(buf, "cut");
-		protocol_record_int(buf, "lines", (long long)left);
-		protocol_record_int(buf, "max_bytes", LOGS_REPLY_MAX);
-		protocol_record_end(buf);
-	}
+	unsigned long long lost = r->lost;
+	if (r->f.some)
+		lost = r->n < r->f.lines ? (lost < r->f.lines - r->n ? lost : r->f.lines - r->n) : 0;
+	put_cut(buf, fit - first + lost, lost);
 	r->next = fit;
 	r->sending = true;
 }
@@ -743,8 +780,10 @@ static void reply_end(struct reply *r, struct protocol_buf *buf)
 		r->text.len = 0;
 		for (size_t i = 0; i < r->nsources; i++)
 			r->sources[i].from = r->sources[i].to = 0;
+		unsigned long long lost = r->lost;
 		reply_read(r, true);
 		qsort(r->v, r->n, sizeof(*r->v), by_time);
+		put_cut(buf, r->lost - lost, r->lost - lost);
 		for (size_t i = 0; i < r->n; i++)
 			protocol_buf_add(buf, r->text.data + r->v[i].off, r->v[i].len);
 	}
@@ -790,7 +829,10 @@ static bool reply_step(struct reply *r)
 	}
 	if (!r->sending && !r->text.failed)
 		reply_cut(r, &buf);
-	if (r->text.failed || reply_fill(r, &buf)) {
+	bool filled = !r->text.failed && reply_fill(r, &buf);
+	if (buf.failed)
+		r->text.failed = true; /* out of memory: the reply ends with an error */
+	if (r->text.failed || filled) {
 		reply_end(r, &buf);
 		return true;
 	}
@@ -830,6 +872,7 @@ void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 	r->c = c;
 	r->f = *f;
 	r->follow = follow;
+	r->sources_cap = n ? n : 1;
 	struct list *pos;
 	size_t lines = 0, bytes = 0;
 	list_for_each(pos, &l->services) {

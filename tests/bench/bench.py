@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import statistics
+import socket
 import subprocess
 import sys
 import tempfile
@@ -539,6 +540,61 @@ def bench_logs():
         shutil.rmtree(d, ignore_errors=True)
 
 
+def version_latency(control):
+    """The time of one `version` request on a new connection: how long
+    batond's loop takes to come round to a client."""
+    t0 = time.perf_counter()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(control)
+        s.sendall(b"version\n")
+        data = b""
+        while not data.endswith(b"ok\n"):
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+    return time.perf_counter() - t0
+
+
+def bench_logs_reply():
+    # 250,000 lines of 148 bytes kept: a reply of every line is 33 MiB, cut.
+    lines = 250000
+    b = start("[service:big]\ncommand = %s --print %d --print-size 140\n"
+              "log = file:@DIR@/big.log\nlog_buffer = 64MiB\n" % (harness.TESTCHILD, lines))
+    try:
+        last = " %d x" % lines
+        harness.poll(lambda: last in b.ctl("logs", "--lines=1", "big").stdout, timeout=60,
+                     what="every line kept")
+        stalls, walls, stop = [], [], threading.Event()
+
+        def probe():
+            while not stop.is_set():
+                stalls.append(version_latency(b.control))
+                time.sleep(0.0005)
+        steady = [version_latency(b.control) for _ in range(200)]
+        t = threading.Thread(target=probe)
+        t.start()
+        try:
+            for _ in range(5):
+                walls.append(timed_run([harness.BATONCTL, "-s", b.control, "logs"], 1)[0])
+        finally:
+            stop.set()
+            t.join()
+        last3 = timed_run([harness.BATONCTL, "-s", b.control, "logs", "--lines=3"], 10)
+        report("logs reply: batonctl logs, 33 MiB of 250,000 lines",
+               "median %.0f ms (5 runs)" % (statistics.median(walls) * 1e3), "", True)
+        report("logs reply: batonctl logs --lines=3 of them",
+               "median %.1f ms" % (statistics.median(last3) * 1e3), "", True)
+        worst = max(stalls)
+        report("logs reply: a version request meanwhile",
+               "max %.1f ms, p99 %.1f ms (alone: max %.1f ms; %d requests)" % (
+                   worst * 1e3, percentile(stalls, 99) * 1e3, max(steady) * 1e3, len(stalls)),
+               "max <= 10 ms", worst <= 0.010)
+    finally:
+        b.stop()
+        b.close()
+
+
 BENCHES = {
     "idle": bench_idle,
     "memory": bench_memory,
@@ -551,6 +607,7 @@ BENCHES = {
     "pid1": bench_pid1,
     "checks": bench_checks,
     "logs": bench_logs,
+    "logs_reply": bench_logs_reply,
 }
 
 

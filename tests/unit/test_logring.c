@@ -206,7 +206,9 @@ static const char *read_from(struct logring_cursor *c, unsigned long long end, s
 {
 	static struct seen seen;
 	memset(&seen, 0, sizeof(seen));
-	*done = logring_read(&ring, c, end, max_bytes, "web", see, &seen, skipped);
+	size_t cost;
+	*done = logring_read(&ring, c, end, max_bytes, "web", see, &seen, skipped, &cost);
+	assert_true(seen.lines == 0 || cost >= seen.lines * LOGRING_LINE_COST);
 	return seen.words;
 }
 
@@ -218,24 +220,26 @@ static void cursor_reads_what_was_held_a_step_at_a_time(void **state)
 	bool done;
 	logring_init(&ring, 65536);
 	assert_int_equal(logring_cursor_start(&ring, &c), 0);
-	assert_string_equal(read_from(&c, 0, 100, &done, &skipped), "");
+	assert_string_equal(read_from(&c, 0, 1000, &done, &skipped), "");
 	assert_true(done);
 	add("one", 1);
 	add("two", 2);
 	add("three", 3);
 	unsigned long long end = logring_cursor_start(&ring, &c);
 	assert_int_equal(end, 3);
-	// Each read stops once its lines' text comes to max_bytes.
+	// Each read stops once its lines' cost comes to max_bytes.
 	assert_string_equal(read_from(&c, end, 1, &done, &skipped), "1:one");
 	assert_false(done);
 	add("four", 4); /* after the start: not read */
-	assert_string_equal(read_from(&c, end, 8, &done, &skipped), "2:two 3:three");
+	assert_string_equal(read_from(&c, end, BUDGET(1, 3), &done, &skipped), "2:two");
+	assert_false(done);
+	assert_string_equal(read_from(&c, end, BUDGET(1, 3) + 1, &done, &skipped), "3:three");
 	assert_true(done);
 	assert_int_equal(skipped, 0);
 	assert_string_equal(read_from(&c, end, 8, &done, &skipped), "");
 	assert_true(done);
 	// Reading on to the newest.
-	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:four");
+	assert_string_equal(read_from(&c, 100, 1000, &done, &skipped), "4:four");
 	assert_true(done);
 }
 
@@ -257,7 +261,7 @@ static void cursor_skips_and_counts_lines_dropped_between_reads(void **state)
 	add("e", 5); /* drops b */
 	add("f", 6); /* drops c, the next line to read */
 	assert_int_equal(ring.dropped, 3);
-	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:d 5:e 6:f");
+	assert_string_equal(read_from(&c, 100, 1000, &done, &skipped), "4:d 5:e 6:f");
 	assert_int_equal(skipped, 1);
 	assert_true(done);
 	// Every line dropped, those read and not, and others added: the cursor
@@ -265,12 +269,22 @@ static void cursor_skips_and_counts_lines_dropped_between_reads(void **state)
 	add("g", 7);
 	logring_finish(&ring);
 	add("h", 8);
-	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "8:h");
+	assert_string_equal(read_from(&c, 100, 1000, &done, &skipped), "8:h");
 	assert_int_equal(skipped, 1);
 	assert_true(done);
 	logring_finish(&ring);
-	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "");
+	assert_string_equal(read_from(&c, 100, 1000, &done, &skipped), "");
 	assert_int_equal(skipped, 0);
+	assert_true(done);
+	// What is dropped past the end of a read is not counted as skipped.
+	add("i", 9);
+	add("j", 10);
+	unsigned long long end2 = logring_cursor_start(&ring, &c) - 1; /* i only */
+	add("k", 11);
+	add("l", 12);
+	add("m", 13); /* drops i, j */
+	assert_string_equal(read_from(&c, end2, 1000, &done, &skipped), "");
+	assert_int_equal(skipped, 1);
 	assert_true(done);
 }
 
@@ -282,29 +296,29 @@ static void cursor_at_the_last_lines(void **state)
 	bool done;
 	logring_init(&ring, BUDGET(3, 1));
 	assert_int_equal(logring_cursor_last(&ring, &c, 2), 0);
-	assert_string_equal(read_from(&c, 0, 100, &done, &skipped), "");
+	assert_string_equal(read_from(&c, 0, 1000, &done, &skipped), "");
 	add("a", 1);
 	add("b", 2);
 	add("c", 3);
 	add("d", 4); /* drops a */
 	unsigned long long end = logring_cursor_last(&ring, &c, 2);
 	assert_int_equal(end, 4);
-	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "3:c 4:d");
+	assert_string_equal(read_from(&c, end, 1000, &done, &skipped), "3:c 4:d");
 	assert_true(done);
 	assert_int_equal(skipped, 0);
 	logring_cursor_last(&ring, &c, 1);
-	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "4:d");
+	assert_string_equal(read_from(&c, end, 1000, &done, &skipped), "4:d");
 	logring_cursor_last(&ring, &c, 3);
-	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "2:b 3:c 4:d");
+	assert_string_equal(read_from(&c, end, 1000, &done, &skipped), "2:b 3:c 4:d");
 	logring_cursor_last(&ring, &c, 10);
-	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "2:b 3:c 4:d");
+	assert_string_equal(read_from(&c, end, 1000, &done, &skipped), "2:b 3:c 4:d");
 	logring_cursor_last(&ring, &c, 0);
-	assert_string_equal(read_from(&c, end, 100, &done, &skipped), "");
+	assert_string_equal(read_from(&c, end, 1000, &done, &skipped), "");
 	assert_true(done);
 	// A line that comes after is read too when the read goes on to the newest.
 	logring_cursor_last(&ring, &c, 1);
 	add("e", 5); /* drops b */
-	assert_string_equal(read_from(&c, 100, 100, &done, &skipped), "4:d 5:e");
+	assert_string_equal(read_from(&c, 100, 1000, &done, &skipped), "4:d 5:e");
 	assert_int_equal(skipped, 0);
 }
 
