@@ -96,6 +96,11 @@ static size_t pending(const struct client *c)
 	return c->out.len - c->out_sent;
 }
 
+size_t client_pending(const struct client *c)
+{
+	return pending(c);
+}
+
 static void update_events(struct client *c)
 {
 	if (c->dead)
@@ -334,6 +339,10 @@ static void client_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct client *c = container_of(w, struct client, io);
 	if ((revents & EV_WRITE) && flush(c) < 0)
 		return;
+	// A reply made as it is sent waits on this.
+	if ((revents & EV_WRITE) && c->busy && pending(c) < CONTROL_DRAINED &&
+		c->control->handler.drained)
+		c->control->handler.drained(c->control->handler.data, c);
 	if ((revents & EV_READ) && !c->dead)
 		client_read(c);
 	if (!c->dead && c->closing && pending(c) == 0) {

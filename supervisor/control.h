@@ -34,6 +34,8 @@ struct control_handler {
 	void (*streams_changed)(void *data);
 	/* c is closed: what works for it must forget it. */
 	void (*closed)(void *data, struct client *c);
+	/* c is busy, and what it has not read yet fell below CONTROL_DRAINED. */
+	void (*drained)(void *data, struct client *c);
 	void *data;
 };
 
@@ -88,6 +90,12 @@ void control_destroy(struct control *c, bool remove_file);
 
 /* Returns the listening fd. */
 int control_fd(const struct control *c);
+
+/* What a busy client has not read falls below this: its handler's drained is called. */
+#define CONTROL_DRAINED (512u << 10)
+
+/* The bytes queued for the client and not sent yet. */
+size_t client_pending(const struct client *c);
 
 /* Queues bytes for the client, writing at once what the socket takes. */
 void client_send(struct client *c, const char *data, size_t len);

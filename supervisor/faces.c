@@ -32,6 +32,13 @@ static void on_closed(void *data, struct client *c)
 		logs_reply_cancel(d->logs, c);
 }
 
+static void on_drained(void *data, struct client *c)
+{
+	struct daemon *d = data;
+	if (d->logs)
+		logs_reply_drained(d->logs, c);
+}
+
 static void on_streams_changed(void *data)
 {
 	struct daemon *d = data;
@@ -60,7 +67,7 @@ static int make_parent_dir(const char *path)
 
 static int open_control(struct daemon *d, int fd)
 {
-	struct control_handler handler = {on_request, on_streams_changed, on_closed, d};
+	struct control_handler handler = {on_request, on_streams_changed, on_closed, on_drained, d};
 	char err[512];
 	if (fd >= 0) {
 		if (!(d->control = control_adopt(d, d->control_path, fd, &handler)))

@@ -545,6 +545,7 @@ struct reply {
 	bool merging;
 	size_t next; /* sending: the entry to send next */
 	bool sending;
+	bool held; /* its client has not read CONTROL_DRAINED yet: it waits for that */
 };
 
 static void add_entry(void *data, const struct logline *line)
@@ -837,8 +838,12 @@ static bool reply_step(struct reply *r)
 		return true;
 	}
 	client_send_buf(r->c, &buf);
-	if (r->c && !r->c->dead)
+	if (r->c && !r->c->dead) {
+		// What the client has not read stays small: no copying of tens of
+		// MB as it grows, or as what was sent is dropped from its front.
+		r->held = client_pending(r->c) >= CONTROL_DRAINED;
 		return false;
+	}
 	reply_free(r);
 	return true;
 }
@@ -848,9 +853,13 @@ static void replier_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	(void)revents;
 	struct logs *l = container_of(w, struct logs, replier);
 	struct list *pos, *tmp;
-	list_for_each_safe(pos, tmp, &l->replies)
-		reply_step(container_of(pos, struct reply, link));
-	if (!list_empty(&l->replies))
+	bool more = false;
+	list_for_each_safe(pos, tmp, &l->replies) {
+		struct reply *r = container_of(pos, struct reply, link);
+		if (!r->held && !reply_step(r))
+			more = more || !r->held;
+	}
+	if (more)
 		ev_timer_start(loop, w);
 }
 
@@ -906,6 +915,18 @@ void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 	ev_timer_start(l->d->loop, &l->replier);
 }
 
+void logs_reply_drained(struct logs *l, struct client *c)
+{
+	struct list *pos;
+	list_for_each(pos, &l->replies) {
+		struct reply *r = container_of(pos, struct reply, link);
+		if (r->c == c && r->held) {
+			r->held = false;
+			ev_timer_start(l->d->loop, &l->replier);
+		}
+	}
+}
+
 void logs_reply_cancel(struct logs *l, struct client *c)
 {
 	struct list *pos;
@@ -913,6 +934,7 @@ void logs_reply_cancel(struct logs *l, struct client *c)
 		struct reply *r = container_of(pos, struct reply, link);
 		if (r->c == c) {
 			r->c = NULL;
+			r->held = false;
 			ev_timer_start(l->d->loop, &l->replier);
 		}
 	}

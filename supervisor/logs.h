@@ -64,6 +64,9 @@ void logs_destroy(struct logs *l);
 void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 	const struct logs_filter *f, bool follow);
 
+/* Goes on with the reply under way to c, which has read most of what it was sent. */
+void logs_reply_drained(struct logs *l, struct client *c);
+
 /* Forgets the reply under way to c, which is closed. */
 void logs_reply_cancel(struct logs *l, struct client *c);
 
