@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -583,6 +584,25 @@ static void parse(int argc, char **argv, struct opts *o)
 
 #define MAX_HELD 1024
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+// Accepts a connection on fd 3, or gives up after 200 ms: the socket is
+// shared, and another process may take the connection poll saw, which would
+// leave a blocking accept waiting, with SIGTERM blocked, for the next one.
+static int accept_or_give_up(void)
+{
+	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: accept ends */
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval limit = {.it_value = {0, 200000}}, off = {{0, 0}, {0, 0}};
+	setitimer(ITIMER_REAL, &limit, NULL);
+	int fd = accept4(3, NULL, NULL, SOCK_CLOEXEC);
+	setitimer(ITIMER_REAL, &off, NULL);
+	return fd;
+}
+
 // Accepts connections on fd 3 and holds them. After SIGTERM it closes one
 // every close_every_ms and exits once none is left; with 0 it holds them.
 static void hold_connections(const struct opts *o)
@@ -600,8 +620,8 @@ static void hold_connections(const struct opts *o)
 		struct pollfd pfd = {.fd = 3, .events = POLLIN};
 		bool closing = got_term && o->close_every_ms > 0;
 		int rc = ppoll(&pfd, got_term ? 0 : 1, closing ? &every : NULL, &waiting);
-		if (rc > 0 && n < MAX_HELD) {
-			int fd = accept4(3, NULL, NULL, SOCK_CLOEXEC);
+		if (rc > 0 && n < MAX_HELD && !got_term) {
+			int fd = accept_or_give_up();
 			if (fd >= 0) {
 				held[n++] = fd;
 				if (o->log)
