@@ -132,6 +132,7 @@ instances = 2
 log = file:{dir}/chatty.log
 log_max_size = 4MiB
 log_keep = 2
+log_buffer = 2MiB
 stop_grace = {chatty_grace}
 restart_delay = 20ms
 restart_delay_max = 200ms
@@ -1148,7 +1149,9 @@ class Soak:
 
     def op_control_flood(self):
         verbs = [["--json", "status"], ["--json", "status", "web"], ["metrics"], ["version"],
-                 ["logs", "-n", "3", "web"], ["--json", "status", "chatty"]]
+                 ["logs", "-n", "3", "web"], ["--json", "status", "chatty"],
+                 # Replies of a few MB, built and sent a step at a time.
+                 ["logs", "chatty"], ["--json", "logs"]]
         ctls = [subprocess.Popen([harness.BATONCTL, "-s", self.control] + self.rng.choice(verbs),
                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for _ in range(FLOOD_CTL)]
