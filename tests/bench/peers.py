@@ -27,7 +27,7 @@ end the figures are printed again as Markdown tables, a column per supervisor, f
 tests/bench/RESULTS.md. Run with `scripts/bench --peers`, which installs start_server,
 supervisord and gnuplot with apt-get. In the environment, PEERS_SUPERVISORS (e.g. batond) and
 PEERS_CASES (e.g. 1,3, numbered from 1) run a part, START_NICE=N gives batond's service
-start_nice = N, STOP_DELAY=D its stop_delay = D, and PEERS_RATE=F puts the upgrade cases' load at a fixed rate, F times the
+start_nice = N, STOP_DELAY=D its stop_delay = D, UPGRADE=S its upgrade = S (e.g. rolling:1), and PEERS_RATE=F puts the upgrade cases' load at a fixed rate, F times the
 throughput the case's server reaches closed loop (measured first), latency counted from when
 each request was due.
 """
@@ -61,6 +61,9 @@ START_NICE = int(os.environ.get("START_NICE", "0"))
 # STOP_DELAY=D gives batond's service stop_delay = D (e.g. 1s): the old processes serve on
 # beside the new ones that long, as start_server's --interval has them do.
 STOP_DELAY = os.environ.get("STOP_DELAY", "0s")
+# UPGRADE=S gives batond's service upgrade = S (e.g. rolling:1): its old processes stopped a
+# batch at a time, each once its replacements are ready.
+UPGRADE = os.environ.get("UPGRADE", "all")
 # PEERS_RATE=F: the load at a fixed rate, F times the throughput a case's server reaches
 # (measured first, closed loop), instead of each connection sending again once answered.
 RATE = float(os.environ.get("PEERS_RATE", "0"))
@@ -191,9 +194,9 @@ class Batond:
     def __init__(self, server, n):
         config = ("[socket:http]\nlisten = tcp:127.0.0.1:0\nbacklog = 1024\n\n"
                   "[service:web]\ncommand = %s\nsockets = http\ninstances = %d\n"
-                  "ready = notify\nready_timeout = 10s\nstop_grace = 10s\nupgrade = all\n"
+                  "ready = notify\nready_timeout = 10s\nstop_grace = 10s\nupgrade = %s\n"
                   "max_draining = 4\nrestart_delay = 50ms\nstart_nice = %d\nstop_delay = %s\n"
-                  % (" ".join(server_command(server)), n, START_NICE, STOP_DELAY))
+                  % (" ".join(server_command(server)), n, UPGRADE, START_NICE, STOP_DELAY))
         self.b = harness.Batond(config)
         self.b.wait_service("web", "running")
         self.port = self.b.port("http")
@@ -690,10 +693,11 @@ def main(parts):
               % ", ".join(missing))
         return 0
     t_start = time.monotonic()
-    print("peers (%s), load average %.2f%s%s%s" % (
+    print("peers (%s), load average %.2f%s%s%s%s" % (
         os.environ.get("BENCH_COMMIT", "working tree"), wait_quiet(300),
         ", batond's start_nice %d" % START_NICE if START_NICE else "",
         ", batond's stop_delay %s" % STOP_DELAY if STOP_DELAY != "0s" else "",
+        ", batond's upgrade = %s" % UPGRADE if UPGRADE != "all" else "",
         ", load at %.0f%% of each server's throughput" % (100 * RATE) if RATE else ""),
         flush=True)
     if "upgrades" in parts:
