@@ -126,12 +126,32 @@ static void update_events(struct client *c)
 	ev_io_start(loop, &c->io);
 }
 
+// A busy client whose reply is sent as it reads it (logs) must go on reading:
+// one that has taken nothing of it for CONTROL_REQUEST_TIMEOUT is closed, as
+// one that leaves its replies unread is. progress: some was just sent.
+static void arm_unread(struct client *c, bool progress)
+{
+	struct ev_loop *loop = c->control->d->loop;
+	if (!c->busy || c->streaming || c->dead)
+		return;
+	if (pending(c) == 0) {
+		ev_timer_stop(loop, &c->timeout);
+		return;
+	}
+	if (progress || !ev_is_active(&c->timeout)) {
+		ev_timer_stop(loop, &c->timeout);
+		ev_timer_set(&c->timeout, CONTROL_REQUEST_TIMEOUT, 0);
+		ev_timer_start(loop, &c->timeout);
+	}
+}
+
 // Writes what the socket takes; returns -1 when the client is gone. What is
 // sent is dropped from the buffer only once it is as long as what is left: a
 // reply of 25 MB goes out a socket buffer at a time, and moving the rest to
 // the front after each would copy it a hundred times.
 static int flush(struct client *c)
 {
+	bool sent = false;
 	while (pending(c) > 0) {
 		ssize_t n = send(c->io.fd, c->out.data + c->out_sent, pending(c),
 			MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -145,6 +165,7 @@ static int flush(struct client *c)
 		}
 		c->out_sent += (size_t)n;
 		c->stream_start -= (size_t)n < c->stream_start ? (size_t)n : c->stream_start;
+		sent = sent || n > 0;
 	}
 	if (pending(c) == 0) {
 		c->out.len = c->out_sent = 0;
@@ -152,6 +173,7 @@ static int flush(struct client *c)
 		protocol_buf_consume(&c->out, c->out_sent);
 		c->out_sent = 0;
 	}
+	arm_unread(c, sent);
 	return 0;
 }
 
@@ -212,6 +234,7 @@ static void arm_timeout(struct client *c)
 	struct ev_loop *loop = c->control->d->loop;
 	if (c->busy || c->streaming || c->dead) {
 		ev_timer_stop(loop, &c->timeout);
+		arm_unread(c, false);
 		return;
 	}
 	if (c->inlen > 0 && ev_is_active(&c->timeout))

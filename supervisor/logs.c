@@ -545,6 +545,7 @@ struct reply {
 	bool merging;
 	size_t next; /* sending: the entry to send next */
 	bool sending;
+	bool catching; /* with follow: the lines kept are sent, those since are read */
 	bool held; /* its client has not read CONTROL_DRAINED yet: it waits for that */
 };
 
@@ -627,11 +628,11 @@ static void replies_forget(struct logs *l, const struct svc_log *s)
 
 // Reads about REPLY_STEP of the sources' lines (what they cost against
 // their log_buffer, whether f passes them or not), each up to where it ended
-// at the request, or, with catch_up, all they hold since; returns true once
-// every source is read.
+// at the request, or, with catch_up, to its newest; returns true once every
+// source is read.
 static bool reply_read(struct reply *r, bool catch_up)
 {
-	size_t budget = catch_up ? SIZE_MAX : REPLY_STEP;
+	size_t budget = REPLY_STEP;
 	for (; r->at < r->nsources; r->at++) {
 		struct source *src = &r->sources[r->at];
 		if (!src->s)
@@ -768,29 +769,33 @@ static bool reply_fill(struct reply *r, struct protocol_buf *buf)
 	return r->next >= r->n;
 }
 
-// The reply's end: `ok`, or, with follow, the lines that came since the
-// request, then the lines as they come. Its client takes requests again.
+// With follow, after the lines kept: about REPLY_STEP of those that came
+// since, from where each source's read ended, sorted by time; true once a
+// step has read every source to its newest line, when following can begin
+// in the same turn of the loop, so that no line comes between.
+static bool catch_up_step(struct reply *r, struct protocol_buf *buf)
+{
+	r->n = r->at = 0;
+	r->text.len = 0;
+	for (size_t i = 0; i < r->nsources; i++)
+		r->sources[i].from = r->sources[i].to = 0;
+	unsigned long long lost = r->lost;
+	bool caught_up = reply_read(r, true);
+	qsort(r->v, r->n, sizeof(*r->v), by_time);
+	put_cut(buf, r->lost - lost, r->lost - lost);
+	for (size_t i = 0; i < r->n; i++)
+		protocol_buf_add(buf, r->text.data + r->v[i].off, r->v[i].len);
+	return caught_up;
+}
+
+// The reply's end: `ok`, or, with follow, the lines as they come. Its
+// client takes requests again.
 static void reply_end(struct reply *r, struct protocol_buf *buf)
 {
 	struct client *c = r->c;
-	bool follow = r->follow && !r->text.failed;
-	if (follow) {
-		// From where each source's read ended, in this turn of the loop:
-		// no line comes between these and the first followed.
-		r->n = r->at = 0;
-		r->text.len = 0;
-		for (size_t i = 0; i < r->nsources; i++)
-			r->sources[i].from = r->sources[i].to = 0;
-		unsigned long long lost = r->lost;
-		reply_read(r, true);
-		qsort(r->v, r->n, sizeof(*r->v), by_time);
-		put_cut(buf, r->lost - lost, r->lost - lost);
-		for (size_t i = 0; i < r->n; i++)
-			protocol_buf_add(buf, r->text.data + r->v[i].off, r->v[i].len);
-	}
 	if (r->text.failed)
 		buf->failed = true;
-	follow = follow && !buf->failed;
+	bool follow = r->follow && !buf->failed;
 	if (!follow && !buf->failed)
 		protocol_buf_add(buf, "ok\n", 3);
 	char *name = r->name;
@@ -830,10 +835,16 @@ static bool reply_step(struct reply *r)
 	}
 	if (!r->sending && !r->text.failed)
 		reply_cut(r, &buf);
-	bool filled = !r->text.failed && reply_fill(r, &buf);
+	bool over = false;
+	if (!r->catching && !r->text.failed && reply_fill(r, &buf)) {
+		over = !r->follow;
+		r->catching = r->follow;
+	}
+	if (r->catching && !r->text.failed)
+		over = catch_up_step(r, &buf);
 	if (buf.failed)
 		r->text.failed = true; /* out of memory: the reply ends with an error */
-	if (r->text.failed || filled) {
+	if (r->text.failed || over) {
 		reply_end(r, &buf);
 		return true;
 	}

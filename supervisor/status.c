@@ -105,8 +105,10 @@ struct record_key {
 	const struct service_conf *conf; /* for the command */
 	const char *state;               /* a constant string */
 	long long gen, instances, ready, running, restarts, upgrades, rollbacks, kills;
-	bool removed;
+	long long removed; /* 0 or 1; as wide as the rest, so that no padding is compared */
 };
+_Static_assert(sizeof(struct record_key) == 2 * sizeof(void *) + 9 * sizeof(long long),
+	"a record key has no padding");
 
 static void record_key_of(struct record_key *k, const struct service *svc,
 	const struct service_counts *counts)
