@@ -139,12 +139,6 @@ bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned lo
 	return c->next >= end || !line;
 }
 
-void logring_each(const struct logring *r, const char *service,
-	void (*fn)(void *data, const struct logline *l), void *data)
-{
-	each_from(r->oldest, service, fn, data);
-}
-
 void logring_each_last(const struct logring *r, const char *service, size_t max_bytes,
 	void (*fn)(void *data, const struct logline *l), void *data)
 {

@@ -50,16 +50,9 @@ void logring_init(struct logring *r, size_t max_bytes);
 int logring_add(struct logring *r, const struct logline *l);
 
 /*
- * Calls fn for each line held, oldest first, with service as the line's
- * service. The logline is valid during the call only, and fn must not add
- * to the ring or finish it.
- */
-void logring_each(const struct logring *r, const char *service,
-	void (*fn)(void *data, const struct logline *l), void *data);
-
-/*
- * Calls fn as logring_each does, for the newest lines only, as many as cost
- * at most max_bytes in all.
+ * Calls fn for the newest lines held, as many as cost at most max_bytes in
+ * all, oldest first, with service as the line's service. The logline is
+ * valid during the call only, and fn must not add to the ring or finish it.
  */
 void logring_each_last(const struct logring *r, const char *service, size_t max_bytes,
 	void (*fn)(void *data, const struct logline *l), void *data);
@@ -78,12 +71,12 @@ unsigned long long logring_cursor_last(const struct logring *r, struct logring_c
 	size_t n);
 
 /*
- * Calls fn as logring_each does for the lines from c on, oldest first, up to
- * the one numbered end (not included), until what they cost against the
- * budget (*cost: their text and LOGRING_LINE_COST each) comes to max_cost
- * or more, and moves c past them. Lines before end dropped since c was there
- * are skipped: *skipped counts them. Returns true once c is at end (or past
- * the newest line). fn must not add to the ring or finish it.
+ * Calls fn as logring_each_last does for the lines from c on, oldest
+ * first, up to the one numbered end (not included), until what they cost
+ * against the budget (*cost: their text and LOGRING_LINE_COST each) comes
+ * to max_cost or more, and moves c past them. Lines before end dropped since
+ * c was there are skipped: *skipped counts them. Returns true once c is at
+ * end (or past the newest line). fn must not add to the ring or finish it.
  */
 bool logring_read(const struct logring *r, struct logring_cursor *c, unsigned long long end,
 	size_t max_cost, const char *service, void (*fn)(void *data, const struct logline *l),

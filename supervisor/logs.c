@@ -79,7 +79,6 @@ struct logs {
 	ev_idle reclaimer;  /* frees the oldest files rotations dropped, a step at a time */
 	struct list replies; /* struct reply: logs replies under way */
 	ev_timer replier;    /* takes each a step further, a turn of the loop at a time */
-	size_t nservices;    /* in services */
 };
 
 // What a step frees of a file a rotation dropped (logfile_reclaim): a few
@@ -117,7 +116,6 @@ static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
 	s->svc = svc;
 	logring_init(&s->ring, (size_t)svc->conf->log.buffer);
 	list_append(&l->services, &s->link);
-	l->nservices++;
 	replies_join(l, s);
 	return s;
 }
@@ -131,12 +129,10 @@ static void say_dropped(struct svc_log *s)
 			s->svc->name, n, n == 1 ? "" : "s");
 }
 
-
 static void svc_log_free(struct logs *l, struct svc_log *s)
 {
 	replies_forget(l, s); /* a reply under way reads it no more */
 	list_remove(&s->link);
-	l->nservices--;
 	l->err.waiting -= s->waiting;
 	l->err.dropping -= s->dropping;
 	say_dropped(s);
@@ -877,7 +873,7 @@ static void replier_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 	const struct logs_filter *f, bool follow)
 {
-	size_t n = svc ? 1 : l->nservices;
+	size_t n = svc ? 1 : list_length(&l->services);
 	struct reply *r = calloc(1, sizeof(*r));
 	if (!r || !(r->sources = calloc(n ? n : 1, sizeof(*r->sources))) ||
 		!(r->name = strdup(svc ? svc->name : ""))) {
@@ -926,29 +922,29 @@ void logs_reply(struct logs *l, struct client *c, const struct service *svc,
 	ev_timer_start(l->d->loop, &l->replier);
 }
 
-void logs_reply_drained(struct logs *l, struct client *c)
+// The replies to c go on, the next turn of the loop: c has read most of
+// what it was sent, or, closed, they are freed.
+static void replies_wake(struct logs *l, struct client *c, bool closed)
 {
 	struct list *pos;
 	list_for_each(pos, &l->replies) {
 		struct reply *r = container_of(pos, struct reply, link);
-		if (r->c == c && r->held) {
+		if (r->c == c && (r->held || closed)) {
 			r->held = false;
+			r->c = closed ? NULL : c;
 			ev_timer_start(l->d->loop, &l->replier);
 		}
 	}
 }
 
+void logs_reply_drained(struct logs *l, struct client *c)
+{
+	replies_wake(l, c, false);
+}
+
 void logs_reply_cancel(struct logs *l, struct client *c)
 {
-	struct list *pos;
-	list_for_each(pos, &l->replies) {
-		struct reply *r = container_of(pos, struct reply, link);
-		if (r->c == c) {
-			r->c = NULL;
-			r->held = false;
-			ev_timer_start(l->d->loop, &l->replier);
-		}
-	}
+	replies_wake(l, c, true);
 }
 
 int logs_reopen(struct logs *l, char *err, size_t errlen)
