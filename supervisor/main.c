@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,6 +410,12 @@ static int resume(struct daemon *d)
 int main(int argc, char **argv)
 {
 	struct options o = {0};
+	// Blocks of 128 KiB and more are mapped apart and given back when freed,
+	// and free memory past 128 KiB at the heap's top is given back: glibc's
+	// defaults rise as big blocks are freed (a logs reply of megabytes), and
+	// then memory no longer used stays in batond's RSS.
+	mallopt(M_MMAP_THRESHOLD, 128 << 10);
+	mallopt(M_TRIM_THRESHOLD, 128 << 10);
 	sanitize_stdio();
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
