@@ -43,16 +43,33 @@ def timing(test):
     return unittest.skipIf(VALGRIND, "measures timing: not under valgrind")(test)
 
 
-def poll(predicate, timeout=10.0, interval=0.02, what="condition"):
-    """Calls predicate until it returns a true value, at most timeout seconds."""
+def poll(predicate, timeout=10.0, interval=0.02, what="condition", details=None):
+    """Calls predicate until it returns a true value, at most timeout seconds.
+    On a timeout, details() (when given) says what was seen, in the message."""
     deadline = time.monotonic() + timeout * SLOW
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout * SLOW, what))
+            message = "timed out after %.1fs waiting for %s" % (timeout * SLOW, what)
+            raise AssertionError(message + ("\n" + details() if details else ""))
         time.sleep(interval)
+
+
+def describe_pid(pid):
+    """What the kernel says of a process: its state, where it waits, its threads and
+    command, in a line; for the message of a test that waited on it in vain."""
+    fields = {}
+    for line in read("/proc/%d/status" % pid).splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = value.strip()
+    if not fields:
+        return "pid %d: gone" % pid
+    return "pid %d: %s, wchan %s, %s threads, signals pending %s/%s blocked %s: %s" % (
+        pid, fields.get("State"), read("/proc/%d/wchan" % pid) or "?", fields.get("Threads"),
+        fields.get("SigPnd"), fields.get("ShdPnd"), fields.get("SigBlk"),
+        read("/proc/%d/cmdline" % pid).replace("\0", " ").strip())
 
 
 def proc_state(pid):

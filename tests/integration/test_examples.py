@@ -61,6 +61,14 @@ class Example:
         b.wait_service("web", "running")
         return b
 
+    def draining(self, b):
+        """The processes still draining, as batond and the kernel see them, and the end of
+        batond's log."""
+        procs = [p for p in b.procs("web") if p["role"] == "draining"]
+        return "\n".join([" ".join("%s=%s" % kv for kv in p.items()) for p in procs] +
+                         [harness.describe_pid(p["pid"]) for p in procs] +
+                         b.log().splitlines()[-30:])
+
     def cleaned_up(self):
         """The pids whose cleanup ran, one per line of the trace."""
         return [int(pid) for pid, _ in TRACE.findall(harness.read(self.trace_path))]
@@ -82,7 +90,7 @@ class Example:
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             # As after a deployment: the old generation drains before the next one comes.
             poll(lambda: all(p["role"] != "draining" for p in b.procs("web")),
-                 what="the old generation to drain")
+                 what="the old generation to drain", details=lambda: self.draining(b))
         result, err = load.stop()
         print("examples/%s: %d requests served, %d failed, in %.1fs"
               % (self.name, result["ok"], result["requests"] - result["ok"], result["seconds"]),
