@@ -361,6 +361,6 @@ struct output *output_live_create(enum protocol_verb verb, FILE *out)
 	if (!l)
 		return NULL;
 	l->base = (struct output){live_record, live_finish, live_destroy, verb, true, out,
-		display_redraw};
+		display_redraw, NULL};
 	return &l->base;
 }

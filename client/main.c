@@ -482,6 +482,8 @@ static int read_reply(int fd, struct output *out, bool streaming, bool skip_long
 			skipped++;
 			continue;
 		}
+		if (out->line && out->line(out, line, len))
+			continue;
 		if (protocol_parse_record(&rec, line, len) < 0) {
 			fprintf(stderr, "batonctl: malformed reply from batond: %.*s\n", (int)len, line);
 			return EXIT_UNREACHABLE;

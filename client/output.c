@@ -314,7 +314,8 @@ struct output *output_json_create(enum protocol_verb verb, bool streaming, FILE 
 	struct json_output *j = calloc(1, sizeof(*j));
 	if (!j)
 		return NULL;
-	j->base = (struct output){json_record, json_finish, json_destroy, verb, streaming, out, NULL};
+	j->base = (struct output){json_record, json_finish, json_destroy, verb, streaming, out, NULL,
+		NULL};
 	return &j->base;
 }
 
@@ -359,25 +360,11 @@ struct picker {
 	struct word_key words[PICK_MAX];
 };
 
-// Whether key, a field's key in rec's buffer, is the picker's key j. The 16
-// bytes read from key may run past its NUL into the record's other bytes, not
-// past the buffer; the mask keeps only those of the key.
-static bool key_is(const struct picker *pk, size_t j, const struct protocol_record *rec,
-	const char *key)
-{
-	uint64_t a[2];
-	if (pk->fits[j] && (size_t)(key - rec->buf) + sizeof(a) <= sizeof(rec->buf)) {
-		const struct word_key *w = &pk->words[j];
-		memcpy(a, key, sizeof(a));
-		return (a[0] & w->mask[0]) == w->word[0] && (a[1] & w->mask[1]) == w->word[1];
-	}
-	const char *q = pk->keys[j];
-	while (*key && *key == *q)
-		key++, q++;
-	return *key == *q;
-}
-
-// values[j] is the value of keys[j], "" where it is absent.
+// values[j] is the value of keys[j] (its first), "" where it is absent. A
+// field's key is read as two words once, and compared with the keys from the
+// one after the key found last; the 16 bytes read may run past the key's NUL
+// into the record's other bytes, not past its buffer, and the masks keep only
+// the key's.
 static void pick(struct picker *pk, const struct protocol_record *rec, const char **values)
 {
 	if (!pk->ready) {
@@ -386,23 +373,33 @@ static void pick(struct picker *pk, const struct protocol_record *rec, const cha
 		pk->ready = true;
 	}
 	size_t n = pk->n, next = 0;
+	uint32_t found = 0;
+	_Static_assert(PICK_MAX <= 32, "a picker's keys found are bits of a word");
 	for (size_t j = 0; j < n; j++)
-		values[j] = NULL;
+		values[j] = "";
+	const char *limit = rec->buf + sizeof(rec->buf) - 2 * sizeof(uint64_t);
 	for (int i = 0; i < rec->nfields; i++) {
 		const char *key = rec->fields[i].key;
+		uint64_t a[2] = {0, 0};
+		bool wide = key <= limit;
+		if (wide)
+			memcpy(a, key, sizeof(a));
+		size_t j = next;
 		for (size_t t = 0; t < n; t++) {
-			size_t j = next + t < n ? next + t : next + t - n;
-			if (key_is(pk, j, rec, key)) {
-				if (!values[j])
+			const struct word_key *w = &pk->words[j];
+			bool hit = wide && pk->fits[j] ?
+				(a[0] & w->mask[0]) == w->word[0] && (a[1] & w->mask[1]) == w->word[1] :
+				strcmp(key, pk->keys[j]) == 0;
+			if (hit) {
+				if (!(found & (UINT32_C(1) << j))) {
+					found |= UINT32_C(1) << j;
 					values[j] = rec->fields[i].value;
-				next = j + 1 < n ? j + 1 : 0;
+				}
+				next = j + 1 == n ? 0 : j + 1;
 				break;
 			}
+			j = j + 1 == n ? 0 : j + 1;
 		}
-	}
-	for (size_t j = 0; j < n; j++) {
-		if (!values[j])
-			values[j] = "";
 	}
 }
 
@@ -410,8 +407,10 @@ static void pick(struct picker *pk, const struct protocol_record *rec, const cha
 static void human_secs(const char *value, char *out, size_t len)
 {
 	double s = atof(value);
-	if (s < 0)
+	if (!(s >= 0)) /* NaN too */
 		s = 0;
+	if (s > 1e9) /* 31 years: days fit an int */
+		s = 1e9;
 	if (s < 1)
 		snprintf(out, len, "%.0fms", s * 1000);
 	else if (s < 60)
@@ -476,7 +475,9 @@ static bool table_room(struct table *t, char **p, char **end)
 static void table_cells(struct table *t, const struct cell *cells)
 {
 	size_t cols = (size_t)t->ncols, row = t->len, width[TABLE_COLS];
-	// Written in one pass, the room made as it is needed.
+	// Written in one pass, the room made as it is needed (the first row's now).
+	if (!t->text && !table_reserve(t, 256))
+		return;
 	char *p = t->text + t->len, *end = t->text + t->cap;
 	for (size_t c = 0; c < cols; c++) {
 		size_t n = 0;
@@ -527,18 +528,20 @@ static void table_print(const struct table *t, FILE *out)
 {
 	size_t width[TABLE_COLS], line = 0;
 	int last = t->ncols - 1;
+	const char *end = t->len ? t->text + t->len : t->text; /* no row: NULL */
 	for (int c = 0; c < t->ncols; c++) {
 		width[c] = strlen(t->head[c]);
 		if (t->width[c] > width[c])
 			width[c] = t->width[c];
 		line += width[c] + 2;
 	}
-	char *text = malloc(line * (t->rows + 1));
+	// 16 bytes more: a padding is written 16 spaces at a time, the next cell over them.
+	char *text = malloc(line * (t->rows + 1) + 16);
 	if (!text) {
 		for (int c = 0; c < t->ncols; c++)
 			put_cell(out, t->head[c], width[c], c == last);
 		int c = 0;
-		for (const char *s = t->text; s < t->text + t->len; s += strlen(s) + 1) {
+		for (const char *s = t->text; s < end; s += strlen(s) + 1) {
 			put_cell(out, s, width[c], c == last);
 			c = c == last ? 0 : c + 1;
 		}
@@ -553,23 +556,26 @@ static void table_print(const struct table *t, FILE *out)
 			*p++ = ' ';
 	}
 	*p++ = '\n';
+	static const char spaces[16] = "                ";
 	int c = 0;
-	size_t n = 0;
-	for (const char *s = t->text; s < t->text + t->len; s++) {
-		if (*s) {
-			*p++ = *s;
-			n++;
-			continue;
-		}
+	for (const char *s = t->text; s < end;) {
+		size_t n = 0;
+		for (; s[n]; n++)
+			p[n] = s[n];
+		p += n;
+		s += n + 1;
 		if (c == last) {
 			*p++ = '\n';
 			c = 0;
-		} else {
-			for (; n < width[c] + 2; n++)
-				*p++ = ' ';
-			c++;
+			continue;
 		}
-		n = 0;
+		size_t pad = width[c] + 2 - n;
+		if (pad <= sizeof(spaces))
+			memcpy(p, spaces, sizeof(spaces));
+		else
+			memset(p, ' ', pad);
+		p += pad;
+		c++;
 	}
 	fwrite(text, 1, (size_t)(p - text), out);
 	free(text);
@@ -678,6 +684,129 @@ static void service_row(struct status_view *v, const struct protocol_record *r)
 	table_cells(&v->services, row);
 	if (*f[SVC_REASON])
 		protocol_buf_printf(&v->reasons, "%s: %s\n", f[SVC_NAME], f[SVC_REASON]);
+}
+
+// A value's place in a line.
+struct span {
+	const char *s;
+	size_t n;
+};
+
+static char *put_span(char *p, struct span v)
+{
+	if (v.n) /* an absent value's s is NULL */
+		memcpy(p, v.s, v.n);
+	return p + v.n;
+}
+
+// Ends the cell of column c that began at cell and ends at w; returns where the
+// next begins.
+static char *end_cell(struct table *t, size_t c, const char *cell, char *w)
+{
+	if ((size_t)(w - cell) > t->width[c])
+		t->width[c] = (size_t)(w - cell);
+	*w = '\0';
+	return w + 1;
+}
+
+// A service record read straight from its line into the services table, in
+// one pass: a thousand services make most of a status, and parsing each into
+// fields and then picking from them was most of batonctl's time. It takes a
+// record of the shape batond writes, no other: keys of service_keys in their
+// order, each at most once, values bare or quoted without a backslash. Any
+// other line, a malformed one too, is left to the parser (false), so that what
+// is shown, and what is refused, is the same either way.
+static bool service_line(struct status_view *v, const char *line, size_t len)
+{
+	static const char type[] = "service ";
+	// Each key and its '=', as two words and their masks, as pick compares.
+	static size_t key_len[SVC_KEYS];
+	static struct word_key key_word[SVC_KEYS];
+	const size_t type_len = sizeof(type) - 1;
+	if (len <= type_len || len >= PROTOCOL_RECORD_MAX || line[len - 1] == '\r' ||
+		memcmp(line, type, type_len) != 0)
+		return false;
+	if (!key_len[0]) {
+		for (size_t j = 0; j < SVC_KEYS; j++) {
+			char with[16];
+			key_len[j] = (size_t)snprintf(with, sizeof(with), "%s=", service_keys[j]);
+			word_key(with, &key_word[j]);
+			key_word[j].mask[key_len[j] / 8] &= ~(UINT64_C(0xff) << (key_len[j] % 8 * 8));
+		}
+	}
+	const unsigned char *class = protocol_byte_classes();
+	struct span f[SVC_KEYS] = {{NULL, 0}};
+	const char *p = line + type_len, *end = line + len;
+	size_t j = 0;
+	while (p < end) {
+		size_t left = (size_t)(end - p);
+		if (left >= 16) {
+			uint64_t a[2];
+			memcpy(a, p, sizeof(a));
+			while (j < SVC_KEYS && ((a[0] & key_word[j].mask[0]) != key_word[j].word[0] ||
+						       (a[1] & key_word[j].mask[1]) != key_word[j].word[1]))
+				j++;
+		} else {
+			while (j < SVC_KEYS && !(left > key_len[j] &&
+						       memcmp(p, key_word[j].word, key_len[j]) == 0))
+				j++;
+		}
+		if (j == SVC_KEYS)
+			return false;
+		p += key_len[j];
+		const char *value = p;
+		if (p < end && *p == '"') {
+			value = ++p;
+			while (p < end && (class[(unsigned char)*p] & PROTOCOL_BYTE_PLAIN))
+				p++;
+			if (p == end || *p != '"')
+				return false;
+			f[j] = (struct span){value, (size_t)(p - value)};
+			p++;
+		} else {
+			while (p < end && (class[(unsigned char)*p] & PROTOCOL_BYTE_BARE))
+				p++;
+			if (p == value)
+				return false;
+			f[j] = (struct span){value, (size_t)(p - value)};
+		}
+		if (p < end && *p++ != ' ')
+			return false;
+		j++;
+	}
+	// Every byte of the row is one of the line's, or of the few words added.
+	struct table *t = &v->services;
+	if (!table_reserve(t, len + 64))
+		return false;
+	char *w = t->text + t->len, *cell = w;
+	w = end_cell(t, 0, cell, put_span(w, f[SVC_NAME]));
+	cell = w;
+	w = put_span(w, f[SVC_STATE]);
+	if (f[SVC_PHASE].n) {
+		w = put_span(put_span(w, (struct span){" (", 2}), f[SVC_PHASE]);
+		*w++ = ')';
+	}
+	if (f[SVC_REMOVED].n)
+		w = put_span(w, (struct span){" (removed)", 10});
+	w = end_cell(t, 1, cell, w);
+	cell = w;
+	w = put_span(w, f[SVC_GEN]);
+	if (f[SVC_TO].n)
+		w = put_span(put_span(w, (struct span){"->", 2}), f[SVC_TO]);
+	w = end_cell(t, 2, cell, w);
+	cell = w;
+	w = put_span(w, f[SVC_READY]);
+	*w++ = '/';
+	w = end_cell(t, 3, cell, put_span(w, f[SVC_INSTANCES]));
+	w = end_cell(t, 4, w, put_span(w, f[SVC_RESTARTS]));
+	w = end_cell(t, 5, w, put_span(w, f[SVC_UPGRADES]));
+	w = end_cell(t, 6, w, put_span(w, f[SVC_KILLS]));
+	t->len = (size_t)(w - t->text);
+	t->rows++;
+	if (f[SVC_REASON].n)
+		protocol_buf_printf(&v->reasons, "%.*s: %.*s\n", (int)f[SVC_NAME].n, f[SVC_NAME].s,
+			(int)f[SVC_REASON].n, f[SVC_REASON].s);
+	return true;
 }
 
 // The last column of a process: what a person wants to know about it now.
@@ -1081,6 +1210,13 @@ static void text_record(struct output *o, const struct protocol_record *rec, con
 	fflush(o->out);
 }
 
+// A status's service records, as they come.
+static bool text_line(struct output *o, const char *line, size_t len)
+{
+	struct text_output *t = (struct text_output *)o;
+	return o->verb == VERB_STATUS && !o->streaming && service_line(&t->view, line, len);
+}
+
 static void text_finish(struct output *o, const struct protocol_record *final)
 {
 	struct text_output *t = (struct text_output *)o;
@@ -1103,7 +1239,8 @@ struct output *output_text_create(enum protocol_verb verb, bool streaming, FILE 
 	struct text_output *t = calloc(1, sizeof(*t));
 	if (!t)
 		return NULL;
-	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out, NULL};
+	t->base = (struct output){text_record, text_finish, text_destroy, verb, streaming, out, NULL,
+		text_line};
 	status_view_init(&t->view);
 	return &t->base;
 }

@@ -23,6 +23,9 @@ struct output {
 	FILE *out;
 	/* When set, called about ten times a second while waiting for records. */
 	void (*tick)(struct output *o);
+	/* When set, called with each record's line before it is parsed: true when it
+	 * took the line, which is then neither parsed nor given to record. */
+	bool (*line)(struct output *o, const char *line, size_t len);
 };
 
 /* Writes the one-line text form of a record (an event, a service, ...). */

@@ -442,28 +442,26 @@ void protocol_error(struct protocol_buf *buf, const char *code, const char *mess
 
 // What a byte may be in a record, looked up once per byte: a reply of a
 // thousand services is parsed byte by byte.
-enum {
-	BYTE_KEY = 1,  /* in a key (and a type) */
-	BYTE_BARE = 2, /* in a bare value */
-};
-
 static unsigned char byte_class[256];
 
-static void classify_bytes(void)
+const unsigned char *protocol_byte_classes(void)
 {
 	if (byte_class['a'])
-		return;
+		return byte_class;
 	for (int c = 0; c < 256; c++) {
 		bool key = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
 			(c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-		bool bare = c != 0 && c != ' ' && c != '"' && c != '=' && c != '\\';
-		byte_class[c] = (unsigned char)((key ? BYTE_KEY : 0) | (bare ? BYTE_BARE : 0));
+		bool plain = c != 0 && c != '"' && c != '\\';
+		bool bare = plain && c != ' ' && c != '=';
+		byte_class[c] = (unsigned char)((key ? PROTOCOL_BYTE_KEY : 0) |
+			(bare ? PROTOCOL_BYTE_BARE : 0) | (plain ? PROTOCOL_BYTE_PLAIN : 0));
 	}
+	return byte_class;
 }
 
 static bool is_key_char(char c)
 {
-	return byte_class[(unsigned char)c] & BYTE_KEY;
+	return byte_class[(unsigned char)c] & PROTOCOL_BYTE_KEY;
 }
 
 static int hex_value(char c)
@@ -478,10 +476,14 @@ static int hex_value(char c)
 }
 
 // Unescapes a quoted value that starts after the opening quote at *pp, writing
-// into the same buffer (the output never outgrows the input).
+// into the same buffer (the output never outgrows the input). Up to its first
+// backslash a value is where it is: most have none, and are only scanned.
 static char *parse_quoted(char **pp)
 {
-	char *in = *pp, *out = *pp, *start = out;
+	char *in = *pp, *start = in;
+	while (byte_class[(unsigned char)*in] & PROTOCOL_BYTE_PLAIN)
+		in++;
+	char *out = in;
 	for (;;) {
 		char c = *in++;
 		if (c == '\0')
@@ -516,43 +518,39 @@ static char *parse_quoted(char **pp)
 	return start;
 }
 
-static char *parse_bare(char **pp)
+// The fields of a record, from p to its end, into rec. The count is kept in a
+// local: a store through a char pointer would make the compiler load it again
+// after every byte written.
+static int parse_fields(struct protocol_record *rec, char *p)
 {
-	char *start = *pp, *p = start;
-	while (byte_class[(unsigned char)*p] & BYTE_BARE)
-		p++;
-	// It ends at a space or the end, and holds no quote, '=' or backslash.
-	if (p == start || (*p && *p != ' '))
-		return NULL;
-	*pp = p;
-	return start;
-}
-
-static int parse_field(struct protocol_record *rec, char **pp)
-{
-	char *p = *pp, *key = p;
-	while (is_key_char(*p))
-		p++;
-	if (p == key || *p != '=')
-		return -1;
-	*p++ = '\0';
-	char *value;
-	if (*p == '"') {
-		p++;
-		value = parse_quoted(&p);
-	} else {
-		value = parse_bare(&p);
-	}
-	if (!value)
-		return -1;
-	if (*p == ' ')
+	int n = 0;
+	while (*p) {
+		char *key = p;
+		while (byte_class[(unsigned char)*p] & PROTOCOL_BYTE_KEY)
+			p++;
+		if (p == key || *p != '=' || n == PROTOCOL_FIELDS_MAX)
+			return -1;
 		*p++ = '\0';
-	if (rec->nfields == PROTOCOL_FIELDS_MAX)
-		return -1;
-	rec->fields[rec->nfields].key = key;
-	rec->fields[rec->nfields].value = value;
-	rec->nfields++;
-	*pp = p;
+		char *value = p;
+		if (*p == '"') {
+			p++;
+			value = parse_quoted(&p);
+			if (!value)
+				return -1;
+		} else {
+			// Bare: it ends at a space or the end, and holds no quote, '=' or backslash.
+			while (byte_class[(unsigned char)*p] & PROTOCOL_BYTE_BARE)
+				p++;
+			if (p == value || (*p && *p != ' '))
+				return -1;
+		}
+		if (*p == ' ')
+			*p++ = '\0';
+		rec->fields[n].key = key;
+		rec->fields[n].value = value;
+		n++;
+	}
+	rec->nfields = n;
 	return 0;
 }
 
@@ -576,7 +574,7 @@ int protocol_parse_record(struct protocol_record *rec, const char *line, size_t 
 		len--;
 	if (len >= PROTOCOL_RECORD_MAX || memchr(line, '\0', len))
 		return -1;
-	classify_bytes();
+	protocol_byte_classes();
 	memcpy(rec->buf, line, len);
 	rec->buf[len] = '\0';
 	rec->nfields = 0;
@@ -592,11 +590,7 @@ int protocol_parse_record(struct protocol_record *rec, const char *line, size_t 
 		*p++ = '\0';
 	if (strcmp(rec->type, "error") == 0)
 		return parse_error_line(rec, p);
-	while (*p) {
-		if (parse_field(rec, &p) < 0)
-			return -1;
-	}
-	return 0;
+	return parse_fields(rec, p);
 }
 
 const char *protocol_record_get(const struct protocol_record *rec, const char *key)

@@ -186,6 +186,18 @@ struct protocol_record {
 };
 
 /*
+ * What each byte may be in a record: in a key (and a type), in a bare value,
+ * in a quoted value as it is (without an escape).
+ */
+enum {
+	PROTOCOL_BYTE_KEY = 1,
+	PROTOCOL_BYTE_BARE = 2,
+	PROTOCOL_BYTE_PLAIN = 4,
+};
+/* The class of each byte, a table of 256. */
+const unsigned char *protocol_byte_classes(void);
+
+/*
  * Parses one record line of len bytes (without its newline) into rec, whose
  * strings point into rec->buf. Returns 0, or -1 when the line is malformed.
  */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -176,8 +177,51 @@ static void check_encoder(const uint8_t *data, size_t size)
 	protocol_buf_finish(&buf);
 }
 
+// What batonctl status shows of a reply made of the line, when its line
+// hook may take the line (fast) or not: the record parsed and given to the
+// view. Returns whether the hook took it; *text is the output.
+static bool status_text(const char *line, size_t len, bool fast, char **text)
+{
+	size_t n = 0;
+	FILE *f = open_memstream(text, &n);
+	require(f != NULL, "open_memstream");
+	struct output *o = output_text_create(VERB_STATUS, false, f);
+	require(o != NULL, "a text output");
+	bool taken = fast && o->line && o->line(o, line, len);
+	if (!taken && protocol_parse_record(&second, line, len) == 0 &&
+		strcmp(second.type, "ok") != 0 && strcmp(second.type, "error") != 0)
+		o->record(o, &second, line, len);
+	require(protocol_parse_record(&second, "ok", 2) == 0, "ok parses");
+	o->finish(o, &second);
+	o->destroy(o);
+	fclose(f);
+	return taken;
+}
+
+// A status's service record read straight from its line shows as the same
+// record parsed would, and only a line the parser takes is taken.
+static void check_status_line(const char *line, size_t len)
+{
+	char *fast = NULL, *parsed = NULL;
+	if (status_text(line, len, true, &fast))
+		require(protocol_parse_record(&second, line, len) == 0,
+			"a service line read straight parses");
+	status_text(line, len, false, &parsed);
+	require(strcmp(fast, parsed) == 0, "a service line shows the same read straight");
+	free(fast);
+	free(parsed);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	// The input as a line, and after "service ".
+	static char line[PROTOCOL_RECORD_MAX + 16];
+	if (size < PROTOCOL_RECORD_MAX) {
+		check_status_line((const char *)data, size);
+		memcpy(line, "service ", 8);
+		memcpy(line + 8, data, size);
+		check_status_line(line, size + 8);
+	}
 	if (protocol_parse_record(&first, (const char *)data, size) == 0) {
 		check_parsed(&first);
 		round_trip(&first);

@@ -219,6 +219,56 @@ class BatonctlTest(harness.TestCase):
         self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+\d+\s+\d+\s+ready", out, re.M)), 2)
         self.assertEqual(len(re.findall(r"^svc\s+1\s+current\s+2\s+\d+\s+/\S+", out, re.M)), 1, out)
 
+    def test_text_status_rows_say_what_json_says(self):
+        # A service's row of `batonctl status`, in each state that adds to it:
+        # an upgrade's phase and next generation, removed, a reason; one whose
+        # command is quoted in its record too.
+        config = """
+[service:plain]
+command = @TESTCHILD@
+
+[service:quoted]
+command = /bin/sh -c "exit 3"
+restart = never
+
+[service:upgrading]
+command = @TESTCHILD@
+instances = 2
+
+[service:leaving]
+command = @TESTCHILD@ --ignore-term
+stop_grace = 4s
+"""
+        b = self.batond(config)
+        b.wait_service("upgrading", "running")
+        b.wait_service("leaving", "running")
+        b.wait_service("quoted", "failed")
+        r = b.ctl("upgrade", "--canary", "1", "upgrading")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        poll(lambda: b.service("upgrading").get("phase") == "paused", what="the canary's pause")
+        b.write_config(config[:config.index("[service:leaving]")])
+        self.assertEqual(b.ctl("reload").returncode, 0)
+        poll(lambda: any(s["name"] == "leaving" and s.get("removed")
+                         for s in b.status()["services"]), what="leaving removed, draining")
+        services = b.status()["services"]
+        out = b.ctl("status").stdout
+        # The services' table: from its head to the first blank line, the reasons after it.
+        table = out[out.index("SERVICE  "):].split("\n\n")[0].splitlines()[1:]
+        rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", l.strip()) for l in table)
+                if len(cells) == 7}
+        for svc in services:
+            state = svc["state"] + (" (%s)" % svc["phase"] if svc.get("phase") else "") + \
+                (" (removed)" if svc.get("removed") else "")
+            gen = str(svc["gen"]) + ("->%d" % svc["upgrading_to"] if "upgrading_to" in svc else "")
+            want = [svc["name"], state, gen, "%d/%d" % (svc["ready"], svc["instances"]),
+                    str(svc["restarts"]), str(svc["upgrades"]), str(svc["kills"])]
+            self.assertEqual(rows.get(svc["name"]), want, out)
+        self.assertEqual(len(rows), 4, out)
+        self.assertEqual(rows["upgrading"][1:3], ["upgrading (paused)", "1->2"], out)
+        self.assertEqual(rows["leaving"][1], "stopping (removed)", out)
+        self.assertIn("\nquoted: %s\n" % b.service("quoted")["reason"], out)
+        self.assertIn("exited with status 3", b.service("quoted")["reason"])
+
     def test_status_of_many_services_is_whole(self):
         # 400 services' records outgrow the 32 KiB that batond sends as it
         # builds the rest: every one arrives, once, in order, in both forms.
