@@ -528,7 +528,6 @@ static void table_print(const struct table *t, FILE *out)
 {
 	size_t width[TABLE_COLS], line = 0;
 	int last = t->ncols - 1;
-	const char *end = t->len ? t->text + t->len : t->text; /* no row: NULL */
 	for (int c = 0; c < t->ncols; c++) {
 		width[c] = strlen(t->head[c]);
 		if (t->width[c] > width[c])
@@ -541,8 +540,8 @@ static void table_print(const struct table *t, FILE *out)
 		for (int c = 0; c < t->ncols; c++)
 			put_cell(out, t->head[c], width[c], c == last);
 		int c = 0;
-		for (const char *s = t->text; s < end; s += strlen(s) + 1) {
-			put_cell(out, s, width[c], c == last);
+		for (size_t at = 0; at < t->len; at += strlen(t->text + at) + 1) {
+			put_cell(out, t->text + at, width[c], c == last);
 			c = c == last ? 0 : c + 1;
 		}
 		return;
@@ -558,12 +557,14 @@ static void table_print(const struct table *t, FILE *out)
 	*p++ = '\n';
 	static const char spaces[16] = "                ";
 	int c = 0;
-	for (const char *s = t->text; s < end;) {
+	// Read by offset: a table with no row has no text (NULL).
+	for (size_t at = 0; at < t->len;) {
+		const char *s = t->text + at;
 		size_t n = 0;
-		for (; s[n]; n++)
+		for (; s[n]; n++) /* cells are short: cheaper than strlen and memcpy */
 			p[n] = s[n];
 		p += n;
-		s += n + 1;
+		at += n + 1;
 		if (c == last) {
 			*p++ = '\n';
 			c = 0;
@@ -694,9 +695,26 @@ struct span {
 
 static char *put_span(char *p, struct span v)
 {
-	if (v.n) /* an absent value's s is NULL */
-		memcpy(p, v.s, v.n);
+	memcpy(p, v.s, v.n);
 	return p + v.n;
+}
+
+// A field's start, a key and its '=', as two words and the mask of those
+// bytes (not the NUL after them, as pick's): a line is compared with it in two
+// loads. False for a key too long for them.
+static bool field_start(const char *key, struct word_key *w, size_t *len)
+{
+	unsigned char bytes[16] = {0}, mask[16] = {0};
+	size_t n = strlen(key);
+	if (n + 1 > sizeof(bytes))
+		return false;
+	memcpy(bytes, key, n);
+	bytes[n] = '=';
+	memset(mask, 0xff, n + 1);
+	memcpy(w->word, bytes, sizeof(bytes));
+	memcpy(w->mask, mask, sizeof(mask));
+	*len = n + 1;
+	return true;
 }
 
 // Ends the cell of column c that began at cell and ends at w; returns where the
@@ -719,23 +737,24 @@ static char *end_cell(struct table *t, size_t c, const char *cell, char *w)
 static bool service_line(struct status_view *v, const char *line, size_t len)
 {
 	static const char type[] = "service ";
-	// Each key and its '=', as two words and their masks, as pick compares.
-	static size_t key_len[SVC_KEYS];
+	static size_t key_len[SVC_KEYS]; /* with its '=' */
 	static struct word_key key_word[SVC_KEYS];
+	static enum { UNSET, USABLE, UNUSABLE } keys;
 	const size_t type_len = sizeof(type) - 1;
-	if (len <= type_len || len >= PROTOCOL_RECORD_MAX || line[len - 1] == '\r' ||
-		memcmp(line, type, type_len) != 0)
-		return false;
-	if (!key_len[0]) {
+	if (keys == UNSET) {
+		keys = USABLE;
 		for (size_t j = 0; j < SVC_KEYS; j++) {
-			char with[16];
-			key_len[j] = (size_t)snprintf(with, sizeof(with), "%s=", service_keys[j]);
-			word_key(with, &key_word[j]);
-			key_word[j].mask[key_len[j] / 8] &= ~(UINT64_C(0xff) << (key_len[j] % 8 * 8));
+			if (!field_start(service_keys[j], &key_word[j], &key_len[j]))
+				keys = UNUSABLE;
 		}
 	}
+	if (keys != USABLE || len <= type_len || len >= PROTOCOL_RECORD_MAX ||
+		line[len - 1] == '\r' || memcmp(line, type, type_len) != 0)
+		return false;
 	const unsigned char *class = protocol_byte_classes();
-	struct span f[SVC_KEYS] = {{NULL, 0}};
+	struct span f[SVC_KEYS];
+	for (size_t j = 0; j < SVC_KEYS; j++)
+		f[j] = (struct span){"", 0};
 	const char *p = line + type_len, *end = line + len;
 	size_t j = 0;
 	while (p < end) {
@@ -774,9 +793,10 @@ static bool service_line(struct status_view *v, const char *line, size_t len)
 			return false;
 		j++;
 	}
-	// Every byte of the row is one of the line's, or of the few words added.
+	// The row: the values, at most len - 8 bytes, the words added, 16, and the
+	// cells' NULs, 7.
 	struct table *t = &v->services;
-	if (!table_reserve(t, len + 64))
+	if (!table_reserve(t, len + 32))
 		return false;
 	char *w = t->text + t->len, *cell = w;
 	w = end_cell(t, 0, cell, put_span(w, f[SVC_NAME]));

@@ -24,7 +24,9 @@ struct output {
 	/* When set, called about ten times a second while waiting for records. */
 	void (*tick)(struct output *o);
 	/* When set, called with each record's line before it is parsed: true when it
-	 * took the line, which is then neither parsed nor given to record. */
+	 * took the line, which is then neither parsed nor given to record. It takes
+	 * only a line the parser accepts, never the final one (ok, error), and
+	 * shows it exactly as record would. */
 	bool (*line)(struct output *o, const char *line, size_t len);
 };
 

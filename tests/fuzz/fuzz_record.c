@@ -177,50 +177,60 @@ static void check_encoder(const uint8_t *data, size_t size)
 	protocol_buf_finish(&buf);
 }
 
-// What batonctl status shows of a reply made of the line, when its line
-// hook may take the line (fast) or not: the record parsed and given to the
-// view. Returns whether the hook took it; *text is the output.
-static bool status_text(const char *line, size_t len, bool fast, char **text)
+// What batonctl status shows of a reply made of the lines of text (up to its
+// end, split at newlines) when its line hook may take a line (fast) or not:
+// each line parsed and given to the view. *out is the output, *size its length.
+static void status_text(const char *text, size_t len, bool fast, char **out, size_t *size)
 {
-	size_t n = 0;
-	FILE *f = open_memstream(text, &n);
+	FILE *f = open_memstream(out, size);
 	require(f != NULL, "open_memstream");
 	struct output *o = output_text_create(VERB_STATUS, false, f);
 	require(o != NULL, "a text output");
-	bool taken = fast && o->line && o->line(o, line, len);
-	if (!taken && protocol_parse_record(&second, line, len) == 0 &&
-		strcmp(second.type, "ok") != 0 && strcmp(second.type, "error") != 0)
-		o->record(o, &second, line, len);
+	for (size_t at = 0; at < len;) {
+		const char *nl = memchr(text + at, '\n', len - at);
+		size_t n = nl ? (size_t)(nl - text) - at : len - at;
+		// Each line in a buffer of its own size, so that reading past it is caught.
+		char *line = malloc(n ? n : 1);
+		require(line != NULL, "memory for a line");
+		memcpy(line, text + at, n);
+		bool taken = fast && o->line && o->line(o, line, n);
+		require(!taken || protocol_parse_record(&second, line, n) == 0,
+			"a line read straight parses");
+		if (!taken && protocol_parse_record(&second, line, n) == 0 &&
+			strcmp(second.type, "ok") != 0 && strcmp(second.type, "error") != 0)
+			o->record(o, &second, line, n);
+		free(line);
+		at += n + 1;
+	}
 	require(protocol_parse_record(&second, "ok", 2) == 0, "ok parses");
 	o->finish(o, &second);
 	o->destroy(o);
 	fclose(f);
-	return taken;
 }
 
-// A status's service record read straight from its line shows as the same
-// record parsed would, and only a line the parser takes is taken.
-static void check_status_line(const char *line, size_t len)
+// batonctl status shows every record the same whether its line hook takes
+// the lines it can or the parser reads them all.
+static void check_status(const char *text, size_t len)
 {
 	char *fast = NULL, *parsed = NULL;
-	if (status_text(line, len, true, &fast))
-		require(protocol_parse_record(&second, line, len) == 0,
-			"a service line read straight parses");
-	status_text(line, len, false, &parsed);
-	require(strcmp(fast, parsed) == 0, "a service line shows the same read straight");
+	size_t nfast = 0, nparsed = 0;
+	status_text(text, len, true, &fast, &nfast);
+	status_text(text, len, false, &parsed, &nparsed);
+	require(nfast == nparsed && memcmp(fast, parsed, nfast) == 0,
+		"a status shows the same with its lines read straight");
 	free(fast);
 	free(parsed);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	// The input as a line, and after "service ".
-	static char line[PROTOCOL_RECORD_MAX + 16];
+	// The input as a reply's lines, and after "service ".
 	if (size < PROTOCOL_RECORD_MAX) {
-		check_status_line((const char *)data, size);
-		memcpy(line, "service ", 8);
-		memcpy(line + 8, data, size);
-		check_status_line(line, size + 8);
+		static char prefixed[PROTOCOL_RECORD_MAX + 8];
+		check_status((const char *)data, size);
+		memcpy(prefixed, "service ", 8);
+		memcpy(prefixed + 8, data, size);
+		check_status(prefixed, size + 8);
 	}
 	if (protocol_parse_record(&first, (const char *)data, size) == 0) {
 		check_parsed(&first);

@@ -252,7 +252,8 @@ stop_grace = 4s
                          for s in b.status()["services"]), what="leaving removed, draining")
         services = b.status()["services"]
         out = b.ctl("status").stdout
-        # The services' table: from its head to the first blank line, the reasons after it.
+        # The services' table: from its head to the first blank line; the reasons,
+        # its last lines, have not seven cells.
         table = out[out.index("SERVICE  "):].split("\n\n")[0].splitlines()[1:]
         rows = {cells[0]: cells for cells in (re.split(r"\s{2,}", l.strip()) for l in table)
                 if len(cells) == 7}
