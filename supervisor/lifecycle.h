@@ -206,6 +206,12 @@ struct service {
 	unsigned long checks_ok, checks_failed, unhealthy;
 	unsigned long oom_kills; /* processes the kernel's OOM killer ended */
 	struct upgrade upgrade;
+	// What the daemon's faces keep of the service, theirs alone (the lifecycle
+	// only starts them NULL): found from it at once, as each of its lines is.
+	struct {
+		void *logs;    /* logs.c's */
+		void *metrics; /* metrics.c's */
+	} faces;
 	struct {
 		unsigned number; /* the generation the last upgrade replaced, or 0 */
 		char *exe;       /* what it ran: its program, or NULL */

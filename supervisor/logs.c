@@ -38,6 +38,7 @@
 struct svc_log {
 	struct list link;
 	struct service *svc;
+	char name[PROTOCOL_NAME_MAX + 1]; /* the service's, said after it is gone */
 	struct logring ring;
 	struct logs_counters n;
 	bool waiting;  /* its output is not read until stderr has caught up */
@@ -97,15 +98,11 @@ static double wall_now(void)
 static void replies_forget(struct logs *l, const struct svc_log *s);
 static void replies_join(struct logs *l, struct svc_log *s);
 
+// A service's log, kept in its faces.logs from its first line to its removal.
 static struct svc_log *find(struct logs *l, const struct service *svc)
 {
-	struct list *pos;
-	list_for_each(pos, &l->services) {
-		struct svc_log *s = container_of(pos, struct svc_log, link);
-		if (s->svc == svc)
-			return s;
-	}
-	return NULL;
+	(void)l;
+	return svc->faces.logs;
 }
 
 static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
@@ -114,6 +111,8 @@ static struct svc_log *svc_log_of(struct logs *l, struct service *svc)
 	if (s || !(s = calloc(1, sizeof(*s))))
 		return s;
 	s->svc = svc;
+	snprintf(s->name, sizeof(s->name), "%s", svc->name);
+	svc->faces.logs = s;
 	logring_init(&s->ring, (size_t)svc->conf->log.buffer);
 	list_append(&l->services, &s->link);
 	replies_join(l, s);
@@ -126,18 +125,27 @@ static void say_dropped(struct svc_log *s)
 	s->n.unsaid = 0;
 	if (n)
 		log_warn("%s: %lu line%s dropped: batond's stderr took no more (log_overflow = drop)",
-			s->svc->name, n, n == 1 ? "" : "s");
+			s->name, n, n == 1 ? "" : "s");
 }
 
-static void svc_log_free(struct logs *l, struct svc_log *s)
+// Frees a service's log, and touches nothing of the service: at shutdown the
+// services are gone first.
+static void svc_log_release(struct logs *l, struct svc_log *s)
 {
+	say_dropped(s);
 	replies_forget(l, s); /* a reply under way reads it no more */
 	list_remove(&s->link);
 	l->err.waiting -= s->waiting;
 	l->err.dropping -= s->dropping;
-	say_dropped(s);
 	logring_finish(&s->ring);
 	free(s);
+}
+
+// The log of a service removed, as it goes.
+static void svc_log_free(struct logs *l, struct svc_log *s)
+{
+	s->svc->faces.logs = NULL;
+	svc_log_release(l, s);
 }
 
 /* ---- batond's stderr ---- */
@@ -1043,7 +1051,7 @@ void logs_destroy(struct logs *l)
 		reply_free(container_of(l->replies.next, struct reply, link));
 	daemon_unsubscribe(l->d, &l->sub);
 	while (!list_empty(&l->services))
-		svc_log_free(l, container_of(l->services.next, struct svc_log, link));
+		svc_log_release(l, container_of(l->services.next, struct svc_log, link));
 	while (!list_empty(&l->files))
 		file_free(container_of(l->files.next, struct file_sink, link));
 	protocol_buf_finish(&l->err.pending);

@@ -122,15 +122,11 @@ static void service_counters(struct daemon *d, struct protocol_buf *buf)
 	}
 }
 
+// A service's histograms, kept in its faces.metrics from its first event.
 static struct series *find(struct metrics *m, const struct service *svc)
 {
-	struct list *pos;
-	list_for_each(pos, &m->series) {
-		struct series *s = container_of(pos, struct series, link);
-		if (s->svc == svc)
-			return s;
-	}
-	return NULL;
+	(void)m;
+	return svc->faces.metrics;
 }
 
 static const struct histogram *ready_of(struct metrics *m, const struct service *svc)
@@ -285,12 +281,13 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 	generation_usage(d, buf);
 }
 
-static struct series *series_of(struct metrics *m, const struct service *svc)
+static struct series *series_of(struct metrics *m, struct service *svc)
 {
 	struct series *s = find(m, svc);
 	if (s || !(s = calloc(1, sizeof(*s))))
 		return s;
 	s->svc = svc;
+	svc->faces.metrics = s;
 	list_append(&m->series, &s->link);
 	return s;
 }
@@ -305,7 +302,8 @@ static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event
 		(s = series_of(m, e->svc)))
 		histogram_add(&s->drain, e->secs);
 	else if (e->kind == LC_IDLE && e->svc->removed && (s = find(m, e->svc))) {
-		// The collector frees it next: a service added later may take its address.
+		// The collector frees the service next.
+		e->svc->faces.metrics = NULL;
 		list_remove(&s->link);
 		free(s);
 	}
