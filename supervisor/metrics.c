@@ -57,11 +57,16 @@ static void counter(struct protocol_buf *buf, const char *name, const char *svc,
 static void histogram(struct protocol_buf *buf, const char *name, const char *svc,
 	const struct histogram *h)
 {
+	// The bounds as labels, written once: each service has two histograms.
+	static char le[HISTOGRAM_BOUNDS][16];
+	if (!le[0][0]) {
+		for (size_t i = 0; i < HISTOGRAM_BOUNDS; i++)
+			snprintf(le[i], sizeof(le[i]), "%g", histogram_bounds[i]);
+	}
 	unsigned long cumulative = 0;
 	for (size_t i = 0; i < HISTOGRAM_BOUNDS; i++) {
 		cumulative += h->buckets[i];
-		line(buf, "%s_bucket{service=\"%s\",le=\"%g\"} %lu", name, svc, histogram_bounds[i],
-			cumulative);
+		line(buf, "%s_bucket{service=\"%s\",le=\"%s\"} %lu", name, svc, le[i], cumulative);
 	}
 	line(buf, "%s_bucket{service=\"%s\",le=\"+Inf\"} %lu", name, svc, h->count);
 	line(buf, "%s_sum{service=\"%s\"} %.6f", name, svc, h->sum);
