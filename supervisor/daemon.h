@@ -24,6 +24,8 @@
  * A subscriber may keep a struct service pointer until it is told LC_IDLE for
  * a removed service; service_destroy then still ends the waits on it
  * (LC_UPGRADE_OVER, LC_STOP_OVER), which must not bring anything back to life.
+ * At exit the services are freed before the faces, which are told nothing:
+ * a face's destroy must not touch the services it kept.
  * A listener is freed when it is retired and its last generation releases
  * it.
  */

@@ -129,7 +129,7 @@ static void say_dropped(struct svc_log *s)
 }
 
 // Frees a service's log, and touches nothing of the service: at shutdown the
-// services are gone first.
+// services are gone first (logs_destroy).
 static void svc_log_release(struct logs *l, struct svc_log *s)
 {
 	say_dropped(s);
@@ -1041,6 +1041,15 @@ void logs_destroy(struct logs *l)
 {
 	if (!l)
 		return;
+	// The services are gone (daemon_destroy_services comes first): the flush
+	// that stderr catching up ends must not un-pause their output.
+	struct list *pos;
+	list_for_each(pos, &l->services) {
+		struct svc_log *s = container_of(pos, struct svc_log, link);
+		s->svc = NULL;
+		s->waiting = false;
+	}
+	l->err.waiting = 0;
 	logs_flush(l);
 	log_set_writer(NULL);
 	ev_io_stop(l->d->loop, &l->err.io);

@@ -695,6 +695,26 @@ class FloodTest(harness.TestCase):
         self.assertEqual(own_dropped(b), 0)
         self.assertIsNone(SAID_OWN_DROPPED.search(data))
 
+    def test_shutdown_while_stderr_holds_a_services_output_back(self):
+        # The flood's output is not read while batond's stderr takes nothing
+        # (log_overflow = block). batond is stopped meanwhile, and its stderr
+        # read once every process is gone: as it writes what it held, at exit,
+        # its services are already freed, and nothing of them may be touched.
+        b, _ = self.flood("log = stderr")
+        poll(lambda: metrics(b).get(("baton_log_lines_total", "flood"), 0) > 1000,
+             what="the flood")
+        lines = lambda: metrics(b)[("baton_log_lines_total", "flood")]
+        seen = [lines()]
+        poll(lambda: seen.append(lines()) or seen[-1] == seen[-2], interval=0.2,
+             what="the flood's output held back")
+        b.signal(signal.SIGTERM)
+        poll(lambda: not harness.children_of(b.pid), what="every process gone")
+        drain = self.read_later()
+        code = b.wait_exit()
+        drain.thread.join(10)
+        self.assertEqual(code, 0, bytes(drain.data[-3000:]).decode(errors="replace"))
+        self.assertIn(b"batond: every service has stopped; exiting", bytes(drain.data))
+
     @harness.timing
     def test_own_lines_past_what_stderr_holds_dropped_counted_and_said(self):
         # A process restarted every millisecond, each restart logged (batond
