@@ -700,7 +700,9 @@ class FloodTest(harness.TestCase):
         # (log_overflow = block). batond is stopped meanwhile, and its stderr
         # read once every process is gone: as it writes what it held, at exit,
         # its services are already freed, and nothing of them may be touched.
-        b, _ = self.flood("log = stderr")
+        # On SIGTERM the flood flushes what it buffered, a write that waits on
+        # the held pipe: it goes at its stop_grace.
+        b, _ = self.flood("log = stderr\nstop_grace = 200ms")
         poll(lambda: metrics(b).get(("baton_log_lines_total", "flood"), 0) > 1000,
              what="the flood")
         lines = lambda: metrics(b)[("baton_log_lines_total", "flood")]
