@@ -302,6 +302,8 @@ max_draining = 1
         gen1 = list(b.wait_reports(1))[0]
         self.assertEqual(b.ctl("upgrade", "--wait", "svc").returncode, 0)
         self.assertTrue(alive(gen1))
+        # Ready is not yet ignoring SIGTERM: its report, written after, says it does.
+        b.wait_reports(2)
         self.assertEqual(b.ctl("upgrade", "--wait", "svc").returncode, 0)
         poll(lambda: not alive(gen1), timeout=1, what="gen 1 to be killed past max_draining")
         b.wait_log("more than max_draining = 1 generations draining: killing gen 1 now")
