@@ -327,23 +327,28 @@ static const char *get(const struct protocol_record *rec, const char *key)
 	return v ? v : "";
 }
 
-// A key of up to 15 bytes as two words, its NUL and the zeros after it
-// included, and the mask of its bytes and NUL: a field's key is compared with
-// it in two loads.
+// A key of up to 15 bytes and the byte after it (its NUL in a parsed record,
+// its '=' in a line) as two words, and the mask of those bytes: a key is
+// compared with it in two loads.
 struct word_key {
 	uint64_t word[2], mask[2];
 };
 
-static bool word_key(const char *key, struct word_key *w)
+// Fills w with key and end; *len (when given) is their length. False for a
+// key too long for the words.
+static bool word_key(const char *key, char end, struct word_key *w, size_t *len)
 {
 	size_t n = strlen(key);
 	if (n > 15)
 		return false;
 	unsigned char bytes[16] = {0}, mask[16] = {0};
 	memcpy(bytes, key, n);
+	bytes[n] = (unsigned char)end;
 	memset(mask, 0xff, n + 1);
 	memcpy(w->word, bytes, sizeof(bytes));
 	memcpy(w->mask, mask, sizeof(mask));
+	if (len)
+		*len = n + 1;
 	return true;
 }
 
@@ -360,46 +365,50 @@ struct picker {
 	struct word_key words[PICK_MAX];
 };
 
-// values[j] is the value of keys[j] (its first), "" where it is absent. A
-// field's key is read as two words once, and compared with the keys from the
-// one after the key found last; the 16 bytes read may run past the key's NUL
-// into the record's other bytes, not past its buffer, and the masks keep only
-// the key's.
+// Whether key, a field's key in rec's buffer, is the picker's key j. The 16
+// bytes read from key may run past its NUL into the record's other bytes, not
+// past the buffer; the mask keeps only those of the key.
+static bool key_is(const struct picker *pk, size_t j, const struct protocol_record *rec,
+	const char *key)
+{
+	uint64_t a[2];
+	if (pk->fits[j] && (size_t)(key - rec->buf) + sizeof(a) <= sizeof(rec->buf)) {
+		const struct word_key *w = &pk->words[j];
+		memcpy(a, key, sizeof(a));
+		return (a[0] & w->mask[0]) == w->word[0] && (a[1] & w->mask[1]) == w->word[1];
+	}
+	const char *q = pk->keys[j];
+	while (*key && *key == *q)
+		key++, q++;
+	return *key == *q;
+}
+
+// values[j] is the value of keys[j], "" where it is absent.
 static void pick(struct picker *pk, const struct protocol_record *rec, const char **values)
 {
 	if (!pk->ready) {
 		for (size_t j = 0; j < pk->n; j++)
-			pk->fits[j] = word_key(pk->keys[j], &pk->words[j]);
+			pk->fits[j] = word_key(pk->keys[j], '\0', &pk->words[j], NULL);
 		pk->ready = true;
 	}
 	size_t n = pk->n, next = 0;
-	uint32_t found = 0;
-	_Static_assert(PICK_MAX <= 32, "a picker's keys found are bits of a word");
 	for (size_t j = 0; j < n; j++)
-		values[j] = "";
-	const char *limit = rec->buf + sizeof(rec->buf) - 2 * sizeof(uint64_t);
+		values[j] = NULL;
 	for (int i = 0; i < rec->nfields; i++) {
 		const char *key = rec->fields[i].key;
-		uint64_t a[2] = {0, 0};
-		bool wide = key <= limit;
-		if (wide)
-			memcpy(a, key, sizeof(a));
-		size_t j = next;
 		for (size_t t = 0; t < n; t++) {
-			const struct word_key *w = &pk->words[j];
-			bool hit = wide && pk->fits[j] ?
-				(a[0] & w->mask[0]) == w->word[0] && (a[1] & w->mask[1]) == w->word[1] :
-				strcmp(key, pk->keys[j]) == 0;
-			if (hit) {
-				if (!(found & (UINT32_C(1) << j))) {
-					found |= UINT32_C(1) << j;
+			size_t j = next + t < n ? next + t : next + t - n;
+			if (key_is(pk, j, rec, key)) {
+				if (!values[j])
 					values[j] = rec->fields[i].value;
-				}
-				next = j + 1 == n ? 0 : j + 1;
+				next = j + 1 < n ? j + 1 : 0;
 				break;
 			}
-			j = j + 1 == n ? 0 : j + 1;
 		}
+	}
+	for (size_t j = 0; j < n; j++) {
+		if (!values[j])
+			values[j] = "";
 	}
 }
 
@@ -699,24 +708,6 @@ static char *put_span(char *p, struct span v)
 	return p + v.n;
 }
 
-// A field's start, a key and its '=', as two words and the mask of those
-// bytes (not the NUL after them, as pick's): a line is compared with it in two
-// loads. False for a key too long for them.
-static bool field_start(const char *key, struct word_key *w, size_t *len)
-{
-	unsigned char bytes[16] = {0}, mask[16] = {0};
-	size_t n = strlen(key);
-	if (n + 1 > sizeof(bytes))
-		return false;
-	memcpy(bytes, key, n);
-	bytes[n] = '=';
-	memset(mask, 0xff, n + 1);
-	memcpy(w->word, bytes, sizeof(bytes));
-	memcpy(w->mask, mask, sizeof(mask));
-	*len = n + 1;
-	return true;
-}
-
 // Ends the cell of column c that began at cell and ends at w; returns where the
 // next begins.
 static char *end_cell(struct table *t, size_t c, const char *cell, char *w)
@@ -744,7 +735,7 @@ static bool service_line(struct status_view *v, const char *line, size_t len)
 	if (keys == UNSET) {
 		keys = USABLE;
 		for (size_t j = 0; j < SVC_KEYS; j++) {
-			if (!field_start(service_keys[j], &key_word[j], &key_len[j]))
+			if (!word_key(service_keys[j], '=', &key_word[j], &key_len[j]))
 				keys = UNUSABLE;
 		}
 	}

@@ -15,7 +15,6 @@
 // The histograms of one service, from its first event to its removal.
 struct series {
 	struct list link;
-	const struct service *svc;
 	struct histogram ready; /* from start to ready */
 	struct histogram drain; /* from the stop to the exit */
 };
@@ -128,23 +127,22 @@ static void service_counters(struct daemon *d, struct protocol_buf *buf)
 }
 
 // A service's histograms, kept in its faces.metrics from its first event.
-static struct series *find(struct metrics *m, const struct service *svc)
+static struct series *find(const struct service *svc)
 {
-	(void)m;
 	return svc->faces.metrics;
 }
 
-static const struct histogram *ready_of(struct metrics *m, const struct service *svc)
+static const struct histogram *ready_of(const struct service *svc)
 {
 	static const struct histogram none;
-	struct series *s = find(m, svc);
+	struct series *s = find(svc);
 	return s ? &s->ready : &none;
 }
 
-static const struct histogram *drain_of(struct metrics *m, const struct service *svc)
+static const struct histogram *drain_of(const struct service *svc)
 {
 	static const struct histogram none;
-	struct series *s = find(m, svc);
+	struct series *s = find(svc);
 	return s ? &s->drain : &none;
 }
 
@@ -276,11 +274,11 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 	header(buf, "baton_ready_seconds", "histogram",
 		"Seconds from a process's start until it was ready.");
 	EACH_SERVICE(d, svc)
-	histogram(buf, "baton_ready_seconds", svc->name, ready_of(m, svc));
+	histogram(buf, "baton_ready_seconds", svc->name, ready_of(svc));
 	header(buf, "baton_drain_seconds", "histogram",
 		"Seconds from a process's stop until it was gone.");
 	EACH_SERVICE(d, svc)
-	histogram(buf, "baton_drain_seconds", svc->name, drain_of(m, svc));
+	histogram(buf, "baton_drain_seconds", svc->name, drain_of(svc));
 	log_counters(m, buf);
 	generation_counts(d, buf);
 	generation_usage(d, buf);
@@ -288,10 +286,9 @@ void metrics_render(struct metrics *m, struct protocol_buf *buf)
 
 static struct series *series_of(struct metrics *m, struct service *svc)
 {
-	struct series *s = find(m, svc);
+	struct series *s = find(svc);
 	if (s || !(s = calloc(1, sizeof(*s))))
 		return s;
-	s->svc = svc;
 	svc->faces.metrics = s;
 	list_append(&m->series, &s->link);
 	return s;
@@ -306,7 +303,7 @@ static void event_cb(struct daemon_subscriber *sub, const struct lifecycle_event
 	else if ((e->kind == LC_EXITED || e->kind == LC_KILLED) && e->stopped &&
 		(s = series_of(m, e->svc)))
 		histogram_add(&s->drain, e->secs);
-	else if (e->kind == LC_IDLE && e->svc->removed && (s = find(m, e->svc))) {
+	else if (e->kind == LC_IDLE && e->svc->removed && (s = find(e->svc))) {
 		// The collector frees the service next.
 		e->svc->faces.metrics = NULL;
 		list_remove(&s->link);
